@@ -1,0 +1,49 @@
+"""The contract every monitoring source keeps, and the two ways a source can fail."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bot.domain import MetricQuery
+
+
+class SourceError(Exception):
+    """A source could not answer. `str(err)` is written for the person reading the log or the CLI."""
+
+
+class SourceUnavailable(SourceError):
+    """Timeout, connection failure, 5xx, 429 or a garbled answer: retry on the next tick.
+
+    Nothing is stored for the range asked, so an outage never counts as good or bad.
+    """
+
+
+class BadQuery(SourceError):
+    """The source understood the request and refused it (syntax error, wrong type, auth): a human must
+    fix the configuration. Retrying will not help."""
+
+
+class Source(Protocol):
+    """A monitoring API that answers range queries."""
+
+    def fetch_range(
+        self,
+        metric: MetricQuery,
+        *,
+        counter: bool,
+        start: datetime,
+        end: datetime,
+        step: timedelta,
+    ) -> dict[datetime, float]:
+        """Return one value per step end `t` in (start, end] (times that are multiples of `step`).
+
+        For a counter metric the value is the number of events in (t - step, t]; for a gauge, the
+        value of the query at `t` with its window set to `step`. Steps with no data are absent from
+        the result, never zero.
+        """
+        ...
+
+
+# DataSource `spec.type` values slo-bot can read; `bot.sources.SOURCES` maps each to its implementation.
+KNOWN_SOURCE_TYPES = frozenset({"Prometheus", "Thanos", "Mimir", "VictoriaMetrics", "Simulated"})
