@@ -1,0 +1,82 @@
+"""Composition root: builds the database engine, HTTP clients and sources from the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy import Engine
+
+from bot.domain import DataSource
+from bot.durations import parse_duration
+from bot.sources import HTTP_SOURCES, LOCAL_SOURCES, Source
+from bot.sources.prometheus import client_options
+from bot.store.db import DEFAULT_URL, make_engine
+
+DEFAULT_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_URL
+    config_paths: tuple[str, ...] = ()
+    eval_interval_s: float = 60.0
+    concurrency: int = DEFAULT_CONCURRENCY
+    default_channel: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        config = env.get("SLO_BOT_CONFIG", "")
+        return cls(
+            database_url=env.get("DATABASE_URL") or DEFAULT_URL,
+            config_paths=tuple(p for p in config.split(":") if p),
+            eval_interval_s=parse_duration(env.get("SLO_BOT_EVAL_INTERVAL") or "1m").total_seconds(),
+            concurrency=int(env.get("SLO_BOT_CONCURRENCY") or DEFAULT_CONCURRENCY),
+            default_channel=env.get("SLO_BOT_DEFAULT_CHANNEL") or None,
+        )
+
+
+@dataclass
+class SourcePool:
+    """One source (and one HTTP client, with its connection pool) per distinct DataSource."""
+
+    max_connections: int = DEFAULT_CONCURRENCY
+    _sources: dict[str, Source] = field(default_factory=dict)
+    _clients: list[httpx.Client] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, datasource: DataSource) -> Source:
+        key = json.dumps([datasource.name, datasource.type, datasource.connection], sort_keys=True,
+                         default=str)
+        with self._lock:
+            source = self._sources.get(key)
+            if source is None:
+                source = self._build(datasource)
+                self._sources[key] = source
+            return source
+
+    def _build(self, datasource: DataSource) -> Source:
+        if datasource.type in LOCAL_SOURCES:
+            return LOCAL_SOURCES[datasource.type](datasource)
+        options = client_options(datasource.connection)
+        limits = httpx.Limits(
+            max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+        )
+        client = httpx.Client(limits=limits, **options)
+        self._clients.append(client)
+        return HTTP_SOURCES[datasource.type](datasource, client)
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
+        self._sources.clear()
+
+
+def engine_from(settings: Settings) -> Engine:
+    return make_engine(settings.database_url)

@@ -1,0 +1,244 @@
+"""The `slo-bot` command line: parse arguments, call the core, print, exit with a meaningful code.
+
+Exit codes: 0 fine; 1 a human must fix something (invalid catalogue, bad query, unknown SLO);
+2 wrong usage; 3 a source was unavailable (try again later).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlmodel import Session
+
+from bot import jobs, report
+from bot.app import Settings, SourcePool, engine_from
+from bot.catalogue import load_paths
+from bot.evaluation import data_checksum
+from bot.store import db, repo
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad input from the person at the terminal: printed without a traceback."""
+
+    def __init__(self, message: str, code: int = EXIT_PROBLEM) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def parse_time(text: str) -> datetime:
+    if text == "now":
+        return datetime.now(UTC)
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"invalid time {text!r}: use ISO 8601, e.g. 2026-11-27T12:00:00Z", EXIT_USAGE
+        ) from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slo-bot",
+        description="SLO error budgets from monitoring APIs, burn-rate alerts in Slack.",
+        epilog="Exit codes: 0 ok, 1 something to fix (catalogue, query, name), 2 usage, "
+        "3 a source was unavailable (retry later). Environment: DATABASE_URL, SLO_BOT_CONFIG.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("validate", help="check OpenSLO / Sloth files; one line per problem")
+    p.add_argument("files", nargs="+", metavar="FILE")
+
+    p = commands.add_parser("apply", help="validate, then create/update the SLOs in the database")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--prune", action="store_true", help="delete stored SLOs not in FILEs")
+
+    p = commands.add_parser("check", help="query the sources, update budgets, print status")
+    p.add_argument("--at", type=parse_time, default=None, metavar="TIME",
+                   help="evaluate as of TIME (ISO 8601, UTC if no offset); default now")
+    p.add_argument("--slo", action="append", metavar="NAME", help="only this SLO (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the JSON of SPEC.md")
+
+    p = commands.add_parser("status", help="print the last stored status; no source queries")
+    p.add_argument("--json", action="store_true")
+
+    p = commands.add_parser("db", help="database maintenance")
+    db_commands = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_commands.add_parser("upgrade", help="apply the schema migrations (Alembic) up to head")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        settings = Settings.from_env()
+        handler = {
+            "validate": cmd_validate,
+            "apply": cmd_apply,
+            "check": cmd_check,
+            "status": cmd_status,
+            "db": cmd_db,
+        }[args.command]
+        return handler(args, settings)
+    except UsageError as err:
+        print(f"slo-bot: {err}", file=sys.stderr)
+        return err.code
+    except ValueError as err:  # e.g. a malformed SLO_BOT_EVAL_INTERVAL
+        print(f"slo-bot: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    catalogue = load_paths(args.files)
+    for problem in catalogue.problems:
+        print(problem)
+    if catalogue.problems:
+        return EXIT_PROBLEM
+    print(f"{len(catalogue.entries)} SLO(s) valid in {len(catalogue.files)} file(s)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
+    return apply_files(args.files, settings, prune=args.prune)
+
+
+def apply_files(files: Sequence[str], settings: Settings, *, prune: bool = False) -> int:
+    catalogue = load_paths(files)
+    if catalogue.problems:
+        for problem in catalogue.problems:
+            print(problem)
+        print("nothing applied", file=sys.stderr)
+        return EXIT_PROBLEM
+    engine = engine_from(settings)
+    db.upgrade(engine)
+    now = datetime.now(UTC)
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    with Session(engine) as session:
+        for entry in catalogue.entries:
+            result = repo.upsert_slo(
+                session=session,
+                name=entry.slo.name,
+                service=entry.slo.service,
+                documents=entry.documents,
+                data_checksum=data_checksum(entry.slo),
+                now=now,
+            )
+            counts[result] += 1
+            if result != "unchanged":
+                print(f"{result}: {entry.slo.name}")
+        deleted = []
+        if prune:
+            deleted = repo.delete_slos_except(
+                session=session, keep=[e.slo.name for e in catalogue.entries]
+            )
+            for name in deleted:
+                print(f"deleted: {name}")
+        session.commit()
+    print(
+        f"{counts['created']} created, {counts['updated']} updated, "
+        f"{counts['unchanged']} unchanged, {len(deleted)} deleted",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _known_names(settings: Settings) -> list[str]:
+    engine = engine_from(settings)
+    with Session(engine) as session:
+        return [r.name for r in repo.list_slos(session=session)]
+
+
+def unknown_slo_message(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    listing = f" (known: {', '.join(known[:20])}{', ...' if len(known) > 20 else ''})"
+    return f"unknown SLO {name!r}{hint}" + ("" if close else listing)
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.config_paths:
+        code = apply_files(settings.config_paths, settings)
+        if code != EXIT_OK:
+            return code
+    engine = engine_from(settings)
+    db.upgrade(engine)
+    known = _known_names(settings)
+    if not known:
+        raise UsageError("no SLOs in the database: run `slo-bot apply FILE...` first")
+    for name in args.slo or ():
+        if name not in known:
+            raise UsageError(unknown_slo_message(name, known))
+    now = args.at or datetime.now(UTC)
+    sources = SourcePool(max_connections=settings.concurrency)
+    try:
+        outcomes = jobs.evaluate_all(
+            engine, now=now, sources=sources, concurrency=settings.concurrency, names=args.slo
+        )
+    finally:
+        sources.close()
+    rows = [report.row_from_status(o.name, o.service, o.slo, o.status, o.error) for o in outcomes]
+    print(report.render_json(rows) if args.json else report.render_table(rows))
+    kinds = {o.error_kind for o in outcomes}
+    for outcome in outcomes:
+        if outcome.error:
+            print(f"slo-bot: {outcome.name}: {outcome.error}", file=sys.stderr)
+    if kinds & {jobs.BAD_QUERY, jobs.CONFIG}:
+        return EXIT_PROBLEM
+    return EXIT_UNAVAILABLE if jobs.UNAVAILABLE in kinds else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    engine = engine_from(settings)
+    db.upgrade(engine)
+    rows = []
+    with Session(engine) as session:
+        for record, snap in repo.latest_snapshots(session=session):
+            try:
+                slo = jobs.slo_of(record)
+            except Exception:  # the definition may not build here (unset secret): show what's stored
+                slo = None
+            if snap is None:
+                rows.append(report.row_from_status(record.name, record.service, slo, None))
+                continue
+            rows.append(
+                report.Row(
+                    slo=record.name,
+                    service=record.service,
+                    objective=slo.objective.target_ratio if slo else None,
+                    window=slo.window.spec if slo else None,
+                    evaluated_at=repo.utc(snap.evaluated_at),
+                    sli=snap.sli,
+                    good=snap.good,
+                    total=snap.total,
+                    consumed_ratio=snap.consumed_ratio,
+                    remaining_ratio=snap.remaining_ratio,
+                    burn_rates=json.loads(snap.burn_rates),
+                    exhaustion_at=repo.utc(snap.exhaustion_at),
+                    state=snap.state,
+                    error=snap.error,
+                )
+            )
+    print(report.render_json(rows) if args.json else report.render_table(rows))
+    return EXIT_OK
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    engine = engine_from(settings)
+    db.upgrade(engine)
+    print(f"database schema at head ({engine.url.render_as_string(hide_password=True)})")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

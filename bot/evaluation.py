@@ -1,0 +1,211 @@
+"""One evaluation of one SLO: plan what to fetch, fetch it, store it, and compute its status.
+
+Fetching (network) and storing (database) are separate steps so many SLOs can fetch in parallel
+while one thread writes; each SLO's store step is one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from bot import budget, policy
+from bot.buckets import (
+    HOUR,
+    FetchRange,
+    Tier,
+    bucket_from_sample,
+    fetches_coarse_directly,
+    floor_time,
+    plan_fetches,
+    tiers_for,
+    window_counts,
+)
+from bot.domain import SLO, Bucket, DataSource, IndicatorKind, MetricQuery
+from bot.periods import period_bounds
+from bot.sources.base import Source
+from bot.store import repo
+from bot.store.models import SLORecord
+
+
+@dataclass(frozen=True)
+class Plan:
+    slo: SLO
+    now: datetime  # the evaluation time as asked
+    end: datetime  # `now` floored to the fine resolution: the newest complete bucket ends here
+    period_start: datetime
+    period_end: datetime
+    needed_from: datetime
+    windows: tuple[timedelta, ...]
+    tiers: tuple[Tier, ...]
+    ranges: tuple[FetchRange, ...]
+
+
+@dataclass(frozen=True)
+class Fetched:
+    ranges: tuple[FetchRange, ...]
+    buckets: tuple[tuple[Bucket, ...], ...]  # one tuple per range
+    warnings: tuple[str, ...] = field(default=())
+
+
+def data_checksum(slo: SLO) -> str:
+    """What the stored buckets depend on: a change here invalidates them."""
+    key = repr((slo.indicator, slo.budgeting_method, slo.objective.op, slo.objective.value,
+                slo.objective.timeslice_target_ratio, slo.objective.timeslice_window))
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def make_plan(slo: SLO, record: SLORecord, now: datetime) -> Plan:
+    windows = policy.policy_windows(slo)
+    tiers = tiers_for(slo, max(windows))
+    end = floor_time(now, tiers[0].resolution)
+    period_start, period_end = period_bounds(slo.window, end)
+    needed_from = floor_time(min(period_start, end - max(windows)), HOUR)
+    ranges = plan_fetches(
+        needed_from=needed_from,
+        now=end,
+        covered_from=repo.utc(record.covered_from),
+        covered_to=repo.utc(record.covered_to),
+        tiers=tiers,
+        direct=fetches_coarse_directly(slo),
+    )
+    return Plan(slo, now, end, period_start, period_end, needed_from, windows, tiers, tuple(ranges))
+
+
+SourceFor = Callable[[DataSource], Source]
+
+
+def fetch(plan: Plan, source_for: SourceFor) -> Fetched:
+    """Ask the sources for every planned range. Raises SourceUnavailable / BadQuery untouched."""
+    results = []
+    warnings: list[str] = []
+    for rng in plan.ranges:
+        buckets, clamped = _fetch_range(plan.slo, source_for, rng)
+        results.append(tuple(buckets))
+        if clamped:
+            warnings.append(
+                f"{clamped} bucket(s) between {rng.start:%Y-%m-%d %H:%M} and {rng.end:%H:%M} "
+                "reported more good than total events; counted as total"
+            )
+    return Fetched(plan.ranges, tuple(results), tuple(warnings))
+
+
+def _fetch_range(slo: SLO, source_for: SourceFor, rng: FetchRange) -> tuple[list[Bucket], int]:
+    indicator = slo.indicator
+
+    def ask(metric: MetricQuery, counter: bool) -> dict[datetime, float]:
+        return source_for(metric.source).fetch_range(
+            metric, counter=counter, start=rng.start, end=rng.end, step=rng.step
+        )
+
+    steps = _step_starts(rng)
+    if indicator.kind is IndicatorKind.RATIO:
+        assert indicator.total is not None
+        total = ask(indicator.total, indicator.counter)
+        if indicator.good is not None:
+            good = ask(indicator.good, indicator.counter)
+        else:
+            assert indicator.bad is not None
+            bad = ask(indicator.bad, indicator.counter)
+            # a bad-events series often appears only after the first error: absent means none
+            good = {t: max(0.0, v - bad.get(t, 0.0)) for t, v in total.items()}
+        clamped = sum(1 for t, v in good.items() if v > total.get(t, v))
+        buckets = [
+            bucket_from_sample(
+                slo,
+                start,
+                rng.step,
+                good=good.get(start + rng.step, 0.0) if start + rng.step in total else None,
+                total=total.get(start + rng.step),
+            )
+            for start in steps
+        ]
+        return buckets, clamped
+    metric = indicator.raw if indicator.kind is IndicatorKind.RAW else indicator.threshold
+    assert metric is not None
+    values = ask(metric, False)
+    return [
+        bucket_from_sample(slo, start, rng.step, value=values.get(start + rng.step))
+        for start in steps
+    ], 0
+
+
+def _step_starts(rng: FetchRange) -> list[datetime]:
+    count = int((rng.end - rng.start) / rng.step)
+    return [rng.start + i * rng.step for i in range(count)]
+
+
+def store(session: Session, record: SLORecord, plan: Plan, fetched: Fetched) -> None:
+    """Write fetched buckets, roll old ones up, drop what no window reads any more."""
+    assert record.id is not None
+    for rng, buckets in zip(fetched.ranges, fetched.buckets, strict=True):
+        repo.replace_buckets(
+            session=session, slo_id=record.id, start=rng.start, end=rng.end, buckets=buckets
+        )
+    tiers = plan.tiers
+    for finer, coarser in zip(tiers, tiers[1:], strict=False):
+        assert finer.keep is not None
+        before = floor_time(plan.end - finer.keep, coarser.resolution)
+        repo.roll_up(
+            session=session,
+            slo_id=record.id,
+            source=finer.resolution,
+            target=coarser.resolution,
+            before=before,
+        )
+    repo.trim_buckets(session=session, slo_id=record.id, before=plan.needed_from)
+    starts = [r.start for r in fetched.ranges]
+    ends = [r.end for r in fetched.ranges]
+    old_from, old_to = repo.utc(record.covered_from), repo.utc(record.covered_to)
+    fresh = old_from is None or old_to is None or old_to < plan.needed_from
+    covered_from = min(starts) if fresh and starts else min([*starts, old_from or plan.needed_from])
+    covered_to = max([*ends, *([] if fresh or old_to is None else [old_to])], default=plan.end)
+    repo.set_coverage(
+        session=session,
+        record=record,
+        covered_from=max(covered_from, plan.needed_from),
+        covered_to=covered_to,
+    )
+
+
+def compute_status(
+    session: Session, record: SLORecord, plan: Plan, warnings: tuple[str, ...] = ()
+) -> budget.Status:
+    """The SLO's status from stored buckets only."""
+    assert record.id is not None
+    slo = plan.slo
+    since = min(plan.period_start, plan.end - max(plan.windows))
+    buckets = repo.load_buckets(session=session, slo_id=record.id, since=since)
+    period_span = plan.end - plan.period_start
+    counts = window_counts(buckets, plan.end, [*plan.windows, period_span])
+    target = slo.objective.target_ratio
+    method = slo.budgeting_method
+    period_counts = counts[period_span]
+    sli = budget.sli_ratio(period_counts, method)
+    burns = {w: budget.burn_rate(budget.sli_ratio(counts[w], method), target) for w in plan.windows}
+    consumed = budget.budget_consumed_ratio(sli, target) if sli is not None else None
+    remaining = 1.0 - consumed if consumed is not None else None
+    period = plan.period_end - plan.period_start if not slo.window.is_rolling else slo.window.duration
+    exhaustion_at = None
+    if remaining is not None:
+        left = budget.time_to_exhaustion(remaining, burns.get(policy.EXHAUSTION_WINDOW), period)
+        if left is not None and (slo.window.is_rolling or plan.now + left < plan.period_end):
+            exhaustion_at = plan.now + left
+    burning = bool(policy.firing_tiers(burns, period))
+    return budget.Status(
+        evaluated_at=plan.now,
+        sli=sli,
+        good=period_counts.good,
+        total=period_counts.total,
+        consumed_ratio=consumed,
+        remaining_ratio=remaining,
+        burn_rates=burns,
+        exhaustion_at=exhaustion_at,
+        state=budget.state_of(sli, remaining, burning),
+        coverage_ratio=period_counts.coverage_ratio,
+        warnings=warnings,
+    )

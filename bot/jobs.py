@@ -1,0 +1,130 @@
+"""Evaluate many SLOs: sources are queried in parallel (bounded), results stored one SLO at a time.
+
+A failure belongs to its SLO: one broken query or unreachable source never stops the others.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot import evaluation
+from bot.app import SourcePool
+from bot.budget import Status
+from bot.catalogue import CatalogueError, build_slos
+from bot.domain import SLO
+from bot.sources.base import BadQuery, SourceError, SourceUnavailable
+from bot.store import repo
+from bot.store.models import SLORecord
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = "source_unavailable"  # retry next tick
+BAD_QUERY = "bad_query"  # a human must fix the query or the DataSource
+CONFIG = "config"  # the stored definition no longer builds (e.g. an unset variable)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    service: str
+    slo: SLO | None
+    status: Status | None
+    error: str | None = None
+    error_kind: str | None = None
+
+
+def slo_of(record: SLORecord) -> SLO:
+    """Rebuild the domain SLO from its stored documents (secrets substituted now, from the env)."""
+    for slo in build_slos(json.loads(record.documents)):
+        if slo.name == record.name:
+            return slo
+    raise CatalogueError(())
+
+
+def evaluate_all(
+    engine: Engine,
+    *,
+    now: datetime,
+    sources: SourcePool,
+    concurrency: int,
+    names: Sequence[str] | None = None,
+) -> list[Outcome]:
+    """Fetch, store and evaluate every SLO (or those named) as of `now`; outcomes sorted by name."""
+    with Session(engine) as session:
+        records = repo.list_slos(session=session)
+    if names is not None:
+        records = [r for r in records if r.name in set(names)]
+    outcomes: list[Outcome] = []
+    work: list[tuple[SLORecord, evaluation.Plan]] = []
+    for record in records:
+        try:
+            slo = slo_of(record)
+        except CatalogueError as err:
+            problems = "; ".join(f"{p.path}: {p.message}" for p in err.problems) or "not buildable"
+            outcomes.append(Outcome(record.name, record.service, None, None, problems, CONFIG))
+            continue
+        work.append((record, evaluation.make_plan(slo, record, now)))
+    for record, plan, result in _fetch_all(work, sources, concurrency):
+        outcomes.append(_store(engine, record, plan, result))
+    return sorted(outcomes, key=lambda o: o.name)
+
+
+def _fetch_all(
+    work: Sequence[tuple[SLORecord, evaluation.Plan]], sources: SourcePool, concurrency: int
+) -> Iterator[tuple[SLORecord, evaluation.Plan, evaluation.Fetched | SourceError]]:
+    """Yield fetch results as they complete, keeping at most 2 x `concurrency` in memory."""
+    pending: dict[Future[evaluation.Fetched], tuple[SLORecord, evaluation.Plan]] = {}
+    queue = iter(work)
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        while True:
+            while len(pending) < 2 * max(1, concurrency):
+                item = next(queue, None)
+                if item is None:
+                    break
+                record, plan = item
+                pending[pool.submit(evaluation.fetch, plan, sources.get)] = item
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                record, plan = pending.pop(future)
+                try:
+                    yield record, plan, future.result()
+                except SourceError as err:
+                    yield record, plan, err
+
+
+def _store(
+    engine: Engine,
+    record: SLORecord,
+    plan: evaluation.Plan,
+    result: evaluation.Fetched | SourceError,
+) -> Outcome:
+    with Session(engine) as session:
+        fresh = session.get(SLORecord, record.id)
+        assert fresh is not None
+        error: str | None = None
+        kind: str | None = None
+        warnings: tuple[str, ...] = ()
+        if isinstance(result, SourceError):
+            error = str(result)
+            kind = BAD_QUERY if isinstance(result, BadQuery) else UNAVAILABLE
+            log.warning("%s: %s", record.name, error)
+        else:
+            evaluation.store(session, fresh, plan, result)
+            warnings = result.warnings
+        status = evaluation.compute_status(session, fresh, plan, warnings)
+        repo.add_snapshot(session=session, slo_id=fresh.id or 0, status=status, error=error)
+        session.commit()
+    return Outcome(record.name, record.service, plan.slo, status, error, kind)
+
+
+__all__ = ["BAD_QUERY", "CONFIG", "UNAVAILABLE", "Outcome", "SourceUnavailable", "evaluate_all"]

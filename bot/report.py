@@ -1,0 +1,137 @@
+"""Status as the terminal shows it: the JSON objects of SPEC.md and a plain-text table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.budget import Status
+from bot.domain import SLO
+from bot.durations import format_duration
+
+
+def iso(at: datetime | None) -> str | None:
+    if at is None:
+        return None
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One SLO's line of output, from a fresh evaluation or from a stored snapshot."""
+
+    slo: str
+    service: str
+    objective: float | None
+    window: str | None
+    evaluated_at: datetime | None
+    sli: float | None
+    good: float
+    total: float
+    consumed_ratio: float | None
+    remaining_ratio: float | None
+    burn_rates: Mapping[str, float | None]
+    exhaustion_at: datetime | None
+    state: str
+    alerts: Sequence[Mapping[str, Any]] = ()
+    error: str | None = None
+    warnings: Sequence[str] = field(default=())
+
+
+def row_from_status(name: str, service: str, slo: SLO | None, status: Status | None,
+                    error: str | None = None) -> Row:
+    if status is None:
+        return Row(name, service, slo.objective.target_ratio if slo else None,
+                   slo.window.spec if slo else None, None, None, 0.0, 0.0, None, None, {}, None,
+                   "no_data", error=error)
+    return Row(
+        slo=name,
+        service=service,
+        objective=slo.objective.target_ratio if slo else None,
+        window=slo.window.spec if slo else None,
+        evaluated_at=status.evaluated_at,
+        sli=status.sli,
+        good=status.good,
+        total=status.total,
+        consumed_ratio=status.consumed_ratio,
+        remaining_ratio=status.remaining_ratio,
+        burn_rates={format_duration(w): b for w, b in status.burn_rates.items()},
+        exhaustion_at=status.exhaustion_at,
+        state=status.state,
+        error=error,
+        warnings=status.warnings,
+    )
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def to_json(row: Row) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "slo": row.slo,
+        "service": row.service,
+        "objective": row.objective,
+        "window": row.window,
+        "evaluated_at": iso(row.evaluated_at),
+        "sli": _round(row.sli, 8),
+        "good": row.good,
+        "total": row.total,
+        "budget": {
+            "consumed": _round(row.consumed_ratio),
+            "remaining": _round(row.remaining_ratio),
+        },
+        "burn_rates": {w: _round(b, 4) for w, b in row.burn_rates.items()},
+        "exhaustion_at": iso(row.exhaustion_at),
+        "alerts": list(row.alerts),
+        "state": row.state,
+    }
+    if row.error:
+        data["error"] = row.error
+    if row.warnings:
+        data["warnings"] = list(row.warnings)
+    return data
+
+
+def render_json(rows: Sequence[Row]) -> str:
+    return json.dumps([to_json(r) for r in rows], indent=2)
+
+
+def _pct(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def _burn(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+TABLE_BURNS = ("5m", "1h", "6h", "1d", "3d")
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    header = ["SLO", "SERVICE", "OBJECTIVE", "SLI", "BUDGET LEFT", *(f"BURN {w}" for w in TABLE_BURNS),
+              "STATE", "EXHAUSTED AT"]
+    lines = [header]
+    for r in rows:
+        exhaustion = iso(r.exhaustion_at)[:16].replace("T", " ") if r.exhaustion_at else "-"
+        lines.append([
+            r.slo,
+            r.service,
+            _pct(r.objective, 3 if r.objective and r.objective > 0.99 else 1),
+            _pct(r.sli, 4),
+            _pct(r.remaining_ratio, 1),
+            *(_burn(r.burn_rates.get(w)) for w in TABLE_BURNS),
+            r.state + (" (!)" if r.error else ""),
+            exhaustion,
+        ])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines]
+    for r in rows:
+        if r.error:
+            out.append(f"(!) {r.slo}: {r.error}")
+        for warning in r.warnings:
+            out.append(f"warning: {r.slo}: {warning}")
+    return "\n".join(out)

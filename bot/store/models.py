@@ -1,0 +1,80 @@
+"""Table models. These are storage rows, not the domain types of `bot.domain`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, Text
+from sqlmodel import Field, SQLModel
+
+
+class SLORecord(SQLModel, table=True):
+    """An applied SLO: its OpenSLO documents (with `${NAME}` left in) and what has been fetched."""
+
+    __tablename__ = "slo"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=255)
+    service: str = Field(index=True, max_length=255)
+    documents: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of documents
+    checksum: str = Field(max_length=64)  # of `documents`: apply is a no-op when unchanged
+    # of what the stored buckets mean (indicator, method, slices): a change discards them
+    data_checksum: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    # [covered_from, covered_to): the range whose buckets have been asked of the source
+    covered_from: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    covered_to: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class BucketRecord(SQLModel, table=True):
+    """Events of one SLO over [start, start + resolution). Times are epoch seconds: compact, exact."""
+
+    __tablename__ = "bucket"
+
+    slo_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("slo.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+        )
+    )
+    resolution_s: int = Field(
+        sa_column=Column(Integer, primary_key=True, autoincrement=False, nullable=False)
+    )
+    start_s: int = Field(
+        sa_column=Column(BigInteger, primary_key=True, autoincrement=False, nullable=False)
+    )
+    good: float = 0.0
+    total: float = 0.0
+    covered_s: int = 0
+    good_slices: float = 0.0
+    slices: float = 0.0
+    ratio_sum: float = 0.0
+
+
+class SnapshotRecord(SQLModel, table=True):
+    """What one evaluation found; `slo-bot status` prints the newest per SLO."""
+
+    __tablename__ = "status_snapshot"
+    __table_args__ = (Index("ix_status_snapshot_slo_time", "slo_id", "evaluated_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    slo_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("slo.id", ondelete="CASCADE"), nullable=False)
+    )
+    evaluated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    sli: float | None = None
+    good: float = 0.0
+    total: float = 0.0
+    consumed_ratio: float | None = None
+    remaining_ratio: float | None = None
+    burn_rates: str = Field(sa_column=Column(Text, nullable=False))  # JSON {"5m": 0.3, ...}
+    exhaustion_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    state: str = Field(max_length=16)
+    coverage_ratio: float = 0.0
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

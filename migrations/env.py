@@ -1,0 +1,25 @@
+"""Alembic environment: the engine comes from the caller (`bot.store.db.upgrade`) or DATABASE_URL."""
+
+from __future__ import annotations
+
+import os
+
+from alembic import context
+from sqlmodel import SQLModel
+
+from bot.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from bot.store.db import DEFAULT_URL, make_engine
+
+config = context.config
+engine = config.attributes.get("engine") or make_engine(os.environ.get("DATABASE_URL", DEFAULT_URL))
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=SQLModel.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

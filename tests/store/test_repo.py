@@ -1,0 +1,97 @@
+"""The store on SQLite and PostgreSQL: migrations, SLO records, buckets, rollups, snapshots."""
+
+from datetime import UTC, datetime, timedelta
+
+from alembic import command
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.budget import Status
+from bot.buckets import HOUR, MINUTE
+from bot.domain import Bucket
+from bot.store import db, repo
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+DOCS = [{"apiVersion": "openslo/v1", "kind": "SLO", "metadata": {"name": "a"}}]
+
+
+def _slo(session: Session, name: str = "a", docs: list[dict] | None = None, data: str = "d1") -> str:
+    return repo.upsert_slo(session=session, name=name, service="svc", documents=docs or DOCS,
+                           data_checksum=data, now=NOW)
+
+
+def test_migrations_match_the_models(engine: Engine) -> None:
+    # `alembic check` fails when the models have changes no migration covers
+    command.check(db.alembic_config(engine))
+    db.upgrade(engine)  # idempotent
+
+
+def test_apply_is_idempotent_and_a_new_query_discards_history(engine: Engine) -> None:
+    with Session(engine) as session:
+        assert _slo(session) == "created"
+        session.commit()
+        assert _slo(session) == "unchanged"
+        record = repo.get_slo(session=session, name="a")
+        assert record is not None and record.id is not None
+        repo.replace_buckets(session=session, slo_id=record.id, start=NOW - HOUR, end=NOW,
+                             buckets=[Bucket(NOW - MINUTE, MINUTE, 1, 2, MINUTE)])
+        session.commit()
+        # a new description keeps the stored history ...
+        assert _slo(session, docs=[*DOCS, {"kind": "Service"}]) == "updated"
+        assert repo.count_buckets(session=session, slo_id=record.id) == 1
+        # ... another query means the history no longer describes this SLO
+        assert _slo(session, docs=[*DOCS, {"kind": "Service"}], data="d2") == "updated"
+        session.commit()
+        assert repo.count_buckets(session=session, slo_id=record.id) == 0
+
+
+def test_buckets_round_trip_rollup_and_trim(engine: Engine) -> None:
+    with Session(engine) as session:
+        _slo(session)
+        session.flush()
+        record = repo.get_slo(session=session, name="a")
+        assert record is not None and record.id is not None
+        minutes = [Bucket(NOW - 180 * MINUTE + i * MINUTE, MINUTE, good=9.0, total=10.0,
+                          covered=MINUTE) for i in range(180)]
+        repo.replace_buckets(session=session, slo_id=record.id, start=NOW - 3 * HOUR, end=NOW,
+                             buckets=minutes)
+        session.commit()
+        loaded = repo.load_buckets(session=session, slo_id=record.id, since=NOW - 3 * HOUR)
+        assert loaded == minutes
+        # replacing a range replaces, never duplicates
+        repo.replace_buckets(session=session, slo_id=record.id, start=NOW - 10 * MINUTE, end=NOW,
+                             buckets=minutes[-10:])
+        assert repo.count_buckets(session=session, slo_id=record.id) == 180
+        merged = repo.roll_up(session=session, slo_id=record.id, source=MINUTE, target=HOUR,
+                              before=NOW - HOUR)
+        session.commit()
+        assert merged == 120
+        loaded = repo.load_buckets(session=session, slo_id=record.id, since=NOW - 3 * HOUR)
+        assert [b.resolution for b in loaded[:2]] == [HOUR, HOUR]
+        assert sum(b.total for b in loaded) == 1800.0
+        assert loaded[0].covered == HOUR
+        repo.trim_buckets(session=session, slo_id=record.id, before=NOW - 2 * HOUR)
+        session.commit()
+        assert repo.count_buckets(session=session, slo_id=record.id) == 1 + 60
+
+
+def test_latest_snapshot_per_slo_and_prune(engine: Engine) -> None:
+    with Session(engine) as session:
+        _slo(session, "a")
+        _slo(session, "b")
+        session.flush()
+        a = repo.get_slo(session=session, name="a")
+        assert a is not None and a.id is not None
+        for minutes in (0, 1, 2):
+            status = Status(NOW + timedelta(minutes=minutes), 0.99, 99, 100, 10.0, -9.0,
+                            {HOUR: 2.5}, None, "exhausted", 1.0)
+            repo.add_snapshot(session=session, slo_id=a.id, status=status, error=None)
+        session.commit()
+        latest = dict((r.name, s) for r, s in repo.latest_snapshots(session=session))
+        assert latest["b"] is None
+        assert latest["a"] is not None
+        assert repo.utc(latest["a"].evaluated_at) == NOW + timedelta(minutes=2)
+        assert latest["a"].burn_rates == '{"1h": 2.5}'
+        assert repo.delete_slos_except(session=session, keep=["b"]) == ["a"]
+        session.commit()
+        assert [r.name for r in repo.list_slos(session=session)] == ["b"]
