@@ -23,7 +23,6 @@ from bot.buckets import (
     floor_time,
     plan_fetches,
     tiers_for,
-    window_counts,
 )
 from bot.domain import SLO, Bucket, DataSource, IndicatorKind, MetricQuery
 from bot.periods import period_bounds
@@ -178,10 +177,10 @@ def compute_status(
     """The SLO's status from stored buckets only."""
     assert record.id is not None
     slo = plan.slo
-    since = min(plan.period_start, plan.end - max(plan.windows))
-    buckets = repo.load_buckets(session=session, slo_id=record.id, since=since)
     period_span = plan.end - plan.period_start
-    counts = window_counts(buckets, plan.end, [*plan.windows, period_span])
+    counts = repo.window_sums(
+        session=session, slo_id=record.id, end=plan.end, windows=[*plan.windows, period_span]
+    )
     target = slo.objective.target_ratio
     method = slo.budgeting_method
     period_counts = counts[period_span]

@@ -12,12 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import case, delete, func, insert, literal, select
 from sqlmodel import Session
 from sqlmodel import select as select_model
 
 from bot.buckets import EPOCH, rollup
-from bot.budget import Status
+from bot.budget import Status, WindowCounts
 from bot.domain import Bucket
 from bot.durations import format_duration
 from bot.store.models import BucketRecord, SLORecord, SnapshotRecord
@@ -184,6 +184,49 @@ def load_buckets(*, session: Session, slo_id: int, since: datetime) -> list[Buck
         for start_s, res, good, total, covered, good_slices, slices, ratio_sum in rows
         if start_s + res > since_s
     ]
+
+
+_SUMMED = ("good", "total", "good_slices", "slices", "ratio_sum", "covered_s")
+
+
+def window_sums(
+    *, session: Session, slo_id: int, end: datetime, windows: Sequence[timedelta]
+) -> dict[timedelta, WindowCounts]:
+    """Sum the buckets of each window [end - w, end) in the database, in one query.
+
+    The same arithmetic as `bot.buckets.window_counts` (a bucket cut by a window's start counts in
+    proportion), done where the rows are: a tick reads 48 numbers, not thousands of rows.
+    """
+    end_s = _epoch(end)
+    columns = []
+    for w in windows:
+        start_s = end_s - int(w.total_seconds())
+        share = case(
+            (BUCKETS.c.start_s >= start_s, literal(1.0)),
+            (
+                BUCKETS.c.start_s + BUCKETS.c.resolution_s > start_s,
+                (BUCKETS.c.start_s + BUCKETS.c.resolution_s - start_s) * 1.0
+                / BUCKETS.c.resolution_s,
+            ),
+            else_=literal(0.0),
+        )
+        columns += [func.coalesce(func.sum(BUCKETS.c[name] * share), 0.0) for name in _SUMMED]
+    longest = max(windows)
+    row = session.execute(
+        select(*columns).where(
+            BUCKETS.c.slo_id == slo_id,
+            BUCKETS.c.start_s < end_s,
+            BUCKETS.c.start_s + BUCKETS.c.resolution_s > end_s - int(longest.total_seconds()),
+        )
+    ).one()
+    sums: dict[timedelta, WindowCounts] = {}
+    for index, w in enumerate(windows):
+        good, total, good_slices, slices, ratio_sum, covered = (
+            float(v) for v in row[index * 6 : index * 6 + 6]
+        )
+        sums[w] = WindowCounts(good, total, good_slices, slices, ratio_sum,
+                               timedelta(seconds=covered), w)
+    return sums
 
 
 def roll_up(

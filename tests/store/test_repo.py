@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from alembic import command
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -95,3 +96,30 @@ def test_latest_snapshot_per_slo_and_prune(engine: Engine) -> None:
         assert repo.delete_slos_except(session=session, keep=["b"]) == ["a"]
         session.commit()
         assert [r.name for r in repo.list_slos(session=session)] == ["b"]
+
+
+def test_window_sums_in_sql_equal_the_pure_arithmetic(engine: Engine) -> None:
+    import random
+
+    from bot.buckets import rollup, window_counts
+
+    rng = random.Random(5)
+    minutes = [Bucket(NOW - (2000 - i) * MINUTE, MINUTE, good=float(g), total=float(g + rng.randint(0, 3)),
+                      covered=MINUTE, good_slices=1.0, slices=1.0, ratio_sum=0.9)
+               for i, g in enumerate(rng.randint(0, 100) for _ in range(2000))]
+    stored = rollup(minutes[:1500], HOUR) + minutes[1500:]
+    windows = [timedelta(minutes=5), timedelta(minutes=47), timedelta(hours=9), timedelta(hours=30)]
+    end = NOW - timedelta(minutes=3)
+    with Session(engine) as session:
+        _slo(session)
+        session.flush()
+        record = repo.get_slo(session=session, name="a")
+        assert record is not None and record.id is not None
+        repo.replace_buckets(session=session, slo_id=record.id, start=NOW - 40 * HOUR, end=NOW,
+                             buckets=stored)
+        in_sql = repo.window_sums(session=session, slo_id=record.id, end=end, windows=windows)
+    pure = window_counts(stored, end, windows)
+    for w in windows:
+        for field in ("good", "total", "good_slices", "slices", "ratio_sum"):
+            assert getattr(in_sql[w], field) == pytest.approx(getattr(pure[w], field)), (w, field)
+        assert in_sql[w].covered.total_seconds() == pytest.approx(pure[w].covered.total_seconds())
