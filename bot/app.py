@@ -51,8 +51,9 @@ class SourcePool:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, datasource: DataSource) -> Source:
-        key = json.dumps([datasource.name, datasource.type, datasource.connection], sort_keys=True,
-                         default=str)
+        key = json.dumps(
+            [datasource.name, datasource.type, datasource.connection], sort_keys=True, default=str
+        )
         with self._lock:
             source = self._sources.get(key)
             if source is None:

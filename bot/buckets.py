@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.budget import WindowCounts
-from bot.domain import Bucket, BudgetingMethod, IndicatorKind, Objective, SLO
+from bot.domain import SLO, Bucket, BudgetingMethod, IndicatorKind, Objective
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -65,10 +65,7 @@ def fetches_coarse_directly(slo: SLO) -> bool:
 
     Slices and thresholds are decided per slice, so those SLOs always fetch at the fine step.
     """
-    return (
-        slo.indicator.kind is IndicatorKind.RATIO
-        and slo.budgeting_method is BudgetingMethod.OCCURRENCES
-    )
+    return slo.indicator.kind is IndicatorKind.RATIO and slo.budgeting_method is BudgetingMethod.OCCURRENCES
 
 
 @dataclass(frozen=True)

@@ -57,9 +57,7 @@ def burn_rate(sli: float | None, target_ratio: float) -> float | None:
     return (1.0 - sli) / error_budget_ratio(target_ratio)
 
 
-def time_to_exhaustion(
-    remaining_ratio: float, burn: float | None, period: timedelta
-) -> timedelta | None:
+def time_to_exhaustion(remaining_ratio: float, burn: float | None, period: timedelta) -> timedelta | None:
     """How long the remaining budget lasts at `burn`; None when nothing is burning or none is left."""
     if burn is None or burn <= 0 or remaining_ratio <= 0:
         return None

@@ -62,8 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="delete stored SLOs not in FILEs")
 
     p = commands.add_parser("check", help="query the sources, update budgets, print status")
-    p.add_argument("--at", type=parse_time, default=None, metavar="TIME",
-                   help="evaluate as of TIME (ISO 8601, UTC if no offset); default now")
+    p.add_argument(
+        "--at",
+        type=parse_time,
+        default=None,
+        metavar="TIME",
+        help="evaluate as of TIME (ISO 8601, UTC if no offset); default now",
+    )
     p.add_argument("--slo", action="append", metavar="NAME", help="only this SLO (repeatable)")
     p.add_argument("--json", action="store_true", help="print the JSON of SPEC.md")
 
@@ -139,9 +144,7 @@ def apply_files(files: Sequence[str], settings: Settings, *, prune: bool = False
                 print(f"{result}: {entry.slo.name}")
         deleted = []
         if prune:
-            deleted = repo.delete_slos_except(
-                session=session, keep=[e.slo.name for e in catalogue.entries]
-            )
+            deleted = repo.delete_slos_except(session=session, keep=[e.slo.name for e in catalogue.entries])
             for name in deleted:
                 print(f"deleted: {name}")
         session.commit()

@@ -30,9 +30,7 @@ def parse_duration(text: str) -> timedelta:
             raise ValueError(f"duration {text!r} must be greater than zero")
         return value * _UNITS[match.group(2)]
     if _COMPOUND.match(text):
-        total = sum(
-            (int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([smhdw])", text)), timedelta()
-        )
+        total = sum((int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([smhdw])", text)), timedelta())
         if total > timedelta(0):
             return total
     raise ValueError(

@@ -7,6 +7,7 @@ while one thread writes; each SLO's store step is one transaction.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,8 +54,16 @@ class Fetched:
 
 def data_checksum(slo: SLO) -> str:
     """What the stored buckets depend on: a change here invalidates them."""
-    key = repr((slo.indicator, slo.budgeting_method, slo.objective.op, slo.objective.value,
-                slo.objective.timeslice_target_ratio, slo.objective.timeslice_window))
+    key = repr(
+        (
+            slo.indicator,
+            slo.budgeting_method,
+            slo.objective.op,
+            slo.objective.value,
+            slo.objective.timeslice_target_ratio,
+            slo.objective.timeslice_window,
+        )
+    )
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -128,8 +137,7 @@ def _fetch_range(slo: SLO, source_for: SourceFor, rng: FetchRange) -> tuple[list
     assert metric is not None
     values = ask(metric, False)
     return [
-        bucket_from_sample(slo, start, rng.step, value=values.get(start + rng.step))
-        for start in steps
+        bucket_from_sample(slo, start, rng.step, value=values.get(start + rng.step)) for start in steps
     ], 0
 
 
@@ -142,11 +150,9 @@ def store(session: Session, record: SLORecord, plan: Plan, fetched: Fetched) -> 
     """Write fetched buckets, roll old ones up, drop what no window reads any more."""
     assert record.id is not None
     for rng, buckets in zip(fetched.ranges, fetched.buckets, strict=True):
-        repo.replace_buckets(
-            session=session, slo_id=record.id, start=rng.start, end=rng.end, buckets=buckets
-        )
+        repo.replace_buckets(session=session, slo_id=record.id, start=rng.start, end=rng.end, buckets=buckets)
     tiers = plan.tiers
-    for finer, coarser in zip(tiers, tiers[1:], strict=False):
+    for finer, coarser in itertools.pairwise(tiers):
         assert finer.keep is not None
         before = floor_time(plan.end - finer.keep, coarser.resolution)
         repo.roll_up(

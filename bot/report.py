@@ -41,12 +41,26 @@ class Row:
     warnings: Sequence[str] = field(default=())
 
 
-def row_from_status(name: str, service: str, slo: SLO | None, status: Status | None,
-                    error: str | None = None) -> Row:
+def row_from_status(
+    name: str, service: str, slo: SLO | None, status: Status | None, error: str | None = None
+) -> Row:
     if status is None:
-        return Row(name, service, slo.objective.target_ratio if slo else None,
-                   slo.window.spec if slo else None, None, None, 0.0, 0.0, None, None, {}, None,
-                   "no_data", error=error)
+        return Row(
+            name,
+            service,
+            slo.objective.target_ratio if slo else None,
+            slo.window.spec if slo else None,
+            None,
+            None,
+            0.0,
+            0.0,
+            None,
+            None,
+            {},
+            None,
+            "no_data",
+            error=error,
+        )
     return Row(
         slo=name,
         service=service,
@@ -112,21 +126,31 @@ TABLE_BURNS = ("5m", "1h", "6h", "1d", "3d")
 
 
 def render_table(rows: Sequence[Row]) -> str:
-    header = ["SLO", "SERVICE", "OBJECTIVE", "SLI", "BUDGET LEFT", *(f"BURN {w}" for w in TABLE_BURNS),
-              "STATE", "EXHAUSTED AT"]
+    header = [
+        "SLO",
+        "SERVICE",
+        "OBJECTIVE",
+        "SLI",
+        "BUDGET LEFT",
+        *(f"BURN {w}" for w in TABLE_BURNS),
+        "STATE",
+        "EXHAUSTED AT",
+    ]
     lines = [header]
     for r in rows:
-        exhaustion = iso(r.exhaustion_at)[:16].replace("T", " ") if r.exhaustion_at else "-"
-        lines.append([
-            r.slo,
-            r.service,
-            _pct(r.objective, 3 if r.objective and r.objective > 0.99 else 1),
-            _pct(r.sli, 4),
-            _pct(r.remaining_ratio, 1),
-            *(_burn(r.burn_rates.get(w)) for w in TABLE_BURNS),
-            r.state + (" (!)" if r.error else ""),
-            exhaustion,
-        ])
+        exhaustion = f"{r.exhaustion_at:%Y-%m-%d %H:%M}" if r.exhaustion_at else "-"
+        lines.append(
+            [
+                r.slo,
+                r.service,
+                _pct(r.objective, 3 if r.objective and r.objective > 0.99 else 1),
+                _pct(r.sli, 4),
+                _pct(r.remaining_ratio, 1),
+                *(_burn(r.burn_rates.get(w)) for w in TABLE_BURNS),
+                r.state + (" (!)" if r.error else ""),
+                exhaustion,
+            ]
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines]
     for r in rows:

@@ -1,5 +1,6 @@
 """Tiers, fetch plans, rollups and window sums, checked against brute-force sums."""
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -35,17 +36,13 @@ TIERS = (
 )
 
 
-def _slo(
-    method: BudgetingMethod = BudgetingMethod.OCCURRENCES, slice_: timedelta | None = None
-) -> SLO:
+def _slo(method: BudgetingMethod = BudgetingMethod.OCCURRENCES, slice_: timedelta | None = None) -> SLO:
     q = MetricQuery(DataSource("s", "Simulated"), "good")
     return SLO(
         name="x",
         service="svc",
         indicator=Indicator("i", IndicatorKind.RATIO, good=q, total=q),
-        objective=Objective(
-            0.999, timeslice_window=slice_, timeslice_target_ratio=0.9 if slice_ else None
-        ),
+        objective=Objective(0.999, timeslice_window=slice_, timeslice_target_ratio=0.9 if slice_ else None),
         window=TimeWindow("30d", timedelta(days=30)),
         budgeting_method=method,
     )
@@ -53,7 +50,7 @@ def _slo(
 
 def _covers(ranges: list[FetchRange], start: datetime, end: datetime) -> None:
     assert ranges[0].start <= start and ranges[-1].end == end
-    for a, b in zip(ranges, ranges[1:], strict=False):
+    for a, b in itertools.pairwise(ranges):
         assert a.end == b.start, "ranges must tile without gap or overlap"
     for r in ranges:
         assert (r.end - r.start) % r.step == timedelta(0)
@@ -134,9 +131,7 @@ def test_rollup_keeps_every_event_and_marks_missing_minutes_uncovered() -> None:
     assert sum(b.total for b in hours) == sum(b.total for b in minutes)
     assert sum(b.good for b in hours) == sum(b.good for b in minutes)
     assert all(b.resolution == HOUR and b.start.minute == 0 for b in hours)
-    assert sum((b.covered for b in hours), timedelta()) == sum(
-        (b.covered for b in minutes), timedelta()
-    )
+    assert sum((b.covered for b in hours), timedelta()) == sum((b.covered for b in minutes), timedelta())
 
 
 @pytest.mark.parametrize("window_minutes", [5, 30, 60, 120, 360, 1440])
@@ -159,8 +154,7 @@ def test_window_sums_equal_brute_force_over_mixed_resolutions(window_minutes: in
 
 def test_a_window_starting_inside_a_bucket_counts_its_share() -> None:
     hours = [
-        Bucket(NOW - timedelta(hours=3) + i * HOUR, HOUR, good=60, total=60, covered=HOUR)
-        for i in range(3)
+        Bucket(NOW - timedelta(hours=3) + i * HOUR, HOUR, good=60, total=60, covered=HOUR) for i in range(3)
     ]
     w = timedelta(minutes=90)
     counts = window_counts(hours, NOW, [w])[w]

@@ -60,9 +60,7 @@ def test_ten_requests_one_failure_on_999_is_burn_100() -> None:
     ],
 )
 def test_sli(counts: WindowCounts, method: BudgetingMethod, expected: float | None) -> None:
-    assert budget.sli_ratio(counts, method) == (
-        None if expected is None else pytest.approx(expected)
-    )
+    assert budget.sli_ratio(counts, method) == (None if expected is None else pytest.approx(expected))
 
 
 @pytest.mark.parametrize(
@@ -75,9 +73,7 @@ def test_sli(counts: WindowCounts, method: BudgetingMethod, expected: float | No
         (0.2, None, None),
     ],
 )
-def test_time_to_exhaustion(
-    remaining: float, burn: float | None, expected_days: float | None
-) -> None:
+def test_time_to_exhaustion(remaining: float, burn: float | None, expected_days: float | None) -> None:
     left = budget.time_to_exhaustion(remaining, burn, timedelta(days=30))
     if expected_days is None:
         assert left is None

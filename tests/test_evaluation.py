@@ -7,7 +7,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot import evaluation
-from bot.buckets import MINUTE
 from bot.domain import (
     SLO,
     DataSource,
@@ -21,18 +20,27 @@ from bot.sources.simulated import SimulatedSource
 from bot.store import repo
 from bot.store.models import SLORecord
 
-DS = DataSource("demo", "Simulated", {
-    "seed": 3, "requests_per_minute": 600, "error_ratio": 0.0005,
-    "incidents": [{"every": "1d", "offset": "14h", "duration": "20m", "error_ratio": 0.01},
-                  {"start": "2026-11-27T11:50:00Z", "duration": "30m", "error_ratio": 0.05}],
-    "gaps": [{"start": "2026-11-26T02:00:00Z", "duration": "40m"}],
-})
+DS = DataSource(
+    "demo",
+    "Simulated",
+    {
+        "seed": 3,
+        "requests_per_minute": 600,
+        "error_ratio": 0.0005,
+        "incidents": [
+            {"every": "1d", "offset": "14h", "duration": "20m", "error_ratio": 0.01},
+            {"start": "2026-11-27T11:50:00Z", "duration": "30m", "error_ratio": 0.05},
+        ],
+        "gaps": [{"start": "2026-11-26T02:00:00Z", "duration": "40m"}],
+    },
+)
 SOURCE = SimulatedSource(DS)
 SLO_ = SLO(
     name="checkout-availability",
     service="checkout",
-    indicator=Indicator("avail", IndicatorKind.RATIO, bad=MetricQuery(DS, "bad"),
-                        total=MetricQuery(DS, "total")),
+    indicator=Indicator(
+        "avail", IndicatorKind.RATIO, bad=MetricQuery(DS, "bad"), total=MetricQuery(DS, "total")
+    ),
     objective=Objective(0.999),
     window=TimeWindow("30d", timedelta(days=30)),
 )
@@ -49,8 +57,14 @@ def truth(start: datetime, end: datetime) -> tuple[int, int]:
 
 
 def _record(session: Session) -> SLORecord:
-    repo.upsert_slo(session=session, name=SLO_.name, service="checkout", documents=[],
-                    data_checksum=evaluation.data_checksum(SLO_), now=T0)
+    repo.upsert_slo(
+        session=session,
+        name=SLO_.name,
+        service="checkout",
+        documents=[],
+        data_checksum=evaluation.data_checksum(SLO_),
+        now=T0,
+    )
     session.commit()
     record = repo.get_slo(session=session, name=SLO_.name)
     assert record is not None
@@ -87,8 +101,12 @@ def test_backfill_then_incremental_updates_agree_with_true_counts(engine: Engine
     assert plan.ranges[0].start <= T0 - timedelta(days=30)
     _assert_matches_truth(plan, status, exact_up_to=timedelta(hours=6))
     assert status.state == "burning"  # the 5 % incident ongoing at 12:13 burns ~50x
-    for later in (timedelta(minutes=1), timedelta(minutes=10), timedelta(hours=8),
-                  timedelta(days=2, minutes=3)):
+    for later in (
+        timedelta(minutes=1),
+        timedelta(minutes=10),
+        timedelta(hours=8),
+        timedelta(days=2, minutes=3),
+    ):
         plan, status, rows = _evaluate(engine, T0 + later)
         assert len(plan.ranges) <= 3
         _assert_matches_truth(plan, status, exact_up_to=timedelta(hours=6))
@@ -98,7 +116,7 @@ def test_backfill_then_incremental_updates_agree_with_true_counts(engine: Engine
 
 def test_a_gap_is_no_data_not_good(engine: Engine) -> None:
     at = datetime(2026, 11, 26, 2, 35, tzinfo=UTC)
-    plan, status, _ = _evaluate(engine, at)
+    _plan, status, _ = _evaluate(engine, at)
     # 02:05-02:35 lies inside the gap (02:00-02:40): no data, where "no errors" would be burn 0
     assert status.burn_rates[timedelta(minutes=5)] is None
     assert status.burn_rates[timedelta(minutes=30)] is None

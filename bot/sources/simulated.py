@@ -53,12 +53,8 @@ def parse_episodes(items: Sequence[Mapping[str, Any]] | None) -> tuple[Episode, 
             Episode(
                 duration=int(parse_duration(str(item.get("duration", "10m"))).total_seconds()),
                 start=int(_instant(start).timestamp()) if start is not None else None,
-                every=int(parse_duration(str(item["every"])).total_seconds())
-                if item.get("every")
-                else None,
-                offset=int(parse_duration(str(item["offset"])).total_seconds())
-                if item.get("offset")
-                else 0,
+                every=int(parse_duration(str(item["every"])).total_seconds()) if item.get("every") else None,
+                offset=int(parse_duration(str(item["offset"])).total_seconds()) if item.get("offset") else 0,
                 error_ratio=float(item.get("error_ratio", 1.0)),
             )
         )

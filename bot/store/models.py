@@ -44,9 +44,7 @@ class BucketRecord(SQLModel, table=True):
     resolution_s: int = Field(
         sa_column=Column(Integer, primary_key=True, autoincrement=False, nullable=False)
     )
-    start_s: int = Field(
-        sa_column=Column(BigInteger, primary_key=True, autoincrement=False, nullable=False)
-    )
+    start_s: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False, nullable=False))
     good: float = 0.0
     total: float = 0.0
     covered_s: int = 0
@@ -62,9 +60,7 @@ class SnapshotRecord(SQLModel, table=True):
     __table_args__ = (Index("ix_status_snapshot_slo_time", "slo_id", "evaluated_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    slo_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("slo.id", ondelete="CASCADE"), nullable=False)
-    )
+    slo_id: int = Field(sa_column=Column(Integer, ForeignKey("slo.id", ondelete="CASCADE"), nullable=False))
     evaluated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     sli: float | None = None
     good: float = 0.0

@@ -205,8 +205,7 @@ def window_sums(
             (BUCKETS.c.start_s >= start_s, literal(1.0)),
             (
                 BUCKETS.c.start_s + BUCKETS.c.resolution_s > start_s,
-                (BUCKETS.c.start_s + BUCKETS.c.resolution_s - start_s) * 1.0
-                / BUCKETS.c.resolution_s,
+                (BUCKETS.c.start_s + BUCKETS.c.resolution_s - start_s) * 1.0 / BUCKETS.c.resolution_s,
             ),
             else_=literal(0.0),
         )
@@ -224,14 +223,11 @@ def window_sums(
         good, total, good_slices, slices, ratio_sum, covered = (
             float(v) for v in row[index * 6 : index * 6 + 6]
         )
-        sums[w] = WindowCounts(good, total, good_slices, slices, ratio_sum,
-                               timedelta(seconds=covered), w)
+        sums[w] = WindowCounts(good, total, good_slices, slices, ratio_sum, timedelta(seconds=covered), w)
     return sums
 
 
-def roll_up(
-    *, session: Session, slo_id: int, source: timedelta, target: timedelta, before: datetime
-) -> int:
+def roll_up(*, session: Session, slo_id: int, source: timedelta, target: timedelta, before: datetime) -> int:
     """Merge `source`-resolution buckets that start before `before` into `target` ones."""
     source_s = int(source.total_seconds())
     condition = (

@@ -6,11 +6,17 @@ from bot.domain import DataSource, MetricQuery
 from bot.sources.base import BadQuery
 from bot.sources.simulated import SimulatedSource
 
-DS = DataSource("demo", "Simulated", {
-    "seed": 7, "requests_per_minute": 1000, "error_ratio": 0.001,
-    "incidents": [{"every": "1d", "offset": "14h", "duration": "20m", "error_ratio": 0.5}],
-    "gaps": [{"start": "2026-11-20T03:00:00Z", "duration": "30m"}],
-})
+DS = DataSource(
+    "demo",
+    "Simulated",
+    {
+        "seed": 7,
+        "requests_per_minute": 1000,
+        "error_ratio": 0.001,
+        "incidents": [{"every": "1d", "offset": "14h", "duration": "20m", "error_ratio": 0.5}],
+        "gaps": [{"start": "2026-11-20T03:00:00Z", "duration": "30m"}],
+    },
+)
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 
 
@@ -18,11 +24,17 @@ def _q(series: str) -> MetricQuery:
     return MetricQuery(DS, series)
 
 
-def _fetch(series: str, step: timedelta, start: datetime = DAY, end: datetime | None = None,
-           source: SimulatedSource | None = None) -> dict[datetime, float]:
+def _fetch(
+    series: str,
+    step: timedelta,
+    start: datetime = DAY,
+    end: datetime | None = None,
+    source: SimulatedSource | None = None,
+) -> dict[datetime, float]:
     source = source or SimulatedSource(DS)
-    return source.fetch_range(_q(series), counter=True, start=start, end=end or start + timedelta(days=1),
-                              step=step)
+    return source.fetch_range(
+        _q(series), counter=True, start=start, end=end or start + timedelta(days=1), step=step
+    )
 
 
 def test_same_seed_same_history_and_any_step_sums_the_same() -> None:

@@ -7,8 +7,8 @@ from alembic import command
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.budget import Status
 from bot.buckets import HOUR, MINUTE
+from bot.budget import Status
 from bot.domain import Bucket
 from bot.store import db, repo
 
@@ -17,8 +17,14 @@ DOCS = [{"apiVersion": "openslo/v1", "kind": "SLO", "metadata": {"name": "a"}}]
 
 
 def _slo(session: Session, name: str = "a", docs: list[dict] | None = None, data: str = "d1") -> str:
-    return repo.upsert_slo(session=session, name=name, service="svc", documents=docs or DOCS,
-                           data_checksum=data, now=NOW)
+    return repo.upsert_slo(
+        session=session,
+        name=name,
+        service="svc",
+        documents=docs or DOCS,
+        data_checksum=data,
+        now=NOW,
+    )
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
@@ -34,8 +40,13 @@ def test_apply_is_idempotent_and_a_new_query_discards_history(engine: Engine) ->
         assert _slo(session) == "unchanged"
         record = repo.get_slo(session=session, name="a")
         assert record is not None and record.id is not None
-        repo.replace_buckets(session=session, slo_id=record.id, start=NOW - HOUR, end=NOW,
-                             buckets=[Bucket(NOW - MINUTE, MINUTE, 1, 2, MINUTE)])
+        repo.replace_buckets(
+            session=session,
+            slo_id=record.id,
+            start=NOW - HOUR,
+            end=NOW,
+            buckets=[Bucket(NOW - MINUTE, MINUTE, 1, 2, MINUTE)],
+        )
         session.commit()
         # a new description keeps the stored history ...
         assert _slo(session, docs=[*DOCS, {"kind": "Service"}]) == "updated"
@@ -52,19 +63,28 @@ def test_buckets_round_trip_rollup_and_trim(engine: Engine) -> None:
         session.flush()
         record = repo.get_slo(session=session, name="a")
         assert record is not None and record.id is not None
-        minutes = [Bucket(NOW - 180 * MINUTE + i * MINUTE, MINUTE, good=9.0, total=10.0,
-                          covered=MINUTE) for i in range(180)]
-        repo.replace_buckets(session=session, slo_id=record.id, start=NOW - 3 * HOUR, end=NOW,
-                             buckets=minutes)
+        minutes = [
+            Bucket(NOW - 180 * MINUTE + i * MINUTE, MINUTE, good=9.0, total=10.0, covered=MINUTE)
+            for i in range(180)
+        ]
+        repo.replace_buckets(
+            session=session, slo_id=record.id, start=NOW - 3 * HOUR, end=NOW, buckets=minutes
+        )
         session.commit()
         loaded = repo.load_buckets(session=session, slo_id=record.id, since=NOW - 3 * HOUR)
         assert loaded == minutes
         # replacing a range replaces, never duplicates
-        repo.replace_buckets(session=session, slo_id=record.id, start=NOW - 10 * MINUTE, end=NOW,
-                             buckets=minutes[-10:])
+        repo.replace_buckets(
+            session=session,
+            slo_id=record.id,
+            start=NOW - 10 * MINUTE,
+            end=NOW,
+            buckets=minutes[-10:],
+        )
         assert repo.count_buckets(session=session, slo_id=record.id) == 180
-        merged = repo.roll_up(session=session, slo_id=record.id, source=MINUTE, target=HOUR,
-                              before=NOW - HOUR)
+        merged = repo.roll_up(
+            session=session, slo_id=record.id, source=MINUTE, target=HOUR, before=NOW - HOUR
+        )
         session.commit()
         assert merged == 120
         loaded = repo.load_buckets(session=session, slo_id=record.id, since=NOW - 3 * HOUR)
@@ -84,8 +104,18 @@ def test_latest_snapshot_per_slo_and_prune(engine: Engine) -> None:
         a = repo.get_slo(session=session, name="a")
         assert a is not None and a.id is not None
         for minutes in (0, 1, 2):
-            status = Status(NOW + timedelta(minutes=minutes), 0.99, 99, 100, 10.0, -9.0,
-                            {HOUR: 2.5}, None, "exhausted", 1.0)
+            status = Status(
+                NOW + timedelta(minutes=minutes),
+                0.99,
+                99,
+                100,
+                10.0,
+                -9.0,
+                {HOUR: 2.5},
+                None,
+                "exhausted",
+                1.0,
+            )
             repo.add_snapshot(session=session, slo_id=a.id, status=status, error=None)
         session.commit()
         latest = dict((r.name, s) for r, s in repo.latest_snapshots(session=session))
@@ -104,9 +134,19 @@ def test_window_sums_in_sql_equal_the_pure_arithmetic(engine: Engine) -> None:
     from bot.buckets import rollup, window_counts
 
     rng = random.Random(5)
-    minutes = [Bucket(NOW - (2000 - i) * MINUTE, MINUTE, good=float(g), total=float(g + rng.randint(0, 3)),
-                      covered=MINUTE, good_slices=1.0, slices=1.0, ratio_sum=0.9)
-               for i, g in enumerate(rng.randint(0, 100) for _ in range(2000))]
+    minutes = [
+        Bucket(
+            NOW - (2000 - i) * MINUTE,
+            MINUTE,
+            good=float(g),
+            total=float(g + rng.randint(0, 3)),
+            covered=MINUTE,
+            good_slices=1.0,
+            slices=1.0,
+            ratio_sum=0.9,
+        )
+        for i, g in enumerate(rng.randint(0, 100) for _ in range(2000))
+    ]
     stored = rollup(minutes[:1500], HOUR) + minutes[1500:]
     windows = [timedelta(minutes=5), timedelta(minutes=47), timedelta(hours=9), timedelta(hours=30)]
     end = NOW - timedelta(minutes=3)
@@ -115,8 +155,9 @@ def test_window_sums_in_sql_equal_the_pure_arithmetic(engine: Engine) -> None:
         session.flush()
         record = repo.get_slo(session=session, name="a")
         assert record is not None and record.id is not None
-        repo.replace_buckets(session=session, slo_id=record.id, start=NOW - 40 * HOUR, end=NOW,
-                             buckets=stored)
+        repo.replace_buckets(
+            session=session, slo_id=record.id, start=NOW - 40 * HOUR, end=NOW, buckets=stored
+        )
         in_sql = repo.window_sums(session=session, slo_id=record.id, end=end, windows=windows)
     pure = window_counts(stored, end, windows)
     for w in windows:

@@ -1,0 +1,298 @@
+"""Range queries against Prometheus-compatible APIs (Prometheus, Thanos, Mimir, VictoriaMetrics).
+
+Turns an SLI query into one value per step, and every failure into SourceUnavailable or BadQuery.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import ssl
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from bot.domain import DataSource, MetricQuery
+from bot.durations import format_duration, parse_duration
+from bot.sources.base import BadQuery, SourceUnavailable
+
+log = logging.getLogger(__name__)
+
+# Prometheus refuses a range query asking more points per series than this.
+MAX_POINTS = 11_000
+DEFAULT_TIMEOUT_SECONDS = 30.0
+_WINDOW = re.compile(r"\{\{\s*\.?window\s*\}\}")  # slo-bot's {{window}} and Sloth's {{.window}}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+
+def connection_problems(connection: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a Prometheus DataSource's connectionDetails, one `field: message` each."""
+    problems: list[str] = []
+    url = connection.get("url")
+    if url is None or url == "":
+        problems.append("url: missing; give the API base URL, e.g. http://prometheus:9090")
+    elif not isinstance(url, str):
+        problems.append("url: must be a string such as http://prometheus:9090")
+    else:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append(f"url: {_redact(url)!r} is not an http(s) URL, e.g. http://prometheus:9090")
+        elif parts.query or parts.fragment:
+            problems.append("url: must not have a query string or fragment")
+    if connection.get("timeout") is not None:
+        try:
+            _timeout_seconds(connection["timeout"])
+        except ValueError as exc:
+            problems.append(f"timeout: {exc}")
+    token = connection.get("bearerToken")
+    if token is not None and (not isinstance(token, str) or not token):
+        problems.append("bearerToken: must be a non-empty string")
+    basic = connection.get("basicAuth")
+    if basic is not None:
+        if not (
+            isinstance(basic, Mapping)
+            and isinstance(basic.get("username"), str)
+            and isinstance(basic.get("password"), str)
+        ):
+            problems.append("basicAuth: needs `username` and `password` strings")
+        if token is not None:
+            problems.append("basicAuth: give either bearerToken or basicAuth, not both")
+    headers = connection.get("headers")
+    if headers is not None and not (
+        isinstance(headers, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+    ):
+        problems.append("headers: must map header names to string values")
+    if not isinstance(connection.get("tlsVerify", True), bool):
+        problems.append("tlsVerify: must be true or false")
+    if connection.get("caFile") is not None and not isinstance(connection["caFile"], str):
+        problems.append("caFile: must be a file path")
+    return problems
+
+
+def client_options(connection: Mapping[str, Any]) -> dict[str, Any]:
+    """`httpx.Client(**client_options(ds.connection))`: URL, auth, headers, timeout and TLS.
+
+    Raises ValueError listing the problems of an invalid connection, or an unreadable caFile.
+    """
+    problems = connection_problems(connection)
+    if problems:
+        raise ValueError("; ".join(problems))
+    headers = {"User-Agent": "slo-bot", "Accept": "application/json"}
+    headers.update(connection.get("headers") or {})
+    if connection.get("bearerToken"):
+        headers["Authorization"] = f"Bearer {connection['bearerToken']}"
+    timeout = connection.get("timeout")
+    seconds = DEFAULT_TIMEOUT_SECONDS if timeout is None else _timeout_seconds(timeout)
+    options: dict[str, Any] = {
+        "base_url": connection["url"],
+        "headers": headers,
+        "timeout": httpx.Timeout(seconds),
+    }
+    basic = connection.get("basicAuth")
+    if basic is not None:
+        options["auth"] = httpx.BasicAuth(basic["username"], basic["password"])
+    if not connection.get("tlsVerify", True):
+        options["verify"] = False
+    elif connection.get("caFile"):
+        try:
+            options["verify"] = ssl.create_default_context(cafile=connection["caFile"])
+        except OSError as exc:  # ssl.SSLError is an OSError too
+            raise ValueError(f"caFile: cannot use {connection['caFile']!r}: {exc}") from exc
+    return options
+
+
+def render_query(query: str, *, counter: bool, window: timedelta) -> str:
+    """The PromQL slo-bot sends for one step of length `window`.
+
+    `{{window}}` / `{{.window}}` become the window (`5m`); a bare counter selector becomes
+    `sum(increase(SELECTOR[window]))`; any other gauge query is sent as written.
+    """
+    written = format_duration(window)
+    if _WINDOW.search(query):
+        return _WINDOW.sub(written, query)
+    if counter:
+        return f"sum(increase({query.strip()}[{written}]))"
+    return query
+
+
+class PrometheusSource:
+    """A `Source` over `/api/v1/query_range`; the client carries URL, auth, headers and timeout."""
+
+    def __init__(self, datasource: DataSource, client: httpx.Client) -> None:
+        self.datasource = datasource
+        self._client = client
+        base = str(datasource.connection.get("url") or client.base_url).rstrip("/")
+        self._endpoint = base + "/api/v1/query_range"
+        self._where = f"{datasource.type} datasource {datasource.name!r} ({_redact(base)})"
+
+    def fetch_range(
+        self,
+        metric: MetricQuery,
+        *,
+        counter: bool,
+        start: datetime,
+        end: datetime,
+        step: timedelta,
+    ) -> dict[datetime, float]:
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("start and end must be timezone-aware")
+        if step < _SECOND or step % _SECOND:
+            raise ValueError(f"step must be a whole number of seconds, not {step}")
+        query = render_query(metric.query, counter=counter, window=step)
+        wrapped = counter and not _WINDOW.search(metric.query)
+        steps = step // _SECOND
+        # Step ends are multiples of the step since the epoch, in (start, end].
+        first = ((start - _EPOCH) // step + 1) * steps
+        last = ((end - _EPOCH) // step) * steps
+        values: dict[datetime, float] = {}
+        labels: Mapping[str, Any] | None = None
+        for lo, hi in _chunks(first, last, steps):
+            for series_labels, points in self._query_range(query, lo, hi, steps, wrapped):
+                if labels is None:
+                    labels = series_labels
+                elif series_labels != labels:
+                    self._many_series(query, [labels, series_labels])
+                values.update(points)
+        return values
+
+    def _query_range(
+        self, query: str, lo: int, hi: int, step: int, wrapped: bool
+    ) -> list[tuple[Mapping[str, Any], dict[datetime, float]]]:
+        try:
+            response = self._client.post(
+                self._endpoint,
+                data={"query": query, "start": str(lo), "end": str(hi), "step": str(step)},
+            )
+        except httpx.TimeoutException as exc:
+            raise SourceUnavailable(
+                f"{self._where}: no answer within the timeout ({type(exc).__name__}); will retry next tick"
+            ) from exc
+        except httpx.RequestError as exc:
+            raise SourceUnavailable(
+                f"{self._where}: cannot reach it: {exc or type(exc).__name__}; will retry next tick"
+            ) from exc
+        data = self._data(response, query, wrapped)
+        if not isinstance(data, Mapping) or data.get("resultType") != "matrix":
+            kind = data.get("resultType") if isinstance(data, Mapping) else type(data).__name__
+            self._garbled(f"expected a matrix result from query_range, got {kind!r}")
+        result = data.get("result")
+        if not isinstance(result, list):
+            self._garbled("the matrix result is not a list")
+        if len(result) > 1:
+            self._many_series(query, [s.get("metric") if isinstance(s, Mapping) else s for s in result])
+        return [self._series(item, lo, hi) for item in result]
+
+    def _data(self, response: httpx.Response, query: str, wrapped: bool) -> Any:
+        """The `data` of a successful answer; raises the right error for anything else."""
+        code = response.status_code
+        shown = f"HTTP {code} {response.reason_phrase}".rstrip()
+        if code in (401, 403):
+            raise BadQuery(f"{self._where}: authentication failed ({shown}); check bearerToken or basicAuth")
+        if code == 404:
+            raise BadQuery(
+                f"{self._where}: no Prometheus API at {_redact(self._endpoint)} ({shown}); "
+                "check the url and its path prefix (Mimir: /prometheus)"
+            )
+        if code == 429 or code >= 500:
+            detail = _error_text(response)
+            raise SourceUnavailable(
+                f"{self._where}: {shown}{': ' + detail if detail else ''}; will retry next tick"
+            )
+        if 300 <= code < 400:
+            raise BadQuery(
+                f"{self._where}: redirected to {response.headers.get('location', '?')} ({shown}); "
+                "set url to the API itself"
+            )
+        if 400 <= code < 500 and code not in (400, 422):
+            detail = _error_text(response)
+            raise BadQuery(f"{self._where}: refused the request ({shown}){': ' + detail if detail else ''}")
+        try:
+            body = response.json()
+        except ValueError:
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            self._garbled(f"{shown} with a {kind} body, not Prometheus JSON (a proxy or login page?)")
+        if not isinstance(body, Mapping) or "status" not in body:
+            self._garbled(f"{shown} with JSON that has no `status`")
+        if code in (400, 422) or body["status"] == "error":
+            error = body.get("error") or body.get("errorType") or shown
+            hint = (
+                '; a counter query must be a bare selector such as metric_total{job="api"} or hold {{window}}'
+                if wrapped and body.get("errorType") == "bad_data"
+                else ""
+            )
+            raise BadQuery(f"{self._where}: Prometheus refused query {query!r}: {error}{hint}")
+        if code != 200 or body["status"] != "success" or "data" not in body:
+            self._garbled(f"{shown} with an unexpected answer (status {body['status']!r})")
+        for warning in body.get("warnings") or ():
+            log.warning("%s: query %r: %s", self._where, query, warning)
+        return body["data"]
+
+    def _series(self, item: Any, lo: int, hi: int) -> tuple[Mapping[str, Any], dict[datetime, float]]:
+        if not isinstance(item, Mapping) or not isinstance(item.get("values"), list):
+            self._garbled("a series of the matrix has no `values` list")
+        points: dict[datetime, float] = {}
+        for pair in item["values"]:
+            try:
+                stamp, text = pair
+                millis = round(float(stamp) * 1000)
+                value = float(text)
+            except (TypeError, ValueError):
+                self._garbled(f"unreadable sample {pair!r}")
+            # NaN and ±Inf are what PromQL gives for 0/0 and x/0: no data, never a number.
+            if math.isfinite(value) and lo * 1000 <= millis <= hi * 1000:
+                points[_EPOCH + timedelta(milliseconds=millis)] = value
+        labels = item.get("metric")
+        return (labels if isinstance(labels, Mapping) else {}), points
+
+    def _many_series(self, query: str, labels: list[Any]) -> NoReturn:
+        raise BadQuery(
+            f"{self._where}: query {query!r} returns {len(labels)} series (e.g. {labels[0]}, "
+            f"{labels[1]}); aggregate it with sum(...) so it returns one"
+        )
+
+    def _garbled(self, what: str) -> NoReturn:
+        raise SourceUnavailable(f"{self._where}: garbled answer: {what}; will retry next tick")
+
+
+def _chunks(first: int, last: int, step: int) -> Iterator[tuple[int, int]]:
+    """Request bounds (lo, hi) in order, each of <= MAX_POINTS steps, covering first..last once."""
+    lo = first
+    while lo <= last:
+        hi = min(last, lo + (MAX_POINTS - 1) * step)
+        yield lo, hi
+        lo = hi + step
+
+
+def _timeout_seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a duration such as 10s, not {value!r}")
+    seconds = parse_duration(value).total_seconds() if isinstance(value, str) else float(value)
+    if not seconds > 0 or math.isinf(seconds):
+        raise ValueError(f"must be greater than zero, not {value!r}")
+    return seconds
+
+
+def _error_text(response: httpx.Response) -> str:
+    """Prometheus's own `error` from a JSON error body, else nothing."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    return str(body.get("error") or "") if isinstance(body, Mapping) else ""
+
+
+def _redact(url: str) -> str:
+    """The URL without user:password, fit for logs and Slack."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
