@@ -11,15 +11,19 @@ import difflib
 import json
 import logging
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import jobs, report
+from bot import jobs, replay, report
 from bot.app import Settings, SourcePool, engine_from
 from bot.catalogue import load_paths
+from bot.domain import Bucket
+from bot.durations import parse_duration
 from bot.evaluation import data_checksum
+from bot.sources.base import BadQuery, SourceError
 from bot.store import db, repo
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -43,6 +47,16 @@ def parse_time(text: str) -> datetime:
             f"invalid time {text!r}: use ISO 8601, e.g. 2026-11-27T12:00:00Z", EXIT_USAGE
         ) from None
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def parse_step(text: str) -> timedelta:
+    try:
+        step = parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if step < timedelta(minutes=1) or step % timedelta(minutes=1):
+        raise argparse.ArgumentTypeError(f"step {text!r} must be whole minutes")
+    return step
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slo", action="append", metavar="NAME", help="only this SLO (repeatable)")
     p.add_argument("--json", action="store_true", help="print the JSON of SPEC.md")
 
+    p = commands.add_parser(
+        "replay", help="replay the alert policy over past data; print each alert transition"
+    )
+    p.add_argument("--from", dest="start", type=parse_time, required=True, metavar="TIME")
+    p.add_argument("--to", dest="end", type=parse_time, required=True, metavar="TIME")
+    p.add_argument("--step", type=parse_step, default=timedelta(minutes=1), metavar="DURATION")
+    p.add_argument("--slo", action="append", metavar="NAME", help="only this SLO (repeatable)")
+    p.add_argument("--json", action="store_true", help="one JSON object a line per transition")
+
     p = commands.add_parser("status", help="print the last stored status; no source queries")
     p.add_argument("--json", action="store_true")
 
@@ -91,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "apply": cmd_apply,
             "check": cmd_check,
             "status": cmd_status,
+            "replay": cmd_replay,
             "db": cmd_db,
         }[args.command]
         return handler(args, settings)
@@ -190,7 +214,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         )
     finally:
         sources.close()
-    rows = [report.row_from_status(o.name, o.service, o.slo, o.status, o.error) for o in outcomes]
+    rows = [report.row_from_status(o.name, o.service, o.slo, o.status, o.error, o.alerts) for o in outcomes]
     print(report.render_json(rows) if args.json else report.render_table(rows))
     kinds = {o.error_kind for o in outcomes}
     for outcome in outcomes:
@@ -199,6 +223,63 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     if kinds & {jobs.BAD_QUERY, jobs.CONFIG}:
         return EXIT_PROBLEM
     return EXIT_UNAVAILABLE if jobs.UNAVAILABLE in kinds else EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    if args.end <= args.start:
+        raise UsageError("--to must be after --from", EXIT_USAGE)
+    engine = engine_from(settings)
+    db.upgrade(engine)
+    with Session(engine) as session:
+        records = repo.list_slos(session=session)
+    known = [r.name for r in records]
+    for name in args.slo or ():
+        if name not in known:
+            raise UsageError(unknown_slo_message(name, known))
+    chosen = [r for r in records if not args.slo or r.name in args.slo]
+    if not chosen:
+        raise UsageError("no SLOs in the database: run `slo-bot apply FILE...` first")
+    sources = SourcePool(max_connections=settings.concurrency)
+    episodes: list[replay.Episode] = []
+    code = EXIT_OK
+    try:
+        for record in chosen:
+            try:
+                slo = jobs.slo_of(record)
+                history = replay.load_history(
+                    slo,
+                    sources.get,
+                    args.start - replay.lookback(slo, args.start),
+                    args.end,
+                    stored=_stored_reader(engine, record.id or 0),
+                )
+            except SourceError as err:
+                print(f"slo-bot: {record.name}: {err}", file=sys.stderr)
+                code = EXIT_PROBLEM if isinstance(err, BadQuery) else EXIT_UNAVAILABLE
+                continue
+            result = replay.replay(slo, history, args.start, args.end, args.step)
+            for transition in result.transitions:
+                print(
+                    json.dumps(report.transition_json(transition))
+                    if args.json
+                    else report.transition_line(transition),
+                    flush=True,
+                )
+            episodes += result.episodes
+    finally:
+        sources.close()
+    print(report.render_episodes(episodes), file=sys.stderr if args.json else sys.stdout)
+    return code
+
+
+def _stored_reader(engine: Engine, slo_id: int) -> Callable[[datetime, datetime], list[Bucket]]:
+    def read(start: datetime, end: datetime) -> list[Bucket]:
+        with Session(engine) as session:
+            return [
+                b for b in repo.load_buckets(session=session, slo_id=slo_id, since=start) if b.start < end
+            ]
+
+    return read
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:

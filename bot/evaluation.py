@@ -10,11 +10,11 @@ import hashlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlmodel import Session
 
-from bot import budget, policy
+from bot import budget, policy, status
 from bot.buckets import (
     HOUR,
     FetchRange,
@@ -26,8 +26,9 @@ from bot.buckets import (
     tiers_for,
 )
 from bot.domain import SLO, Bucket, DataSource, IndicatorKind, MetricQuery
-from bot.periods import period_bounds
+from bot.periods import period_bounds, period_length
 from bot.sources.base import Source
+from bot.status import Assessment
 from bot.store import repo
 from bot.store.models import SLORecord
 
@@ -35,12 +36,12 @@ from bot.store.models import SLORecord
 @dataclass(frozen=True)
 class Plan:
     slo: SLO
+    policy: policy.Policy
     now: datetime  # the evaluation time as asked
     end: datetime  # `now` floored to the fine resolution: the newest complete bucket ends here
     period_start: datetime
     period_end: datetime
     needed_from: datetime
-    windows: tuple[timedelta, ...]
     tiers: tuple[Tier, ...]
     ranges: tuple[FetchRange, ...]
 
@@ -68,7 +69,8 @@ def data_checksum(slo: SLO) -> str:
 
 
 def make_plan(slo: SLO, record: SLORecord, now: datetime) -> Plan:
-    windows = policy.policy_windows(slo)
+    rules = policy.policy_for(slo, period_length(slo.window, now))
+    windows = rules.windows
     tiers = tiers_for(slo, max(windows))
     end = floor_time(now, tiers[0].resolution)
     period_start, period_end = period_bounds(slo.window, end)
@@ -81,7 +83,7 @@ def make_plan(slo: SLO, record: SLORecord, now: datetime) -> Plan:
         tiers=tiers,
         direct=fetches_coarse_directly(slo),
     )
-    return Plan(slo, now, end, period_start, period_end, needed_from, windows, tiers, tuple(ranges))
+    return Plan(slo, rules, now, end, period_start, period_end, needed_from, tiers, tuple(ranges))
 
 
 SourceFor = Callable[[DataSource], Source]
@@ -92,7 +94,7 @@ def fetch(plan: Plan, source_for: SourceFor) -> Fetched:
     results = []
     warnings: list[str] = []
     for rng in plan.ranges:
-        buckets, clamped = _fetch_range(plan.slo, source_for, rng)
+        buckets, clamped = fetch_buckets(plan.slo, source_for, rng)
         results.append(tuple(buckets))
         if clamped:
             warnings.append(
@@ -102,7 +104,8 @@ def fetch(plan: Plan, source_for: SourceFor) -> Fetched:
     return Fetched(plan.ranges, tuple(results), tuple(warnings))
 
 
-def _fetch_range(slo: SLO, source_for: SourceFor, rng: FetchRange) -> tuple[list[Bucket], int]:
+def fetch_buckets(slo: SLO, source_for: SourceFor, rng: FetchRange) -> tuple[list[Bucket], int]:
+    """One bucket per step of `rng` (gaps as uncovered buckets), and how many said good > total."""
     indicator = slo.indicator
 
     def ask(metric: MetricQuery, counter: bool) -> dict[datetime, float]:
@@ -177,40 +180,26 @@ def store(session: Session, record: SLORecord, plan: Plan, fetched: Fetched) -> 
     )
 
 
+def assess(session: Session, record: SLORecord, plan: Plan, warnings: tuple[str, ...] = ()) -> Assessment:
+    """The SLO's status and alert signals, from stored buckets only."""
+    assert record.id is not None
+    period_span = plan.end - plan.period_start
+    counts = repo.window_sums(
+        session=session, slo_id=record.id, end=plan.end, windows=[*plan.policy.windows, period_span]
+    )
+    return status.assess(
+        plan.slo,
+        plan.policy,
+        counts,
+        now=plan.now,
+        period_start=plan.period_start,
+        period_end=plan.period_end,
+        period_span=period_span,
+        warnings=warnings,
+    )
+
+
 def compute_status(
     session: Session, record: SLORecord, plan: Plan, warnings: tuple[str, ...] = ()
 ) -> budget.Status:
-    """The SLO's status from stored buckets only."""
-    assert record.id is not None
-    slo = plan.slo
-    period_span = plan.end - plan.period_start
-    counts = repo.window_sums(
-        session=session, slo_id=record.id, end=plan.end, windows=[*plan.windows, period_span]
-    )
-    target = slo.objective.target_ratio
-    method = slo.budgeting_method
-    period_counts = counts[period_span]
-    sli = budget.sli_ratio(period_counts, method)
-    burns = {w: budget.burn_rate(budget.sli_ratio(counts[w], method), target) for w in plan.windows}
-    consumed = budget.budget_consumed_ratio(sli, target) if sli is not None else None
-    remaining = 1.0 - consumed if consumed is not None else None
-    period = plan.period_end - plan.period_start if not slo.window.is_rolling else slo.window.duration
-    exhaustion_at = None
-    if remaining is not None:
-        left = budget.time_to_exhaustion(remaining, burns.get(policy.EXHAUSTION_WINDOW), period)
-        if left is not None and (slo.window.is_rolling or plan.now + left < plan.period_end):
-            exhaustion_at = plan.now + left
-    burning = bool(policy.firing_tiers(burns, period))
-    return budget.Status(
-        evaluated_at=plan.now,
-        sli=sli,
-        good=period_counts.good,
-        total=period_counts.total,
-        consumed_ratio=consumed,
-        remaining_ratio=remaining,
-        burn_rates=burns,
-        exhaustion_at=exhaustion_at,
-        state=budget.state_of(sli, remaining, burning),
-        coverage_ratio=period_counts.coverage_ratio,
-        warnings=warnings,
-    )
+    return assess(session, record, plan, warnings).status

@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import evaluation
+from bot import alerting, evaluation
+from bot.alerting import FIRING, Transition
 from bot.app import SourcePool
 from bot.budget import Status
 from bot.catalogue import CatalogueError, build_slos
 from bot.domain import SLO
+from bot.policy import Signal
 from bot.sources.base import BadQuery, SourceError, SourceUnavailable
+from bot.store import alerts as alert_store
 from bot.store import repo
 from bot.store.models import SLORecord
 
@@ -39,6 +42,8 @@ class Outcome:
     status: Status | None
     error: str | None = None
     error_kind: str | None = None
+    transitions: tuple[Transition, ...] = ()
+    alerts: Sequence[Mapping[str, str | None]] = field(default=())
 
 
 def slo_of(record: SLORecord) -> SLO:
@@ -110,7 +115,7 @@ def _store(
 ) -> Outcome:
     with Session(engine) as session:
         fresh = session.get(SLORecord, record.id)
-        assert fresh is not None
+        assert fresh is not None and fresh.id is not None
         error: str | None = None
         kind: str | None = None
         warnings: tuple[str, ...] = ()
@@ -121,10 +126,41 @@ def _store(
         else:
             evaluation.store(session, fresh, plan, result)
             warnings = result.warnings
-        status = evaluation.compute_status(session, fresh, plan, warnings)
-        repo.add_snapshot(session=session, slo_id=fresh.id or 0, status=status, error=error)
+        assessment = evaluation.assess(session, fresh, plan, warnings)
+        transitions = advance_alerts(session, fresh, assessment.signals, plan.now)
+        repo.add_snapshot(session=session, slo_id=fresh.id, status=assessment.status, error=error)
+        summaries = [
+            alert_store.alert_summary(a)
+            for a in alert_store.open_alerts(session=session, slo_id=fresh.id).values()
+            if a.state == FIRING
+        ]
         session.commit()
-    return Outcome(record.name, record.service, plan.slo, status, error, kind)
+    return Outcome(
+        record.name, record.service, plan.slo, assessment.status, error, kind, transitions, summaries
+    )
+
+
+def advance_alerts(
+    session: Session, record: SLORecord, signals: Sequence[Signal], at: datetime
+) -> tuple[Transition, ...]:
+    """Move each of the SLO's alerts by its signal; persist states and the event trail."""
+    assert record.id is not None
+    current = alert_store.open_alerts(session=session, slo_id=record.id)
+    transitions = []
+    for signal in signals:
+        existing = current.get(signal.key)
+        after, transition = alerting.step(record.name, alert_store.as_open(existing), signal, at)
+        alert_store.record_step(
+            session=session,
+            slo_id=record.id,
+            current=existing,
+            after=after,
+            transition=transition,
+            at=at,
+        )
+        if transition is not None:
+            transitions.append(transition)
+    return tuple(transitions)
 
 
 __all__ = ["BAD_QUERY", "CONFIG", "UNAVAILABLE", "Outcome", "SourceUnavailable", "evaluate_all"]

@@ -1,6 +1,6 @@
-"""Alert policy: the default multi-window multi-burn-rate tiers and which of them fire.
+"""Alert policy: which alerts an SLO's burn rates, budget and data coverage call for.
 
-Pure: burn rates in, decisions out.
+Pure: window counts in, signals out. `bot.alerting` turns signals into alert transitions.
 """
 
 from __future__ import annotations
@@ -9,16 +9,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.domain import SLO
+from bot.budget import WindowCounts, burn_rate, sli_ratio
+from bot.domain import SLO, BudgetingMethod, Op
+from bot.durations import format_duration, parse_duration
 
 PAGE = "page"
 TICKET = "ticket"
+NO_DATA = "no-data"
 BASE_PERIOD = timedelta(days=30)
+DEFAULT_BUDGET_THRESHOLDS = (0.5, 0.25, 0.0)
+DEFAULT_NO_DATA_AFTER = timedelta(minutes=10)
+# A burn rule fires only when its long window holds at least this many bad events (or bad
+# slices): at 10 requests an hour, one failure is burn 100 on a 99.9 % SLO and must not page.
+DEFAULT_MIN_BAD_EVENTS = 3.0
+# time to exhaustion is computed from the burn of this window (the shortest long window)
+EXHAUSTION_WINDOW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
 class BurnTier:
-    """Fires when the burn over both `long` and `short` exceeds `burn`."""
+    """A default tier: fires when the burn over both `long` and `short` exceeds its threshold."""
 
     severity: str
     long: timedelta
@@ -37,24 +47,162 @@ DEFAULT_TIERS: tuple[BurnTier, ...] = (
     BurnTier(TICKET, timedelta(days=3), timedelta(hours=6), 0.10),
 )
 
-# time to exhaustion is computed from the burn of this window (the shortest long window)
-EXHAUSTION_WINDOW = timedelta(hours=1)
+
+@dataclass(frozen=True)
+class BurnRule:
+    """One multi-window rule: `op` holds for the burn of both windows (short = long / 12)."""
+
+    severity: str
+    long: timedelta
+    short: timedelta
+    threshold: float
+    op: Op = Op.GT
+    alert_after: timedelta = timedelta(0)
 
 
-def policy_windows(slo: SLO) -> tuple[timedelta, ...]:
-    """Every window whose burn rate an SLO's alerting reads, shortest first."""
-    windows = {w for tier in DEFAULT_TIERS for w in (tier.long, tier.short)}
-    for policy in slo.alert_policies:
-        for condition in policy.conditions:
-            windows.add(condition.lookback_window)
-            # an OpenSLO burnrate condition is multi-window too: short = long / 12
-            windows.add(condition.lookback_window / 12)
-    return tuple(sorted(windows))
+@dataclass(frozen=True)
+class Policy:
+    rules: tuple[BurnRule, ...]
+    budget_thresholds: tuple[float, ...] = DEFAULT_BUDGET_THRESHOLDS
+    no_data_after: timedelta = DEFAULT_NO_DATA_AFTER
+    min_bad_events: float = DEFAULT_MIN_BAD_EVENTS
+
+    @property
+    def burn_windows(self) -> tuple[timedelta, ...]:
+        """The windows whose burn rates the rules read: the `burn_rates` of SPEC.md's JSON."""
+        return tuple(sorted({w for r in self.rules for w in (r.long, r.short)}))
+
+    @property
+    def windows(self) -> tuple[timedelta, ...]:
+        """Every window an evaluation sums: burn windows, the no-data window, the exhaustion one."""
+        return tuple(sorted({*self.burn_windows, self.no_data_after, EXHAUSTION_WINDOW}))
+
+    @property
+    def severities(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.severity for r in self.rules))
 
 
-def firing_tiers(
-    burn_rates: Mapping[timedelta, float | None], period: timedelta
-) -> list[BurnTier]:
+def policy_for(slo: SLO, period: timedelta) -> Policy:
+    """The SLO's OpenSLO burn-rate conditions if it has any, else the default tiers for `period`.
+
+    Annotations tune the rest: `slo-bot/budget-alerts` ("50,25,0" in percent, "" for none),
+    `slo-bot/no-data-after` (a duration), `slo-bot/min-bad-events` (a number).
+    """
+    rules = [
+        BurnRule(
+            severity=c.severity.lower() or PAGE,
+            long=c.lookback_window,
+            short=c.lookback_window / 12,
+            threshold=c.threshold,
+            op=c.op,
+            alert_after=c.alert_after,
+        )
+        for p in slo.alert_policies
+        for c in p.conditions
+    ]
+    if not rules:
+        rules = [BurnRule(t.severity, t.long, t.short, t.burn_for(period)) for t in DEFAULT_TIERS]
+    notes = slo.annotations
+    budget_text = notes.get("slo-bot/budget-alerts")
+    thresholds: tuple[float, ...] = DEFAULT_BUDGET_THRESHOLDS
+    if budget_text is not None:
+        thresholds = tuple(float(p) / 100 for p in budget_text.split(",") if p.strip())
+    return Policy(
+        rules=tuple(rules),
+        budget_thresholds=tuple(sorted(thresholds, reverse=True)),
+        no_data_after=parse_duration(notes.get("slo-bot/no-data-after", "10m")),
+        min_bad_events=float(notes.get("slo-bot/min-bad-events", DEFAULT_MIN_BAD_EVENTS)),
+    )
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What the policy calls for on one alert key at one evaluation.
+
+    `active` None means the data cannot tell (a window without data): the alert keeps its state.
+    """
+
+    key: str
+    active: bool | None
+    burn_rates: Mapping[str, float | None]
+    reason: str
+    alert_after: timedelta = timedelta(0)
+
+
+def _bad(counts: WindowCounts, method: BudgetingMethod) -> float:
+    if method is BudgetingMethod.OCCURRENCES:
+        return max(0.0, counts.total - counts.good)
+    if method is BudgetingMethod.TIMESLICES:
+        return max(0.0, counts.slices - counts.good_slices)
+    return max(0.0, counts.slices - counts.ratio_sum)
+
+
+def signals(
+    policy: Policy,
+    counts: Mapping[timedelta, WindowCounts],
+    *,
+    target_ratio: float,
+    method: BudgetingMethod,
+    remaining_ratio: float | None,
+) -> list[Signal]:
+    """Evaluate every rule, the budget thresholds and data coverage."""
+    burns = {w: burn_rate(sli_ratio(c, method), target_ratio) for w, c in counts.items()}
+    out: list[Signal] = []
+    for severity in policy.severities:
+        out.append(_severity_signal(policy, severity, counts, burns, method))
+    page = next((s for s in out if s.key == PAGE), None)
+    if page is not None and page.active:
+        # a firing page suppresses the ticket: it neither fires nor resolves meanwhile
+        out = [s if s.key != TICKET else Signal(TICKET, None, s.burn_rates, "page firing") for s in out]
+    for threshold in policy.budget_thresholds:
+        key = f"budget-{round(threshold * 100)}"
+        active = None if remaining_ratio is None else remaining_ratio <= threshold
+        reason = f"budget remaining at or below {threshold * 100:g} %"
+        out.append(Signal(key, active, {}, reason))
+    recent = counts.get(policy.no_data_after)
+    if recent is not None:
+        silent = recent.covered <= timedelta(0)
+        out.append(Signal(NO_DATA, silent, {}, f"no data for {format_duration(policy.no_data_after)}"))
+    return out
+
+
+def _severity_signal(
+    policy: Policy,
+    severity: str,
+    counts: Mapping[timedelta, WindowCounts],
+    burns: Mapping[timedelta, float | None],
+    method: BudgetingMethod,
+) -> Signal:
+    rules = [r for r in policy.rules if r.severity == severity]
+    unknown = False
+    best: BurnRule | None = None
+    for rule in rules:
+        long_burn, short_burn = burns.get(rule.long), burns.get(rule.short)
+        if long_burn is None or short_burn is None:
+            unknown = True
+            continue
+        enough = _bad(counts[rule.long], method) >= policy.min_bad_events
+        if enough and rule.op.holds(long_burn, rule.threshold) and rule.op.holds(short_burn, rule.threshold):
+            best = best or rule
+    shown = best or rules[0]
+    rates = {format_duration(w): burns.get(w) for w in (shown.long, shown.short)}
+    if best is not None:
+        reason = (
+            f"burn {_fmt(burns[best.long])}x over {format_duration(best.long)} and "
+            f"{_fmt(burns[best.short])}x over {format_duration(best.short)} "
+            f"(threshold {best.threshold:g}x)"
+        )
+        return Signal(severity, True, rates, reason, best.alert_after)
+    if unknown and all(burns.get(r.long) is None or burns.get(r.short) is None for r in rules):
+        return Signal(severity, None, rates, "no data in its windows")
+    return Signal(severity, False, rates, "burn rates below every threshold")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def firing_tiers(burn_rates: Mapping[timedelta, float | None], period: timedelta) -> list[BurnTier]:
     """The default tiers whose long and short windows both burn above their threshold."""
     fired = []
     for tier in DEFAULT_TIERS:

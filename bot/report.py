@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.alerting import Transition
 from bot.budget import Status
 from bot.domain import SLO
 from bot.durations import format_duration
+from bot.replay import Episode
 
 
 def iso(at: datetime | None) -> str | None:
@@ -42,7 +44,12 @@ class Row:
 
 
 def row_from_status(
-    name: str, service: str, slo: SLO | None, status: Status | None, error: str | None = None
+    name: str,
+    service: str,
+    slo: SLO | None,
+    status: Status | None,
+    error: str | None = None,
+    alerts: Sequence[Mapping[str, Any]] = (),
 ) -> Row:
     if status is None:
         return Row(
@@ -77,6 +84,7 @@ def row_from_status(
         state=status.state,
         error=error,
         warnings=status.warnings,
+        alerts=alerts,
     )
 
 
@@ -159,3 +167,53 @@ def render_table(rows: Sequence[Row]) -> str:
         for warning in r.warnings:
             out.append(f"warning: {r.slo}: {warning}")
     return "\n".join(out)
+
+
+def transition_json(t: Transition) -> dict[str, Any]:
+    """The `replay --json` line of SPEC.md."""
+    return {
+        "at": iso(t.at),
+        "slo": t.slo,
+        "severity": t.key,
+        "event": t.event,
+        "burn_rates": {w: _round(b, 4) for w, b in t.burn_rates.items()},
+    }
+
+
+def transition_line(t: Transition) -> str:
+    burns = " ".join(f"{w}={_burn(b)}" for w, b in t.burn_rates.items())
+    return f"{t.at:%Y-%m-%d %H:%M}Z  {t.slo}  {t.key}  {t.event.upper()}  {burns}  {t.reason}".rstrip()
+
+
+def _span(value: timedelta | None) -> str:
+    if value is None:
+        return "-"
+    minutes = int(value.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours}h"
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
+def render_episodes(episodes: Sequence[Episode]) -> str:
+    if not episodes:
+        return "no alert fired"
+    lines = [["SLO", "ALERT", "FIRED", "RESOLVED", "DURATION", "DETECTED AFTER", "BUDGET SPENT"]]
+    for e in episodes:
+        duration = (e.resolved_at - e.fired_at) if e.resolved_at else None
+        lines.append(
+            [
+                e.slo,
+                e.key,
+                f"{e.fired_at:%Y-%m-%d %H:%M}Z",
+                f"{e.resolved_at:%Y-%m-%d %H:%M}Z" if e.resolved_at else "(still firing)",
+                _span(duration),
+                _span(e.detection_delay),
+                _pct(e.budget_spent_ratio, 1),
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines
+    )

@@ -14,8 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import Engine, text
+from sqlmodel import SQLModel
 
-from bot.store import db
+from bot.store import db, models  # noqa: F401  (registers every table)
 
 PG_ADMIN = os.environ.get("SLO_BOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -37,8 +38,8 @@ def postgres_url() -> Iterator[str]:
 
 def _empty(engine: Engine) -> None:
     with engine.begin() as conn:
-        for table in ("status_snapshot", "bucket", "slo"):
-            conn.execute(text(f"DELETE FROM {table}"))
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            conn.execute(text(f"DELETE FROM {table.name}"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -74,3 +74,42 @@ class SnapshotRecord(SQLModel, table=True):
     state: str = Field(max_length=16)
     coverage_ratio: float = 0.0
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class AlertRecord(SQLModel, table=True):
+    """One alert of one SLO and key (`page`, `ticket`, `budget-25`, `no-data`), open or past.
+
+    `state` is `pending` (its condition holds, `alertAfter` not yet elapsed), `firing` or
+    `resolved`. At most one pending or firing alert exists per SLO and key.
+    """
+
+    __tablename__ = "alert"
+    __table_args__ = (Index("ix_alert_slo_key_state", "slo_id", "key", "state"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    slo_id: int = Field(sa_column=Column(Integer, ForeignKey("slo.id", ondelete="CASCADE"), nullable=False))
+    key: str = Field(max_length=32)
+    state: str = Field(max_length=16)
+    since: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    fired_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    resolved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    burn_rates: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    acknowledged_by: str | None = Field(default=None, max_length=255)
+    acknowledged_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class AlertEventRecord(SQLModel, table=True):
+    """Every transition of an alert: when, what caused it (burn rates) and who acted."""
+
+    __tablename__ = "alert_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("alert.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    event: str = Field(max_length=32)  # firing, resolved, acknowledged, unacknowledged, silenced ...
+    actor: str | None = Field(default=None, max_length=255)  # None: slo-bot itself
+    burn_rates: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))

@@ -1,0 +1,195 @@
+"""Replay the alert policy over past data: every transition it would have made, and what each cost.
+
+Reads history once at the SLO's fine resolution (source first, stored buckets where the source has
+none, e.g. past its retention), keeps prefix sums, and runs the same `bot.status.assess` and
+`bot.alerting.step` as the scheduler at every step. Writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import accumulate
+
+from bot import alerting, policy
+from bot.alerting import FIRING, RESOLVED, OpenAlert, Transition
+from bot.buckets import FetchRange, fine_resolution, floor_time
+from bot.budget import WindowCounts
+from bot.domain import SLO, Bucket
+from bot.evaluation import SourceFor, fetch_buckets
+from bot.periods import period_bounds, period_length
+from bot.sources.base import SourceError
+from bot.status import assess
+
+_FIELDS = ("good", "total", "good_slices", "slices", "ratio_sum", "covered")
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One alert from firing to resolution (or to the end of the replay)."""
+
+    slo: str
+    key: str
+    fired_at: datetime
+    resolved_at: datetime | None
+    onset: datetime | None  # when the budget began burning faster than it lasts (burn > 1)
+    budget_spent_ratio: float  # of the whole period's budget, from firing to resolution
+
+    @property
+    def detection_delay(self) -> timedelta | None:
+        return None if self.onset is None else self.fired_at - self.onset
+
+
+@dataclass(frozen=True)
+class Replay:
+    transitions: tuple[Transition, ...]
+    episodes: tuple[Episode, ...]
+
+
+class History:
+    """Prefix sums of one SLO's buckets on a regular grid of `resolution`."""
+
+    def __init__(self, start: datetime, resolution: timedelta, buckets: Sequence[Bucket]) -> None:
+        self.start = start
+        self.resolution = resolution
+        size = int(resolution.total_seconds())
+        slots = {int((b.start - start).total_seconds()) // size: b for b in buckets}
+        count = max(slots) + 1 if slots else 0
+        columns: list[list[float]] = [[0.0] * count for _ in _FIELDS]
+        for index, b in slots.items():
+            if index < 0:
+                continue
+            for column, value in zip(
+                columns,
+                (b.good, b.total, b.good_slices, b.slices, b.ratio_sum, b.covered.total_seconds()),
+                strict=True,
+            ):
+                column[index] = value
+        self.sums = [[0.0, *accumulate(c)] for c in columns]
+        self.length = count
+
+    def index(self, at: datetime) -> int:
+        return max(0, min(self.length, int((at - self.start) / self.resolution)))
+
+    def counts(self, start: datetime, end: datetime) -> WindowCounts:
+        a, b = self.index(start), self.index(end)
+        good, total, good_slices, slices, ratio_sum, covered = (s[b] - s[a] for s in self.sums)
+        return WindowCounts(
+            good, total, good_slices, slices, ratio_sum, timedelta(seconds=covered), end - start
+        )
+
+    def is_burning(self, index: int, target_ratio: float) -> bool:
+        """Whether the slot at `index` lost more than the budget allows (burn > 1)."""
+        total = self.sums[1][index + 1] - self.sums[1][index]
+        good = self.sums[0][index + 1] - self.sums[0][index]
+        return total > 0 and (total - good) / total > 1 - target_ratio
+
+
+def load_history(
+    slo: SLO,
+    source_for: SourceFor,
+    start: datetime,
+    end: datetime,
+    stored: Callable[[datetime, datetime], Sequence[Bucket]] | None = None,
+) -> History:
+    """History of [start, end) at fine resolution: the source's, filled from `stored` where absent."""
+    resolution = fine_resolution(slo)
+    start, end = floor_time(start, resolution), floor_time(end, resolution)
+    try:
+        fetched, _clamped = fetch_buckets(slo, source_for, FetchRange(start, end, resolution))
+    except SourceError:
+        if stored is None:
+            raise
+        fetched = []
+    have = {b.start for b in fetched if b.covered}
+    merged = [b for b in fetched if b.covered]
+    if stored is not None:
+        for b in stored(start, end):
+            if b.start not in have:
+                merged.extend(_spread(b, resolution, have))
+    return History(start, resolution, sorted(merged, key=lambda b: b.start))
+
+
+def _spread(b: Bucket, resolution: timedelta, have: set[datetime]) -> Iterator[Bucket]:
+    """A stored (maybe coarser) bucket as fine ones, evenly, where the source gave nothing."""
+    parts = max(1, int(b.resolution / resolution))
+    for i in range(parts):
+        at = b.start + i * resolution
+        if at not in have:
+            yield Bucket(
+                at,
+                resolution,
+                b.good / parts,
+                b.total / parts,
+                b.covered / parts,
+                b.good_slices / parts,
+                b.slices / parts,
+                b.ratio_sum / parts,
+            )
+
+
+def lookback(slo: SLO, at: datetime) -> timedelta:
+    """How far before the first step history must reach: the period and every policy window."""
+    rules = policy.policy_for(slo, period_length(slo.window, at))
+    period_start, _ = period_bounds(slo.window, at)
+    return max(at - period_start, *rules.windows)
+
+
+def replay(slo: SLO, history: History, start: datetime, end: datetime, step: timedelta) -> Replay:
+    """Run the policy at every `step` in [start, end]; alerts start closed."""
+    rules = policy.policy_for(slo, period_length(slo.window, start))
+    current: dict[str, OpenAlert | None] = {}
+    transitions: list[Transition] = []
+    fired: dict[str, Transition] = {}
+    episodes: list[Episode] = []
+    at = floor_time(start, history.resolution)
+    while at <= end:
+        period_start, period_end = period_bounds(slo.window, at)
+        span = at - period_start
+        counts = {w: history.counts(at - w, at) for w in {*rules.windows, span}}
+        result = assess(
+            slo,
+            rules,
+            counts,
+            now=at,
+            period_start=period_start,
+            period_end=period_end,
+            period_span=span,
+        )
+        for signal in result.signals:
+            after, transition = alerting.step(slo.name, current.get(signal.key), signal, at)
+            current[signal.key] = after
+            if transition is None:
+                continue
+            transitions.append(transition)
+            if transition.event == FIRING:
+                fired[signal.key] = transition
+            elif transition.event == RESOLVED and signal.key in fired:
+                episodes.append(_episode(slo, history, fired.pop(signal.key), at))
+        at += step
+    episodes += [_episode(slo, history, t, None) for t in fired.values()]
+    return Replay(tuple(transitions), tuple(sorted(episodes, key=lambda e: e.fired_at)))
+
+
+def _episode(slo: SLO, history: History, fired: Transition, resolved: datetime | None) -> Episode:
+    until = resolved or history.start + history.length * history.resolution
+    target = slo.objective.target_ratio
+    spent = history.counts(fired.at, until)
+    period_start, _ = period_bounds(slo.window, until)
+    period = history.counts(period_start, until)
+    allowed = (1 - target) * period.total
+    bad = spent.total - spent.good
+    index = history.index(fired.at) - 1
+    onset = None
+    while index >= 0 and history.is_burning(index, target):
+        onset = history.start + index * history.resolution
+        index -= 1
+    return Episode(
+        slo.name,
+        fired.key,
+        fired.at,
+        resolved,
+        onset,
+        bad / allowed if allowed > 0 else 0.0,
+    )

@@ -1,0 +1,131 @@
+"""Alert state in the store: open alerts per SLO and key, and the event trail of every transition.
+
+Functions over a caller-owned session; the caller commits (with the tick's buckets: one transaction).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from bot.alerting import FIRING, PENDING, RESOLVED, OpenAlert, Transition
+from bot.store.models import AlertEventRecord, AlertRecord, SLORecord
+from bot.store.repo import utc
+
+OPEN_STATES = (PENDING, FIRING)
+
+
+def open_alerts(*, session: Session, slo_id: int) -> dict[str, AlertRecord]:
+    rows = session.exec(
+        select(AlertRecord).where(AlertRecord.slo_id == slo_id, col(AlertRecord.state).in_(OPEN_STATES))
+    )
+    return {r.key: r for r in rows}
+
+
+def as_open(record: AlertRecord | None) -> OpenAlert | None:
+    if record is None:
+        return None
+    since = utc(record.since)
+    assert since is not None
+    return OpenAlert(record.key, record.state, since)
+
+
+def record_step(
+    *,
+    session: Session,
+    slo_id: int,
+    current: AlertRecord | None,
+    after: OpenAlert | None,
+    transition: Transition | None,
+    at: datetime,
+) -> AlertRecord | None:
+    """Persist what `bot.alerting.step` decided; returns the alert the transition belongs to."""
+    if after is None and current is None:
+        return None
+    if after is None:
+        assert current is not None
+        if current.state == PENDING:
+            session.delete(current)  # never announced
+            return None
+        current.state = RESOLVED
+        current.resolved_at = at
+    elif current is None:
+        current = AlertRecord(slo_id=slo_id, key=after.key, state=after.state, since=after.since)
+    else:
+        current.state = after.state
+        current.since = after.since
+    if transition is not None:
+        if transition.event == FIRING:
+            current.fired_at = at
+        current.burn_rates = json.dumps(dict(transition.burn_rates))
+        current.reason = transition.reason
+    session.add(current)
+    if transition is not None:
+        session.flush()
+        assert current.id is not None
+        add_event(
+            session=session,
+            alert_id=current.id,
+            at=at,
+            event=transition.event,
+            burn_rates=transition.burn_rates,
+            detail=transition.reason,
+        )
+    return current
+
+
+def add_event(
+    *,
+    session: Session,
+    alert_id: int,
+    at: datetime,
+    event: str,
+    actor: str | None = None,
+    burn_rates: Mapping[str, float | None] | None = None,
+    detail: str = "",
+) -> None:
+    session.add(
+        AlertEventRecord(
+            alert_id=alert_id,
+            at=at,
+            event=event,
+            actor=actor,
+            burn_rates=json.dumps(dict(burn_rates or {})),
+            detail=detail,
+        )
+    )
+
+
+def firing_alerts(*, session: Session) -> list[tuple[SLORecord, AlertRecord]]:
+    """Every firing alert with its SLO, oldest first."""
+    rows = session.exec(
+        select(SLORecord, AlertRecord)
+        .join(AlertRecord, col(AlertRecord.slo_id) == SLORecord.id)
+        .where(AlertRecord.state == FIRING)
+        .order_by(col(AlertRecord.fired_at))
+    )
+    return [(slo, alert) for slo, alert in rows]
+
+
+def events(*, session: Session, alert_id: int) -> list[AlertEventRecord]:
+    return list(
+        session.exec(
+            select(AlertEventRecord)
+            .where(AlertEventRecord.alert_id == alert_id)
+            .order_by(col(AlertEventRecord.id))
+        )
+    )
+
+
+def alert_summary(record: AlertRecord) -> dict[str, str | None]:
+    """The `alerts` items of SPEC.md's status JSON."""
+    fired = utc(record.fired_at) or utc(record.since)
+    state = "acknowledged" if record.acknowledged_by else record.state
+    return {
+        "severity": record.key,
+        "state": state,
+        "since": fired.isoformat().replace("+00:00", "Z") if fired else None,
+    }

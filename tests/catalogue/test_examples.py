@@ -1,0 +1,108 @@
+"""The shipped examples are valid, and build the SLOs they describe."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+
+from bot.catalogue import build_slos, load_paths
+from bot.domain import BudgetingMethod, IndicatorKind, Op
+from tests.catalogue.helpers import EXAMPLE_ENV, EXAMPLES
+
+FILES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_example_has_no_problems(name: str) -> None:
+    catalogue = load_paths([EXAMPLES / name], EXAMPLE_ENV)
+    assert [str(p) for p in catalogue.problems] == []
+    assert catalogue.entries
+
+
+def test_examples_directory_together() -> None:
+    catalogue = load_paths([EXAMPLES], EXAMPLE_ENV)
+    assert catalogue.problems == ()
+    assert catalogue.files == tuple(str(EXAMPLES / name) for name in FILES)
+    assert len({e.slo.name for e in catalogue.entries}) == len(catalogue.entries) == 7
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_entry_rebuilds_from_its_stored_documents(name: str) -> None:
+    for entry in load_paths([EXAMPLES / name], EXAMPLE_ENV).entries:
+        stored = json.loads(json.dumps(entry.documents))
+        assert entry.slo in build_slos(stored, EXAMPLE_ENV)
+
+
+def test_checkout_example() -> None:
+    entries = {e.slo.name: e for e in load_paths([EXAMPLES / "checkout.yaml"], {}).entries}
+    assert list(entries) == ["checkout-availability", "search-availability", "checkout-good-minutes"]
+
+    availability = entries["checkout-availability"].slo
+    assert availability.service == "checkout"
+    assert availability.objective.target_ratio == 0.999
+    assert availability.window.duration == timedelta(days=30) and availability.window.is_rolling
+    assert availability.annotations == {"slo-bot/channel": "C0123ABCD"}
+    assert availability.labels == {"team": "payments", "tier": "1"}
+    indicator = availability.indicator
+    assert indicator.kind is IndicatorKind.RATIO and indicator.counter
+    assert indicator.good is not None and indicator.total is not None and indicator.bad is None
+    assert (indicator.good.query, indicator.total.query) == ("good", "total")
+    assert indicator.good.source.type == "Simulated"
+    assert indicator.good.source.connection == {
+        "seed": 42,
+        "requests_per_minute": 600,
+        "error_ratio": 0.0002,
+        "incidents": [{"every": "7d", "offset": "4d14h", "duration": "20m", "error_ratio": 0.1}],
+    }
+    (policy,) = availability.alert_policies
+    assert policy.name == "checkout-fast-burn"
+    assert (policy.alert_when_no_data, policy.alert_when_resolved, policy.alert_when_breaching) == (
+        False,
+        True,
+        True,
+    )
+    (condition,) = policy.conditions
+    assert (condition.severity, condition.op, condition.threshold) == ("page", Op.GT, 14.4)
+    assert (condition.lookback_window, condition.alert_after) == (timedelta(hours=1), timedelta(minutes=5))
+    (target,) = policy.targets
+    assert (target.target, target.annotations) == ("slack", {"slo-bot/channel": "C0123ABCD"})
+
+    search = entries["search-availability"]
+    assert search.slo.objective.target_ratio == 0.99
+    assert search.slo.window.duration == timedelta(days=28)
+    assert search.slo.indicator.name == "search-errors"
+    assert search.slo.indicator.bad is not None and search.slo.indicator.good is None
+    assert [d["kind"] for d in search.documents] == ["SLO", "Service", "SLI", "DataSource"]
+
+    minutes = entries["checkout-good-minutes"].slo
+    assert minutes.budgeting_method is BudgetingMethod.TIMESLICES
+    assert minutes.objective.timeslice_target_ratio == 0.95
+    assert minutes.objective.timeslice_window == timedelta(minutes=1)
+
+
+def test_prometheus_example() -> None:
+    entries = {e.slo.name: e for e in load_paths([EXAMPLES / "prometheus.yaml"], EXAMPLE_ENV).entries}
+    availability = entries["api-availability"].slo
+    assert availability.indicator.good is not None
+    assert availability.indicator.good.query == 'http_requests_total{job="api",code!~"5.."}'
+    assert availability.indicator.good.source.connection == {"url": "http://prometheus.test:9090"}
+    assert entries["api-availability"].documents[-1]["spec"]["connectionDetails"] == {
+        "url": "${PROMETHEUS_URL}"
+    }
+    (policy,) = availability.alert_policies
+    assert [t.annotations for t in policy.targets] == [{"slo-bot/channel": "C0API0NCALL"}]
+    latency = entries["api-latency"].slo
+    assert latency.indicator.total is not None and "[{{window}}]" in latency.indicator.total.query
+    assert not latency.window.is_rolling
+    assert latency.window.calendar_start == datetime(2024, 1, 1)
+    assert (latency.window.spec, latency.window.time_zone) == ("1M", "Europe/Berlin")
+
+
+def test_prometheus_example_needs_its_variable() -> None:
+    catalogue = load_paths([EXAMPLES / "prometheus.yaml"], {})
+    assert [str(p) for p in catalogue.problems] == [
+        f"{EXAMPLES / 'prometheus.yaml'}:11: spec.connectionDetails.url: "
+        "environment variable PROMETHEUS_URL is not set"
+    ]
