@@ -104,11 +104,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Context:
+    """What a command may need, built on first use and released at the end of the command."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The database, its schema upgraded to the newest migration."""
+        if self._engine is None:
+            self._engine = engine_from(self.settings)
+            db.upgrade(self._engine)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    context: Context | None = None
     try:
         args = build_parser().parse_args(argv)
-        settings = Settings.from_env()
+        context = Context(Settings.from_env())
         handler = {
             "validate": cmd_validate,
             "apply": cmd_apply,
@@ -117,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "replay": cmd_replay,
             "db": cmd_db,
         }[args.command]
-        return handler(args, settings)
+        return handler(args, context)
     except UsageError as err:
         print(f"slo-bot: {err}", file=sys.stderr)
         return err.code
@@ -126,9 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    finally:
+        if context is not None:
+            context.close()
 
 
-def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
     catalogue = load_paths(args.files)
     for problem in catalogue.problems:
         print(problem)
@@ -138,19 +162,18 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
-    return apply_files(args.files, settings, prune=args.prune)
+def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
+    return apply_files(args.files, ctx, prune=args.prune)
 
 
-def apply_files(files: Sequence[str], settings: Settings, *, prune: bool = False) -> int:
+def apply_files(files: Sequence[str], ctx: Context, *, prune: bool = False) -> int:
     catalogue = load_paths(files)
     if catalogue.problems:
         for problem in catalogue.problems:
             print(problem)
         print("nothing applied", file=sys.stderr)
         return EXIT_PROBLEM
-    engine = engine_from(settings)
-    db.upgrade(engine)
+    engine = ctx.engine
     now = datetime.now(UTC)
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     with Session(engine) as session:
@@ -180,8 +203,7 @@ def apply_files(files: Sequence[str], settings: Settings, *, prune: bool = False
     return EXIT_OK
 
 
-def _known_names(settings: Settings) -> list[str]:
-    engine = engine_from(settings)
+def _known_names(engine: Engine) -> list[str]:
     with Session(engine) as session:
         return [r.name for r in repo.list_slos(session=session)]
 
@@ -193,14 +215,14 @@ def unknown_slo_message(name: str, known: Sequence[str]) -> str:
     return f"unknown SLO {name!r}{hint}" + ("" if close else listing)
 
 
-def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
+    settings = ctx.settings
     if settings.config_paths:
-        code = apply_files(settings.config_paths, settings)
+        code = apply_files(settings.config_paths, ctx)
         if code != EXIT_OK:
             return code
-    engine = engine_from(settings)
-    db.upgrade(engine)
-    known = _known_names(settings)
+    engine = ctx.engine
+    known = _known_names(engine)
     if not known:
         raise UsageError("no SLOs in the database: run `slo-bot apply FILE...` first")
     for name in args.slo or ():
@@ -225,11 +247,11 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_UNAVAILABLE if jobs.UNAVAILABLE in kinds else EXIT_OK
 
 
-def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
     if args.end <= args.start:
         raise UsageError("--to must be after --from", EXIT_USAGE)
-    engine = engine_from(settings)
-    db.upgrade(engine)
+    engine = ctx.engine
+    settings = ctx.settings
     with Session(engine) as session:
         records = repo.list_slos(session=session)
     known = [r.name for r in records]
@@ -282,9 +304,8 @@ def _stored_reader(engine: Engine, slo_id: int) -> Callable[[datetime, datetime]
     return read
 
 
-def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    engine = engine_from(settings)
-    db.upgrade(engine)
+def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    engine = ctx.engine
     rows = []
     with Session(engine) as session:
         for record, snap in repo.latest_snapshots(session=session):
@@ -317,9 +338,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
-    engine = engine_from(settings)
-    db.upgrade(engine)
+def cmd_db(args: argparse.Namespace, ctx: Context) -> int:
+    engine = ctx.engine
     print(f"database schema at head ({engine.url.render_as_string(hide_password=True)})")
     return EXIT_OK
 

@@ -54,15 +54,28 @@ class Fetched:
 
 
 def data_checksum(slo: SLO) -> str:
-    """What the stored buckets depend on: a change here invalidates them."""
+    """What the stored buckets depend on: a change here invalidates them.
+
+    Queries, budgeting and slicing count; where the source lives (URL, credentials) does not, so
+    moving to another Prometheus (or a Thanos in front of it) keeps the history.
+    """
+    indicator = slo.indicator
+    metrics = [
+        None if m is None else (m.query, m.source.name, m.source.type)
+        for m in (indicator.good, indicator.bad, indicator.total, indicator.raw, indicator.threshold)
+    ]
+    objective = slo.objective
     key = repr(
         (
-            slo.indicator,
+            indicator.kind,
+            indicator.counter,
+            indicator.raw_type,
+            metrics,
             slo.budgeting_method,
-            slo.objective.op,
-            slo.objective.value,
-            slo.objective.timeslice_target_ratio,
-            slo.objective.timeslice_window,
+            objective.op,
+            objective.value,
+            objective.timeslice_target_ratio,
+            objective.timeslice_window,
         )
     )
     return hashlib.sha256(key.encode()).hexdigest()

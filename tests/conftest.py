@@ -18,8 +18,8 @@ from tests.promharness import (
 
 @pytest.fixture(scope="session")
 def prom_history() -> History:
-    """32 days of per-minute true counts ending a few minutes before now (tests/promharness.py)."""
-    return History.generate()
+    """36 days of per-minute true counts ending a few minutes before now (tests/promharness.py)."""
+    return History.generate(days=36)
 
 
 def _serve(
