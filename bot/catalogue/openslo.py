@@ -14,6 +14,7 @@ from bot.catalogue.checks import Checker, describe
 from bot.catalogue.yamlsource import Doc, Path
 from bot.domain import DataSource, IndicatorKind, Op
 from bot.sources.base import KNOWN_SOURCE_TYPES
+from bot.sources.prometheus import connection_problems
 
 API_VERSION = "openslo/v1"
 KINDS = (
@@ -62,6 +63,8 @@ _ANNOTATION_KEY = re.compile(
     rf"^({_DNS_LABEL}(\.{_DNS_LABEL})*/)?[a-zA-Z0-9]([-._a-zA-Z0-9]{{0,61}}[a-zA-Z0-9])?$"
 )
 _SOURCE_TYPES = {t.lower(): t for t in KNOWN_SOURCE_TYPES}
+# Prometheus-compatible APIs: their connectionDetails are checked here, before any query
+HTTP_SOURCE_TYPES = frozenset({"Prometheus", "Thanos", "Mimir", "VictoriaMetrics"})
 OPS = ", ".join(op.value for op in Op)
 
 
@@ -151,7 +154,10 @@ def parse_metadata(ck: Checker, parent: dict[str, Any], path: Path) -> Meta | No
                 "prefix and '/', then a name of at most 63 letters, digits, '-', '_' or '.'",
             )
     if name is None:
-        return None
+        written = meta.get("name")
+        if not isinstance(written, str) or not written.strip():
+            return None
+        name = written  # already reported: keep checking the rest of the document
     return Meta(name, display, dict(labels), {k: annotation_text(v) for k, v in annotations.items()})
 
 
@@ -250,6 +256,12 @@ def parse_datasource_spec(ck: Checker, spec: dict[str, Any], path: Path, meta: M
         return None
     if source_type is None:
         return None
+    if source_type in HTTP_SOURCE_TYPES and isinstance(connection, dict):
+        for problem in connection_problems(connection):
+            field, _, message = problem.partition(": ")
+            if "${" in str(connection.get(field, "")):
+                continue  # an unset variable, reported as such
+            ck.fail((*path, "connectionDetails", field), message or problem)
     return DataSource(meta.name, source_type, dict(connection or {}))
 
 

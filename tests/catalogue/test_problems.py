@@ -18,6 +18,27 @@ metadata: {name: s}
 # (id, case.yaml text with `#!` on the line the problem must point at, field path, message phrase)
 CASES = [
     (
+        "prometheus-url",
+        "apiVersion: openslo/v1\nkind: DataSource\nmetadata: {name: p}\nspec:\n  type: Prometheus\n"
+        "  connectionDetails:\n    url: ftp://prom  #!\n",
+        "spec.connectionDetails.url",
+        "is not an http(s) URL",
+    ),
+    (
+        "prometheus-timeout",
+        "apiVersion: openslo/v1\nkind: DataSource\nmetadata: {name: p}\nspec:\n  type: Prometheus\n"
+        "  connectionDetails:\n    url: http://prom:9090\n    timeout: 3 seconds  #!\n",
+        "spec.connectionDetails.timeout",
+        "invalid duration '3 seconds'",
+    ),
+    (
+        "bad-name-still-checks-the-spec",
+        "apiVersion: openslo/v1\nkind: DataSource\nmetadata: {name: Prom_1}\nspec:\n"
+        "  type: Graphite  #!\n",
+        "spec.type",
+        "unknown data source type 'Graphite'",
+    ),
+    (
         "api-version",
         "apiVersion: openslo/v1alpha  #!\nkind: Service\nmetadata: {name: x}\n",
         "apiVersion",
