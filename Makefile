@@ -15,8 +15,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/slo-bot apply examples/checkout.yaml
-	$(BIN)/slo-bot check
+	$(BIN)/slo-bot demo
 
 # Debian packages the integration tests run for real: Prometheus and promtool.
 test-deps:

@@ -10,7 +10,9 @@ import argparse
 import difflib
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -20,9 +22,12 @@ from sqlmodel import Session
 from bot import jobs, replay, report
 from bot.app import Settings, SourcePool, engine_from
 from bot.catalogue import load_paths
+from bot.demo import run_demo
 from bot.domain import Bucket
-from bot.durations import parse_duration
+from bot.durations import format_duration, parse_duration
 from bot.evaluation import data_checksum
+from bot.runner import ConsoleNotifier, Runner
+from bot.scheduler import start_scheduler
 from bot.sources.base import BadQuery, SourceError
 from bot.store import db, repo
 
@@ -95,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slo", action="append", metavar="NAME", help="only this SLO (repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON object a line per transition")
 
+    p = commands.add_parser("run", help="the bot: scheduler, alerts (console mode without Slack)")
+    p.add_argument("--port", type=int, default=3000, help="HTTP port in Slack HTTP mode")
+
+    commands.add_parser("demo", help="the whole pipeline on simulated data, in the terminal")
+
     p = commands.add_parser("status", help="print the last stored status; no source queries")
     p.add_argument("--json", action="store_true")
 
@@ -136,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "check": cmd_check,
             "status": cmd_status,
             "replay": cmd_replay,
+            "run": cmd_run,
+            "demo": cmd_demo,
             "db": cmd_db,
         }[args.command]
         return handler(args, context)
@@ -302,6 +314,39 @@ def _stored_reader(engine: Engine, slo_id: int) -> Callable[[datetime, datetime]
             ]
 
     return read
+
+
+def cmd_demo(args: argparse.Namespace, ctx: Context) -> int:
+    return run_demo()
+
+
+def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
+    settings = ctx.settings
+    if settings.config_paths:
+        code = apply_files(settings.config_paths, ctx)
+        if code != EXIT_OK:
+            return code
+    if not _known_names(ctx.engine):
+        print("slo-bot: no SLOs yet; apply a catalogue (slo-bot apply FILE) to start", file=sys.stderr)
+    interval = timedelta(seconds=settings.eval_interval_s)
+    print(
+        f"slo-bot running in console mode (no SLACK_BOT_TOKEN): evaluating every "
+        f"{format_duration(interval)}; alerts print here. Ctrl-C stops.",
+        file=sys.stderr,
+        flush=True,
+    )
+    sources = SourcePool(max_connections=settings.concurrency)
+    runner = Runner(ctx.engine, sources, ConsoleNotifier(), concurrency=settings.concurrency)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    scheduler = start_scheduler(runner.tick, interval)
+    try:
+        stop.wait()
+    finally:
+        scheduler.shutdown(wait=True)
+        sources.close()
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:

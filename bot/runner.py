@@ -1,0 +1,79 @@
+"""The bot's heartbeat: evaluate every SLO, then hand each alert transition to the notifier."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol, TextIO
+
+from sqlalchemy import Engine
+
+from bot import jobs
+from bot.alerting import Transition
+from bot.app import SourcePool
+from bot.messages import alert_message, render_text
+
+log = logging.getLogger(__name__)
+
+
+class Notifier(Protocol):
+    def alert(self, outcome: jobs.Outcome, transition: Transition) -> None: ...
+
+
+@dataclass
+class ConsoleNotifier:
+    """Console mode: each alert transition printed as the Slack message will read."""
+
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    seen: list[Transition] = field(default_factory=list)
+
+    def alert(self, outcome: jobs.Outcome, transition: Transition) -> None:
+        self.seen.append(transition)
+        if outcome.slo is None:
+            return
+        message = alert_message(outcome.slo, transition, outcome.status)
+        print(render_text(message) + "\n", file=self.out, flush=True)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runner:
+    engine: Engine
+    sources: SourcePool
+    notifier: Notifier
+    concurrency: int
+    clock: Callable[[], datetime] = utc_now
+    ticks: int = 0
+    last_tick_at: datetime | None = None
+    last_error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def tick(self) -> list[jobs.Outcome]:
+        """One evaluation of every SLO. Never raises: a failed tick is logged and retried next time."""
+        with self._lock:
+            now = self.clock()
+            try:
+                outcomes = jobs.evaluate_all(
+                    self.engine, now=now, sources=self.sources, concurrency=self.concurrency
+                )
+            except Exception as err:  # the database went away, say: keep the schedule alive
+                log.exception("evaluation at %s failed", now)
+                self.last_error = str(err)
+                return []
+            for outcome in outcomes:
+                for transition in outcome.transitions:
+                    try:
+                        self.notifier.alert(outcome, transition)
+                    except Exception:
+                        log.exception("notifying %s %s failed", outcome.name, transition.key)
+            self.ticks += 1
+            self.last_tick_at = now
+            self.last_error = None
+            return outcomes
