@@ -200,16 +200,3 @@ def _severity_signal(
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
-
-
-def firing_tiers(burn_rates: Mapping[timedelta, float | None], period: timedelta) -> list[BurnTier]:
-    """The default tiers whose long and short windows both burn above their threshold."""
-    fired = []
-    for tier in DEFAULT_TIERS:
-        threshold = tier.burn_for(period)
-        long_burn, short_burn = burn_rates.get(tier.long), burn_rates.get(tier.short)
-        if long_burn is None or short_burn is None:
-            continue
-        if long_burn > threshold and short_burn > threshold:
-            fired.append(tier)
-    return fired

@@ -1,0 +1,149 @@
+"""`slo-bot run` (console mode) and `slo-bot demo`, as processes a user starts and stops."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlmodel import Session, select
+
+from bot.demo import Script, run_demo
+from bot.store import db
+from bot.store.models import AlertEventRecord, AlertRecord, SnapshotRecord
+
+CATALOGUE = """
+apiVersion: openslo/v1
+kind: DataSource
+metadata: {{name: sim}}
+spec:
+  type: Simulated
+  connectionDetails:
+    seed: 1
+    requests_per_minute: 1000
+    error_ratio: 0.0001
+    incidents: [{{start: "{start}", duration: 3h, error_ratio: 1.0}}]
+---
+apiVersion: openslo/v1
+kind: DataSource
+metadata: {{name: gone}}
+spec:
+  type: Prometheus
+  connectionDetails: {{url: "http://127.0.0.1:9", timeout: 1s}}
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata: {{name: down-api}}
+spec:
+  service: api
+  indicator:
+    metadata: {{name: sim-requests}}
+    spec:
+      ratioMetric:
+        counter: true
+        good: {{metricSource: {{metricSourceRef: sim, spec: {{query: good}}}}}}
+        total: {{metricSource: {{metricSourceRef: sim, spec: {{query: total}}}}}}
+  timeWindow: [{{duration: 30d, isRolling: true}}]
+  budgetingMethod: Occurrences
+  objectives: [{{target: 0.999}}]
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata: {{name: unreachable}}
+spec:
+  service: other
+  indicator:
+    metadata: {{name: prom-requests}}
+    spec:
+      ratioMetric:
+        counter: true
+        good: {{metricSource: {{metricSourceRef: gone, spec: {{query: 'up{{job="x"}}'}}}}}}
+        total: {{metricSource: {{metricSourceRef: gone, spec: {{query: 'up'}}}}}}
+  timeWindow: [{{duration: 30d, isRolling: true}}]
+  budgetingMethod: Occurrences
+  objectives: [{{target: 0.99}}]
+"""
+
+
+def _start(tmp_path: Path, database_url: str, log: BinaryIO) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SLO_BOT_CONFIG": str(tmp_path / "slos.yaml"),
+        "SLO_BOT_EVAL_INTERVAL": "2s",
+    }
+    env.pop("SLACK_BOT_TOKEN", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+def _snapshots(database_url: str, slo_name_id: int | None = None) -> int:
+    engine = db.make_engine(database_url)
+    with Session(engine) as session:
+        count = len(session.exec(select(SnapshotRecord)).all())
+    engine.dispose()
+    return count
+
+
+def _wait(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting")
+
+
+def test_kill_with_an_open_alert_then_restart_neither_refires_nor_forgets(
+    tmp_path: Path, database_url: str
+) -> None:
+    start = (datetime.now(UTC) - timedelta(minutes=30)).replace(second=0, microsecond=0)
+    (tmp_path / "slos.yaml").write_text(CATALOGUE.format(start=start.isoformat()))
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    with first_log.open("wb") as log:
+        first = _start(tmp_path, database_url, log)
+    try:
+        _wait(lambda: "PAGE firing: down-api" in first_log.read_text())
+        first.send_signal(signal.SIGKILL)  # no clean shutdown
+    finally:
+        first.kill()
+        first.wait()
+    text = first_log.read_text()
+    # the unreachable source did not stop the other SLO, and the error says what is wrong
+    assert "unreachable" in text and "127.0.0.1:9" in text
+    before = _snapshots(database_url)
+    with second_log.open("wb") as log:
+        second = _start(tmp_path, database_url, log)
+    try:
+        _wait(lambda: _snapshots(database_url) >= before + 6)  # three more ticks of both SLOs
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=30) == 0  # a clean stop on SIGTERM
+    finally:
+        second.kill()
+        second.wait()
+    assert "firing" not in second_log.read_text()
+    engine = db.make_engine(database_url)
+    with Session(engine) as session:
+        alerts = session.exec(select(AlertRecord).where(AlertRecord.key == "page")).all()
+        assert [(a.state, a.acknowledged_by) for a in alerts] == [("firing", None)]
+        events = session.exec(select(AlertEventRecord)).all()
+        assert [e.event for e in events if e.alert_id == alerts[0].id] == ["firing"]
+    engine.dispose()
+
+
+def test_the_demo_shows_a_page_fire_and_resolve() -> None:
+    out = io.StringIO()
+    script = Script(start=datetime(2026, 11, 27, 9, 0, tzinfo=UTC), tick_seconds=0.05)
+    assert run_demo(out, script) == 0
+    text = out.getvalue()
+    assert "PAGE firing: checkout-availability" in text
+    assert "PAGE resolved: checkout-availability" in text
+    assert text.index("PAGE firing") < text.index("PAGE resolved")
+    assert "demo finished: page firing at 09:07; page resolved at 09:18." in text
