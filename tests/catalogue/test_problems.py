@@ -33,8 +33,7 @@ CASES = [
     ),
     (
         "bad-name-still-checks-the-spec",
-        "apiVersion: openslo/v1\nkind: DataSource\nmetadata: {name: Prom_1}\nspec:\n"
-        "  type: Graphite  #!\n",
+        "apiVersion: openslo/v1\nkind: DataSource\nmetadata: {name: Prom_1}\nspec:\n  type: Graphite  #!\n",
         "spec.type",
         "unknown data source type 'Graphite'",
     ),
