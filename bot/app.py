@@ -27,6 +27,21 @@ class Settings:
     eval_interval_s: float = 60.0
     concurrency: int = DEFAULT_CONCURRENCY
     default_channel: str | None = None
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    responders: tuple[str, ...] = ()
+    host: str = "0.0.0.0"
+
+    @property
+    def mode(self) -> str:
+        """`socket`, `http` or `console`, from the Slack credentials present."""
+        if self.slack_bot_token and self.slack_app_token:
+            return "socket"
+        if self.slack_bot_token and self.slack_signing_secret:
+            return "http"
+        return "console"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -38,6 +53,14 @@ class Settings:
             eval_interval_s=parse_duration(env.get("SLO_BOT_EVAL_INTERVAL") or "1m").total_seconds(),
             concurrency=int(env.get("SLO_BOT_CONCURRENCY") or DEFAULT_CONCURRENCY),
             default_channel=env.get("SLO_BOT_DEFAULT_CHANNEL") or None,
+            slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+            slack_app_token=env.get("SLACK_APP_TOKEN") or None,
+            slack_api_url=env.get("SLACK_API_URL") or "https://slack.com/api/",
+            responders=tuple(
+                r.strip() for r in (env.get("SLO_BOT_RESPONDERS") or "").split(",") if r.strip()
+            ),
+            host=env.get("SLO_BOT_HOST") or "0.0.0.0",
         )
 
 

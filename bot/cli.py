@@ -10,24 +10,20 @@ import argparse
 import difflib
 import json
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import jobs, replay, report
+from bot import jobs, replay, report, service
 from bot.app import Settings, SourcePool, engine_from
 from bot.catalogue import load_paths
 from bot.demo import run_demo
 from bot.domain import Bucket
-from bot.durations import format_duration, parse_duration
+from bot.durations import parse_duration
 from bot.evaluation import data_checksum
-from bot.runner import ConsoleNotifier, Runner
-from bot.scheduler import start_scheduler
 from bot.sources.base import BadQuery, SourceError
 from bot.store import db, repo
 
@@ -328,25 +324,7 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
             return code
     if not _known_names(ctx.engine):
         print("slo-bot: no SLOs yet; apply a catalogue (slo-bot apply FILE) to start", file=sys.stderr)
-    interval = timedelta(seconds=settings.eval_interval_s)
-    print(
-        f"slo-bot running in console mode (no SLACK_BOT_TOKEN): evaluating every "
-        f"{format_duration(interval)}; alerts print here. Ctrl-C stops.",
-        file=sys.stderr,
-        flush=True,
-    )
-    sources = SourcePool(max_connections=settings.concurrency)
-    runner = Runner(ctx.engine, sources, ConsoleNotifier(), concurrency=settings.concurrency)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    scheduler = start_scheduler(runner.tick, interval)
-    try:
-        stop.wait()
-    finally:
-        scheduler.shutdown(wait=True)
-        sources.close()
-    return EXIT_OK
+    return service.run(settings, ctx.engine, args.port)
 
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -21,8 +22,10 @@ from bot.app import SourcePool
 from bot.budget import Status
 from bot.catalogue import CatalogueError, build_slos
 from bot.domain import SLO
+from bot.metrics import METRICS
 from bot.policy import Signal
 from bot.sources.base import BadQuery, SourceError, SourceUnavailable
+from bot.status import Assessment
 from bot.store import alerts as alert_store
 from bot.store import repo
 from bot.store.models import SLORecord
@@ -32,6 +35,20 @@ log = logging.getLogger(__name__)
 UNAVAILABLE = "source_unavailable"  # retry next tick
 BAD_QUERY = "bad_query"  # a human must fix the query or the DataSource
 CONFIG = "config"  # the stored definition no longer builds (e.g. an unset variable)
+
+
+class TickHook(Protocol):
+    """Runs inside an SLO's evaluation transaction, after its alerts moved (e.g. queue Slack messages)."""
+
+    def __call__(
+        self,
+        session: Session,
+        record: SLORecord,
+        slo: SLO,
+        assessment: Assessment,
+        transitions: Sequence[Transition],
+        now: datetime,
+    ) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,7 @@ def evaluate_all(
     sources: SourcePool,
     concurrency: int,
     names: Sequence[str] | None = None,
+    hooks: Sequence[TickHook] = (),
 ) -> list[Outcome]:
     """Fetch, store and evaluate every SLO (or those named) as of `now`; outcomes sorted by name."""
     with Session(engine) as session:
@@ -78,7 +96,7 @@ def evaluate_all(
             continue
         work.append((record, evaluation.make_plan(slo, record, now)))
     for record, plan, result in _fetch_all(work, sources, concurrency):
-        outcomes.append(_store(engine, record, plan, result))
+        outcomes.append(_store(engine, record, plan, result, hooks))
     return sorted(outcomes, key=lambda o: o.name)
 
 
@@ -112,6 +130,7 @@ def _store(
     record: SLORecord,
     plan: evaluation.Plan,
     result: evaluation.Fetched | SourceError,
+    hooks: Sequence[TickHook] = (),
 ) -> Outcome:
     with Session(engine) as session:
         fresh = session.get(SLORecord, record.id)
@@ -123,12 +142,16 @@ def _store(
             error = str(result)
             kind = BAD_QUERY if isinstance(result, BadQuery) else UNAVAILABLE
             log.warning("%s: %s", record.name, error)
+            METRICS.inc("slo_bot_source_errors_total", kind=kind)
         else:
             evaluation.store(session, fresh, plan, result)
             warnings = result.warnings
         assessment = evaluation.assess(session, fresh, plan, warnings)
         transitions = advance_alerts(session, fresh, assessment.signals, plan.now)
+        for hook in hooks:
+            hook(session, fresh, plan.slo, assessment, transitions, plan.now)
         repo.add_snapshot(session=session, slo_id=fresh.id, status=assessment.status, error=error)
+        METRICS.inc("slo_bot_evaluations_total", outcome=kind or "ok")
         summaries = [
             alert_store.alert_summary(a)
             for a in alert_store.open_alerts(session=session, slo_id=fresh.id).values()

@@ -5,8 +5,9 @@ Pure: built from the SLO, the transition and the status, never from a client or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from bot import policy
 from bot.alerting import FIRING, Transition
@@ -19,10 +20,45 @@ ICONS = {FIRING: "🔴", "resolved": "✅"}
 @dataclass(frozen=True)
 class AlertMessage:
     title: str  # "PAGE firing: checkout-availability (checkout)"
-    status_line: str  # "Firing since 14:06 UTC"
+    status_line: str  # "Firing since 14:06 UTC", "Acknowledged by @ana at 14:09 UTC"
     fields: tuple[tuple[str, str], ...]  # ("Burn rate", "1000x over 5m, 16.7x over 1h"), ...
     meaning: str  # what it means, in plain words
     colour: str  # "danger" | "warning" | "good"
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    """An alert as a message shows it: from a fresh transition, or from the stored alert."""
+
+    key: str
+    event: str  # firing | resolved
+    at: datetime  # when it fired, or resolved
+    fired_at: datetime | None = None
+    burn_rates: Mapping[str, float | None] = field(default_factory=dict)
+    reason: str = ""
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    silenced_until: datetime | None = None
+    silenced_by: str | None = None
+
+    @classmethod
+    def of(cls, transition: Transition) -> AlertFacts:
+        return cls(
+            transition.key,
+            transition.event,
+            transition.at,
+            transition.fired_at,
+            transition.burn_rates,
+            transition.reason,
+        )
+
+
+def utc_time(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC"
+
+
+def plain_user(user: str) -> str:
+    return user
 
 
 def span(value: timedelta) -> str:
@@ -42,21 +78,38 @@ def percent(ratio: float | None, digits: int = 1) -> str:
     return "-" if ratio is None else f"{ratio * 100:.{digits}f} %"
 
 
-def alert_message(slo: SLO, transition: Transition, status: Status | None) -> AlertMessage:
-    key, firing = transition.key, transition.event == FIRING
-    label = {policy.PAGE: "PAGE", policy.TICKET: "TICKET", policy.NO_DATA: "NO DATA"}.get(
-        key, key.upper().replace("-", " ")
-    )
-    title = f"{ICONS.get(transition.event, '')} {label} {transition.event}: {slo.name} ({slo.service})"
-    when = f"{transition.at:%Y-%m-%d %H:%M} UTC"
-    status_line = f"Firing since {when}" if firing else f"Resolved at {when}"
-    if not firing and transition.fired_at is not None:
-        status_line += f", after {span(transition.at - transition.fired_at)}"
-    burns = ", ".join(
-        f"{'-' if b is None else f'{b:.1f}x'} over {w}" for w, b in transition.burn_rates.items()
-    )
-    period = slo.window.duration
-    total_budget = budget_time(slo.objective.target_ratio, period)
+def label(key: str) -> str:
+    names = {policy.PAGE: "PAGE", policy.TICKET: "TICKET", policy.NO_DATA: "NO DATA"}
+    return names.get(key, key.upper().replace("-", " "))
+
+
+def alert_message(
+    slo: SLO,
+    facts: AlertFacts | Transition,
+    status: Status | None,
+    *,
+    time: Callable[[datetime], str] = utc_time,
+    user: Callable[[str], str] = plain_user,
+) -> AlertMessage:
+    """The words of an alert message; `time` and `user` render instants and people."""
+    if isinstance(facts, Transition):
+        facts = AlertFacts.of(facts)
+    firing = facts.event == FIRING
+    title = f"{ICONS.get(facts.event, '')} {label(facts.key)} {facts.event}: {slo.name} ({slo.service})"
+    if firing:
+        status_line = f"Firing since {time(facts.fired_at or facts.at)}"
+        if facts.acknowledged_by and facts.acknowledged_at:
+            status_line += f". Acknowledged by {user(facts.acknowledged_by)} at {time(facts.acknowledged_at)}"
+        if facts.silenced_until and facts.silenced_by:
+            status_line += f". Silenced by {user(facts.silenced_by)} until {time(facts.silenced_until)}"
+    else:
+        status_line = f"Resolved at {time(facts.at)}"
+        if facts.fired_at is not None:
+            status_line += f", after {span(facts.at - facts.fired_at)}"
+        if facts.acknowledged_by:
+            status_line += f". Acknowledged by {user(facts.acknowledged_by)}"
+    burns = ", ".join(f"{'-' if b is None else f'{b:.1f}x'} over {w}" for w, b in facts.burn_rates.items())
+    total_budget = budget_time(slo.objective.target_ratio, slo.window.duration)
     fields: list[tuple[str, str]] = [
         ("Objective", f"{slo.objective.target_ratio * 100:g} % over {slo.window.spec}"),
     ]
@@ -70,12 +123,13 @@ def alert_message(slo: SLO, transition: Transition, status: Status | None) -> Al
             else "no data"
         )
         fields.append(("Budget remaining", left))
-        if status.exhaustion_at is not None:
+        if status.exhaustion_at is not None and firing:
             until = status.exhaustion_at - status.evaluated_at
             fields.append(("Exhausted in", f"{span(until)} at the 1h burn rate"))
-    fields.append(("Why", transition.reason))
-    meaning = _meaning(key, firing, slo, status)
-    colour = ("danger" if key == policy.PAGE else "warning") if firing else "good"
+    if facts.reason:
+        fields.append(("Why", facts.reason))
+    meaning = _meaning(facts.key, firing, slo, status)
+    colour = ("danger" if facts.key == policy.PAGE else "warning") if firing else "good"
     return AlertMessage(title.strip(), status_line, tuple(fields), meaning, colour)
 
 

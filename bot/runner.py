@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TextIO
@@ -16,6 +17,7 @@ from bot import jobs
 from bot.alerting import Transition
 from bot.app import SourcePool
 from bot.messages import alert_message, render_text
+from bot.metrics import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,13 @@ class ConsoleNotifier:
         print(render_text(message) + "\n", file=self.out, flush=True)
 
 
+class LogNotifier:
+    """Slack modes: messages go through the outbox; the log keeps a line per transition."""
+
+    def alert(self, outcome: jobs.Outcome, transition: Transition) -> None:
+        log.info("%s %s %s at %s", outcome.name, transition.key, transition.event, transition.at)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -50,6 +59,8 @@ class Runner:
     notifier: Notifier
     concurrency: int
     clock: Callable[[], datetime] = utc_now
+    hooks: Sequence[jobs.TickHook] = ()
+    after_tick: Callable[[], None] | None = None  # e.g. wake the Slack delivery
     ticks: int = 0
     last_tick_at: datetime | None = None
     last_error: str | None = None
@@ -59,9 +70,14 @@ class Runner:
         """One evaluation of every SLO. Never raises: a failed tick is logged and retried next time."""
         with self._lock:
             now = self.clock()
+            started = time.monotonic()
             try:
                 outcomes = jobs.evaluate_all(
-                    self.engine, now=now, sources=self.sources, concurrency=self.concurrency
+                    self.engine,
+                    now=now,
+                    sources=self.sources,
+                    concurrency=self.concurrency,
+                    hooks=self.hooks,
                 )
             except Exception as err:  # the database went away, say: keep the schedule alive
                 log.exception("evaluation at %s failed", now)
@@ -73,7 +89,10 @@ class Runner:
                         self.notifier.alert(outcome, transition)
                     except Exception:
                         log.exception("notifying %s %s failed", outcome.name, transition.key)
+            METRICS.observe("slo_bot_evaluation_seconds", time.monotonic() - started)
             self.ticks += 1
             self.last_tick_at = now
             self.last_error = None
+            if self.after_tick is not None:
+                self.after_tick()
             return outcomes

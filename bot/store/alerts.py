@@ -25,6 +25,15 @@ def open_alerts(*, session: Session, slo_id: int) -> dict[str, AlertRecord]:
     return {r.key: r for r in rows}
 
 
+def latest(*, session: Session, slo_id: int, key: str) -> AlertRecord | None:
+    """The SLO's most recent alert of `key`, open or resolved."""
+    return session.exec(
+        select(AlertRecord)
+        .where(AlertRecord.slo_id == slo_id, AlertRecord.key == key)
+        .order_by(col(AlertRecord.id).desc())
+    ).first()
+
+
 def as_open(record: AlertRecord | None) -> OpenAlert | None:
     if record is None:
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, Text
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -97,6 +97,8 @@ class AlertRecord(SQLModel, table=True):
     reason: str = Field(default="", sa_column=Column(Text, nullable=False))
     acknowledged_by: str | None = Field(default=None, max_length=255)
     acknowledged_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # last re-evaluation posted in the alert's Slack thread: they are rate-limited
+    noted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
 class AlertEventRecord(SQLModel, table=True):
@@ -113,3 +115,81 @@ class AlertEventRecord(SQLModel, table=True):
     actor: str | None = Field(default=None, max_length=255)  # None: slo-bot itself
     burn_rates: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class SilenceRecord(SQLModel, table=True):
+    """While `until` is ahead and `ended_at` unset, the SLO posts nothing to Slack."""
+
+    __tablename__ = "silence"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slo_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("slo.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    until: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    ended_by: str | None = Field(default=None, max_length=64)
+
+
+class SubscriptionRecord(SQLModel, table=True):
+    """`/slo subscribe SERVICE #channel`: the service's alerts also go to the channel."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (UniqueConstraint("service", "channel", name="uq_subscription_service_channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    service: str = Field(max_length=255, index=True)
+    channel: str = Field(max_length=64)
+    created_by: str = Field(max_length=64, index=True)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class SlackMessageRecord(SQLModel, table=True):
+    """An alert's one message in one channel: posted once (then `ts` is known), updated in place."""
+
+    __tablename__ = "slack_message"
+    __table_args__ = (UniqueConstraint("alert_id", "channel", name="uq_slack_message_alert_channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("alert.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    channel: str = Field(max_length=64)  # as routed (an ID, or a #name)
+    posted_channel: str | None = Field(default=None, max_length=64)  # the ID Slack answered with
+    ts: str | None = Field(default=None, max_length=32, index=True)
+
+
+class OutboxRecord(SQLModel, table=True):
+    """A Slack (or incident tool) call to make. Written in the transaction that decided it, so a
+    crash or an outage of Slack delays it but never loses it; delivered in `id` order per alert."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)  # alert_message | thread_note | home
+    alert_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("alert.id", ondelete="CASCADE"), nullable=True, index=True),
+    )
+    channel: str | None = Field(default=None, max_length=64)
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    status: str = Field(default="pending", max_length=16)  # pending | done | failed
+    attempts: int = 0
+    in_flight: bool = False  # a post was sent and its answer not recorded: check before resending
+    next_attempt_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    done_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class SlackEventRecord(SQLModel, table=True):
+    """Slack event ids already handled: a retried delivery (`X-Slack-Retry-Num`) never acts twice."""
+
+    __tablename__ = "slack_event"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -1,0 +1,70 @@
+"""Process metrics in the Prometheus text format, for `GET /metrics`: counters, gauges, histograms."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+HELP = {
+    "slo_bot_evaluations_total": ("counter", "SLO evaluations, by outcome"),
+    "slo_bot_source_errors_total": ("counter", "Source queries that failed, by kind"),
+    "slo_bot_slack_errors_total": ("counter", "Slack calls that failed, by reason"),
+    "slo_bot_outbox_pending": ("gauge", "Slack messages waiting for delivery"),
+    "slo_bot_evaluation_seconds": ("histogram", "Duration of one evaluation of every SLO"),
+    "slo_bot_slack_request_seconds": ("histogram", "Time to answer a request from Slack"),
+}
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, dict[Labels, float]] = defaultdict(dict)
+        self._histograms: dict[str, dict[Labels, list[float]]] = defaultdict(dict)
+
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            self._values[name][key] = self._values[name].get(key, 0.0) + amount
+
+    def gauge(self, name: str, value: float, **labels: str) -> None:
+        with self._lock:
+            self._values[name][tuple(sorted(labels.items()))] = value
+
+    def observe(self, name: str, seconds: float, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            counts = self._histograms[name].setdefault(key, [0.0] * (len(BUCKETS) + 2))
+            for i, bound in enumerate(BUCKETS):
+                if seconds <= bound:
+                    counts[i] += 1
+            counts[-2] += 1  # count
+            counts[-1] += seconds  # sum
+
+    def render(self) -> str:
+        lines: list[str] = []
+        with self._lock:
+            for name in sorted(set(self._values) | set(self._histograms)):
+                kind, text = HELP.get(name, ("untyped", name))
+                lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+                for key, value in sorted(self._values.get(name, {}).items()):
+                    lines.append(f"{name}{_labels(key)} {value:g}")
+                for key, counts in sorted(self._histograms.get(name, {}).items()):
+                    for bound, count in zip(BUCKETS, counts, strict=False):
+                        lines.append(f"{name}_bucket{_labels(key, le=f'{bound:g}')} {count:g}")
+                    lines.append(f"{name}_bucket{_labels(key, le='+Inf')} {counts[-2]:g}")
+                    lines.append(f"{name}_count{_labels(key)} {counts[-2]:g}")
+                    lines.append(f"{name}_sum{_labels(key)} {counts[-1]:g}")
+        return "\n".join(lines) + "\n"
+
+
+def _labels(key: Labels, **extra: str) -> str:
+    items = list(key) + list(extra.items())
+    if not items:
+        return ""
+    return "{" + ",".join(f'{k}="{v}"' for k, v in items) + "}"
+
+
+METRICS = Metrics()

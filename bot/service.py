@@ -1,0 +1,131 @@
+"""`slo-bot run`: the scheduler plus, by the credentials present, Slack over HTTP or Socket Mode,
+or console mode. Builds every long-lived part once and stops them in order."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import uvicorn
+from slack_bolt import App
+from slack_sdk import WebClient
+from sqlalchemy import Engine, text
+
+from bot.app import Settings, SourcePool
+from bot.durations import format_duration
+from bot.runner import ConsoleNotifier, LogNotifier, Notifier, Runner
+from bot.scheduler import start_scheduler
+from bot.slack import register
+from bot.slack.delivery import SlackDelivery
+from bot.slack.deps import SlackDeps
+from bot.slack.notify import SlackHook
+from bot.slack.permissions import Responders
+from bot.web import create_web_app
+
+log = logging.getLogger(__name__)
+
+
+def build_slack(settings: Settings, engine: Engine) -> tuple[App, SlackDelivery]:
+    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
+    delivery = SlackDelivery(engine, client)
+    app = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret or "socket-mode-needs-no-secret",
+        process_before_response=True,
+        token_verification_enabled=False,  # a Slack outage at start must not stop the bot
+    )
+    deps = SlackDeps(
+        engine=engine,
+        clock=lambda: datetime.now(UTC),
+        responders=Responders(client, settings.responders),
+        wake_delivery=delivery.wake,
+        default_channel=settings.default_channel,
+    )
+    register(app, deps)
+    return app, delivery
+
+
+def run(settings: Settings, engine: Engine, port: int) -> int:
+    mode = settings.mode
+    interval = timedelta(seconds=settings.eval_interval_s)
+    sources = SourcePool(max_connections=settings.concurrency)
+    bolt_app: App | None = None
+    delivery: SlackDelivery | None = None
+    notifier: Notifier = ConsoleNotifier()
+    if mode != "console":
+        bolt_app, delivery = build_slack(settings, engine)
+        notifier = LogNotifier()
+    runner = Runner(
+        engine,
+        sources,
+        notifier,
+        concurrency=settings.concurrency,
+        hooks=[SlackHook(settings.default_channel)] if delivery else [],
+        after_tick=delivery.wake if delivery else None,
+    )
+    scheduler = start_scheduler(runner.tick, interval)
+    if delivery is not None:
+        delivery.start()
+    socket_handler: Any = None
+    try:
+        if mode == "console":
+            print(
+                f"slo-bot running in console mode (no SLACK_BOT_TOKEN): evaluating every "
+                f"{format_duration(interval)}; alerts print here. Ctrl-C stops.",
+                file=sys.stderr,
+                flush=True,
+            )
+            _wait_for_signal()
+            return 0
+        if mode == "socket":
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            assert bolt_app is not None
+            socket_handler = SocketModeHandler(bolt_app, settings.slack_app_token)
+            socket_handler.connect()
+        web = create_web_app(
+            bolt_app if mode == "http" else None, _health(engine, scheduler, runner, interval)
+        )
+        print(
+            f"slo-bot running in {'HTTP' if mode == 'http' else 'Socket Mode'} mode on "
+            f"{settings.host}:{port}; evaluating every {format_duration(interval)}.",
+            file=sys.stderr,
+            flush=True,
+        )
+        config = uvicorn.Config(
+            web, host=settings.host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
+        uvicorn.Server(config).run()  # returns on SIGINT / SIGTERM
+        return 0
+    finally:
+        scheduler.shutdown(wait=True)
+        if socket_handler is not None:
+            socket_handler.close()
+        if delivery is not None:
+            delivery.stop()
+        sources.close()
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+
+
+def _health(engine: Engine, scheduler: Any, runner: Runner, interval: timedelta) -> Any:
+    def check() -> tuple[bool, str]:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as err:
+            return False, f"database unreachable: {err.__class__.__name__}"
+        if not scheduler.running:
+            return False, "scheduler stopped"
+        return True, f"ok: {runner.ticks} evaluation(s), last at {runner.last_tick_at or 'never'}"
+
+    return check

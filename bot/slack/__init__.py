@@ -1,0 +1,65 @@
+"""The Slack app: every listener registered here, explicitly, and nowhere else.
+
+`LISTENERS` names what is registered; the test of `manifest.yml` checks both say the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from sqlmodel import Session
+
+from bot.slack.actions import handle_alert_action, handle_link, handle_status_page
+from bot.slack.commands import handle_slo_command
+from bot.slack.deps import SlackDeps
+from bot.slack.home import handle_home_opened
+from bot.store import slack as slack_store
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("/slo",)
+ACTIONS = ("alert_ack", "alert_unack", "alert_silence", "alert_unsilence", "status_page", "view_slo")
+EVENTS = ("app_home_opened",)
+# Web API methods the code calls, and the bot scope each needs (manifest.yml declares exactly these).
+SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "conversations.members": ("channels:read", "groups:read"),
+    "conversations.history": ("channels:history", "groups:history"),
+    "conversations.replies": ("channels:history", "groups:history"),
+    "usergroups.users.list": "usergroups:read",
+    "views.publish": None,  # needs no scope of its own
+    "/slo": "commands",
+}
+
+
+def register(app: App, deps: SlackDeps) -> None:
+    app.middleware(_once_per_event(deps))
+    app.command("/slo")(lambda ack, command: handle_slo_command(deps, ack, command))
+    for action_id in ("alert_ack", "alert_unack", "alert_silence", "alert_unsilence"):
+        app.action(action_id)(lambda ack, body, respond: handle_alert_action(deps, ack, body, respond))
+    app.action("status_page")(lambda ack, body, respond: handle_status_page(deps, ack, body, respond))
+    app.action("view_slo")(handle_link)
+    app.event("app_home_opened")(
+        lambda event, client, logger: handle_home_opened(deps, event, client, logger)
+    )
+
+
+def _once_per_event(deps: SlackDeps) -> Callable[..., Any]:
+    """Slack retries an event it thinks we missed (`X-Slack-Retry-Num`): act on each event once."""
+
+    def middleware(body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id:
+            with Session(deps.engine) as session:
+                first = slack_store.first_sight(session=session, event_id=str(event_id), now=deps.clock())
+                session.commit()
+            if not first:
+                log.info("ignoring a retry of Slack event %s", event_id)
+                return BoltResponse(status=200, body="")
+        return next()
+
+    return middleware

@@ -1,0 +1,95 @@
+"""Buttons on alert messages and on `/slo status` pages: ack first, check who acts, then change state.
+
+The alert message itself is updated through the outbox (`chat.update`), like every other post.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from bot.durations import parse_duration
+from bot.slack.commands import channels_of, status_page
+from bot.slack.deps import SlackDeps
+from bot.slack.notify import set_acknowledged, silence_slo, unsilence_slo
+from bot.slack.state import alert_with_slo
+from bot.store import slack as slack_store
+
+Respond = Callable[..., Any]
+
+
+def _deny(respond: Respond, text: str) -> None:
+    respond(response_type="ephemeral", replace_original=False, text=text)
+
+
+def handle_alert_action(
+    deps: SlackDeps, ack: Callable[[], Any], body: dict[str, Any], respond: Respond
+) -> None:
+    """Acknowledge / Unacknowledge / Silence (select) / Unsilence on an alert message."""
+    ack()
+    action = (body.get("actions") or [{}])[0]
+    action_id = action.get("action_id", "")
+    user = (body.get("user") or {}).get("id", "")
+    if action_id == "alert_silence":
+        alert_text, _, duration = str((action.get("selected_option") or {}).get("value", "")).partition(":")
+    else:
+        alert_text, duration = str(action.get("value", "")), ""
+    if not alert_text.isdigit():
+        _deny(respond, "This button is from an older slo-bot message; use `/slo status`.")
+        return
+    now = deps.clock()
+    with Session(deps.engine) as session:
+        found = alert_with_slo(session, int(alert_text))
+        if found is None:
+            _deny(respond, "This alert no longer exists (its SLO was removed).")
+            return
+        alert, record = found
+        channels = [
+            m.posted_channel or m.channel
+            for m in slack_store.messages_of(session=session, alert_id=alert.id or 0)
+        ]
+        channel = (body.get("channel") or {}).get("id")
+        denied = deps.responders.check(
+            user, channels or ([channel] if channel else channels_of(session, record, deps))
+        )
+        if denied:
+            _deny(respond, denied)
+            return
+        if action_id in ("alert_ack", "alert_unack"):
+            if alert.state != "firing":
+                _deny(respond, "This alert has resolved already.")
+                return
+            set_acknowledged(session, alert, user, now, on=action_id == "alert_ack")
+        elif action_id == "alert_silence":
+            try:
+                length = parse_duration(duration)
+            except ValueError:
+                _deny(respond, f"`{duration}` is not a duration.")
+                return
+            silence_slo(session, record, now + min(length, timedelta(days=7)), "", user, now)
+        elif action_id == "alert_unsilence":
+            unsilence_slo(session, record, user, now)
+        session.commit()
+    deps.wake_delivery()
+
+
+def handle_status_page(
+    deps: SlackDeps, ack: Callable[[], Any], body: dict[str, Any], respond: Respond
+) -> None:
+    ack()
+    action = (body.get("actions") or [{}])[0]
+    try:
+        value = json.loads(action.get("value") or "{}")
+        query, page = str(value.get("q", "")), int(value.get("page", 1))
+    except (ValueError, TypeError):
+        query, page = "", 1
+    respond(response_type="ephemeral", replace_original=True, **status_page(deps, query, page))
+
+
+def handle_link(ack: Callable[[], Any]) -> None:
+    """ "View SLO" opens its URL in the browser; Slack still sends the click, which needs an ack."""
+    ack()

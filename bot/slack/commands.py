@@ -1,0 +1,308 @@
+"""`/slo` answers: parsed, read from the store, answered ephemerally in the acknowledgement.
+
+Never a live source query, so the answer comes well inside Slack's 3 seconds.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from bot.budget import budget_time
+from bot.durations import format_duration, parse_duration
+from bot.jobs import slo_of
+from bot.messages import percent, span
+from bot.slack import blocks
+from bot.slack.deps import SlackDeps
+from bot.slack.notify import channels_for, set_acknowledged, silence_slo, unsilence_slo
+from bot.slack.state import (
+    alert_with_slo,
+    detail,
+    firing_alerts_of,
+    status_lines,
+)
+from bot.store import repo
+from bot.store import slack as slack_store
+from bot.store.models import AlertRecord, SLORecord
+
+USAGE = {
+    "status": "/slo status [SERVICE|SLO] [page N]",
+    "list": "/slo list",
+    "show": "/slo show SLO",
+    "ack": "/slo ack ALERT  (an alert number, or an SLO name: its firing alerts)",
+    "silence": "/slo silence SLO DURATION [reason]  (e.g. 30m, 4h, 1d; at most 7d)",
+    "unsilence": "/slo unsilence SLO",
+    "subscribe": "/slo subscribe SERVICE [#channel]",
+    "help": "/slo help",
+}
+HELP = "*slo-bot* answers only you, from what it last evaluated:\n" + "\n".join(
+    f"• `{u}`" for u in USAGE.values()
+)
+MAX_SILENCE = timedelta(days=7)
+_CHANNEL = re.compile(r"^<#(C[A-Z0-9]+|G[A-Z0-9]+)(?:\|[^>]*)?>$")
+
+Payload = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    user: str
+    channel: str
+    words: tuple[str, ...]
+
+
+def handle_slo_command(deps: SlackDeps, ack: Callable[..., Any], command: dict[str, Any]) -> None:
+    invocation = Invocation(
+        user=command.get("user_id", ""),
+        channel=command.get("channel_id", ""),
+        words=tuple(str(command.get("text") or "").split()),
+    )
+    payload = answer(deps, invocation)
+    ack(response_type="ephemeral", **payload)
+
+
+def answer(deps: SlackDeps, inv: Invocation) -> Payload:
+    verb = inv.words[0].lower() if inv.words else "help"
+    args = inv.words[1:]
+    handlers: dict[str, Callable[[SlackDeps, Invocation, Sequence[str]], Payload]] = {
+        "status": _status,
+        "list": _list,
+        "show": _show,
+        "ack": _ack,
+        "silence": _silence,
+        "unsilence": _unsilence,
+        "subscribe": _subscribe,
+        "help": lambda *_: blocks.text_payload(HELP),
+    }
+    handler = handlers.get(verb)
+    if handler is None:
+        close = difflib.get_close_matches(verb, list(handlers), n=1, cutoff=0.6)
+        hint = f"Did you mean `/slo {close[0]}`?\n\n" if close else ""
+        return blocks.text_payload(f"I don't know `{verb}`. {hint}{HELP}")
+    return handler(deps, inv, args)
+
+
+def _usage(verb: str, problem: str) -> Payload:
+    return blocks.text_payload(f"{problem}\nUsage: `{USAGE[verb]}`")
+
+
+def _unknown_slo(session: Session, name: str) -> Payload:
+    names = slack_store.slo_names(session=session)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
+    listing = "" if close else " `/slo list` shows them all."
+    return blocks.text_payload(f"There is no SLO called `{name}`.{hint}{listing}")
+
+
+def _status(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
+    page = 1
+    words = list(args)
+    if len(words) >= 2 and words[-2].lower() == "page":
+        if not words[-1].isdigit():
+            return _usage("status", f"`{words[-1]}` is not a page number.")
+        page = int(words[-1])
+        words = words[:-2]
+    query = " ".join(words)
+    return status_page(deps, query, page)
+
+
+def status_page(deps: SlackDeps, query: str, page: int) -> Payload:
+    with Session(deps.engine) as session:
+        lines = status_lines(session, deps.clock())
+        if query:
+            by_service = [line for line in lines if line.service == query]
+            by_name = [line for line in lines if line.name == query]
+            if not by_service and not by_name:
+                services = sorted({line.service for line in lines})
+                close = difflib.get_close_matches(query, services + [line.name for line in lines], n=3)
+                hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
+                return blocks.text_payload(f"No service or SLO called `{query}`.{hint}")
+            lines = by_service or by_name
+    title = f"SLO status: {query}" if query else "SLO status"
+    return blocks.status_payload(lines, page=page, query=query, title=title)
+
+
+def _list(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
+    with Session(deps.engine) as session:
+        records = repo.list_slos(session=session)
+    by_service: dict[str, list[str]] = {}
+    for record in records:
+        by_service.setdefault(record.service, []).append(record.name)
+    if not by_service:
+        return blocks.text_payload("No SLOs yet: apply a catalogue with `slo-bot apply FILE`.")
+    text = "\n".join(
+        f"*{service}*: " + ", ".join(f"`{n}`" for n in names) for service, names in sorted(by_service.items())
+    )
+    return blocks.text_payload(f"{len(records)} SLO(s):\n{text}")
+
+
+def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
+    if len(args) != 1:
+        return _usage("show", "Which SLO?")
+    now = deps.clock()
+    with Session(deps.engine) as session:
+        found = detail(session, args[0], now)
+        if found is None:
+            return _unknown_slo(session, args[0])
+    record, slo, snap = found.record, found.slo, found.snapshot
+    fields: list[tuple[str, str]] = []
+    if slo is not None:
+        fields.append(("Objective", f"{slo.objective.target_ratio * 100:g} % over {slo.window.spec}"))
+    if snap is None:
+        fields.append(("Status", "not evaluated yet"))
+    else:
+        fields.append(("SLI", "no data" if snap.sli is None else f"{snap.sli * 100:.4f} %"))
+        remaining = snap.remaining_ratio
+        budget = percent(remaining)
+        if slo is not None and remaining is not None:
+            whole = budget_time(slo.objective.target_ratio, slo.window.duration)
+            allowed = (1 - slo.objective.target_ratio) * snap.total
+            budget += f" ({span(whole * max(remaining, 0))} of {span(whole)} of full outage"
+            budget += f"; {allowed * max(remaining, 0):,.0f} of {allowed:,.0f} failed requests)"
+        fields.append(("Budget remaining", budget))
+        burns = _burns(snap.burn_rates)
+        fields.append(("Burn rate", burns or "-"))
+        exhaustion = repo.utc(snap.exhaustion_at)
+        fields.append(("Exhausted", blocks.slack_time(exhaustion) if exhaustion else "not at this pace"))
+        fields.append(("State", snap.state + (f" ({snap.error})" if snap.error else "")))
+        evaluated = repo.utc(snap.evaluated_at)
+        if evaluated:
+            fields.append(("Evaluated", blocks.slack_time(evaluated)))
+    extra = [f"🚨 *{a.key}* firing since {_since(a)} (alert {a.id})" for a in found.alerts]
+    if found.silence is not None:
+        until = repo.utc(found.silence.until)
+        extra.append(
+            f"🔕 Silenced by <@{found.silence.created_by}> until "
+            f"{blocks.slack_time(until) if until else '?'} {found.silence.reason}".rstrip()
+        )
+    if slo is not None and slo.annotations.get("slo-bot/dashboard"):
+        extra.append(f"<{slo.annotations['slo-bot/dashboard']}|Dashboard>")
+    title = f"{record.name} ({record.service})"
+    return blocks.detail_payload(title, fields, extra)
+
+
+def _burns(text: str) -> str:
+    values = json.loads(text)
+    return ", ".join(f"{w} {'-' if v is None else f'{v:.2f}x'}" for w, v in values.items())
+
+
+def _since(alert: AlertRecord) -> str:
+    fired = repo.utc(alert.fired_at)
+    return blocks.slack_time(fired) if fired else "?"
+
+
+def channels_of(session: Session, record: SLORecord, deps: SlackDeps) -> list[str]:
+    """Where the SLO's alerts go: who may act on them is decided by these channels."""
+    subscribed = slack_store.subscribed_channels(session=session, service=record.service)
+    try:
+        return channels_for(slo_of(record), subscribed, deps.default_channel)
+    except Exception:
+        return subscribed
+
+
+def _ack(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
+    if len(args) != 1:
+        return _usage("ack", "Which alert?")
+    target = args[0].lstrip("#")
+    now = deps.clock()
+    with Session(deps.engine) as session:
+        if target.isdigit():
+            found = alert_with_slo(session, int(target))
+            if found is None or found[0].state != "firing":
+                return blocks.text_payload(f"Alert {target} is not firing (or does not exist).")
+            alerts, record = [found[0]], found[1]
+        else:
+            record_or_none = repo.get_slo(session=session, name=target)
+            if record_or_none is None:
+                return _unknown_slo(session, target)
+            record = record_or_none
+            alerts = firing_alerts_of(session, record.id or 0)
+            if not alerts:
+                return blocks.text_payload(f"`{record.name}` has no firing alert to acknowledge.")
+        denied = deps.responders.check(inv.user, channels_of(session, record, deps))
+        if denied:
+            return blocks.text_payload(denied)
+        changed = [a.key for a in alerts if set_acknowledged(session, a, inv.user, now, on=True)]
+        session.commit()
+    deps.wake_delivery()
+    if not changed:
+        return blocks.text_payload("Already acknowledged.")
+    return blocks.text_payload(f"Acknowledged {', '.join(changed)} of `{record.name}`.")
+
+
+def _silence(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
+    if len(args) < 2:
+        return _usage("silence", "Which SLO, and for how long?")
+    try:
+        length = parse_duration(args[1])
+    except ValueError:
+        return _usage("silence", f"`{args[1]}` is not a duration.")
+    if length > MAX_SILENCE:
+        return _usage("silence", f"{args[1]} is longer than the longest silence, 7d.")
+    reason = " ".join(args[2:])
+    now = deps.clock()
+    with Session(deps.engine) as session:
+        record = repo.get_slo(session=session, name=args[0])
+        if record is None:
+            return _unknown_slo(session, args[0])
+        denied = deps.responders.check(inv.user, channels_of(session, record, deps))
+        if denied:
+            return blocks.text_payload(denied)
+        until = now + length
+        silence_slo(session, record, until, reason, inv.user, now)
+        session.commit()
+    deps.wake_delivery()
+    return blocks.text_payload(
+        f"🔕 `{record.name}` is silenced for {format_duration(length)}, until {blocks.slack_time(until)}."
+    )
+
+
+def _unsilence(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
+    if len(args) != 1:
+        return _usage("unsilence", "Which SLO?")
+    now = deps.clock()
+    with Session(deps.engine) as session:
+        record = repo.get_slo(session=session, name=args[0])
+        if record is None:
+            return _unknown_slo(session, args[0])
+        denied = deps.responders.check(inv.user, channels_of(session, record, deps))
+        if denied:
+            return blocks.text_payload(denied)
+        ended = unsilence_slo(session, record, inv.user, now)
+        session.commit()
+    deps.wake_delivery()
+    return blocks.text_payload(
+        f"🔔 `{record.name}` is no longer silenced." if ended else f"`{record.name}` was not silenced."
+    )
+
+
+def _subscribe(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
+    if len(args) not in (1, 2):
+        return _usage("subscribe", "Which service?")
+    channel = inv.channel
+    if len(args) == 2:
+        match = _CHANNEL.match(args[1])
+        if match is None:
+            return _usage("subscribe", f"`{args[1]}` is not a channel: pick one with `#`.")
+        channel = match.group(1)
+    service = args[0]
+    with Session(deps.engine) as session:
+        services = sorted({r.service for r in repo.list_slos(session=session)})
+        if service not in services:
+            close = difflib.get_close_matches(service, services, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
+            return blocks.text_payload(f"No SLO belongs to a service called `{service}`.{hint}")
+        added = slack_store.subscribe(
+            session=session, service=service, channel=channel, by=inv.user, now=deps.clock()
+        )
+        session.commit()
+    if not added:
+        return blocks.text_payload(f"<#{channel}> already gets the alerts of `{service}`.")
+    return blocks.text_payload(f"<#{channel}> now gets the alerts of `{service}`.")

@@ -1,0 +1,310 @@
+"""Delivery of the outbox to Slack: in order per alert, retried until Slack takes it, never twice.
+
+A 429 waits as long as Retry-After says; a 5xx or a network error backs off exponentially. Before a
+post, the entry is marked in flight; after a crash, a post still in flight is looked up in the
+channel (by its message metadata) before it is sent again. An error Slack will always give
+(`channel_not_found`, `invalid_auth` …) marks the entry failed, logged and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.alerting import FIRING
+from bot.jobs import slo_of
+from bot.messages import AlertFacts, alert_message
+from bot.metrics import METRICS
+from bot.runner import utc_now
+from bot.slack import blocks
+from bot.slack.state import alert_with_slo, latest_snapshot, status_of
+from bot.store import repo
+from bot.store import slack as slack_store
+from bot.store.models import AlertRecord, OutboxRecord, SlackMessageRecord, SLORecord
+
+log = logging.getLogger(__name__)
+METADATA_TYPE = "slo_bot_message"
+MAX_BACKOFF = timedelta(minutes=5)
+WAIT_FOR_PARENT = timedelta(seconds=15)
+
+
+class Retry(Exception):
+    """Slack could not take it now. `delay` None: back off by the number of attempts."""
+
+    def __init__(self, delay: timedelta | None, reason: str, in_flight: bool = False) -> None:
+        super().__init__(reason)
+        self.delay = delay
+        self.in_flight = in_flight
+
+
+class Defer(Exception):
+    """Not yet: the SLO is silenced, or the thread's parent message is not posted yet."""
+
+    def __init__(self, until: datetime, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
+
+
+class SlackDelivery:
+    def __init__(self, engine: Engine, client: WebClient, clock: Callable[[], datetime] = utc_now) -> None:
+        self.engine = engine
+        self.client = client
+        self.clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="slack-delivery", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.deliver_due()
+                with Session(self.engine) as session:
+                    upcoming = slack_store.next_due_at(session=session)
+                    METRICS.gauge("slo_bot_outbox_pending", slack_store.pending_count(session=session))
+            except Exception:
+                log.exception("slack delivery pass failed")
+                upcoming = None
+            wait = 5.0
+            if upcoming is not None:
+                wait = max(0.05, min(wait, (upcoming - self.clock()).total_seconds()))
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def deliver_due(self) -> int:
+        """One pass over the outbox; returns how many entries were delivered."""
+        now = self.clock()
+        with Session(self.engine) as session:
+            entries = [
+                (e.id, e.alert_id, repo.utc(e.next_attempt_at))
+                for e in slack_store.due(session=session, now=now)
+            ]
+        blocked: set[object] = set()
+        delivered = 0
+        for entry_id, alert_id, next_at in entries:
+            key = alert_id if alert_id is not None else ("entry", entry_id)
+            if key in blocked:
+                continue  # an earlier message of this alert waits: keep their order
+            if next_at is not None and next_at > now:
+                blocked.add(key)
+                continue
+            if self._deliver(entry_id or 0):
+                delivered += 1
+            else:
+                blocked.add(key)
+        return delivered
+
+    # --- one entry ---------------------------------------------------------------------------
+
+    def _deliver(self, entry_id: int) -> bool:
+        with Session(self.engine, expire_on_commit=False) as session:
+            entry = session.get(OutboxRecord, entry_id)
+            if entry is None or entry.status != "pending":
+                return True
+            now = self.clock()
+            try:
+                if entry.kind == "alert_message":
+                    self._alert_message(session, entry, now)
+                elif entry.kind == "thread_note":
+                    self._thread_note(session, entry, now)
+                else:
+                    raise ValueError(f"unknown outbox kind {entry.kind!r}")
+            except Defer as wait:
+                entry.next_attempt_at = wait.until
+                entry.last_error = str(wait)
+                session.add(entry)
+                session.commit()
+                return False
+            except Retry as retry:
+                entry.attempts += 1
+                entry.in_flight = retry.in_flight
+                backoff = timedelta(seconds=2 ** min(entry.attempts, 9))
+                entry.next_attempt_at = now + (retry.delay or min(MAX_BACKOFF, backoff))
+                entry.last_error = str(retry)
+                session.add(entry)
+                session.commit()
+                METRICS.inc("slo_bot_slack_errors_total", reason="retry")
+                log.warning("slack: %s (entry %s, retry in %s)", retry, entry.id, retry.delay)
+                return False
+            except SlackApiError as err:
+                entry.status = "failed"
+                entry.in_flight = False
+                entry.last_error = str(err.response.get("error") or err)
+                session.add(entry)
+                session.commit()
+                METRICS.inc("slo_bot_slack_errors_total", reason="failed")
+                log.error("slack refused entry %s for good: %s", entry.id, entry.last_error)
+                return True
+            entry.status = "done"
+            entry.in_flight = False
+            entry.done_at = now
+            session.add(entry)
+            session.commit()
+            return True
+
+    def _alert_message(self, session: Session, entry: OutboxRecord, now: datetime) -> None:
+        found = alert_with_slo(session, entry.alert_id or 0)
+        if found is None or entry.channel is None:
+            return  # the SLO was deleted meanwhile
+        alert, record = found
+        message = slack_store.message_for(session=session, alert_id=alert.id or 0, channel=entry.channel)
+        payload = self._render(session, alert, record, now)
+        if message.ts is None:
+            silence = slack_store.active_silence(session=session, slo_id=record.id or 0, now=now)
+            if silence is not None:
+                raise Defer(repo.utc(silence.until) or now, f"{record.name} is silenced")
+            fired = repo.utc(alert.fired_at)
+            if (
+                alert.state != FIRING
+                and fired
+                and slack_store.silenced_at(session=session, slo_id=record.id or 0, at=fired)
+            ):
+                return  # fired and resolved while silenced: nothing to announce
+            self._post(session, entry, message, payload, thread_ts=None)
+            return
+        ts = message.ts
+        self._call(
+            lambda: self.client.chat_update(
+                channel=message.posted_channel or message.channel, ts=ts, **payload
+            )
+        )
+
+    def _thread_note(self, session: Session, entry: OutboxRecord, now: datetime) -> None:
+        found = alert_with_slo(session, entry.alert_id or 0)
+        if found is None or entry.channel is None:
+            return
+        alert, record = found
+        message = slack_store.message_for(session=session, alert_id=alert.id or 0, channel=entry.channel)
+        if message.ts is None:
+            raise Defer(now + WAIT_FOR_PARENT, "waiting for the alert's message to be posted")
+        silence = slack_store.active_silence(session=session, slo_id=record.id or 0, now=now)
+        if silence is not None:
+            raise Defer(repo.utc(silence.until) or now, f"{record.name} is silenced")
+        text = json.loads(entry.payload).get("text", "")
+        self._post(session, entry, message, blocks.note_payload(text), thread_ts=message.ts)
+
+    def _post(
+        self,
+        session: Session,
+        entry: OutboxRecord,
+        message: SlackMessageRecord,
+        payload: dict[str, Any],
+        thread_ts: str | None,
+    ) -> None:
+        channel = message.posted_channel or message.channel
+        if entry.in_flight:
+            found = self._find_posted(channel, entry.id or 0, thread_ts)
+            if found is not None:
+                if thread_ts is None:
+                    message.ts, message.posted_channel = found
+                    session.add(message)
+                return
+        entry.in_flight = True
+        session.add(entry)
+        session.commit()
+        metadata = {"event_type": METADATA_TYPE, "event_payload": {"outbox_id": entry.id}}
+        response = self._call(
+            lambda: self.client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, metadata=metadata, **payload
+            ),
+            posting=True,
+        )
+        if thread_ts is None:
+            message.ts = str(response["ts"])
+            message.posted_channel = str(response.get("channel") or channel)
+            session.add(message)
+
+    def _find_posted(self, channel: str, entry_id: int, thread_ts: str | None) -> tuple[str, str] | None:
+        """After a crash mid-post: did Slack get it? Look for our metadata in the channel."""
+        if thread_ts is None:
+            page = self._call(
+                lambda: self.client.conversations_history(
+                    channel=channel, limit=100, include_all_metadata=True
+                )
+            )
+        else:
+            page = self._call(
+                lambda: self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, limit=200, include_all_metadata=True
+                )
+            )
+        for item in page.get("messages") or []:
+            meta = item.get("metadata") or {}
+            if (
+                meta.get("event_type") == METADATA_TYPE
+                and (meta.get("event_payload") or {}).get("outbox_id") == entry_id
+            ):
+                return str(item["ts"]), channel
+        return None
+
+    def _call(self, request: Callable[[], Any], posting: bool = False) -> Any:
+        try:
+            return request()
+        except SlackApiError as err:
+            status = err.response.status_code
+            if status == 429:
+                retry_after = int(err.response.headers.get("Retry-After", "1") or 1)
+                raise Retry(timedelta(seconds=max(1, retry_after)), "rate-limited by Slack") from err
+            if status >= 500:
+                raise Retry(None, f"Slack answered {status}") from err
+            raise
+        except (OSError, TimeoutError) as err:  # connection refused, reset, timed out
+            raise Retry(None, f"Slack unreachable: {err}", in_flight=posting) from err
+
+    def _render(
+        self, session: Session, alert: AlertRecord, record: SLORecord, now: datetime
+    ) -> dict[str, Any]:
+        slo = slo_of(record)
+        snapshot = latest_snapshot(session, record.id or 0)
+        silence = slack_store.active_silence(session=session, slo_id=record.id or 0, now=now)
+        fired = repo.utc(alert.fired_at) or repo.utc(alert.since) or now
+        facts = AlertFacts(
+            key=alert.key,
+            event=FIRING if alert.state == FIRING else "resolved",
+            at=fired if alert.state == FIRING else (repo.utc(alert.resolved_at) or now),
+            fired_at=fired,
+            burn_rates=json.loads(alert.burn_rates),
+            reason=alert.reason,
+            acknowledged_by=alert.acknowledged_by,
+            acknowledged_at=repo.utc(alert.acknowledged_at),
+            silenced_until=repo.utc(silence.until) if silence else None,
+            silenced_by=silence.created_by if silence else None,
+        )
+        words = alert_message(
+            slo,
+            facts,
+            status_of(snapshot),
+            time=blocks.slack_time,
+            user=blocks.slack_user,
+        )
+        return blocks.alert_payload(
+            words,
+            alert_id=alert.id or 0,
+            active=alert.state == FIRING,
+            acknowledged=bool(alert.acknowledged_by),
+            silenced=silence is not None,
+            dashboard=slo.annotations.get("slo-bot/dashboard"),
+        )
