@@ -24,6 +24,7 @@ from bot.demo import run_demo
 from bot.domain import Bucket
 from bot.durations import parse_duration
 from bot.evaluation import data_checksum
+from bot.slack.notify import SlackHook
 from bot.sources.base import BadQuery, SourceError
 from bot.store import db, repo
 
@@ -239,8 +240,15 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     now = args.at or datetime.now(UTC)
     sources = SourcePool(max_connections=settings.concurrency)
     try:
+        # with Slack configured, alerts that `check` opens are queued for the running bot to post
+        hooks = [SlackHook(settings.default_channel)] if settings.mode != "console" else []
         outcomes = jobs.evaluate_all(
-            engine, now=now, sources=sources, concurrency=settings.concurrency, names=args.slo
+            engine,
+            now=now,
+            sources=sources,
+            concurrency=settings.concurrency,
+            names=args.slo,
+            hooks=hooks,
         )
     finally:
         sources.close()
