@@ -68,6 +68,7 @@ class Scenario:
     wanted: frozenset[str] = frozenset()  # alert keys that should fire; any other one is false
     detect_key: str | None = None  # the alert whose detection time is measured
     detect_theory: datetime | None = None  # when the arithmetic says it should be detected
+    problem_start: datetime | None = None  # when the service began failing (detection counts from here)
     problem_end: datetime | None = None  # when the service recovered (resets count from here)
     reset_theory: datetime | None = None  # when the arithmetic says `detect_key` should resolve
     focus: tuple[datetime, ...] = ()  # instants the scheduler path steps through minute by minute
@@ -167,12 +168,6 @@ def _steady(
     return tuple(good), tuple(bad)
 
 
-def _ceil_minute(t: datetime) -> datetime:
-    """The first evaluation (on the minute) at or after `t`."""
-    floor = t.replace(second=0, microsecond=0)
-    return floor if floor == t else floor + MINUTE
-
-
 def outage(seed: int) -> Scenario:
     """100 % of requests fail for 10 minutes; background errors 0.01 % (burn 0.1)."""
     start = EVENTS_START + 2 * HOUR
@@ -186,8 +181,9 @@ def outage(seed: int) -> Scenario:
     # errors) holds while a single outage minute (1,000 bad of 30,000) is in the 30m window, and its
     # 6h window stays at 10/360 = 2.8 % > 0.6 %: the page resolves when the 30m window is clean.
     reset = end + 30 * MINUTE
-    # The ticket tiers held from the first minute but a firing page suppresses the ticket; it fires
-    # when the page resolves and lasts while the 3d/6h 1x tier sees an outage minute in its 6h window.
+    # The 3d/6h tier holds from the 4th outage minute (4,000 bad of 4.3 M: 0.93x + 0.1x background),
+    # but a firing page suppresses the ticket: it fires when the page resolves and lasts while the
+    # 6h window holds an outage minute (1,000 of 360,000 is 2.8x).
     ticket_end = end + 6 * HOUR
     return Scenario(
         name="outage",
@@ -198,6 +194,7 @@ def outage(seed: int) -> Scenario:
         wanted=frozenset({PAGE, TICKET}),
         detect_key=PAGE,
         detect_theory=detect,
+        problem_start=start,
         problem_end=end,
         reset_theory=reset,
         focus=(start, end),
@@ -213,14 +210,14 @@ def slow_burn(seed: int) -> Scenario:
     ratios = {_index(start) + i: burn * (1 - TARGET) for i in range(int(3 * DAY / MINUTE))}
     good, bad = _steady("slow-burn", seed, ratios, beta * (1 - TARGET))
     # x after the start, a long window w burns (5x + 0.1(w - x)) / w: it exceeds threshold f once
-    # x > w (f - 0.1) / 4.9. 3d/6h at 1x: 13h13.5m (its 6h window after 49 min); 1d/2h at 3x: 14h12.2m.
+    # x > w (f - 0.1) / 4.9. 3d/6h at 1x: 13h13.5m (its 6h window after 66 min); 1d/2h at 3x: 14h12.2m.
     # So the 3d/6h tier tickets first. (Without background both would say 14.4 h.)
     ticket_3d = start + 3 * DAY * (1 - beta) / (burn - beta)
     ticket_1d = start + DAY * (3 - beta) / (burn - beta)
     # After the end, a short window s still burns (5(s - y) + 0.1y) / s: above f while y < s (5 - f) / 4.9.
     # The 2h window drops below 3x after 49 min, the 6h one below 1x after 4h53.9m: the ticket resolves.
     reset = end + 6 * HOUR * (burn - 1) / (burn - beta)
-    # 30d budget: consumed (0.1 (30d - x) + 5x) / 30d reaches 50 % at x = 30d x 0.4 / 4.9 = 2d10h47m.
+    # 30d budget: consumed (0.1 (30d - x) + 5x) / 30d reaches 50 % at x = 30d x 0.4 / 4.9 = 2d10h46.5m.
     budget_half = start + PERIOD * (0.5 - beta) / (burn - beta)
     return Scenario(
         name="slow-burn",
@@ -231,6 +228,7 @@ def slow_burn(seed: int) -> Scenario:
         wanted=frozenset({TICKET, "budget-50"}),
         detect_key=TICKET,
         detect_theory=min(ticket_3d, ticket_1d),
+        problem_start=start,
         problem_end=end,
         reset_theory=reset,
         focus=(),
@@ -319,6 +317,7 @@ def source_outage(seed: int) -> Scenario:
         wanted=frozenset({NO_DATA}),
         detect_key=NO_DATA,
         detect_theory=fires,
+        problem_start=first,
         problem_end=last,
         reset_theory=resolves,
         focus=(first, last),
@@ -424,7 +423,10 @@ def write_openmetrics(scenarios: Sequence[Scenario], directory: Path) -> list[Pa
     paths = []
     for day, lines in days.items():
         path = directory / f"day-{day:02d}.om"
-        header = [f"# HELP {FAMILY} Requests served, by scenario and status code.", f"# TYPE {FAMILY} counter"]
+        header = [
+            f"# HELP {FAMILY} Requests served, by scenario and status code.",
+            f"# TYPE {FAMILY} counter",
+        ]
         path.write_text("\n".join([*header, *lines, "# EOF"]) + "\n")
         paths.append(path)
     return paths
@@ -518,9 +520,7 @@ spec:
 
 def _error_ratio(scenario: Scenario, window: timedelta) -> str:
     w = _promql_duration(window)
-    return (
-        f"(sum(increase({scenario.bad_selector}[{w}])) / sum(increase({scenario.total_selector}[{w}])))"
-    )
+    return f"(sum(increase({scenario.bad_selector}[{w}])) / sum(increase({scenario.total_selector}[{w}])))"
 
 
 def _promql_duration(window: timedelta) -> str:

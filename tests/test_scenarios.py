@@ -8,6 +8,7 @@ path (`evaluate_all` minute by minute on a fresh database) the same ones at the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -20,6 +21,8 @@ from sqlalchemy import Engine
 
 from bot import cli, jobs
 from bot.app import SourcePool
+from bot.domain import DataSource
+from bot.sources import Source
 from tests.promharness import tools_problem
 from tests.scenarios import (
     HOUR,
@@ -47,7 +50,9 @@ def scenarios() -> dict[str, Scenario]:
 
 
 @pytest.fixture(scope="session")
-def scenario_prometheus(scenarios: dict[str, Scenario], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def scenario_prometheus(
+    scenarios: dict[str, Scenario], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """URL of one Prometheus holding every scenario (about 10 s to build and start)."""
     problem = tools_problem()
     if problem:  # fail, not skip: CI installs prometheus, so a missing one must be seen
@@ -183,9 +188,12 @@ def _same_transitions(scheduled: list[Transition], replay: list[Transition]) -> 
     """Same keys and events in the same order at the same minutes.
 
     Ticket and budget alerts may come a minute apart: the store keeps data older than 7 hours in
-    5-minute buckets (and older than 3 days in hourly ones) and counts a bucket cut by a 1d/3d/30d
-    window's start in proportion, where replay sums exact minutes; near a threshold the two sums can
-    fall on either side of it for one evaluation. Page and no-data windows (<= 6h) are exact.
+    5-minute buckets (older than 3 days in hourly ones) and counts a bucket cut by a 1d/3d/30d
+    window's start in proportion, where replay sums exact minutes. Near a threshold the two sums can
+    fall on either side of it for one evaluation. In slow-burn, 30 days before 11:46 is 14 minutes
+    before the end of an hourly bucket holding 6 bad events: replay counts the 2 of those 14 minutes
+    (remaining 0.499992: budget-50 fires), the store 6 x 14/60 = 1.4 (0.500004): it fires at
+    11:47. Page and no-data windows (6h and shorter) sit in 1-minute buckets and are exact.
     """
     assert [(k, e) for _, k, e in scheduled] == [(k, e) for _, k, e in replay]
     for (at, key, _), (expected, _, _) in zip(scheduled, replay, strict=True):
@@ -217,8 +225,8 @@ def test_the_scheduler_raises_what_replay_raises(
     code, _, err = _cli(["apply", str(path)], {"DATABASE_URL": database_url})
     assert code == 0, err
     # Every minute around each predicted transition (from the true counts, not from slo-bot), every
-    # 2 hours in between: what the scheduler's tick does, minus the hours where the predictions say nothing
-    # changes. The first evaluation backfills 30 days on the fresh database.
+    # 2 hours in between: the scheduler's tick, minus the hours where the predictions say nothing
+    # changes (the bot keeps its alerts across). The first evaluation backfills 30 days.
     expected = policy_transitions(scenario, *scenario.span)
     instants = stepping_instants(scenario, expected, around=5 * MINUTE, every=2 * HOUR)
     scheduled: list[Transition] = []
@@ -230,8 +238,54 @@ def test_the_scheduler_raises_what_replay_raises(
             scheduled += [(t.at, t.key, t.event) for t in outcome.transitions]
     finally:
         sources.close()
-    print('DIAG', name, scheduled == replayed(name), len(instants))
     _same_transitions(scheduled, replayed(name))
+
+
+class _PrometheusDown:
+    """The scheduler's source pool while Prometheus is down during `down`: its port refuses connections."""
+
+    def __init__(self, pool: SourcePool, down: tuple[datetime, datetime]) -> None:
+        self.pool = pool
+        self.down = down
+        self.now = down[0]
+
+    def get(self, datasource: DataSource) -> Source:
+        if self.down[0] <= self.now < self.down[1]:
+            closed = {**datasource.connection, "url": "http://127.0.0.1:9"}
+            datasource = dataclasses.replace(datasource, connection=closed)
+        return self.pool.get(datasource)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_the_scheduler_raises_no_data_while_prometheus_is_down(
+    scenarios: dict[str, Scenario],
+    scenario_prometheus: str,
+    replayed: Replayer,
+    database_url: str,
+    engine: Engine,
+    tmp_path: Path,
+) -> None:
+    """Prometheus down for the scrape gap: it neither scrapes nor answers. The ticks in the gap fail
+    (nothing stored, nothing counted as good or bad) but still judge the stored data: no data."""
+    scenario = scenarios["source-outage"]
+    path = tmp_path / "slos.yaml"
+    path.write_text(catalogue(scenario, scenario_prometheus))
+    assert _cli(["apply", str(path)], {"DATABASE_URL": database_url})[0] == 0
+    assert scenario.gap is not None
+    sources = _PrometheusDown(SourcePool(max_connections=4), scenario.gap)
+    start, end = scenario.span
+    scheduled: list[Transition] = []
+    errors = []
+    try:
+        for k in range(int((end - start) / MINUTE) + 1):
+            sources.now = start + k * MINUTE
+            (outcome,) = jobs.evaluate_all(engine, now=sources.now, sources=sources, concurrency=1)  # type: ignore[arg-type]
+            errors.append(outcome.error_kind)
+            scheduled += [(t.at, t.key, t.event) for t in outcome.transitions]
+    finally:
+        sources.pool.close()
+    assert errors.count(jobs.UNAVAILABLE) == 30 and set(errors) == {None, jobs.UNAVAILABLE}
+    assert scheduled == replayed("source-outage")
 
 
 @pytest.mark.parametrize("name", ["outage", "slow-burn", "baseline", "low-traffic"])
@@ -252,7 +306,7 @@ def test_prometheus_evaluating_the_same_rules_agrees(
         assert prometheus == burn_alerts
 
 
-def test_prometheus_sees_the_scrape_gap_a_minute_later_at_each_end(
+def test_prometheus_sees_a_scrape_gap_two_minutes_shorter_than_slo_bot(
     scenarios: dict[str, Scenario], scenario_prometheus: str, replayed: Replayer
 ) -> None:
     """`absent_over_time(total[10m])` still holds the last sample on its closed left edge at
@@ -263,4 +317,7 @@ def test_prometheus_sees_the_scrape_gap_a_minute_later_at_each_end(
     with httpx.Client(base_url=scenario_prometheus, timeout=30) as client:
         prometheus = prometheus_transitions(client, scenario)
     assert prometheus == [(first + 10 * MINUTE, NO_DATA, "firing"), (last, NO_DATA, "resolved")]
-    assert replayed("source-outage") == [(first + 9 * MINUTE, NO_DATA, "firing"), (last + MINUTE, NO_DATA, "resolved")]
+    assert replayed("source-outage") == [
+        (first + 9 * MINUTE, NO_DATA, "firing"),
+        (last + MINUTE, NO_DATA, "resolved"),
+    ]
