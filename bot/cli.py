@@ -26,6 +26,7 @@ from bot.durations import parse_duration
 from bot.evaluation import data_checksum
 from bot.slack.notify import SlackHook
 from bot.sources.base import BadQuery, SourceError
+from bot.store import alerts as alert_store
 from bot.store import db, repo
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -339,6 +340,9 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     engine = ctx.engine
     rows = []
     with Session(engine) as session:
+        firing: dict[int, list[dict[str, str | None]]] = {}
+        for record, alert in alert_store.firing_alerts(session=session):
+            firing.setdefault(record.id or 0, []).append(alert_store.alert_summary(alert))
         for record, snap in repo.latest_snapshots(session=session):
             try:
                 slo = jobs.slo_of(record)
@@ -362,6 +366,7 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
                     burn_rates=json.loads(snap.burn_rates),
                     exhaustion_at=repo.utc(snap.exhaustion_at),
                     state=snap.state,
+                    alerts=firing.get(record.id or 0, []),
                     error=snap.error,
                 )
             )

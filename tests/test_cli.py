@@ -82,9 +82,15 @@ def test_apply_of_an_invalid_catalogue_changes_nothing(run, tmp_path: Path) -> N
 
 def test_check_prints_the_spec_json_and_a_table(run) -> None:
     run("apply", str(EXAMPLE))
+    # 14:10: the fast-burn condition holds, pending for its alertAfter of 5 minutes ...
+    code, out, _ = run("check", "--at", "2026-11-23T14:10:00Z", "--json")
+    alerts = {r["slo"]: r["alerts"] for r in json.loads(out)}["checkout-availability"]
+    assert [a["severity"] for a in alerts] == ["budget-50"]  # about half the budget is spent
     code, out, _ = run("check", "--at", AT, "--json")
     assert code == 0
     rows = {r["slo"]: r for r in json.loads(out)}
+    # ... 14:16: it fires
+    assert {"severity": "page", "state": "firing", "since": AT} in rows["checkout-availability"]["alerts"]
     row = rows["search-availability"]
     assert set(row) == {
         "slo",
@@ -113,6 +119,10 @@ def test_check_prints_the_spec_json_and_a_table(run) -> None:
     assert out.splitlines()[1].startswith("search-availability")
     code, out, _ = run("status")
     assert code == 0 and "checkout-good-minutes" in out
+    # at 14:16 on the incident Monday the fast-burn condition holds: status shows the open page
+    code, out, _ = run("status", "--json")
+    stored = {r["slo"]: r for r in json.loads(out)}
+    assert stored["checkout-availability"]["alerts"] == rows["checkout-availability"]["alerts"]
 
 
 def test_unknown_names_and_bad_times_get_a_useful_answer(run) -> None:
