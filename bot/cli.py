@@ -17,17 +17,16 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import jobs, replay, report, service
+from bot import jobs, replay, report
 from bot.app import Settings, SourcePool, engine_from
 from bot.catalogue import load_paths
-from bot.demo import run_demo
 from bot.domain import Bucket
 from bot.durations import parse_duration
 from bot.evaluation import data_checksum
-from bot.slack.notify import SlackHook
 from bot.sources.base import BadQuery, SourceError
 from bot.store import alerts as alert_store
 from bot.store import db, repo
+from bot.store.models import AlertRecord
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -242,7 +241,11 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     sources = SourcePool(max_connections=settings.concurrency)
     try:
         # with Slack configured, alerts that `check` opens are queued for the running bot to post
-        hooks = [SlackHook(settings.default_channel)] if settings.mode != "console" else []
+        hooks: list[jobs.TickHook] = []
+        if settings.mode != "console":
+            from bot.slack.notify import SlackHook  # Slack's libraries load only when needed
+
+            hooks.append(SlackHook(settings.default_channel))
         outcomes = jobs.evaluate_all(
             engine,
             now=now,
@@ -322,6 +325,8 @@ def _stored_reader(engine: Engine, slo_id: int) -> Callable[[datetime, datetime]
 
 
 def cmd_demo(args: argparse.Namespace, ctx: Context) -> int:
+    from bot.demo import run_demo
+
     return run_demo()
 
 
@@ -333,6 +338,8 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
             return code
     if not _known_names(ctx.engine):
         print("slo-bot: no SLOs yet; apply a catalogue (slo-bot apply FILE) to start", file=sys.stderr)
+    from bot import service  # the server, the scheduler and Slack load only for `run`
+
     return service.run(settings, ctx.engine, args.port)
 
 
@@ -340,9 +347,10 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     engine = ctx.engine
     rows = []
     with Session(engine) as session:
-        firing: dict[int, list[dict[str, str | None]]] = {}
+        by_slo: dict[int, list[AlertRecord]] = {}
         for record, alert in alert_store.firing_alerts(session=session):
-            firing.setdefault(record.id or 0, []).append(alert_store.alert_summary(alert))
+            by_slo.setdefault(record.id or 0, []).append(alert)
+        firing = {slo_id: alert_store.summaries(alerts) for slo_id, alerts in by_slo.items()}
         for record, snap in repo.latest_snapshots(session=session):
             try:
                 slo = jobs.slo_of(record)

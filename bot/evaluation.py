@@ -167,21 +167,24 @@ def store(session: Session, record: SLORecord, plan: Plan, fetched: Fetched) -> 
     assert record.id is not None
     for rng, buckets in zip(fetched.ranges, fetched.buckets, strict=True):
         repo.replace_buckets(session=session, slo_id=record.id, start=rng.start, end=rng.end, buckets=buckets)
-    tiers = plan.tiers
-    for finer, coarser in itertools.pairwise(tiers):
+    old_from, old_to = repo.utc(record.covered_from), repo.utc(record.covered_to)
+    for finer, coarser in itertools.pairwise(plan.tiers):
         assert finer.keep is not None
         before = floor_time(plan.end - finer.keep, coarser.resolution)
-        repo.roll_up(
-            session=session,
-            slo_id=record.id,
-            source=finer.resolution,
-            target=coarser.resolution,
-            before=before,
-        )
-    repo.trim_buckets(session=session, slo_id=record.id, before=plan.needed_from)
+        crossed = old_to is None or floor_time(old_to - finer.keep, coarser.resolution) != before
+        written_below = any(r.step == finer.resolution and r.start < before for r in fetched.ranges)
+        if crossed or written_below:  # most ticks roll nothing up: skip the query
+            repo.roll_up(
+                session=session,
+                slo_id=record.id,
+                source=finer.resolution,
+                target=coarser.resolution,
+                before=before,
+            )
+    if old_from is None or old_from < plan.needed_from:
+        repo.trim_buckets(session=session, slo_id=record.id, before=plan.needed_from)
     starts = [r.start for r in fetched.ranges]
     ends = [r.end for r in fetched.ranges]
-    old_from, old_to = repo.utc(record.covered_from), repo.utc(record.covered_to)
     fresh = old_from is None or old_to is None or old_to < plan.needed_from
     covered_from = min(starts) if fresh and starts else min([*starts, old_from or plan.needed_from])
     covered_to = max([*ends, *([] if fresh or old_to is None else [old_to])], default=plan.end)

@@ -28,7 +28,7 @@ from bot.sources.base import BadQuery, SourceError, SourceUnavailable
 from bot.status import Assessment
 from bot.store import alerts as alert_store
 from bot.store import repo
-from bot.store.models import SLORecord
+from bot.store.models import AlertRecord, SLORecord
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,24 @@ class Outcome:
     alerts: Sequence[Mapping[str, str | None]] = field(default=())
 
 
+_BUILT: dict[tuple[str, str], SLO] = {}
+
+
 def slo_of(record: SLORecord) -> SLO:
-    """Rebuild the domain SLO from its stored documents (secrets substituted now, from the env)."""
-    for slo in build_slos(json.loads(record.documents)):
-        if slo.name == record.name:
-            return slo
-    raise CatalogueError(())
+    """Rebuild the domain SLO from its stored documents (secrets substituted now, from the env).
+
+    Built once per process and definition: the environment a process reads does not change.
+    """
+    key = (record.name, record.checksum)
+    built = _BUILT.get(key)
+    if built is None:
+        for slo in build_slos(json.loads(record.documents)):
+            if slo.name == record.name:
+                built = _BUILT[key] = slo
+                break
+        else:
+            raise CatalogueError(())
+    return built
 
 
 def evaluate_all(
@@ -97,6 +109,9 @@ def evaluate_all(
         work.append((record, evaluation.make_plan(slo, record, now)))
     for record, plan, result in _fetch_all(work, sources, concurrency):
         outcomes.append(_store(engine, record, plan, result, hooks))
+    with Session(engine) as session:
+        repo.prune_snapshots(session=session, now=now)
+        session.commit()
     return sorted(outcomes, key=lambda o: o.name)
 
 
@@ -132,7 +147,7 @@ def _store(
     result: evaluation.Fetched | SourceError,
     hooks: Sequence[TickHook] = (),
 ) -> Outcome:
-    with Session(engine) as session:
+    with Session(engine, autoflush=False) as session:
         fresh = session.get(SLORecord, record.id)
         assert fresh is not None and fresh.id is not None
         error: str | None = None
@@ -147,16 +162,12 @@ def _store(
             evaluation.store(session, fresh, plan, result)
             warnings = result.warnings
         assessment = evaluation.assess(session, fresh, plan, warnings)
-        transitions = advance_alerts(session, fresh, assessment.signals, plan.now)
+        transitions, open_alerts = advance_alerts(session, fresh, assessment.signals, plan.now)
         for hook in hooks:
             hook(session, fresh, plan.slo, assessment, transitions, plan.now)
         repo.add_snapshot(session=session, slo_id=fresh.id, status=assessment.status, error=error)
         METRICS.inc("slo_bot_evaluations_total", outcome=kind or "ok")
-        summaries = [
-            alert_store.alert_summary(a)
-            for a in alert_store.open_alerts(session=session, slo_id=fresh.id).values()
-            if a.state == FIRING
-        ]
+        summaries = alert_store.summaries([a for a in open_alerts if a.state == FIRING])
         session.commit()
     return Outcome(
         record.name, record.service, plan.slo, assessment.status, error, kind, transitions, summaries
@@ -165,15 +176,18 @@ def _store(
 
 def advance_alerts(
     session: Session, record: SLORecord, signals: Sequence[Signal], at: datetime
-) -> tuple[Transition, ...]:
-    """Move each of the SLO's alerts by its signal; persist states and the event trail."""
+) -> tuple[tuple[Transition, ...], list[AlertRecord]]:
+    """Move each of the SLO's alerts by its signal; persist states and the event trail.
+
+    Returns the transitions and the alerts open afterwards."""
     assert record.id is not None
     current = alert_store.open_alerts(session=session, slo_id=record.id)
     transitions = []
+    still_open = []
     for signal in signals:
-        existing = current.get(signal.key)
+        existing = current.pop(signal.key, None)
         after, transition = alerting.step(record.name, alert_store.as_open(existing), signal, at)
-        alert_store.record_step(
+        stepped = alert_store.record_step(
             session=session,
             slo_id=record.id,
             current=existing,
@@ -183,7 +197,10 @@ def advance_alerts(
         )
         if transition is not None:
             transitions.append(transition)
-    return tuple(transitions)
+        if after is not None and stepped is not None:
+            still_open.append(stepped)
+    # alerts whose key the policy no longer has (the policy changed) stay as they are
+    return tuple(transitions), still_open + list(current.values())
 
 
 __all__ = ["BAD_QUERY", "CONFIG", "UNAVAILABLE", "Outcome", "SourceUnavailable", "evaluate_all"]

@@ -20,6 +20,7 @@ from bot.durations import format_duration
 from bot.runner import ConsoleNotifier, LogNotifier, Notifier, Runner
 from bot.scheduler import start_scheduler
 from bot.slack import register
+from bot.slack.channels import ChannelDirectory
 from bot.slack.delivery import SlackDelivery
 from bot.slack.deps import SlackDeps
 from bot.slack.notify import SlackHook
@@ -31,7 +32,13 @@ log = logging.getLogger(__name__)
 
 def build_slack(settings: Settings, engine: Engine) -> tuple[App, SlackDelivery]:
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
-    delivery = SlackDelivery(engine, client)
+    # The outbox retries by itself and checks whether a lost post went through; the SDK's own retry
+    # of a dropped connection would post the message a second time.
+    posting = WebClient(
+        token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[]
+    )
+    channels = ChannelDirectory(client)
+    delivery = SlackDelivery(engine, posting, channels=channels)
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret or "socket-mode-needs-no-secret",
@@ -41,7 +48,7 @@ def build_slack(settings: Settings, engine: Engine) -> tuple[App, SlackDelivery]
     deps = SlackDeps(
         engine=engine,
         clock=lambda: datetime.now(UTC),
-        responders=Responders(client, settings.responders),
+        responders=Responders(client, settings.responders, channels=channels),
         wake_delivery=delivery.wake,
         default_channel=settings.default_channel,
     )

@@ -28,6 +28,7 @@ SCOPES = {
     "chat.postMessage": "chat:write",
     "chat.update": "chat:write",
     "conversations.members": ("channels:read", "groups:read"),
+    "conversations.list": ("channels:read", "groups:read"),  # channels routed to by `#name`
     "conversations.history": ("channels:history", "groups:history"),
     "conversations.replies": ("channels:history", "groups:history"),
     "usergroups.users.list": "usergroups:read",

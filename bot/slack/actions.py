@@ -15,9 +15,8 @@ from sqlmodel import Session
 from bot.durations import parse_duration
 from bot.slack.commands import channels_of, status_page
 from bot.slack.deps import SlackDeps
-from bot.slack.notify import set_acknowledged, silence_slo, unsilence_slo
+from bot.slack.notify import alert_channels, set_acknowledged, silence_slo, unsilence_slo
 from bot.slack.state import alert_with_slo
-from bot.store import slack as slack_store
 
 Respond = Callable[..., Any]
 
@@ -48,14 +47,8 @@ def handle_alert_action(
             _deny(respond, "This alert no longer exists (its SLO was removed).")
             return
         alert, record = found
-        channels = [
-            m.posted_channel or m.channel
-            for m in slack_store.messages_of(session=session, alert_id=alert.id or 0)
-        ]
-        channel = (body.get("channel") or {}).get("id")
-        denied = deps.responders.check(
-            user, channels or ([channel] if channel else channels_of(session, record, deps))
-        )
+        channels = alert_channels(session, alert, posted_ids=True) or channels_of(session, record, deps)
+        denied = deps.responders.check(user, channels)
         if denied:
             _deny(respond, denied)
             return
@@ -85,7 +78,7 @@ def handle_status_page(
     try:
         value = json.loads(action.get("value") or "{}")
         query, page = str(value.get("q", "")), int(value.get("page", 1))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, AttributeError):  # a button of another shape: the first page
         query, page = "", 1
     respond(response_type="ephemeral", replace_original=True, **status_page(deps, query, page))
 

@@ -17,6 +17,7 @@ from bot.messages import AlertMessage
 MAX_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_SECTION = 3000
+MAX_FIELD = 2000  # characters in one of a section's fields
 PAGE_SIZE = 40
 SILENCE_CHOICES = ("30m", "1h", "4h", "24h")
 COLOURS = {"danger": "#d93f0b", "warning": "#e4a11b", "good": "#2eb67d"}
@@ -33,8 +34,8 @@ def slack_user(user: str) -> str:
     return f"<@{user}>"
 
 
-def _text(text: str, kind: str = "mrkdwn") -> dict[str, Any]:
-    return {"type": kind, "text": text[:MAX_SECTION]}
+def _text(text: str, kind: str = "mrkdwn", limit: int = MAX_SECTION) -> dict[str, Any]:
+    return {"type": kind, "text": text[:limit]}
 
 
 def _section(text: str) -> Block:
@@ -60,7 +61,7 @@ def alert_payload(
 ) -> dict[str, Any]:
     """`text` + `attachments` for chat.postMessage / chat.update of one alert."""
     blocks: list[Block] = [_section(f"*{message.title}*\n{message.status_line}")]
-    fields = [_text(f"*{name}*\n{value}") for name, value in message.fields[:10]]
+    fields = [_text(f"*{name}*\n{value}", limit=MAX_FIELD) for name, value in message.fields[:10]]
     if fields:
         blocks.append({"type": "section", "fields": fields})
     blocks.append({"type": "context", "elements": [_text(message.meaning)]})
@@ -169,7 +170,7 @@ def status_payload(lines: Sequence[StatusLine], *, page: int, query: str, title:
 def detail_payload(title: str, fields: Sequence[tuple[str, str]], extra: Sequence[str]) -> dict[str, Any]:
     """`/slo show`: a header, fields two by two, then free lines (alerts, links)."""
     blocks: list[Block] = [_section(f"*{title}*")]
-    pairs = [_text(f"*{name}*\n{value}") for name, value in fields]
+    pairs = [_text(f"*{name}*\n{value}", limit=MAX_FIELD) for name, value in fields]
     for i in range(0, len(pairs), 10):
         blocks.append({"type": "section", "fields": pairs[i : i + 10]})
     blocks += [_section(c) for c in _chunks(extra)]

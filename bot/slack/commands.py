@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.budget import budget_time
 from bot.durations import format_duration, parse_duration
@@ -26,11 +26,10 @@ from bot.slack.state import (
     alert_with_slo,
     detail,
     firing_alerts_of,
-    status_lines,
 )
 from bot.store import repo
 from bot.store import slack as slack_store
-from bot.store.models import AlertRecord, SLORecord
+from bot.store.models import AlertRecord, SlackMessageRecord, SLORecord
 
 USAGE = {
     "status": "/slo status [SERVICE|SLO] [page N]",
@@ -115,7 +114,7 @@ def _status(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
 
 def status_page(deps: SlackDeps, query: str, page: int) -> Payload:
     with Session(deps.engine) as session:
-        lines = status_lines(session, deps.clock())
+        lines = deps.board.lines(session, deps.clock())
         if query:
             by_service = [line for line in lines if line.service == query]
             by_name = [line for line in lines if line.name == query]
@@ -137,10 +136,25 @@ def _list(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         by_service.setdefault(record.service, []).append(record.name)
     if not by_service:
         return blocks.text_payload("No SLOs yet: apply a catalogue with `slo-bot apply FILE`.")
-    text = "\n".join(
-        f"*{service}*: " + ", ".join(f"`{n}`" for n in names) for service, names in sorted(by_service.items())
-    )
-    return blocks.text_payload(f"{len(records)} SLO(s):\n{text}")
+    lines: list[str] = []
+    for service, names in sorted(by_service.items()):
+        lines += _wrapped(f"*{service}*: ", [f"`{n}`" for n in names])
+    return blocks.text_payload(f"{len(records)} SLO(s):\n" + "\n".join(lines))
+
+
+def _wrapped(head: str, items: Sequence[str], limit: int = blocks.MAX_SECTION) -> list[str]:
+    """`head` + the items, comma-separated, over as many lines as a section's limit needs:
+    a long service would otherwise lose names to Slack's 3,000 characters."""
+    lines: list[str] = []
+    line = head
+    for i, item in enumerate(items):
+        item += "," if i < len(items) - 1 else ""
+        if line.strip() and len(line) + len(item) + 1 > limit:
+            lines.append(line.rstrip())
+            line = ""
+        line += item + " "
+    lines.append(line.rstrip())
+    return lines
 
 
 def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
@@ -199,12 +213,22 @@ def _since(alert: AlertRecord) -> str:
 
 
 def channels_of(session: Session, record: SLORecord, deps: SlackDeps) -> list[str]:
-    """Where the SLO's alerts go: who may act on them is decided by these channels."""
+    """Where the SLO's alerts go: who may act on them is decided by these channels (by the IDs
+    Slack answered with, where a channel was routed to by name and posted to already)."""
     subscribed = slack_store.subscribed_channels(session=session, service=record.service)
     try:
-        return channels_for(slo_of(record), subscribed, deps.default_channel)
-    except Exception:
-        return subscribed
+        routed = channels_for(slo_of(record), subscribed, deps.default_channel)
+    except Exception:  # an unset secret: the subscriptions still say something
+        routed = subscribed
+    posted = {
+        m.channel: m.posted_channel
+        for m in session.exec(
+            select(SlackMessageRecord)
+            .join(AlertRecord, col(AlertRecord.id) == SlackMessageRecord.alert_id)
+            .where(AlertRecord.slo_id == record.id, col(SlackMessageRecord.posted_channel).is_not(None))
+        )
+    }
+    return list(dict.fromkeys(posted.get(c) or c for c in routed))
 
 
 def _ack(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
@@ -229,12 +253,13 @@ def _ack(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         denied = deps.responders.check(inv.user, channels_of(session, record, deps))
         if denied:
             return blocks.text_payload(denied)
+        name = record.name  # read before the commit expires it
         changed = [a.key for a in alerts if set_acknowledged(session, a, inv.user, now, on=True)]
         session.commit()
     deps.wake_delivery()
     if not changed:
         return blocks.text_payload("Already acknowledged.")
-    return blocks.text_payload(f"Acknowledged {', '.join(changed)} of `{record.name}`.")
+    return blocks.text_payload(f"Acknowledged {', '.join(changed)} of `{name}`.")
 
 
 def _silence(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
@@ -256,11 +281,12 @@ def _silence(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         if denied:
             return blocks.text_payload(denied)
         until = now + length
+        name = record.name
         silence_slo(session, record, until, reason, inv.user, now)
         session.commit()
     deps.wake_delivery()
     return blocks.text_payload(
-        f"🔕 `{record.name}` is silenced for {format_duration(length)}, until {blocks.slack_time(until)}."
+        f"🔕 `{name}` is silenced for {format_duration(length)}, until {blocks.slack_time(until)}."
     )
 
 
@@ -275,11 +301,12 @@ def _unsilence(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload
         denied = deps.responders.check(inv.user, channels_of(session, record, deps))
         if denied:
             return blocks.text_payload(denied)
+        name = record.name
         ended = unsilence_slo(session, record, inv.user, now)
         session.commit()
     deps.wake_delivery()
     return blocks.text_payload(
-        f"🔔 `{record.name}` is no longer silenced." if ended else f"`{record.name}` was not silenced."
+        f"🔔 `{name}` is no longer silenced." if ended else f"`{name}` was not silenced."
     )
 
 

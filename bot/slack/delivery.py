@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from slack_sdk import WebClient
@@ -26,6 +27,7 @@ from bot.messages import AlertFacts, alert_message
 from bot.metrics import METRICS
 from bot.runner import utc_now
 from bot.slack import blocks
+from bot.slack.channels import ChannelDirectory
 from bot.slack.state import alert_with_slo, latest_snapshot, status_of
 from bot.store import repo
 from bot.store import slack as slack_store
@@ -34,7 +36,13 @@ from bot.store.models import AlertRecord, OutboxRecord, SlackMessageRecord, SLOR
 log = logging.getLogger(__name__)
 METADATA_TYPE = "slo_bot_message"
 MAX_BACKOFF = timedelta(minutes=5)
-WAIT_FOR_PARENT = timedelta(seconds=15)
+PURGE_EVERY = timedelta(hours=1)
+KEEP_DONE = timedelta(days=7)  # delivered entries kept this long, for a look after an incident
+
+
+# what a Slack call was, for what its failure means (see `SlackDelivery._call`)
+POST, FIND, OTHER = "post", "find", "other"
+FIND_PAGES = 5  # pages of history searched for a lost post
 
 
 class Retry(Exception):
@@ -55,13 +63,23 @@ class Defer(Exception):
 
 
 class SlackDelivery:
-    def __init__(self, engine: Engine, client: WebClient, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        client: WebClient,
+        clock: Callable[[], datetime] = utc_now,
+        channels: ChannelDirectory | None = None,
+    ) -> None:
         self.engine = engine
         self.client = client
         self.clock = clock
+        self.channels = channels
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # after a 429, nothing goes to Slack before its Retry-After has passed: its limits are
+        # per method and workspace (chat.postMessage also per channel), not per message
+        self.paused_until: datetime | None = None
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -79,18 +97,27 @@ class SlackDelivery:
             self._thread.join(timeout=30)
 
     def _loop(self) -> None:
+        purged_at: datetime | None = None
         while not self._stop.is_set():
             try:
                 self.deliver_due()
                 with Session(self.engine) as session:
                     upcoming = slack_store.next_due_at(session=session)
                     METRICS.gauge("slo_bot_outbox_pending", slack_store.pending_count(session=session))
+                    now = self.clock()
+                    if purged_at is None or now - purged_at > PURGE_EVERY:
+                        slack_store.purge_done(session=session, before=now - KEEP_DONE)
+                        session.commit()
+                        purged_at = now
             except Exception:
                 log.exception("slack delivery pass failed")
                 upcoming = None
             wait = 5.0
+            now = self.clock()
             if upcoming is not None:
-                wait = max(0.05, min(wait, (upcoming - self.clock()).total_seconds()))
+                wait = max(0.05, min(wait, (upcoming - now).total_seconds()))
+            if self.paused_until is not None and self.paused_until > now:
+                wait = max(wait, (self.paused_until - now).total_seconds())
             self._wake.wait(wait)
             self._wake.clear()
 
@@ -99,15 +126,19 @@ class SlackDelivery:
         now = self.clock()
         with Session(self.engine) as session:
             entries = [
-                (e.id, e.alert_id, repo.utc(e.next_attempt_at))
+                (e.id, e.alert_id, e.channel, repo.utc(e.next_attempt_at))
                 for e in slack_store.due(session=session, now=now)
             ]
         blocked: set[object] = set()
         delivered = 0
-        for entry_id, alert_id, next_at in entries:
-            key = alert_id if alert_id is not None else ("entry", entry_id)
+        for entry_id, alert_id, channel, next_at in entries:
+            if self.paused_until is not None and self.clock() < self.paused_until:
+                break  # rate-limited: the rest waits for the next pass
+            # order matters within one alert's messages in one channel; a channel Slack refuses
+            # or rate-limits must not hold up the others
+            key = (alert_id, channel) if alert_id is not None else ("entry", entry_id)
             if key in blocked:
-                continue  # an earlier message of this alert waits: keep their order
+                continue  # an earlier message of this alert in this channel waits: keep their order
             if next_at is not None and next_at > now:
                 blocked.add(key)
                 continue
@@ -142,12 +173,15 @@ class SlackDelivery:
                 entry.attempts += 1
                 entry.in_flight = retry.in_flight
                 backoff = timedelta(seconds=2 ** min(entry.attempts, 9))
-                entry.next_attempt_at = now + (retry.delay or min(MAX_BACKOFF, backoff))
+                delay = retry.delay or min(MAX_BACKOFF, backoff)
+                entry.next_attempt_at = now + delay
+                if retry.delay is not None:
+                    self.paused_until = now + retry.delay
                 entry.last_error = str(retry)
                 session.add(entry)
                 session.commit()
                 METRICS.inc("slo_bot_slack_errors_total", reason="retry")
-                log.warning("slack: %s (entry %s, retry in %s)", retry, entry.id, retry.delay)
+                log.warning("slack: %s (entry %s, retry in %s)", retry, entry.id, delay)
                 return False
             except SlackApiError as err:
                 entry.status = "failed"
@@ -158,12 +192,28 @@ class SlackDelivery:
                 METRICS.inc("slo_bot_slack_errors_total", reason="failed")
                 log.error("slack refused entry %s for good: %s", entry.id, entry.last_error)
                 return True
+            except Exception as err:  # a bug, a definition that no longer builds: not the others' problem
+                log.exception("delivering outbox entry %s failed", entry_id)
+                session.rollback()
+                self._back_off(session, entry_id, now, f"{err.__class__.__name__}: {err}")
+                return False
             entry.status = "done"
             entry.in_flight = False
             entry.done_at = now
             session.add(entry)
             session.commit()
             return True
+
+    def _back_off(self, session: Session, entry_id: int, now: datetime, reason: str) -> None:
+        entry = session.get(OutboxRecord, entry_id)
+        if entry is None:
+            return
+        entry.attempts += 1
+        entry.next_attempt_at = now + min(MAX_BACKOFF, timedelta(seconds=2 ** min(entry.attempts, 9)))
+        entry.last_error = reason
+        session.add(entry)
+        session.commit()
+        METRICS.inc("slo_bot_slack_errors_total", reason="error")
 
     def _alert_message(self, session: Session, entry: OutboxRecord, now: datetime) -> None:
         found = alert_with_slo(session, entry.alert_id or 0)
@@ -199,11 +249,17 @@ class SlackDelivery:
         alert, record = found
         message = slack_store.message_for(session=session, alert_id=alert.id or 0, channel=entry.channel)
         if message.ts is None:
-            raise Defer(now + WAIT_FOR_PARENT, "waiting for the alert's message to be posted")
-        silence = slack_store.active_silence(session=session, slo_id=record.id or 0, now=now)
-        if silence is not None:
-            raise Defer(repo.utc(silence.until) or now, f"{record.name} is silenced")
-        text = json.loads(entry.payload).get("text", "")
+            # the alert's post came earlier in this channel's order: it failed for good, or there
+            # was nothing to announce (fired and resolved while silenced). No thread to write in.
+            entry.last_error = "skipped: the alert's message was never posted"
+            return
+        payload = json.loads(entry.payload)
+        if not payload.get("by"):  # slo-bot's own re-evaluation notes keep quiet while silenced
+            silence = slack_store.active_silence(session=session, slo_id=record.id or 0, now=now)
+            if silence is not None:
+                entry.last_error = f"skipped: {record.name} was silenced"
+                return
+        text = payload.get("text", "")
         self._post(session, entry, message, blocks.note_payload(text), thread_ts=message.ts)
 
     def _post(
@@ -216,7 +272,9 @@ class SlackDelivery:
     ) -> None:
         channel = message.posted_channel or message.channel
         if entry.in_flight:
-            found = self._find_posted(channel, entry.id or 0, thread_ts)
+            # a channel routed by name is searched by its ID; a name no channel has took no post
+            found_id = self.channels.id_of(channel) if self.channels else channel
+            found = self._find_posted(found_id, entry, thread_ts) if found_id else None
             if found is not None:
                 if thread_ts is None:
                     message.ts, message.posted_channel = found
@@ -230,49 +288,63 @@ class SlackDelivery:
             lambda: self.client.chat_postMessage(
                 channel=channel, thread_ts=thread_ts, metadata=metadata, **payload
             ),
-            posting=True,
+            POST,
         )
         if thread_ts is None:
             message.ts = str(response["ts"])
             message.posted_channel = str(response.get("channel") or channel)
             session.add(message)
 
-    def _find_posted(self, channel: str, entry_id: int, thread_ts: str | None) -> tuple[str, str] | None:
-        """After a crash mid-post: did Slack get it? Look for our metadata in the channel."""
-        if thread_ts is None:
-            page = self._call(
-                lambda: self.client.conversations_history(
-                    channel=channel, limit=100, include_all_metadata=True
-                )
-            )
-        else:
-            page = self._call(
-                lambda: self.client.conversations_replies(
-                    channel=channel, ts=thread_ts, limit=200, include_all_metadata=True
-                )
-            )
-        for item in page.get("messages") or []:
-            meta = item.get("metadata") or {}
-            if (
-                meta.get("event_type") == METADATA_TYPE
-                and (meta.get("event_payload") or {}).get("outbox_id") == entry_id
-            ):
-                return str(item["ts"]), channel
+    def _find_posted(
+        self, channel: str, entry: OutboxRecord, thread_ts: str | None
+    ) -> tuple[str, str] | None:
+        """After a post whose answer never came (a timeout, a crash): did Slack get it? Look for
+        our metadata among the channel's messages since the entry was written."""
+        created = repo.utc(entry.created_at) or self.clock()
+        oldest = f"{created.timestamp() - 60:.6f}"
+        cursor: str | None = None
+        for _ in range(FIND_PAGES):
+            page = self._call(partial(self._messages, channel, thread_ts, oldest, cursor), FIND)
+            for item in page.get("messages") or []:
+                meta = item.get("metadata") or {}
+                if (
+                    meta.get("event_type") == METADATA_TYPE
+                    and (meta.get("event_payload") or {}).get("outbox_id") == entry.id
+                ):
+                    return str(item["ts"]), channel
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
         return None
 
-    def _call(self, request: Callable[[], Any], posting: bool = False) -> Any:
+    def _messages(self, channel: str, thread_ts: str | None, oldest: str, cursor: str | None) -> Any:
+        """A page of the channel's messages since `oldest`, or of the thread, with metadata."""
+        if thread_ts is None:
+            return self.client.conversations_history(
+                channel=channel, oldest=oldest, limit=200, cursor=cursor, include_all_metadata=True
+            )
+        return self.client.conversations_replies(
+            channel=channel, ts=thread_ts, limit=200, cursor=cursor, include_all_metadata=True
+        )
+
+    def _call(self, request: Callable[[], Any], kind: str = OTHER) -> Any:
+        """Slack's answer; a failure worth retrying becomes `Retry`, saying whether a post may
+        have gone through (then the next attempt looks for it before posting again)."""
         try:
             return request()
         except SlackApiError as err:
             status = err.response.status_code
             if status == 429:
                 retry_after = int(err.response.headers.get("Retry-After", "1") or 1)
-                raise Retry(timedelta(seconds=max(1, retry_after)), "rate-limited by Slack") from err
-            if status >= 500:
-                raise Retry(None, f"Slack answered {status}") from err
+                # refused, nothing posted; but a search for a lost post is still owed
+                raise Retry(
+                    timedelta(seconds=max(1, retry_after)), "rate-limited by Slack", in_flight=kind == FIND
+                ) from err
+            if status >= 500:  # Slack may have posted it before failing
+                raise Retry(None, f"Slack answered {status}", in_flight=kind in (POST, FIND)) from err
             raise
         except (OSError, TimeoutError) as err:  # connection refused, reset, timed out
-            raise Retry(None, f"Slack unreachable: {err}", in_flight=posting) from err
+            raise Retry(None, f"Slack unreachable: {err}", in_flight=kind in (POST, FIND)) from err
 
     def _render(
         self, session: Session, alert: AlertRecord, record: SLORecord, now: datetime

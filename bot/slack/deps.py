@@ -1,15 +1,17 @@
 """What the Slack handlers need, passed in at registration: the database, the clock, the
-responder check and a way to wake the delivery of queued messages."""
+responder check, a way to wake the delivery of queued messages, and the status lines kept
+between requests."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
 
 from bot.slack.permissions import Responders
+from bot.slack.state import StatusBoard
 
 
 @dataclass(frozen=True)
@@ -19,3 +21,4 @@ class SlackDeps:
     responders: Responders
     wake_delivery: Callable[[], None]
     default_channel: str | None = None
+    board: StatusBoard = field(default_factory=StatusBoard)

@@ -10,7 +10,6 @@ from sqlmodel import Session
 
 from bot.slack import blocks
 from bot.slack.deps import SlackDeps
-from bot.slack.state import status_lines
 from bot.store import slack as slack_store
 
 
@@ -20,7 +19,7 @@ def handle_home_opened(deps: SlackDeps, event: dict[str, Any], client: WebClient
     user = event.get("user", "")
     with Session(deps.engine) as session:
         services = slack_store.services_of_user(session=session, user=user)
-        lines = status_lines(session, deps.clock(), services or None)
+        lines = deps.board.lines(session, deps.clock(), services or None)
     scope = (
         "Services you subscribed to: " + ", ".join(services)
         if services

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col, or_, select
 
 from bot.alerting import FIRING, Transition
 from bot.domain import SLO
@@ -17,7 +18,7 @@ from bot.durations import format_duration
 from bot.status import Assessment
 from bot.store import alerts as alert_store
 from bot.store import slack as slack_store
-from bot.store.models import AlertRecord, SLORecord
+from bot.store.models import AlertRecord, OutboxRecord, SLORecord
 from bot.store.repo import utc
 
 # Re-evaluations of a firing, unacknowledged alert go in its thread at most this often.
@@ -41,6 +42,25 @@ def channels_for(slo: SLO, subscribed: Sequence[str], default: str | None) -> li
     return list(dict.fromkeys(found))
 
 
+def alert_channels(session: Session, alert: AlertRecord, *, posted_ids: bool = False) -> list[str]:
+    """Every channel the alert went to: its messages, and its posts still waiting in the outbox (a
+    Slack outage must not make a later change skip a channel). `posted_ids`: the channel IDs
+    Slack answered with where known, for the calls that take no `#name`."""
+    found = [
+        (m.posted_channel or m.channel) if posted_ids else m.channel
+        for m in slack_store.messages_of(session=session, alert_id=alert.id or 0)
+    ]
+    queued = session.exec(
+        select(OutboxRecord.channel).where(
+            OutboxRecord.alert_id == alert.id,
+            OutboxRecord.kind == "alert_message",
+            OutboxRecord.status == "pending",
+        )
+    )
+    found += [c for c in queued if c]
+    return list(dict.fromkeys(found))
+
+
 def queue_alert_message(session: Session, alert: AlertRecord, channels: Sequence[str], now: datetime) -> None:
     """Post (first time) or update (afterwards) the alert's message in each channel."""
     for channel in channels:
@@ -49,15 +69,17 @@ def queue_alert_message(session: Session, alert: AlertRecord, channels: Sequence
         )
 
 
-def queue_note(session: Session, alert: AlertRecord, text: str, now: datetime) -> None:
-    """A line in the alert's thread, in every channel its message went to."""
-    for message in slack_store.messages_of(session=session, alert_id=alert.id or 0):
+def queue_note(session: Session, alert: AlertRecord, text: str, now: datetime, by: str | None = None) -> None:
+    """A line in the alert's thread, in every channel its message went to. `by`: the person whose
+    action it reports (those go out even while the SLO is silenced; slo-bot's own notes do not)."""
+    payload = {"text": text} if by is None else {"text": text, "by": by}
+    for channel in alert_channels(session, alert):
         slack_store.enqueue(
             session=session,
             kind="thread_note",
             alert_id=alert.id,
-            channel=message.channel,
-            payload={"text": text},
+            channel=channel,
+            payload=payload,
             now=now,
         )
 
@@ -92,9 +114,7 @@ class SlackHook:
             if transition.event == FIRING:
                 channels = channels_for(slo, subscribed, self.default_channel)
             else:
-                channels = [
-                    m.channel for m in slack_store.messages_of(session=session, alert_id=alert.id or 0)
-                ]
+                channels = alert_channels(session, alert)
             queue_alert_message(session, alert, channels, now)
             queued = queued or bool(channels)
         for key, alert in open_alerts.items():
@@ -131,10 +151,9 @@ def set_acknowledged(session: Session, alert: AlertRecord, user: str, now: datet
     alert.acknowledged_at = now if on else None
     session.add(alert)
     record_action(session, alert, "acknowledged" if on else "unacknowledged", user, now)
-    channels = [m.channel for m in slack_store.messages_of(session=session, alert_id=alert.id or 0)]
-    queue_alert_message(session, alert, channels, now)
+    queue_alert_message(session, alert, alert_channels(session, alert), now)
     verb = "acknowledged" if on else "took back the acknowledgement of"
-    queue_note(session, alert, f"<@{user}> {verb} this alert.", now)
+    queue_note(session, alert, f"<@{user}> {verb} this alert.", now, by=user)
     return True
 
 
@@ -148,15 +167,26 @@ def silence_slo(
         record_action(
             session, alert, "silenced", user, now, detail=f"until {until.isoformat()} {reason}".strip()
         )
-        channels = [m.channel for m in slack_store.messages_of(session=session, alert_id=alert.id or 0)]
-        queue_alert_message(session, alert, channels, now)
+        queue_alert_message(session, alert, alert_channels(session, alert), now)
 
 
 def unsilence_slo(session: Session, record: SLORecord, user: str, now: datetime) -> bool:
     assert record.id is not None
     ended = slack_store.unsilence(session=session, slo_id=record.id, by=user, now=now)
-    for alert in alert_store.open_alerts(session=session, slo_id=record.id).values():
+    open_alerts = list(alert_store.open_alerts(session=session, slo_id=record.id).values())
+    for alert in open_alerts:
         record_action(session, alert, "unsilenced", user, now)
-        channels = [m.channel for m in slack_store.messages_of(session=session, alert_id=alert.id or 0)]
-        queue_alert_message(session, alert, channels, now)
+        queue_alert_message(session, alert, alert_channels(session, alert), now)
+    # posts held back until the silence's end go out now, not when it would have ended
+    session.execute(
+        update(OutboxRecord)
+        .where(
+            col(OutboxRecord.alert_id).in_([a.id for a in open_alerts]),
+            col(OutboxRecord.status) == "pending",
+            col(OutboxRecord.next_attempt_at) > now,
+            # held back by the silence (see `delivery.Defer`), not waiting out a Slack error
+            or_(col(OutboxRecord.attempts) == 0, col(OutboxRecord.last_error).like("% is silenced")),
+        )
+        .values(next_attempt_at=now)
+    )
     return ended > 0

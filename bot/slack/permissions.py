@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.slack.channels import ChannelDirectory, is_id
+
 log = logging.getLogger(__name__)
 CACHE_SECONDS = 60.0
 
@@ -23,28 +25,43 @@ CACHE_SECONDS = 60.0
 class Responders:
     client: WebClient
     allowed: Sequence[str] = ()  # U… and S… ids; empty: channel members
+    channels: ChannelDirectory | None = None  # to check channels routed to by `#name`
     clock: Callable[[], float] = time.monotonic
     _cache: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def check(self, user: str, channels: Iterable[str]) -> str | None:
         """None when `user` may act; otherwise the reason, written for that user."""
-        channels = [c for c in channels if c]
-        try:
-            if self.allowed:
+        unreachable = "I could not check your membership with Slack just now; try again in a minute."
+        if self.allowed:
+            try:
                 if user in self.allowed or any(
                     user in self._members(g, self._group_members) for g in self.allowed if g[:1] == "S"
                 ):
                     return None
-                return "Only the responders configured for slo-bot may do this."
-            for channel in channels:
-                if user in self._members(channel, self._channel_members):
+            except SlackApiError as err:
+                log.warning("checking whether %s may act failed: %s", user, err)
+                return unreachable
+            return "Only the responders configured for slo-bot may do this."
+        routed = list(dict.fromkeys(c for c in channels if c))
+        failed = False
+        for channel in routed:  # one channel Slack will not tell about must not veto the others
+            checked = channel
+            if not is_id(channel):  # routed by `#name`: members are listed by channel ID only
+                found = self.channels.id_of(channel) if self.channels else None
+                if found is None:
+                    continue
+                checked = found
+            try:
+                if user in self._members(checked, self._channel_members):
                     return None
-        except SlackApiError as err:
-            log.warning("checking whether %s may act failed: %s", user, err)
-            return "I could not check your membership with Slack just now; try again in a minute."
-        where = ", ".join(f"<#{c}>" for c in channels) or "the alert's channel"
-        return f"Only members of {where} may act on this alert."
+            except SlackApiError as err:
+                log.warning("listing the members of %s failed: %s", checked, err.response.get("error"))
+                failed = True
+        if failed:
+            return unreachable
+        where = ", ".join(f"<#{c}>" if is_id(c) else f"#{c.lstrip('#')}" for c in routed)
+        return f"Only members of {where or 'the alert’s channel'} may act on this alert."
 
     def _members(self, key: str, load: Callable[[str], frozenset[str]]) -> frozenset[str]:
         now = self.clock()

@@ -7,10 +7,14 @@ answer well inside Slack's 3 seconds with a thousand SLOs stored.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot.alerting import FIRING
@@ -20,7 +24,7 @@ from bot.durations import parse_duration
 from bot.jobs import slo_of
 from bot.slack.blocks import StatusLine
 from bot.store import repo
-from bot.store.models import AlertRecord, SilenceRecord, SLORecord, SnapshotRecord
+from bot.store.models import AlertEventRecord, AlertRecord, SilenceRecord, SLORecord, SnapshotRecord
 
 
 def _firing(session: Session) -> dict[int, list[AlertRecord]]:
@@ -37,35 +41,111 @@ def _silences(session: Session, now: datetime) -> dict[int, SilenceRecord]:
     return {r.slo_id: r for r in rows}
 
 
-def _burn(snapshot: SnapshotRecord | None) -> float | None:
-    if snapshot is None:
-        return None
-    value = json.loads(snapshot.burn_rates).get("1h")
-    return None if value is None else float(value)
+def _newest_snapshot_id() -> Any:
+    """The id of the SLO's newest snapshot, as a correlated subquery: one index seek per SLO on
+    (slo_id, evaluated_at), where grouping the whole table reads every snapshot of six hours."""
+    snapshots = SnapshotRecord.__table__.c  # type: ignore[attr-defined]
+    return (
+        sa_select(snapshots.id)
+        .where(snapshots.slo_id == SLORecord.id)
+        .order_by(snapshots.evaluated_at.desc(), snapshots.id.desc())
+        .limit(1)
+        .correlate(SLORecord)
+        .scalar_subquery()
+    )
 
 
 def status_lines(session: Session, now: datetime, services: Sequence[str] | None = None) -> list[StatusLine]:
-    """Every SLO (or those of `services`), the least budget left first, no data last."""
+    """Every SLO (or those of `services`), the least budget left first, no data last.
+
+    Only the columns a line shows are read (an SLO row also holds its whole definition)."""
     firing = _firing(session)
     silences = _silences(session, now)
+    snapshots = SnapshotRecord.__table__.c  # type: ignore[attr-defined]
+    slos = SLORecord.__table__.c  # type: ignore[attr-defined]
+    query = sa_select(
+        slos.id, slos.name, slos.service, snapshots.remaining_ratio, snapshots.burn_rates, snapshots.state
+    ).outerjoin(SnapshotRecord.__table__, snapshots.id == _newest_snapshot_id())  # type: ignore[attr-defined]
+    if services is not None:
+        query = query.where(slos.service.in_(list(services)))
     lines = []
-    for record, snapshot in repo.latest_snapshots(session=session):
-        if services is not None and record.service not in services:
-            continue
-        silence = silences.get(record.id or 0)
+    for slo_id, name, service, remaining, burn_rates, state in session.connection().execute(query):
+        silence = silences.get(slo_id)
+        burn = json.loads(burn_rates).get("1h") if burn_rates else None
         lines.append(
             StatusLine(
-                name=record.name,
-                service=record.service,
+                name=name,
+                service=service,
                 objective=None,
-                remaining_ratio=snapshot.remaining_ratio if snapshot else None,
-                burn=_burn(snapshot),
-                state=snapshot.state if snapshot else "no_data",
-                alerts=tuple(a.key for a in firing.get(record.id or 0, [])),
+                remaining_ratio=remaining,
+                burn=None if burn is None else float(burn),
+                state=state or "no_data",
+                alerts=tuple(a.key for a in firing.get(slo_id, [])),
                 silenced_until=repo.utc(silence.until) if silence else None,
             )
         )
     return sorted(lines, key=lambda s: (s.remaining_ratio is None, s.remaining_ratio or 0.0, s.name))
+
+
+class StatusBoard:
+    """Every SLO's status line, kept between requests: a burst of `/slo status` with a thousand SLOs
+    must not sort them all once per request.
+
+    Recomputed when a person's action or an alert changed anything (the key below), when a silence
+    ran out, and otherwise at most once a second while evaluations write new snapshots.
+    """
+
+    def __init__(self, snapshot_delay: timedelta = timedelta(seconds=1)) -> None:
+        self.snapshot_delay = snapshot_delay
+        self._lock = threading.Lock()
+        self._key: tuple[object, ...] | None = None
+        self._snapshot: object = None
+        self._at: datetime | None = None
+        self._lines: list[StatusLine] = []
+
+    def lines(
+        self, session: Session, now: datetime, services: Sequence[str] | None = None
+    ) -> list[StatusLine]:
+        key, snapshot = _versions(session, now)
+        with self._lock:  # one computes, the others of a burst wait for it and reuse it
+            age = None if self._at is None else now - self._at
+            stale = (
+                key != self._key
+                or age is None
+                or age < timedelta(0)
+                or (snapshot != self._snapshot and age >= self.snapshot_delay)
+            )
+            if stale:
+                self._lines = status_lines(session, now)
+                self._key, self._snapshot, self._at = key, snapshot, now
+            lines = self._lines
+        return lines if services is None else [line for line in lines if line.service in services]
+
+
+def _versions(session: Session, now: datetime) -> tuple[tuple[object, ...], object]:
+    """(what people and alerts changed, the newest snapshot): a few index lookups."""
+    events, silences, slos, snapshots = (
+        AlertEventRecord.__table__.c,  # type: ignore[attr-defined]
+        SilenceRecord.__table__.c,  # type: ignore[attr-defined]
+        SLORecord.__table__.c,  # type: ignore[attr-defined]
+        SnapshotRecord.__table__.c,  # type: ignore[attr-defined]
+    )
+    active = silences.ended_at.is_(None) & (silences.until > now)
+    row = (
+        session.connection()
+        .execute(
+            sa_select(
+                sa_select(func.max(events.id)).scalar_subquery(),  # alerts fired, resolved, acknowledged
+                sa_select(func.max(silences.id)).scalar_subquery(),  # silenced
+                sa_select(func.count(silences.id)).where(active).scalar_subquery(),  # ended, or ran out
+                sa_select(func.count(slos.id)).scalar_subquery(),  # SLOs added or removed
+                sa_select(func.max(slos.updated_at)).scalar_subquery(),  # or changed
+                sa_select(func.max(snapshots.id)).scalar_subquery(),
+            )
+        )
+        .one()
+    )
+    return tuple(row[:-1]), row[-1]
 
 
 @dataclass(frozen=True)
@@ -105,8 +185,12 @@ def firing_alerts_of(session: Session, slo_id: int) -> list[AlertRecord]:
 
 
 def latest_snapshot(session: Session, slo_id: int) -> SnapshotRecord | None:
+    """The newest evaluation of the SLO (a later `check --at` of a past time does not replace it)."""
     return session.exec(
-        select(SnapshotRecord).where(SnapshotRecord.slo_id == slo_id).order_by(col(SnapshotRecord.id).desc())
+        select(SnapshotRecord)
+        .where(SnapshotRecord.slo_id == slo_id)
+        .order_by(col(SnapshotRecord.evaluated_at).desc(), col(SnapshotRecord.id).desc())
+        .limit(1)
     ).first()
 
 

@@ -63,9 +63,11 @@ def record_step(
         current.resolved_at = at
     elif current is None:
         current = AlertRecord(slo_id=slo_id, key=after.key, state=after.state, since=after.since)
-    else:
+    elif current.state != after.state:
         current.state = after.state
         current.since = after.since
+    elif transition is None:
+        return current  # nothing changed
     if transition is not None:
         if transition.event == FIRING:
             current.fired_at = at
@@ -138,3 +140,8 @@ def alert_summary(record: AlertRecord) -> dict[str, str | None]:
         "state": state,
         "since": fired.isoformat().replace("+00:00", "Z") if fired else None,
     }
+
+
+def summaries(records: list[AlertRecord]) -> list[dict[str, str | None]]:
+    """Alert summaries in a stable order: oldest first, then by severity."""
+    return sorted((alert_summary(r) for r in records), key=lambda a: (a["since"] or "", a["severity"] or ""))

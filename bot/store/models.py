@@ -35,6 +35,8 @@ class BucketRecord(SQLModel, table=True):
     """Events of one SLO over [start, start + resolution). Times are epoch seconds: compact, exact."""
 
     __tablename__ = "bucket"
+    # SQLite keeps the rows in primary-key order: an SLO's buckets are read as one contiguous range
+    __table_args__ = {"sqlite_with_rowid": False}
 
     slo_id: int = Field(
         sa_column=Column(

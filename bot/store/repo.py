@@ -6,13 +6,14 @@ transaction, committed by the caller.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, literal, select
+from sqlalchemy import TextClause, delete, func, select, text
 from sqlmodel import Session
 from sqlmodel import select as select_model
 
@@ -131,26 +132,36 @@ def replace_buckets(
     _insert(session, slo_id, buckets)
 
 
+_COLUMNS = "slo_id, resolution_s, start_s, good, total, covered_s, good_slices, slices, ratio_sum"
+
+
 def _insert(session: Session, slo_id: int, buckets: Sequence[Bucket]) -> None:
+    """Bulk insert through the driver: COPY on PostgreSQL, executemany on SQLite."""
     if not buckets:
         return
-    session.execute(
-        insert(BUCKETS),
-        [
-            {
-                "slo_id": slo_id,
-                "resolution_s": int(b.resolution.total_seconds()),
-                "start_s": _epoch(b.start),
-                "good": b.good,
-                "total": b.total,
-                "covered_s": int(b.covered.total_seconds()),
-                "good_slices": b.good_slices,
-                "slices": b.slices,
-                "ratio_sum": b.ratio_sum,
-            }
-            for b in buckets
-        ],
-    )
+    rows = [
+        (
+            slo_id,
+            int(b.resolution.total_seconds()),
+            int(b.start.timestamp()),
+            b.good,
+            b.total,
+            int(b.covered.total_seconds()),
+            b.good_slices,
+            b.slices,
+            b.ratio_sum,
+        )
+        for b in buckets
+    ]
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor, cursor.copy(f"COPY bucket ({_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    connection.exec_driver_sql(f"INSERT INTO bucket ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
 def load_buckets(*, session: Session, slo_id: int, since: datetime) -> list[Bucket]:
@@ -186,44 +197,60 @@ def load_buckets(*, session: Session, slo_id: int, since: datetime) -> list[Buck
     ]
 
 
-_SUMMED = ("good", "total", "good_slices", "slices", "ratio_sum", "covered_s")
+_SUMMED = "good, total, good_slices, slices, ratio_sum, covered_s"
+
+
+@functools.cache
+def _class_sums_sql(count: int) -> TextClause:
+    """Sums per class: class i holds the buckets starting in [s_i, s_(i-1)), inside windows i.."""
+    cases = " ".join(f"WHEN start_s >= :s{i} THEN {i}" for i in range(count))
+    return text(
+        f"SELECT CASE {cases} ELSE {count} END AS cls, SUM(good), SUM(total), SUM(good_slices), "
+        "SUM(slices), SUM(ratio_sum), SUM(covered_s) FROM bucket "
+        "WHERE slo_id = :slo AND start_s < :end AND start_s + resolution_s > :lowest GROUP BY cls"
+    )
+
+
+@functools.cache
+def _edges_sql(count: int) -> TextClause:
+    """The buckets a window's start cuts in two (only coarse ones, where a start is unaligned)."""
+    cut = " OR ".join(f"(start_s < :s{i} AND start_s + resolution_s > :s{i})" for i in range(count))
+    return text(
+        f"SELECT start_s, resolution_s, {_SUMMED} FROM bucket "
+        f"WHERE slo_id = :slo AND start_s < :end AND ({cut})"
+    )
 
 
 def window_sums(
     *, session: Session, slo_id: int, end: datetime, windows: Sequence[timedelta]
 ) -> dict[timedelta, WindowCounts]:
-    """Sum the buckets of each window [end - w, end) in the database, in one query.
+    """Sum the buckets of each window [end - w, end) in the database.
 
     The same arithmetic as `bot.buckets.window_counts` (a bucket cut by a window's start counts in
-    proportion), done where the rows are: a tick reads 48 numbers, not thousands of rows.
+    proportion), done where the rows are: the windows all end at `end`, so one grouped scan gives
+    the sums of the nested windows, and a second, tiny query the buckets they cut.
     """
+    order = sorted(set(windows))
     end_s = _epoch(end)
-    columns = []
-    for w in windows:
-        start_s = end_s - int(w.total_seconds())
-        share = case(
-            (BUCKETS.c.start_s >= start_s, literal(1.0)),
-            (
-                BUCKETS.c.start_s + BUCKETS.c.resolution_s > start_s,
-                (BUCKETS.c.start_s + BUCKETS.c.resolution_s - start_s) * 1.0 / BUCKETS.c.resolution_s,
-            ),
-            else_=literal(0.0),
-        )
-        columns += [func.coalesce(func.sum(BUCKETS.c[name] * share), 0.0) for name in _SUMMED]
-    longest = max(windows)
-    row = session.execute(
-        select(*columns).where(
-            BUCKETS.c.slo_id == slo_id,
-            BUCKETS.c.start_s < end_s,
-            BUCKETS.c.start_s + BUCKETS.c.resolution_s > end_s - int(longest.total_seconds()),
-        )
-    ).one()
+    starts = [end_s - int(w.total_seconds()) for w in order]
+    params: dict[str, int] = {"slo": slo_id, "end": end_s, "lowest": starts[-1]}
+    params.update({f"s{i}": s for i, s in enumerate(starts)})
+    by_class = {
+        int(row[0]): [float(v or 0.0) for v in row[1:]]
+        for row in session.execute(_class_sums_sql(len(order)), params)
+    }
+    edges = session.execute(_edges_sql(len(order)), params).all()
     sums: dict[timedelta, WindowCounts] = {}
-    for index, w in enumerate(windows):
-        good, total, good_slices, slices, ratio_sum, covered = (
-            float(v) for v in row[index * 6 : index * 6 + 6]
-        )
-        sums[w] = WindowCounts(good, total, good_slices, slices, ratio_sum, timedelta(seconds=covered), w)
+    acc = [0.0] * 6
+    for index, (w, start_s) in enumerate(zip(order, starts, strict=True)):
+        acc = [a + b for a, b in zip(acc, by_class.get(index, [0.0] * 6), strict=True)]
+        total = list(acc)
+        for edge_start, resolution, *values in edges:
+            if edge_start < start_s < edge_start + resolution:
+                share = (edge_start + resolution - start_s) / resolution
+                total = [t + share * float(v) for t, v in zip(total, values, strict=True)]
+        good, count, good_slices, slices, ratio_sum, covered = total
+        sums[w] = WindowCounts(good, count, good_slices, slices, ratio_sum, timedelta(seconds=covered), w)
     return sums
 
 
@@ -316,12 +343,11 @@ def add_snapshot(*, session: Session, slo_id: int, status: Status, error: str | 
             error=error,
         )
     )
-    session.execute(
-        delete(SNAPSHOTS).where(
-            SNAPSHOTS.c.slo_id == slo_id,
-            SNAPSHOTS.c.evaluated_at < status.evaluated_at - SNAPSHOT_RETENTION,
-        )
-    )
+
+
+def prune_snapshots(*, session: Session, now: datetime) -> None:
+    """Drop snapshots older than SNAPSHOT_RETENTION, of every SLO at once (once a tick)."""
+    session.execute(delete(SNAPSHOTS).where(SNAPSHOTS.c.evaluated_at < now - SNAPSHOT_RETENTION))
 
 
 def latest_snapshots(*, session: Session) -> list[tuple[SLORecord, SnapshotRecord | None]]:

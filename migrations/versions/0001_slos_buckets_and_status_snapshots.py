@@ -46,7 +46,8 @@ def upgrade() -> None:
     sa.Column('slices', sa.Float(), nullable=False),
     sa.Column('ratio_sum', sa.Float(), nullable=False),
     sa.ForeignKeyConstraint(['slo_id'], ['slo.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('slo_id', 'resolution_s', 'start_s')
+    sa.PrimaryKeyConstraint('slo_id', 'resolution_s', 'start_s'),
+    sqlite_with_rowid=False,
     )
     op.create_table('status_snapshot',
     sa.Column('id', sa.Integer(), nullable=False),
