@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -63,15 +65,17 @@ class Outcome:
     alerts: Sequence[Mapping[str, str | None]] = field(default=())
 
 
-_BUILT: dict[tuple[str, str], SLO] = {}
+_BUILT: dict[tuple[str, str, tuple[tuple[str, str | None], ...]], SLO] = {}
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def slo_of(record: SLORecord) -> SLO:
     """Rebuild the domain SLO from its stored documents (secrets substituted now, from the env).
 
-    Built once per process and definition: the environment a process reads does not change.
+    Built once per definition and values of the variables it uses.
     """
-    key = (record.name, record.checksum)
+    variables = tuple((n, os.environ.get(n)) for n in sorted(set(_VARIABLE.findall(record.documents))))
+    key = (record.name, record.checksum, variables)
     built = _BUILT.get(key)
     if built is None:
         for slo in build_slos(json.loads(record.documents)):
@@ -104,6 +108,7 @@ def evaluate_all(
             slo = slo_of(record)
         except CatalogueError as err:
             problems = "; ".join(f"{p.path}: {p.message}" for p in err.problems) or "not buildable"
+            log.warning("%s is not evaluated: %s", record.name, problems)
             outcomes.append(Outcome(record.name, record.service, None, None, problems, CONFIG))
             continue
         work.append((record, evaluation.make_plan(slo, record, now)))

@@ -155,6 +155,11 @@ class FakeSlack:
         with self._lock:
             self._rules.append(Rule(method, DROP, times, None, apply=apply))
 
+    def heal(self, method: str | None = None) -> None:
+        """Stop misbehaving (for `method`, or for all); the record of calls stays."""
+        with self._lock:
+            self._rules = [r for r in self._rules if method is not None and r.method != method]
+
     def reset(self) -> None:
         """Forget misbehaviour rules and recorded calls (the workspace and its messages stay)."""
         with self._lock:

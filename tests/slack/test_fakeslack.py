@@ -97,3 +97,18 @@ def test_response_urls_record_what_respond_sends(slack: FakeSlack) -> None:
     with httpx.Client() as http:
         assert http.post(slack.response_url("abc"), json=payload).json() == {"ok": True}
     assert slack.responses == [("abc", payload)]
+
+
+def test_heal_ends_misbehaviour_and_keeps_the_record(slack: FakeSlack) -> None:
+    client = _client(slack)
+    slack.fail("chat.postMessage", status=500)
+    slack.fail("chat.update", status=500)
+    with pytest.raises(SlackApiError):
+        client.chat_postMessage(channel="C0ALERTS", text="x")
+    slack.heal("chat.postMessage")
+    posted = client.chat_postMessage(channel="C0ALERTS", text="x")
+    with pytest.raises(SlackApiError):
+        client.chat_update(channel="C0ALERTS", ts=posted["ts"], text="y")
+    slack.heal()
+    assert client.chat_update(channel="C0ALERTS", ts=posted["ts"], text="y")["ok"]
+    assert [c.status for c in slack.calls] == [500, 200, 500, 200]
