@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import TextClause, delete, func, select, text
+from sqlalchemy import delete, func, insert, select, update
 from sqlmodel import Session
 from sqlmodel import select as select_model
 
@@ -25,6 +25,7 @@ from bot.store.models import BucketRecord, SLORecord, SnapshotRecord
 
 BUCKETS = BucketRecord.__table__  # type: ignore[attr-defined]
 SNAPSHOTS = SnapshotRecord.__table__  # type: ignore[attr-defined]
+SLOS = SLORecord.__table__  # type: ignore[attr-defined]
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -110,9 +111,10 @@ def delete_slos_except(*, session: Session, keep: Iterable[str]) -> list[str]:
 def set_coverage(
     *, session: Session, record: SLORecord, covered_from: datetime, covered_to: datetime
 ) -> None:
-    record.covered_from = covered_from
-    record.covered_to = covered_to
-    session.add(record)
+    """Record what has been fetched (a Core UPDATE: cheaper than the ORM's unit of work)."""
+    session.execute(
+        update(SLOS).where(SLOS.c.id == record.id).values(covered_from=covered_from, covered_to=covered_to)
+    )
 
 
 # --- buckets -------------------------------------------------------------------------------------
@@ -201,23 +203,23 @@ _SUMMED = "good, total, good_slices, slices, ratio_sum, covered_s"
 
 
 @functools.cache
-def _class_sums_sql(count: int) -> TextClause:
-    """Sums per class: class i holds the buckets starting in [s_i, s_(i-1)), inside windows i.."""
-    cases = " ".join(f"WHEN start_s >= :s{i} THEN {i}" for i in range(count))
-    return text(
-        f"SELECT CASE {cases} ELSE {count} END AS cls, SUM(good), SUM(total), SUM(good_slices), "
-        "SUM(slices), SUM(ratio_sum), SUM(covered_s) FROM bucket "
-        "WHERE slo_id = :slo AND start_s < :end AND start_s + resolution_s > :lowest GROUP BY cls"
+def _window_sql(count: int, paramstyle: str) -> str:
+    """One statement: sums per class (class i holds the buckets starting in [s_i, s_(i-1)), so
+    inside windows i and longer), then, tagged -1, the buckets a window's start cuts in two."""
+
+    def p(name: str) -> str:
+        return f"%({name})s" if paramstyle == "pyformat" else f":{name}"
+
+    cases = " ".join(f"WHEN start_s >= {p(f's{i}')} THEN {i}" for i in range(count))
+    cut = " OR ".join(
+        f"(start_s < {p(f's{i}')} AND start_s + resolution_s > {p(f's{i}')})" for i in range(count)
     )
-
-
-@functools.cache
-def _edges_sql(count: int) -> TextClause:
-    """The buckets a window's start cuts in two (only coarse ones, where a start is unaligned)."""
-    cut = " OR ".join(f"(start_s < :s{i} AND start_s + resolution_s > :s{i})" for i in range(count))
-    return text(
-        f"SELECT start_s, resolution_s, {_SUMMED} FROM bucket "
-        f"WHERE slo_id = :slo AND start_s < :end AND ({cut})"
+    scope = f"slo_id = {p('slo')} AND start_s < {p('end')}"
+    return (
+        f"SELECT CASE {cases} ELSE {count} END AS cls, 0, 0, SUM(good), SUM(total), "
+        f"SUM(good_slices), SUM(slices), SUM(ratio_sum), SUM(covered_s) FROM bucket "
+        f"WHERE {scope} AND start_s + resolution_s > {p('lowest')} GROUP BY cls "
+        f"UNION ALL SELECT -1, start_s, resolution_s, {_SUMMED} FROM bucket WHERE {scope} AND ({cut})"
     )
 
 
@@ -228,27 +230,32 @@ def window_sums(
 
     The same arithmetic as `bot.buckets.window_counts` (a bucket cut by a window's start counts in
     proportion), done where the rows are: the windows all end at `end`, so one grouped scan gives
-    the sums of the nested windows, and a second, tiny query the buckets they cut.
+    the sums of the nested windows, and the few buckets their starts cut come with it.
     """
     order = sorted(set(windows))
     end_s = _epoch(end)
     starts = [end_s - int(w.total_seconds()) for w in order]
     params: dict[str, int] = {"slo": slo_id, "end": end_s, "lowest": starts[-1]}
     params.update({f"s{i}": s for i, s in enumerate(starts)})
-    by_class = {
-        int(row[0]): [float(v or 0.0) for v in row[1:]]
-        for row in session.execute(_class_sums_sql(len(order)), params)
-    }
-    edges = session.execute(_edges_sql(len(order)), params).all()
+    connection = session.connection()
+    sql = _window_sql(len(order), connection.dialect.paramstyle)
+    by_class: dict[int, list[float]] = {}
+    edges: list[tuple[int, int, list[float]]] = []
+    for cls, edge_start, resolution, *values in connection.exec_driver_sql(sql, params):
+        numbers = [float(v or 0.0) for v in values]
+        if cls == -1:
+            edges.append((int(edge_start), int(resolution), numbers))
+        else:
+            by_class[int(cls)] = numbers
     sums: dict[timedelta, WindowCounts] = {}
     acc = [0.0] * 6
     for index, (w, start_s) in enumerate(zip(order, starts, strict=True)):
         acc = [a + b for a, b in zip(acc, by_class.get(index, [0.0] * 6), strict=True)]
         total = list(acc)
-        for edge_start, resolution, *values in edges:
-            if edge_start < start_s < edge_start + resolution:
-                share = (edge_start + resolution - start_s) / resolution
-                total = [t + share * float(v) for t, v in zip(total, values, strict=True)]
+        for edge, resolution, numbers in edges:
+            if edge < start_s < edge + resolution:
+                share = (edge + resolution - start_s) / resolution
+                total = [t + share * v for t, v in zip(total, numbers, strict=True)]
         good, count, good_slices, slices, ratio_sum, covered = total
         sums[w] = WindowCounts(good, count, good_slices, slices, ratio_sum, timedelta(seconds=covered), w)
     return sums
@@ -327,8 +334,8 @@ SNAPSHOT_RETENTION = timedelta(hours=6)
 
 
 def add_snapshot(*, session: Session, slo_id: int, status: Status, error: str | None) -> None:
-    session.add(
-        SnapshotRecord(
+    session.execute(
+        insert(SNAPSHOTS).values(
             slo_id=slo_id,
             evaluated_at=status.evaluated_at,
             sli=status.sli,
