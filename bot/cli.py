@@ -25,7 +25,7 @@ from bot.durations import parse_duration
 from bot.evaluation import data_checksum
 from bot.sources.base import BadQuery, SourceError
 from bot.store import alerts as alert_store
-from bot.store import db, repo
+from bot.store import db, history, repo
 from bot.store.models import AlertRecord
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -318,7 +318,7 @@ def _stored_reader(engine: Engine, slo_id: int) -> Callable[[datetime, datetime]
     def read(start: datetime, end: datetime) -> list[Bucket]:
         with Session(engine) as session:
             return [
-                b for b in repo.load_buckets(session=session, slo_id=slo_id, since=start) if b.start < end
+                b for b in history.load_buckets(session=session, slo_id=slo_id, since=start) if b.start < end
             ]
 
     return read

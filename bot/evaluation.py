@@ -29,7 +29,7 @@ from bot.domain import SLO, Bucket, DataSource, IndicatorKind, MetricQuery
 from bot.periods import period_bounds, period_length
 from bot.sources.base import Source
 from bot.status import Assessment
-from bot.store import repo
+from bot.store import history, repo
 from bot.store.models import SLORecord
 
 
@@ -166,7 +166,9 @@ def store(session: Session, record: SLORecord, plan: Plan, fetched: Fetched) -> 
     """Write fetched buckets, roll old ones up, drop what no window reads any more."""
     assert record.id is not None
     for rng, buckets in zip(fetched.ranges, fetched.buckets, strict=True):
-        repo.replace_buckets(session=session, slo_id=record.id, start=rng.start, end=rng.end, buckets=buckets)
+        history.replace_buckets(
+            session=session, slo_id=record.id, start=rng.start, end=rng.end, buckets=buckets
+        )
     old_from, old_to = repo.utc(record.covered_from), repo.utc(record.covered_to)
     for finer, coarser in itertools.pairwise(plan.tiers):
         assert finer.keep is not None
@@ -174,7 +176,7 @@ def store(session: Session, record: SLORecord, plan: Plan, fetched: Fetched) -> 
         crossed = old_to is None or floor_time(old_to - finer.keep, coarser.resolution) != before
         written_below = any(r.step == finer.resolution and r.start < before for r in fetched.ranges)
         if crossed or written_below:  # most ticks roll nothing up: skip the query
-            repo.roll_up(
+            history.roll_up(
                 session=session,
                 slo_id=record.id,
                 source=finer.resolution,
@@ -182,7 +184,7 @@ def store(session: Session, record: SLORecord, plan: Plan, fetched: Fetched) -> 
                 before=before,
             )
     if old_from is None or old_from < plan.needed_from:
-        repo.trim_buckets(session=session, slo_id=record.id, before=plan.needed_from)
+        history.trim_buckets(session=session, slo_id=record.id, before=plan.needed_from)
     starts = [r.start for r in fetched.ranges]
     ends = [r.end for r in fetched.ranges]
     fresh = old_from is None or old_to is None or old_to < plan.needed_from
@@ -200,7 +202,7 @@ def assess(session: Session, record: SLORecord, plan: Plan, warnings: tuple[str,
     """The SLO's status and alert signals, from stored buckets only."""
     assert record.id is not None
     period_span = plan.end - plan.period_start
-    counts = repo.window_sums(
+    counts = history.window_sums(
         session=session, slo_id=record.id, end=plan.end, windows=[*plan.policy.windows, period_span]
     )
     return status.assess(

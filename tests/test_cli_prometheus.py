@@ -19,7 +19,7 @@ import pytest
 from sqlmodel import Session
 
 from bot import cli
-from bot.store import db, repo
+from bot.store import db, history, repo
 from tests.promharness import DAY, MINUTE, History
 
 CATALOGUE = """
@@ -282,7 +282,7 @@ def test_an_unavailable_source_gives_a_clear_error_and_stores_nothing(
     assert rows["api-availability"]["total"] == 0
     engine = db.make_engine(run.database_url)
     with Session(engine) as session:
-        assert repo.count_buckets(session=session) == 0  # nothing counted as good or bad
+        assert history.count_buckets(session=session) == 0  # nothing counted as good or bad
         assert all(r.covered_to is None for r in repo.list_slos(session=session))
     engine.dispose()
 

@@ -17,7 +17,7 @@ from bot.domain import (
     TimeWindow,
 )
 from bot.sources.simulated import SimulatedSource
-from bot.store import repo
+from bot.store import history, repo
 from bot.store.models import SLORecord
 
 DS = DataSource(
@@ -79,7 +79,7 @@ def _evaluate(engine: Engine, now: datetime):
         evaluation.store(session, record, plan, fetched)
         status = evaluation.compute_status(session, record, plan)
         session.commit()
-        return plan, status, repo.count_buckets(session=session, slo_id=record.id)
+        return plan, status, history.count_buckets(session=session, slo_id=record.id)
 
 
 def _assert_matches_truth(plan: evaluation.Plan, status, exact_up_to: timedelta) -> None:
@@ -135,8 +135,8 @@ def test_source_outage_changes_nothing_stored(engine: Engine) -> None:
     with Session(engine) as session:
         record = repo.get_slo(session=session, name=SLO_.name)
         assert record is not None
-        before = (repo.count_buckets(session=session, slo_id=record.id), record.covered_to)
+        before = (history.count_buckets(session=session, slo_id=record.id), record.covered_to)
         plan = evaluation.make_plan(SLO_, record, T0 + timedelta(minutes=30))
         with pytest.raises(SourceUnavailable):
             evaluation.fetch(plan, down)
-        assert (repo.count_buckets(session=session, slo_id=record.id), record.covered_to) == before
+        assert (history.count_buckets(session=session, slo_id=record.id), record.covered_to) == before

@@ -6,7 +6,6 @@ transaction, committed by the caller.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,9 +16,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlmodel import Session
 from sqlmodel import select as select_model
 
-from bot.buckets import EPOCH, rollup
-from bot.budget import Status, WindowCounts
-from bot.domain import Bucket
+from bot.buckets import EPOCH
+from bot.budget import Status
 from bot.durations import format_duration
 from bot.store.models import BucketRecord, SLORecord, SnapshotRecord
 
@@ -39,7 +37,7 @@ def checksum(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _epoch(at: datetime) -> int:
+def epoch(at: datetime) -> int:
     return int((at - EPOCH).total_seconds())
 
 
@@ -115,217 +113,6 @@ def set_coverage(
     session.execute(
         update(SLOS).where(SLOS.c.id == record.id).values(covered_from=covered_from, covered_to=covered_to)
     )
-
-
-# --- buckets -------------------------------------------------------------------------------------
-
-
-def replace_buckets(
-    *, session: Session, slo_id: int, start: datetime, end: datetime, buckets: Sequence[Bucket]
-) -> None:
-    """Make [start, end) hold exactly `buckets`, whatever resolution was stored there before."""
-    session.execute(
-        delete(BUCKETS).where(
-            BUCKETS.c.slo_id == slo_id,
-            BUCKETS.c.start_s >= _epoch(start),
-            BUCKETS.c.start_s < _epoch(end),
-        )
-    )
-    _insert(session, slo_id, buckets)
-
-
-_COLUMNS = "slo_id, resolution_s, start_s, good, total, covered_s, good_slices, slices, ratio_sum"
-
-
-def _insert(session: Session, slo_id: int, buckets: Sequence[Bucket]) -> None:
-    """Bulk insert through the driver: COPY on PostgreSQL, executemany on SQLite."""
-    if not buckets:
-        return
-    rows = [
-        (
-            slo_id,
-            int(b.resolution.total_seconds()),
-            int(b.start.timestamp()),
-            b.good,
-            b.total,
-            int(b.covered.total_seconds()),
-            b.good_slices,
-            b.slices,
-            b.ratio_sum,
-        )
-        for b in buckets
-    ]
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        with driver.cursor() as cursor, cursor.copy(f"COPY bucket ({_COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    connection.exec_driver_sql(f"INSERT INTO bucket ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-
-
-def load_buckets(*, session: Session, slo_id: int, since: datetime) -> list[Bucket]:
-    """Buckets that end after `since`, oldest first."""
-    rows = session.execute(
-        select(
-            BUCKETS.c.start_s,
-            BUCKETS.c.resolution_s,
-            BUCKETS.c.good,
-            BUCKETS.c.total,
-            BUCKETS.c.covered_s,
-            BUCKETS.c.good_slices,
-            BUCKETS.c.slices,
-            BUCKETS.c.ratio_sum,
-        )
-        .where(BUCKETS.c.slo_id == slo_id, BUCKETS.c.start_s >= _epoch(since) - 3600)
-        .order_by(BUCKETS.c.start_s)
-    )
-    since_s = _epoch(since)
-    return [
-        Bucket(
-            EPOCH + timedelta(seconds=start_s),
-            timedelta(seconds=res),
-            good=good,
-            total=total,
-            covered=timedelta(seconds=covered),
-            good_slices=good_slices,
-            slices=slices,
-            ratio_sum=ratio_sum,
-        )
-        for start_s, res, good, total, covered, good_slices, slices, ratio_sum in rows
-        if start_s + res > since_s
-    ]
-
-
-_SUMMED = "good, total, good_slices, slices, ratio_sum, covered_s"
-
-
-@functools.cache
-def _window_sql(count: int, paramstyle: str) -> str:
-    """One statement: sums per class (class i holds the buckets starting in [s_i, s_(i-1)), so
-    inside windows i and longer), then, tagged -1, the buckets a window's start cuts in two."""
-
-    def p(name: str) -> str:
-        return f"%({name})s" if paramstyle == "pyformat" else f":{name}"
-
-    cases = " ".join(f"WHEN start_s >= {p(f's{i}')} THEN {i}" for i in range(count))
-    cut = " OR ".join(
-        f"(start_s < {p(f's{i}')} AND start_s + resolution_s > {p(f's{i}')})" for i in range(count)
-    )
-    scope = f"slo_id = {p('slo')} AND start_s < {p('end')}"
-    return (
-        f"SELECT CASE {cases} ELSE {count} END AS cls, 0, 0, SUM(good), SUM(total), "
-        f"SUM(good_slices), SUM(slices), SUM(ratio_sum), SUM(covered_s) FROM bucket "
-        f"WHERE {scope} AND start_s + resolution_s > {p('lowest')} GROUP BY cls "
-        f"UNION ALL SELECT -1, start_s, resolution_s, {_SUMMED} FROM bucket WHERE {scope} AND ({cut})"
-    )
-
-
-def window_sums(
-    *, session: Session, slo_id: int, end: datetime, windows: Sequence[timedelta]
-) -> dict[timedelta, WindowCounts]:
-    """Sum the buckets of each window [end - w, end) in the database.
-
-    The same arithmetic as `bot.buckets.window_counts` (a bucket cut by a window's start counts in
-    proportion), done where the rows are: the windows all end at `end`, so one grouped scan gives
-    the sums of the nested windows, and the few buckets their starts cut come with it.
-    """
-    order = sorted(set(windows))
-    end_s = _epoch(end)
-    starts = [end_s - int(w.total_seconds()) for w in order]
-    params: dict[str, int] = {"slo": slo_id, "end": end_s, "lowest": starts[-1]}
-    params.update({f"s{i}": s for i, s in enumerate(starts)})
-    connection = session.connection()
-    sql = _window_sql(len(order), connection.dialect.paramstyle)
-    by_class: dict[int, list[float]] = {}
-    edges: list[tuple[int, int, list[float]]] = []
-    for cls, edge_start, resolution, *values in connection.exec_driver_sql(sql, params):
-        numbers = [float(v or 0.0) for v in values]
-        if cls == -1:
-            edges.append((int(edge_start), int(resolution), numbers))
-        else:
-            by_class[int(cls)] = numbers
-    sums: dict[timedelta, WindowCounts] = {}
-    acc = [0.0] * 6
-    for index, (w, start_s) in enumerate(zip(order, starts, strict=True)):
-        acc = [a + b for a, b in zip(acc, by_class.get(index, [0.0] * 6), strict=True)]
-        total = list(acc)
-        for edge, resolution, numbers in edges:
-            if edge < start_s < edge + resolution:
-                share = (edge + resolution - start_s) / resolution
-                total = [t + share * v for t, v in zip(total, numbers, strict=True)]
-        good, count, good_slices, slices, ratio_sum, covered = total
-        sums[w] = WindowCounts(good, count, good_slices, slices, ratio_sum, timedelta(seconds=covered), w)
-    return sums
-
-
-def roll_up(*, session: Session, slo_id: int, source: timedelta, target: timedelta, before: datetime) -> int:
-    """Merge `source`-resolution buckets that start before `before` into `target` ones."""
-    source_s = int(source.total_seconds())
-    condition = (
-        BUCKETS.c.slo_id == slo_id,
-        BUCKETS.c.resolution_s == source_s,
-        BUCKETS.c.start_s < _epoch(before),
-    )
-    rows = session.execute(
-        select(
-            BUCKETS.c.start_s,
-            BUCKETS.c.good,
-            BUCKETS.c.total,
-            BUCKETS.c.covered_s,
-            BUCKETS.c.good_slices,
-            BUCKETS.c.slices,
-            BUCKETS.c.ratio_sum,
-        ).where(*condition)
-    ).all()
-    if not rows:
-        return 0
-    merged = rollup(
-        (
-            Bucket(
-                EPOCH + timedelta(seconds=r[0]),
-                source,
-                good=r[1],
-                total=r[2],
-                covered=timedelta(seconds=r[3]),
-                good_slices=r[4],
-                slices=r[5],
-                ratio_sum=r[6],
-            )
-            for r in rows
-        ),
-        target,
-    )
-    session.execute(delete(BUCKETS).where(*condition))
-    target_s = int(target.total_seconds())
-    session.execute(
-        delete(BUCKETS).where(
-            BUCKETS.c.slo_id == slo_id,
-            BUCKETS.c.resolution_s == target_s,
-            BUCKETS.c.start_s.in_([_epoch(b.start) for b in merged]),
-        )
-    )
-    _insert(session, slo_id, merged)
-    return len(rows)
-
-
-def trim_buckets(*, session: Session, slo_id: int, before: datetime) -> None:
-    """Drop buckets that ended before `before`: outside every window the SLO still reads."""
-    session.execute(
-        delete(BUCKETS).where(
-            BUCKETS.c.slo_id == slo_id,
-            BUCKETS.c.start_s + BUCKETS.c.resolution_s <= _epoch(before),
-        )
-    )
-
-
-def count_buckets(*, session: Session, slo_id: int | None = None) -> int:
-    query = select(func.count()).select_from(BUCKETS)
-    if slo_id is not None:
-        query = query.where(BUCKETS.c.slo_id == slo_id)
-    return int(session.execute(query).scalar_one())
 
 
 # --- status snapshots ----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from sqlmodel import Session
 from bot.buckets import HOUR, MINUTE
 from bot.budget import Status
 from bot.domain import Bucket
-from bot.store import db, repo
+from bot.store import db, history, repo
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 DOCS = [{"apiVersion": "openslo/v1", "kind": "SLO", "metadata": {"name": "a"}}]
@@ -40,7 +40,7 @@ def test_apply_is_idempotent_and_a_new_query_discards_history(engine: Engine) ->
         assert _slo(session) == "unchanged"
         record = repo.get_slo(session=session, name="a")
         assert record is not None and record.id is not None
-        repo.replace_buckets(
+        history.replace_buckets(
             session=session,
             slo_id=record.id,
             start=NOW - HOUR,
@@ -50,11 +50,11 @@ def test_apply_is_idempotent_and_a_new_query_discards_history(engine: Engine) ->
         session.commit()
         # a new description keeps the stored history ...
         assert _slo(session, docs=[*DOCS, {"kind": "Service"}]) == "updated"
-        assert repo.count_buckets(session=session, slo_id=record.id) == 1
+        assert history.count_buckets(session=session, slo_id=record.id) == 1
         # ... another query means the history no longer describes this SLO
         assert _slo(session, docs=[*DOCS, {"kind": "Service"}], data="d2") == "updated"
         session.commit()
-        assert repo.count_buckets(session=session, slo_id=record.id) == 0
+        assert history.count_buckets(session=session, slo_id=record.id) == 0
 
 
 def test_buckets_round_trip_rollup_and_trim(engine: Engine) -> None:
@@ -67,33 +67,33 @@ def test_buckets_round_trip_rollup_and_trim(engine: Engine) -> None:
             Bucket(NOW - 180 * MINUTE + i * MINUTE, MINUTE, good=9.0, total=10.0, covered=MINUTE)
             for i in range(180)
         ]
-        repo.replace_buckets(
+        history.replace_buckets(
             session=session, slo_id=record.id, start=NOW - 3 * HOUR, end=NOW, buckets=minutes
         )
         session.commit()
-        loaded = repo.load_buckets(session=session, slo_id=record.id, since=NOW - 3 * HOUR)
+        loaded = history.load_buckets(session=session, slo_id=record.id, since=NOW - 3 * HOUR)
         assert loaded == minutes
         # replacing a range replaces, never duplicates
-        repo.replace_buckets(
+        history.replace_buckets(
             session=session,
             slo_id=record.id,
             start=NOW - 10 * MINUTE,
             end=NOW,
             buckets=minutes[-10:],
         )
-        assert repo.count_buckets(session=session, slo_id=record.id) == 180
-        merged = repo.roll_up(
+        assert history.count_buckets(session=session, slo_id=record.id) == 180
+        merged = history.roll_up(
             session=session, slo_id=record.id, source=MINUTE, target=HOUR, before=NOW - HOUR
         )
         session.commit()
         assert merged == 120
-        loaded = repo.load_buckets(session=session, slo_id=record.id, since=NOW - 3 * HOUR)
+        loaded = history.load_buckets(session=session, slo_id=record.id, since=NOW - 3 * HOUR)
         assert [b.resolution for b in loaded[:2]] == [HOUR, HOUR]
         assert sum(b.total for b in loaded) == 1800.0
         assert loaded[0].covered == HOUR
-        repo.trim_buckets(session=session, slo_id=record.id, before=NOW - 2 * HOUR)
+        history.trim_buckets(session=session, slo_id=record.id, before=NOW - 2 * HOUR)
         session.commit()
-        assert repo.count_buckets(session=session, slo_id=record.id) == 1 + 60
+        assert history.count_buckets(session=session, slo_id=record.id) == 1 + 60
 
 
 def test_latest_snapshot_per_slo_and_prune(engine: Engine) -> None:
@@ -155,10 +155,10 @@ def test_window_sums_in_sql_equal_the_pure_arithmetic(engine: Engine) -> None:
         session.flush()
         record = repo.get_slo(session=session, name="a")
         assert record is not None and record.id is not None
-        repo.replace_buckets(
+        history.replace_buckets(
             session=session, slo_id=record.id, start=NOW - 40 * HOUR, end=NOW, buckets=stored
         )
-        in_sql = repo.window_sums(session=session, slo_id=record.id, end=end, windows=windows)
+        in_sql = history.window_sums(session=session, slo_id=record.id, end=end, windows=windows)
     pure = window_counts(stored, end, windows)
     for w in windows:
         for field in ("good", "total", "good_slices", "slices", "ratio_sum"):
