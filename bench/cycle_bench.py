@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import check_bench  # noqa: E402  (the catalogue generator)
+from sqlmodel import Session  # noqa: E402
+
 from bot import cli, evaluation, jobs  # noqa: E402
 from bot.app import SourcePool  # noqa: E402
 from bot.runner import Runner  # noqa: E402
-from bot.store import db  # noqa: E402
-from sqlmodel import Session  # noqa: E402
-from bot.store import repo  # noqa: E402
+from bot.store import db, repo  # noqa: E402
 from tests.promharness import History, PrometheusServer, build_tsdb  # noqa: E402
 
 
