@@ -1,0 +1,108 @@
+"""Re-evaluations of a firing alert go in its thread, at most every 30 minutes, and not once acked.
+
+In-process with a simulated clock: the scheduler's `jobs.evaluate_all` with the Slack hook, no
+Slack needed (the hook only writes the outbox).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from bot import jobs
+from bot.app import SourcePool
+from bot.catalogue import load_paths
+from bot.evaluation import data_checksum
+from bot.slack.notify import NOTE_INTERVAL, SlackHook, set_acknowledged
+from bot.store import repo
+from bot.store.models import AlertRecord, OutboxRecord
+
+T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+CATALOGUE = f"""
+apiVersion: openslo/v1
+kind: DataSource
+metadata: {{name: sim}}
+spec:
+  type: Simulated
+  connectionDetails:
+    seed: 3
+    requests_per_minute: 1000
+    error_ratio: 0.0001
+    incidents: [{{start: "{(T0 - timedelta(minutes=20)).isoformat()}", duration: 4h, error_ratio: 1.0}}]
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: api
+  annotations: {{slo-bot/channel: C0ALERTS}}
+spec:
+  service: api
+  indicator:
+    metadata: {{name: api-requests}}
+    spec:
+      ratioMetric:
+        counter: true
+        good: {{metricSource: {{metricSourceRef: sim, spec: {{query: good}}}}}}
+        total: {{metricSource: {{metricSourceRef: sim, spec: {{query: total}}}}}}
+  timeWindow: [{{duration: 30d, isRolling: true}}]
+  budgetingMethod: Occurrences
+  objectives: [{{target: 0.999}}]
+"""
+
+
+def _queued(engine: Engine) -> list[tuple[str, str | None]]:
+    with Session(engine) as session:
+        rows = session.exec(select(OutboxRecord).order_by(OutboxRecord.id)).all()  # type: ignore[arg-type]
+        return [(r.kind, r.payload if r.kind == "thread_note" else r.channel) for r in rows]
+
+
+def test_still_firing_notes_are_rate_limited_and_stop_when_acknowledged(
+    tmp_path: Path, engine: Engine
+) -> None:
+    path = tmp_path / "slos.yaml"
+    path.write_text(CATALOGUE)
+    entry = load_paths([path]).entries[0]
+    with Session(engine) as session:
+        repo.upsert_slo(
+            session=session,
+            name="api",
+            service="api",
+            documents=entry.documents,
+            data_checksum=data_checksum(entry.slo),
+            now=T0,
+        )
+        session.commit()
+    sources = SourcePool()
+    hook = SlackHook(None)
+
+    def tick(at: datetime) -> list[tuple[str, str | None]]:
+        jobs.evaluate_all(engine, now=at, sources=sources, concurrency=2, hooks=[hook])
+        return _queued(engine)
+
+    def notes(at: datetime) -> list[str]:
+        return [p or "" for kind, p in tick(at) if kind == "thread_note"]
+
+    queued = tick(T0)
+    assert ("alert_message", "C0ALERTS") in queued  # the page, posted once
+    assert notes(T0 + NOTE_INTERVAL - timedelta(minutes=1)) == []  # too soon for a note
+    first = notes(T0 + NOTE_INTERVAL)
+    # one note per firing alert (the page, and the budget alerts the outage set off meanwhile)
+    assert first and all("Still firing: burn" in n and "budget left" in n for n in first)
+    assert notes(T0 + NOTE_INTERVAL + timedelta(minutes=10)) == first  # rate-limited
+    before_ack = notes(T0 + timedelta(minutes=45))
+    with Session(engine) as session:
+        firing = session.exec(select(AlertRecord).where(AlertRecord.state == "firing")).all()
+        for alert in firing:
+            set_acknowledged(session, alert, "U0RESPONDER", T0 + timedelta(minutes=45), on=True)
+        session.commit()
+    acked = _queued(engine)
+    acked = [p or "" for kind, p in acked if kind == "thread_note"]
+    # each acknowledgement is said in its alert's thread
+    assert acked[len(before_ack) :] == [
+        '{"text": "<@U0RESPONDER> acknowledged this alert.", "by": "U0RESPONDER"}'
+    ] * len(firing)
+    assert notes(T0 + 3 * NOTE_INTERVAL) == acked  # acknowledged alerts are not re-announced
+    sources.close()
