@@ -66,6 +66,8 @@ class FakeSlack:
 
     def __init__(self, token: str = "xoxb-test", members_page_size: int = 2) -> None:
         self.token = token
+        self.app_token = "xapp-test"
+        self.socket_url: str | None = None  # where apps.connections.open sends a Socket Mode app
         self.members_page_size = members_page_size  # small: the bot must follow `next_cursor`
         self._lock = threading.Condition()
         self._release = threading.Event()  # set on close: frees hung requests
@@ -271,6 +273,10 @@ class FakeSlack:
         return 200, body, {}
 
     def _answer(self, method: str, params: JSON, token: str | None) -> JSON:
+        if method == "apps.connections.open":  # Socket Mode: asked with the app-level token
+            if token != self.app_token or not self.socket_url:
+                return {"ok": False, "error": "invalid_auth"}
+            return {"ok": True, "url": self.socket_url}
         if token is None:
             return {"ok": False, "error": "not_authed"}
         if token != self.token:

@@ -279,7 +279,7 @@ class BotProcess:
         return self.post(body, "application/json", sent)
 
 
-# --- payloads, from the recorded ones in /work/shared/slack-payloads -------------------------
+# --- payloads, shaped like the recorded ones in tests/slack/payloads -----------------------------
 
 
 def block_action(
@@ -343,8 +343,8 @@ def _element(message: Mapping[str, Any], action_id: str) -> tuple[dict[str, Any]
 
 def home_opened(user: str, event_id: str) -> dict[str, Any]:
     """slack-payloads/app_home_opened_messages_slack_web_golden.json, tab `home`, our ids."""
-    path = Path("/work/shared/slack-payloads/app_home_opened_messages_slack_web_golden.json")
-    payload: dict[str, Any] = json.loads(path.read_text()) if path.exists() else _HOME_OPENED
+    path = Path(__file__).resolve().parent / "payloads" / "app_home_opened_messages_slack_web_golden.json"
+    payload: dict[str, Any] = json.loads(path.read_text())
     payload = json.loads(json.dumps(payload))
     payload["team_id"] = TEAM
     payload["event"].update({"user": user, "tab": "home", "event_ts": f"{time.time():.6f}"})
@@ -352,27 +352,6 @@ def home_opened(user: str, event_id: str) -> dict[str, Any]:
     payload["event_time"] = int(time.time())
     payload["authorizations"][0].update({"team_id": TEAM, "user_id": "U0SLOBOT"})
     return payload
-
-
-_HOME_OPENED: dict[str, Any] = {
-    "token": "aaaa",
-    "team_id": TEAM,
-    "api_app_id": "A0SLOBOT",
-    "event": {"type": "app_home_opened", "user": "", "channel": "D0001", "tab": "home", "event_ts": ""},
-    "type": "event_callback",
-    "event_id": "",
-    "event_time": 0,
-    "authorizations": [
-        {
-            "enterprise_id": None,
-            "team_id": TEAM,
-            "user_id": "U0SLOBOT",
-            "is_bot": True,
-            "is_enterprise_install": False,
-        }
-    ],
-    "is_ext_shared_channel": False,
-}
 
 
 # --- stored state without evaluating: many SLOs, quickly ------------------------------------
