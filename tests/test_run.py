@@ -84,7 +84,7 @@ def _start(tmp_path: Path, database_url: str, log: BinaryIO) -> subprocess.Popen
     )
 
 
-def _snapshots(database_url: str, slo_name_id: int | None = None) -> int:
+def _snapshots(database_url: str) -> int:
     engine = db.make_engine(database_url)
     with Session(engine) as session:
         count = len(session.exec(select(SnapshotRecord)).all())

@@ -1,6 +1,6 @@
 """Buckets in the store on SQLite and PostgreSQL: ranges, rollups, trims and window sums."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -9,20 +9,7 @@ from sqlmodel import Session
 from bot.buckets import HOUR, MINUTE
 from bot.domain import Bucket
 from bot.store import history, repo
-
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-DOCS = [{"apiVersion": "openslo/v1", "kind": "SLO", "metadata": {"name": "a"}}]
-
-
-def _slo(session: Session, name: str = "a", docs: list[dict] | None = None, data: str = "d1") -> str:
-    return repo.upsert_slo(
-        session=session,
-        name=name,
-        service="svc",
-        documents=docs or DOCS,
-        data_checksum=data,
-        now=NOW,
-    )
+from tests.store.test_repo import NOW, _slo
 
 
 def test_buckets_round_trip_rollup_and_trim(engine: Engine) -> None:
