@@ -4,20 +4,16 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
-# Dependencies first, so a code change does not reinstall them.
-COPY pyproject.toml README.md ./
-RUN mkdir bot && touch bot/__init__.py && pip install . && pip uninstall -y slo-bot && rm -rf bot
-
+COPY pyproject.toml README.md alembic.ini manifest.yml ./
 COPY bot ./bot
 COPY migrations ./migrations
-COPY alembic.ini manifest.yml ./
 COPY examples ./examples
-# Editable, so the migrations beside the package are found at run time.
-RUN pip install --no-deps -e . && useradd --system --uid 10001 slobot && mkdir /data && chown slobot /data
+RUN pip install . && useradd --system --uid 10001 slobot && mkdir /data && chown slobot /data
 
 USER slobot
 ENV DATABASE_URL=sqlite:////data/slo-bot.db SLO_BOT_HOST=0.0.0.0
 EXPOSE 3000
-HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:3000/healthz').status != 200)"
+# /healthz is served in the Slack modes (HTTP and Socket Mode)
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:3000/healthz').status != 200)"
 ENTRYPOINT ["slo-bot"]
 CMD ["run", "--port", "3000"]
