@@ -98,27 +98,30 @@ def load_buckets(*, session: Session, slo_id: int, since: datetime) -> list[Buck
 
 
 _SUMMED = "good, total, good_slices, slices, ratio_sum, covered_s"
+MAX_RESOLUTION_S = 3600  # no bucket is longer than an hour (bot.buckets.tiers_for)
 
 
 @functools.cache
 def _window_sql(count: int, paramstyle: str) -> str:
-    """One statement: sums per class (class i holds the buckets starting in [s_i, s_(i-1)), so
-    inside windows i and longer), then, tagged -1, the buckets a window's start cuts in two."""
+    """One statement: the sums of each window i (tagged i), then, tagged -1, the buckets a
+    window's start cuts in two. Every part is a range of the primary key."""
 
     def p(name: str) -> str:
         return f"%({name})s" if paramstyle == "pyformat" else f":{name}"
 
-    cases = " ".join(f"WHEN start_s >= {p(f's{i}')} THEN {i}" for i in range(count))
-    cut = " OR ".join(
-        f"(start_s < {p(f's{i}')} AND start_s + resolution_s > {p(f's{i}')})" for i in range(count)
-    )
     scope = f"slo_id = {p('slo')} AND start_s < {p('end')}"
-    return (
-        f"SELECT CASE {cases} ELSE {count} END AS cls, 0, 0, SUM(good), SUM(total), "
-        f"SUM(good_slices), SUM(slices), SUM(ratio_sum), SUM(covered_s) FROM bucket "
-        f"WHERE {scope} AND start_s + resolution_s > {p('lowest')} GROUP BY cls "
-        f"UNION ALL SELECT -1, start_s, resolution_s, {_SUMMED} FROM bucket WHERE {scope} AND ({cut})"
-    )
+    sums = [
+        f"SELECT {i}, 0, 0, SUM(good), SUM(total), SUM(good_slices), SUM(slices), SUM(ratio_sum), "
+        f"SUM(covered_s) FROM bucket WHERE {scope} AND start_s >= {p(f's{i}')}"
+        for i in range(count)
+    ]
+    cut = [
+        f"SELECT -1, start_s, resolution_s, {_SUMMED} FROM bucket WHERE slo_id = {p('slo')} AND "
+        f"start_s >= {p(f's{i}')} - {MAX_RESOLUTION_S} AND start_s < {p(f's{i}')} "
+        f"AND start_s + resolution_s > {p(f's{i}')}"
+        for i in range(count)
+    ]
+    return " UNION ALL ".join(sums + cut)
 
 
 def window_sums(
@@ -127,30 +130,27 @@ def window_sums(
     """Sum the buckets of each window [end - w, end) in the database.
 
     The same arithmetic as `bot.buckets.window_counts` (a bucket cut by a window's start counts in
-    proportion), done where the rows are: the windows all end at `end`, so one grouped scan gives
-    the sums of the nested windows, and the few buckets their starts cut come with it.
+    proportion), done where the rows are, in one statement of primary-key range scans.
     """
     order = sorted(set(windows))
     end_s = epoch(end)
     starts = [end_s - int(w.total_seconds()) for w in order]
-    params: dict[str, int] = {"slo": slo_id, "end": end_s, "lowest": starts[-1]}
+    params: dict[str, int] = {"slo": slo_id, "end": end_s}
     params.update({f"s{i}": s for i, s in enumerate(starts)})
     connection = session.connection()
     sql = _window_sql(len(order), connection.dialect.paramstyle)
-    by_class: dict[int, list[float]] = {}
-    edges: list[tuple[int, int, list[float]]] = []
-    for cls, edge_start, resolution, *values in connection.exec_driver_sql(sql, params):
+    inside: dict[int, list[float]] = {}
+    edges: dict[tuple[int, int], list[float]] = {}
+    for tag, edge_start, resolution, *values in connection.exec_driver_sql(sql, params):
         numbers = [float(v or 0.0) for v in values]
-        if cls == -1:
-            edges.append((int(edge_start), int(resolution), numbers))
+        if tag == -1:
+            edges[(int(edge_start), int(resolution))] = numbers  # a bucket may cut two windows
         else:
-            by_class[int(cls)] = numbers
+            inside[int(tag)] = numbers
     sums: dict[timedelta, WindowCounts] = {}
-    acc = [0.0] * 6
     for index, (w, start_s) in enumerate(zip(order, starts, strict=True)):
-        acc = [a + b for a, b in zip(acc, by_class.get(index, [0.0] * 6), strict=True)]
-        total = list(acc)
-        for edge, resolution, numbers in edges:
+        total = list(inside.get(index, [0.0] * 6))
+        for (edge, resolution), numbers in edges.items():
             if edge < start_s < edge + resolution:
                 share = (edge + resolution - start_s) / resolution
                 total = [t + share * v for t, v in zip(total, numbers, strict=True)]

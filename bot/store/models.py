@@ -43,10 +43,11 @@ class BucketRecord(SQLModel, table=True):
             Integer, ForeignKey("slo.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
         )
     )
+    # (slo_id, start_s, resolution_s): a window of one SLO is one range of the primary key
+    start_s: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False, nullable=False))
     resolution_s: int = Field(
         sa_column=Column(Integer, primary_key=True, autoincrement=False, nullable=False)
     )
-    start_s: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False, nullable=False))
     good: float = 0.0
     total: float = 0.0
     covered_s: int = 0

@@ -37,8 +37,8 @@ def upgrade() -> None:
 
     op.create_table('bucket',
     sa.Column('slo_id', sa.Integer(), autoincrement=False, nullable=False),
-    sa.Column('resolution_s', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('start_s', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('resolution_s', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('good', sa.Float(), nullable=False),
     sa.Column('total', sa.Float(), nullable=False),
     sa.Column('covered_s', sa.Integer(), nullable=False),
@@ -46,7 +46,7 @@ def upgrade() -> None:
     sa.Column('slices', sa.Float(), nullable=False),
     sa.Column('ratio_sum', sa.Float(), nullable=False),
     sa.ForeignKeyConstraint(['slo_id'], ['slo.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('slo_id', 'resolution_s', 'start_s'),
+    sa.PrimaryKeyConstraint('slo_id', 'start_s', 'resolution_s'),
     sqlite_with_rowid=False,
     )
     op.create_table('status_snapshot',
