@@ -161,12 +161,20 @@ def test_check_as_of_now_agrees_with_the_true_counts(
     rows = run.check(at, prometheus)
     for row in rows.values():
         _assert_true(row, prom_history, at)
-    # the ongoing incident (5 % errors for 20 minutes) burns a 99.9 % budget 50x: a page is open
+    # the ongoing incident (5 % errors for the last 20 minutes) burns a 99.9 % budget 50x over
+    # 5 minutes; over the hour it depends on when the traffic peaks (the history ends at the time
+    # the tests run), so the page is expected exactly when the true burns cross 14.4x
     availability = rows["api-availability"]
-    assert availability["state"] == "burning"
-    assert [a["severity"] for a in availability["alerts"]] == ["page"]
+    burns = {
+        w: (prom_history.bad(at - m * MINUTE, at) / prom_history.total(at - m * MINUTE, at)) / 0.001
+        for w, m in (("5m", 5), ("1h", 60))
+    }
+    pages = burns["5m"] > 14.4 and burns["1h"] > 14.4
+    assert burns["5m"] > 14.4
+    assert availability["state"] == ("burning" if pages else "ok")
+    assert ("page" in [a["severity"] for a in availability["alerts"]]) == pages
     assert availability["evaluated_at"] == at.isoformat().replace("+00:00", "Z")
-    # the 99.5 % SLO of the same traffic burns a tenth as fast: 5x is no page
+    # the 99.5 % SLO of the same traffic burns a fifth as fast: never a page
     assert rows["api-errors-28d"]["alerts"] == []
 
 
