@@ -14,6 +14,7 @@ import uvicorn
 from slack_bolt import App
 from slack_sdk import WebClient
 from sqlalchemy import Engine, text
+from sqlmodel import Session
 
 from bot.app import Settings, SourcePool
 from bot.durations import format_duration
@@ -23,7 +24,7 @@ from bot.slack import register
 from bot.slack.channels import ChannelDirectory
 from bot.slack.delivery import SlackDelivery
 from bot.slack.deps import SlackDeps
-from bot.slack.notify import SlackHook
+from bot.slack.notify import SlackHook, queue_unannounced
 from bot.slack.permissions import Responders
 from bot.web import create_web_app
 
@@ -74,6 +75,10 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
         hooks=[SlackHook(settings.default_channel)] if delivery else [],
         after_tick=delivery.wake if delivery else None,
     )
+    if delivery is not None:
+        with Session(engine) as session:
+            queue_unannounced(session, settings.default_channel, datetime.now(UTC))
+            session.commit()
     scheduler = start_scheduler(runner.tick, interval)
     if delivery is not None:
         delivery.start()

@@ -190,3 +190,23 @@ def unsilence_slo(session: Session, record: SLORecord, user: str, now: datetime)
         .values(next_attempt_at=now)
     )
     return ended > 0
+
+
+def queue_unannounced(session: Session, default_channel: str | None, now: datetime) -> int:
+    """At start in a Slack mode: queue the message of every firing alert that never got one (opened
+    by a `check` or a `run` without Slack credentials). Returns how many alerts were queued."""
+    from bot.jobs import slo_of  # the catalogue loads only when this runs
+
+    queued = 0
+    for record, alert in alert_store.firing_alerts(session=session):
+        if alert_channels(session, alert):
+            continue  # posted, or on its way
+        try:
+            slo = slo_of(record)
+        except Exception:  # a definition that no longer builds is logged by the evaluations
+            continue
+        subscribed = slack_store.subscribed_channels(session=session, service=record.service)
+        channels = channels_for(slo, subscribed, default_channel)
+        queue_alert_message(session, alert, channels, now)
+        queued += bool(channels)
+    return queued

@@ -16,7 +16,7 @@ from bot import jobs
 from bot.app import SourcePool
 from bot.catalogue import load_paths
 from bot.evaluation import data_checksum
-from bot.slack.notify import NOTE_INTERVAL, SlackHook, set_acknowledged
+from bot.slack.notify import NOTE_INTERVAL, SlackHook, queue_unannounced, set_acknowledged
 from bot.store import repo
 from bot.store.models import AlertRecord, OutboxRecord
 
@@ -106,3 +106,32 @@ def test_still_firing_notes_are_rate_limited_and_stop_when_acknowledged(
     ] * len(firing)
     assert notes(T0 + 3 * NOTE_INTERVAL) == acked  # acknowledged alerts are not re-announced
     sources.close()
+
+
+def test_alerts_opened_without_slack_are_announced_when_a_slack_bot_starts(
+    tmp_path: Path, engine: Engine
+) -> None:
+    path = tmp_path / "slos.yaml"
+    path.write_text(CATALOGUE)
+    entry = load_paths([path]).entries[0]
+    with Session(engine) as session:
+        repo.upsert_slo(
+            session=session,
+            name="api",
+            service="api",
+            documents=entry.documents,
+            data_checksum=data_checksum(entry.slo),
+            now=T0,
+        )
+        session.commit()
+    sources = SourcePool()
+    jobs.evaluate_all(engine, now=T0, sources=sources, concurrency=2)  # a `check` without Slack
+    sources.close()
+    assert _queued(engine) == []
+    with Session(engine) as session:
+        firing = session.exec(select(AlertRecord).where(AlertRecord.state == "firing")).all()
+        assert queue_unannounced(session, None, T0) == len(firing) > 0
+        session.commit()
+        assert queue_unannounced(session, None, T0) == 0  # queued once
+        session.commit()
+    assert _queued(engine) == [("alert_message", "C0ALERTS")] * len(firing)
