@@ -22,6 +22,7 @@ from bot.buckets import floor_time
 from bot.catalogue import load_paths
 from bot.durations import format_duration
 from bot.evaluation import data_checksum
+from bot.messages import span
 from bot.runner import ConsoleNotifier, Runner
 from bot.scheduler import start_scheduler
 from bot.store import db, repo
@@ -129,7 +130,7 @@ def run_demo(out: TextIO = sys.stdout, script: Script | None = None) -> int:
             f"slo-bot demo: checkout-availability, 99.9 % over 30 days, on simulated traffic.\n"
             f"Simulated time starts at {script.start:%H:%M} UTC and runs one minute every "
             f"{script.tick_seconds:g} s; a full outage starts at {outage_start:%H:%M} "
-            f"for {span_minutes(script.outage)}. The first evaluation backfills 30 days.\n",
+            f"for {span(script.outage)}. The first evaluation backfills 30 days.\n",
             file=out,
             flush=True,
         )
@@ -157,10 +158,6 @@ def run_demo(out: TextIO = sys.stdout, script: Script | None = None) -> int:
     story = "; ".join(f"{t.key} {t.event} at {t.at:%H:%M}" for t in notifier.seen) or "no alert"
     print(f"demo finished: {story}.", file=out)
     return 0
-
-
-def span_minutes(value: timedelta) -> str:
-    return f"{int(value / timedelta(minutes=1))} minutes"
 
 
 def _progress(out: TextIO, outcome: jobs.Outcome) -> None:

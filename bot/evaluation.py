@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot import budget, policy, status
+from bot import policy, status
 from bot.buckets import (
     HOUR,
     FetchRange,
@@ -215,9 +215,3 @@ def assess(session: Session, record: SLORecord, plan: Plan, warnings: tuple[str,
         period_span=period_span,
         warnings=warnings,
     )
-
-
-def compute_status(
-    session: Session, record: SLORecord, plan: Plan, warnings: tuple[str, ...] = ()
-) -> budget.Status:
-    return assess(session, record, plan, warnings).status

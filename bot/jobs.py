@@ -26,7 +26,7 @@ from bot.catalogue import CatalogueError, build_slos
 from bot.domain import SLO
 from bot.metrics import METRICS
 from bot.policy import Signal
-from bot.sources.base import BadQuery, SourceError, SourceUnavailable
+from bot.sources.base import BadQuery, SourceError
 from bot.status import Assessment
 from bot.store import alerts as alert_store
 from bot.store import repo
@@ -206,6 +206,3 @@ def advance_alerts(
             still_open.append(stepped)
     # alerts whose key the policy no longer has (the policy changed) stay as they are
     return tuple(transitions), still_open + list(current.values())
-
-
-__all__ = ["BAD_QUERY", "CONFIG", "UNAVAILABLE", "Outcome", "SourceUnavailable", "evaluate_all"]

@@ -16,7 +16,6 @@ from bot.durations import format_duration, parse_duration
 PAGE = "page"
 TICKET = "ticket"
 NO_DATA = "no-data"
-BASE_PERIOD = timedelta(days=30)
 DEFAULT_BUDGET_THRESHOLDS = (0.5, 0.25, 0.0)
 DEFAULT_NO_DATA_AFTER = timedelta(minutes=10)
 # A burn rule fires only when its long window holds at least this many bad events (or bad

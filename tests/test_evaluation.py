@@ -77,7 +77,7 @@ def _evaluate(engine: Engine, now: datetime):
         plan = evaluation.make_plan(SLO_, record, now)
         fetched = evaluation.fetch(plan, lambda _ds: SOURCE)
         evaluation.store(session, record, plan, fetched)
-        status = evaluation.compute_status(session, record, plan)
+        status = evaluation.assess(session, record, plan).status
         session.commit()
         return plan, status, history.count_buckets(session=session, slo_id=record.id)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -26,7 +25,3 @@ def handle_home_opened(deps: SlackDeps, event: dict[str, Any], client: WebClient
         else "All SLOs. `/slo subscribe SERVICE` narrows this to your services."
     )
     client.views_publish(user_id=user, view=blocks.home_view(lines, scope))
-
-
-def noop(ack: Callable[[], Any]) -> None:
-    ack()

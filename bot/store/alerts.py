@@ -121,16 +121,6 @@ def firing_alerts(*, session: Session) -> list[tuple[SLORecord, AlertRecord]]:
     return [(slo, alert) for slo, alert in rows]
 
 
-def events(*, session: Session, alert_id: int) -> list[AlertEventRecord]:
-    return list(
-        session.exec(
-            select(AlertEventRecord)
-            .where(AlertEventRecord.alert_id == alert_id)
-            .order_by(col(AlertEventRecord.id))
-        )
-    )
-
-
 def alert_summary(record: AlertRecord) -> dict[str, str | None]:
     """The `alerts` items of SPEC.md's status JSON."""
     fired = utc(record.fired_at) or utc(record.since)

@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
 
 from bot.store.models import (
-    AlertRecord,
     OutboxRecord,
     SilenceRecord,
     SlackEventRecord,
@@ -116,19 +115,6 @@ def message_for(*, session: Session, alert_id: int, channel: str) -> SlackMessag
 
 def messages_of(*, session: Session, alert_id: int) -> list[SlackMessageRecord]:
     return list(session.exec(select(SlackMessageRecord).where(SlackMessageRecord.alert_id == alert_id)))
-
-
-def alert_by_message(*, session: Session, channel: str, ts: str) -> tuple[AlertRecord, SLORecord] | None:
-    row = session.exec(
-        select(AlertRecord, SLORecord)
-        .join(SlackMessageRecord, col(SlackMessageRecord.alert_id) == AlertRecord.id)
-        .join(SLORecord, col(SLORecord.id) == AlertRecord.slo_id)
-        .where(
-            or_(SlackMessageRecord.channel == channel, SlackMessageRecord.posted_channel == channel),
-            SlackMessageRecord.ts == ts,
-        )
-    ).first()
-    return None if row is None else (row[0], row[1])
 
 
 # --- outbox --------------------------------------------------------------------------------------

@@ -59,9 +59,7 @@ def _queued(engine: Engine) -> list[tuple[str, str | None]]:
         return [(r.kind, r.payload if r.kind == "thread_note" else r.channel) for r in rows]
 
 
-def test_still_firing_notes_are_rate_limited_and_stop_when_acknowledged(
-    tmp_path: Path, engine: Engine
-) -> None:
+def _apply(tmp_path: Path, engine: Engine) -> None:
     path = tmp_path / "slos.yaml"
     path.write_text(CATALOGUE)
     entry = load_paths([path]).entries[0]
@@ -75,6 +73,12 @@ def test_still_firing_notes_are_rate_limited_and_stop_when_acknowledged(
             now=T0,
         )
         session.commit()
+
+
+def test_still_firing_notes_are_rate_limited_and_stop_when_acknowledged(
+    tmp_path: Path, engine: Engine
+) -> None:
+    _apply(tmp_path, engine)
     sources = SourcePool()
     hook = SlackHook(None)
 
@@ -111,19 +115,7 @@ def test_still_firing_notes_are_rate_limited_and_stop_when_acknowledged(
 def test_alerts_opened_without_slack_are_announced_when_a_slack_bot_starts(
     tmp_path: Path, engine: Engine
 ) -> None:
-    path = tmp_path / "slos.yaml"
-    path.write_text(CATALOGUE)
-    entry = load_paths([path]).entries[0]
-    with Session(engine) as session:
-        repo.upsert_slo(
-            session=session,
-            name="api",
-            service="api",
-            documents=entry.documents,
-            data_checksum=data_checksum(entry.slo),
-            now=T0,
-        )
-        session.commit()
+    _apply(tmp_path, engine)
     sources = SourcePool()
     jobs.evaluate_all(engine, now=T0, sources=sources, concurrency=2)  # a `check` without Slack
     sources.close()
