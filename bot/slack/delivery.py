@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -29,15 +28,15 @@ from bot.runner import utc_now
 from bot.slack import blocks
 from bot.slack.channels import ChannelDirectory
 from bot.slack.state import alert_with_slo, latest_snapshot, status_of
-from bot.store import repo
+from bot.store import outbox, repo
 from bot.store import slack as slack_store
 from bot.store.models import AlertRecord, OutboxRecord, SlackMessageRecord, SLORecord
+from bot.worker import OutboxWorker
 
 log = logging.getLogger(__name__)
 METADATA_TYPE = "slo_bot_message"
 MAX_BACKOFF = timedelta(minutes=5)
-PURGE_EVERY = timedelta(hours=1)
-KEEP_DONE = timedelta(days=7)  # delivered entries kept this long, for a look after an incident
+SLACK_KINDS = ("alert_message", "thread_note")
 
 
 # what a Slack call was, for what its failure means (see `SlackDelivery._call`)
@@ -62,7 +61,10 @@ class Defer(Exception):
         self.until = until
 
 
-class SlackDelivery:
+class SlackDelivery(OutboxWorker):
+    name = "slack"
+    kinds = SLACK_KINDS
+
     def __init__(
         self,
         engine: Engine,
@@ -70,56 +72,11 @@ class SlackDelivery:
         clock: Callable[[], datetime] = utc_now,
         channels: ChannelDirectory | None = None,
     ) -> None:
-        self.engine = engine
+        # after a 429 (`paused_until`), nothing goes to Slack before its Retry-After has passed: its
+        # limits are per method and workspace (chat.postMessage also per channel), not per message
+        super().__init__(engine, clock)
         self.client = client
-        self.clock = clock
         self.channels = channels
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        # after a 429, nothing goes to Slack before its Retry-After has passed: its limits are
-        # per method and workspace (chat.postMessage also per channel), not per message
-        self.paused_until: datetime | None = None
-
-    # --- the loop ---------------------------------------------------------------------------
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="slack-delivery", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        purged_at: datetime | None = None
-        while not self._stop.is_set():
-            try:
-                self.deliver_due()
-                with Session(self.engine) as session:
-                    upcoming = slack_store.next_due_at(session=session)
-                    METRICS.gauge("slo_bot_outbox_pending", slack_store.pending_count(session=session))
-                    now = self.clock()
-                    if purged_at is None or now - purged_at > PURGE_EVERY:
-                        slack_store.purge_done(session=session, before=now - KEEP_DONE)
-                        session.commit()
-                        purged_at = now
-            except Exception:
-                log.exception("slack delivery pass failed")
-                upcoming = None
-            wait = 5.0
-            now = self.clock()
-            if upcoming is not None:
-                wait = max(0.05, min(wait, (upcoming - now).total_seconds()))
-            if self.paused_until is not None and self.paused_until > now:
-                wait = max(wait, (self.paused_until - now).total_seconds())
-            self._wake.wait(wait)
-            self._wake.clear()
 
     def deliver_due(self) -> int:
         """One pass over the outbox; returns how many entries were delivered."""
@@ -127,7 +84,7 @@ class SlackDelivery:
         with Session(self.engine) as session:
             entries = [
                 (e.id, e.alert_id, e.channel, repo.utc(e.next_attempt_at))
-                for e in slack_store.due(session=session, now=now)
+                for e in outbox.due(session=session, kinds=SLACK_KINDS, now=now)
             ]
         blocked: set[object] = set()
         delivered = 0

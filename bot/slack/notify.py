@@ -17,6 +17,7 @@ from bot.domain import SLO
 from bot.durations import format_duration
 from bot.status import Assessment
 from bot.store import alerts as alert_store
+from bot.store import outbox
 from bot.store import slack as slack_store
 from bot.store.models import AlertRecord, OutboxRecord, SLORecord
 from bot.store.repo import utc
@@ -64,9 +65,7 @@ def alert_channels(session: Session, alert: AlertRecord, *, posted_ids: bool = F
 def queue_alert_message(session: Session, alert: AlertRecord, channels: Sequence[str], now: datetime) -> None:
     """Post (first time) or update (afterwards) the alert's message in each channel."""
     for channel in channels:
-        slack_store.enqueue(
-            session=session, kind="alert_message", alert_id=alert.id, channel=channel, now=now
-        )
+        outbox.enqueue(session=session, kind="alert_message", alert_id=alert.id, channel=channel, now=now)
 
 
 def queue_note(session: Session, alert: AlertRecord, text: str, now: datetime, by: str | None = None) -> None:
@@ -74,7 +73,7 @@ def queue_note(session: Session, alert: AlertRecord, text: str, now: datetime, b
     action it reports (those go out even while the SLO is silenced; slo-bot's own notes do not)."""
     payload = {"text": text} if by is None else {"text": text, "by": by}
     for channel in alert_channels(session, alert):
-        slack_store.enqueue(
+        outbox.enqueue(
             session=session,
             kind="thread_note",
             alert_id=alert.id,

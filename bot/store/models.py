@@ -102,6 +102,8 @@ class AlertRecord(SQLModel, table=True):
     acknowledged_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     # last re-evaluation posted in the alert's Slack thread: they are rate-limited
     noted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # when an unacknowledged page was escalated (on-call group mentioned, incident tools told): once
+    escalated_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
 class AlertEventRecord(SQLModel, table=True):
@@ -166,19 +168,19 @@ class SlackMessageRecord(SQLModel, table=True):
 
 
 class OutboxRecord(SQLModel, table=True):
-    """A Slack (or incident tool) call to make. Written in the transaction that decided it, so a
-    crash or an outage of Slack delays it but never loses it; delivered in `id` order per alert."""
+    """A Slack or incident tool call to make. Written in the transaction that decided it, so a crash
+    or an outage delays it but never loses it; delivered in `id` order per alert and destination."""
 
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=32)  # alert_message | thread_note | home
+    kind: str = Field(max_length=32)  # alert_message | thread_note | incident
     alert_id: int | None = Field(
         default=None,
         sa_column=Column(Integer, ForeignKey("alert.id", ondelete="CASCADE"), nullable=True, index=True),
     )
-    channel: str | None = Field(default=None, max_length=64)
+    channel: str | None = Field(default=None, max_length=64)  # Slack channel, or incident target name
     payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     status: str = Field(default="pending", max_length=16)  # pending | done | failed
     attempts: int = 0
@@ -187,6 +189,42 @@ class OutboxRecord(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     done_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class IncidentRecord(SQLModel, table=True):
+    """An alert as opened in one incident tool (one row per alert and AlertNotificationTarget), and
+    its state there as slo-bot last heard it: from its own calls, or from the tool's webhooks."""
+
+    __tablename__ = "incident"
+    __table_args__ = (UniqueConstraint("alert_id", "target", name="uq_incident_alert_target"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("alert.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    target: str = Field(max_length=64)  # the AlertNotificationTarget's name
+    kind: str = Field(max_length=32)  # pagerduty | opsgenie | squadcast | webhook
+    # stable per SLO and severity; PagerDuty's incident_key, Opsgenie's alias, Squadcast's event_id
+    dedup_key: str = Field(max_length=255, index=True)
+    state: str = Field(default="queued", max_length=16)  # queued | triggered | acknowledged | resolved
+    declared_by: str | None = Field(default=None, max_length=64)  # who declared it from Slack
+    external_id: str | None = Field(default=None, max_length=64)  # the tool's incident id
+    number: str | None = Field(default=None, max_length=32)  # the incident number people quote
+    url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    changed_by: str | None = Field(default=None, max_length=255)  # who moved it last, in the tool
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class WebhookEventRecord(SQLModel, table=True):
+    """Webhook deliveries already handled, per tool: a replayed or retried one never acts twice."""
+
+    __tablename__ = "webhook_event"
+
+    source: str = Field(primary_key=True, max_length=32)
+    event_id: str = Field(primary_key=True, max_length=128)
+    received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
 
 
 class SlackEventRecord(SQLModel, table=True):

@@ -1,21 +1,18 @@
-"""Store side of the Slack surface: silences, subscriptions, alert messages, the outbox, seen events.
+"""Store side of the Slack surface: silences, subscriptions, alert messages, seen events.
 
 Functions over a caller-owned session; the caller commits.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
 
 from bot.store.models import (
-    OutboxRecord,
     SilenceRecord,
     SlackEventRecord,
     SlackMessageRecord,
@@ -115,61 +112,6 @@ def message_for(*, session: Session, alert_id: int, channel: str) -> SlackMessag
 
 def messages_of(*, session: Session, alert_id: int) -> list[SlackMessageRecord]:
     return list(session.exec(select(SlackMessageRecord).where(SlackMessageRecord.alert_id == alert_id)))
-
-
-# --- outbox --------------------------------------------------------------------------------------
-
-
-def enqueue(
-    *,
-    session: Session,
-    kind: str,
-    now: datetime,
-    alert_id: int | None = None,
-    channel: str | None = None,
-    payload: dict[str, Any] | None = None,
-) -> OutboxRecord:
-    record = OutboxRecord(
-        kind=kind,
-        alert_id=alert_id,
-        channel=channel,
-        payload=json.dumps(payload or {}),
-        next_attempt_at=now,
-        created_at=now,
-    )
-    session.add(record)
-    return record
-
-
-def due(*, session: Session, now: datetime, limit: int = 100) -> list[OutboxRecord]:
-    """Pending entries in the order they were written; the caller keeps per-alert order."""
-    return list(
-        session.exec(
-            select(OutboxRecord)
-            .where(OutboxRecord.status == "pending")
-            .order_by(col(OutboxRecord.id))
-            .limit(limit)
-        )
-    )
-
-
-def next_due_at(*, session: Session) -> datetime | None:
-    row = session.exec(
-        select(OutboxRecord.next_attempt_at)
-        .where(OutboxRecord.status == "pending")
-        .order_by(col(OutboxRecord.next_attempt_at))
-    ).first()
-    return utc(row)
-
-
-def pending_count(*, session: Session) -> int:
-    return len(session.exec(select(OutboxRecord.id).where(OutboxRecord.status == "pending")).all())
-
-
-def purge_done(*, session: Session, before: datetime) -> None:
-    session.execute(
-        delete(OutboxRecord).where(col(OutboxRecord.status) == "done", col(OutboxRecord.done_at) < before)
-    )
 
 
 # --- Slack retries -------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def test_healthz_and_metrics_while_running(start_bot: BotFactory, slack: FakeSla
     assert re.search(r'^slo_bot_slack_request_seconds_bucket\{le="\+Inf"\} [1-9]', text, re.M)
     assert re.search(r"^slo_bot_slack_request_seconds_count [1-9]", text, re.M)
     assert re.search(r"^slo_bot_evaluation_seconds_sum [0-9.]+", text, re.M)
-    assert re.search(r"^slo_bot_outbox_pending 0$", text, re.M)
+    assert re.search(r'^slo_bot_outbox_pending\{destination="slack"\} 0$', text, re.M)
     if shutil.which("promtool"):  # Prometheus' own parser and linter agree
         checked = subprocess.run(
             ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30

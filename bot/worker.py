@@ -1,0 +1,76 @@
+"""A background thread that delivers the outbox entries of some kinds: woken when something is
+queued, otherwise asleep until the next entry is due. Slack and the incident tools each run one."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.metrics import METRICS
+from bot.store import outbox
+
+log = logging.getLogger(__name__)
+PURGE_EVERY = timedelta(hours=1)
+KEEP_DONE = timedelta(days=7)  # delivered entries kept this long, for a look after an incident
+
+
+class OutboxWorker:
+    name = "outbox"
+    kinds: Sequence[str] = ()
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # nothing is sent before this: the destination asked us to wait (429 Retry-After)
+        self.paused_until: datetime | None = None
+
+    def deliver_due(self) -> int:
+        """One pass over the due entries; returns how many were delivered."""
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"{self.name}-delivery", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        purged_at: datetime | None = None
+        while not self._stop.is_set():
+            try:
+                self.deliver_due()
+                with Session(self.engine) as session:
+                    upcoming = outbox.next_due_at(session=session, kinds=self.kinds)
+                    pending = outbox.pending_count(session=session, kinds=self.kinds)
+                    METRICS.gauge("slo_bot_outbox_pending", pending, destination=self.name)
+                    now = self.clock()
+                    if purged_at is None or now - purged_at > PURGE_EVERY:
+                        outbox.purge_done(session=session, kinds=self.kinds, before=now - KEEP_DONE)
+                        session.commit()
+                        purged_at = now
+            except Exception:
+                log.exception("%s delivery pass failed", self.name)
+                upcoming = None
+            wait = 5.0
+            now = self.clock()
+            if upcoming is not None:
+                wait = max(0.05, min(wait, (upcoming - now).total_seconds()))
+            if self.paused_until is not None and self.paused_until > now:
+                wait = max(wait, (self.paused_until - now).total_seconds())
+            self._wake.wait(wait)
+            self._wake.clear()
