@@ -130,6 +130,7 @@ class SLO:
     window: TimeWindow
     budgeting_method: BudgetingMethod = BudgetingMethod.OCCURRENCES
     alert_policies: tuple[AlertPolicy, ...] = ()
+    page_targets: tuple[NotificationTarget, ...] = ()  # every page also goes here (slo-bot/incident-targets)
     display_name: str | None = None
     description: str = ""
     annotations: Mapping[str, str] = field(default_factory=dict)

@@ -26,6 +26,8 @@ from bot.domain import (
     MetricQuery,
     NotificationTarget,
 )
+from bot.incidents.base import INCIDENT_TARGET_KINDS
+from bot.routing import INCIDENT_TARGETS, is_incident_target, target_names
 
 Index = dict[str, dict[str, tuple[Doc, Any]]]  # kind -> name -> (document, definition or None)
 Used = dict[int, Doc]  # the documents an SLO reads, in the order first met
@@ -167,6 +169,23 @@ class _Resolver:
             annotations=definition.meta.annotations,
         )
 
+    def page_targets(self, slo: SloDef, used: Used) -> tuple[NotificationTarget, ...] | None:
+        """The AlertNotificationTargets the SLO's `slo-bot/incident-targets` names; None if one is wrong."""
+        text = slo.meta.annotations.get(INCIDENT_TARGETS)
+        if text is None or "${" in text:  # an unset variable: reported already
+            return () if text is None else None
+        path = ("metadata", "annotations", INCIDENT_TARGETS)
+        found: list[NotificationTarget | None] = []
+        for name in target_names(text):
+            target = self._lookup("AlertNotificationTarget", Ref(slo.doc, path, name), used)
+            if target is not None and not is_incident_target(target):
+                kinds = ", ".join(sorted(INCIDENT_TARGET_KINDS))
+                message = f"'{name}' is a {target.target} target: slo-bot pages only {kinds} targets"
+                report_at(self.report, slo.doc, path, message)
+                target = None
+            found.append(target)
+        return tuple(t for t in found if t is not None) if None not in found else None
+
     def slos(self, slo: SloDef) -> list[_Built]:
         """One SLO per objective: `name` alone, or `name-<displayName or index>` when several."""
         used: Used = {id(slo.doc): slo.doc}
@@ -193,7 +212,8 @@ class _Resolver:
                         )
                         ok = False
         policies = [self.policy(p, used) for p in slo.policies]
-        if not ok or None in policies:
+        page_targets = self.page_targets(slo, used)
+        if not ok or None in policies or page_targets is None:
             return []
         meta = slo.meta
         several = len(slo.objectives) > 1
@@ -209,6 +229,7 @@ class _Resolver:
                 window=slo.window,
                 budgeting_method=slo.method,
                 alert_policies=tuple(p for p in policies if p is not None),
+                page_targets=page_targets,
                 display_name=meta.display_name,
                 description=slo.description,
                 annotations=meta.annotations,

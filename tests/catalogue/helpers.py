@@ -7,7 +7,14 @@ from pathlib import Path
 from bot.catalogue import Catalogue, load_paths
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-EXAMPLE_ENV = {"PROMETHEUS_URL": "http://prometheus.test:9090"}
+EXAMPLE_ENV = {
+    "PROMETHEUS_URL": "http://prometheus.test:9090",
+    # examples/incidents.yaml: the incident tools' secrets
+    "PAGERDUTY_ROUTING_KEY": "R0UT1NGKEY",
+    "OPSGENIE_API_KEY": "opsgenie-key",
+    "PAYMENTS_WEBHOOK_URL": "https://hooks.test/slo",
+    "PAYMENTS_WEBHOOK_SECRET": "webhook-secret",
+}
 
 BASE = """\
 apiVersion: openslo/v1

@@ -9,6 +9,7 @@ import pytest
 
 from bot.catalogue import build_slos, load_paths
 from bot.domain import BudgetingMethod, IndicatorKind, Op
+from bot.routing import all_incident_targets, escalate_after, incident_targets, oncall_group
 from tests.catalogue.helpers import EXAMPLE_ENV, EXAMPLES
 
 FILES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
@@ -25,7 +26,7 @@ def test_examples_directory_together() -> None:
     catalogue = load_paths([EXAMPLES], EXAMPLE_ENV)
     assert catalogue.problems == ()
     assert catalogue.files == tuple(str(EXAMPLES / name) for name in FILES)
-    assert len({e.slo.name for e in catalogue.entries}) == len(catalogue.entries) == 7
+    assert len({e.slo.name for e in catalogue.entries}) == len(catalogue.entries) == 8
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -106,3 +107,24 @@ def test_prometheus_example_needs_its_variable() -> None:
         f"{EXAMPLES / 'prometheus.yaml'}:11: spec.connectionDetails.url: "
         "environment variable PROMETHEUS_URL is not set"
     ]
+
+
+def test_incidents_example() -> None:
+    (entry,) = load_paths([EXAMPLES / "incidents.yaml"], EXAMPLE_ENV).entries
+    slo = entry.slo
+    (pagerduty,) = slo.page_targets
+    assert (pagerduty.target, pagerduty.annotations["slo-bot/routing-key"]) == ("pagerduty", "R0UT1NGKEY")
+    assert [t.name for t in incident_targets(slo, "page")] == ["payments-opsgenie", "payments-pagerduty"]
+    assert [t.name for t in incident_targets(slo, "ticket")] == ["payments-webhook"]
+    assert len(all_incident_targets(slo)) == 3
+    assert (escalate_after(slo, "page"), escalate_after(slo, "ticket")) == (
+        timedelta(minutes=10),
+        timedelta(minutes=15),
+    )
+    assert oncall_group(slo, "page") == "S0PAYONCALL"
+    # the secrets are stored as written, never as their values
+    stored = {d["metadata"]["name"]: d for d in entry.documents}
+    assert stored["payments-pagerduty"]["metadata"]["annotations"]["slo-bot/routing-key"] == (
+        "${PAGERDUTY_ROUTING_KEY}"
+    )
+    assert "webhook-secret" not in json.dumps(entry.documents)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.catalogue import load_paths
-from tests.catalogue.helpers import BASE, EXAMPLES, lines
+from tests.catalogue.helpers import BASE, EXAMPLE_ENV, EXAMPLES, lines
 
 SERVICE = "apiVersion: openslo/v1\nkind: Service\nmetadata: {name: %s}\n"
 
@@ -176,13 +176,13 @@ def _mutate(text: str, rng: random.Random) -> str:
     return "\n".join(rows) + "\n"
 
 
-@pytest.mark.parametrize("example", ["checkout.yaml", "prometheus.yaml", "sloth.yaml"])
+@pytest.mark.parametrize("example", ["checkout.yaml", "incidents.yaml", "prometheus.yaml", "sloth.yaml"])
 def test_mangled_examples_never_raise(tmp_path: Path, example: str) -> None:
     text = (EXAMPLES / example).read_text()
     rng = random.Random(example)
     for n in range(150):
         file = tmp_path / f"{n}.yaml"
         file.write_text(_mutate(text, rng))
-        catalogue = load_paths([file], {"PROMETHEUS_URL": "http://p:9090"})
+        catalogue = load_paths([file], EXAMPLE_ENV)
         for problem in catalogue.problems:
             assert problem.line >= 0 and problem.path and problem.message
