@@ -92,3 +92,20 @@ def state_of(sli: float | None, remaining_ratio: float | None, burning: bool) ->
     if remaining_ratio <= 0:
         return "exhausted"
     return "burning" if burning else "ok"
+
+
+def episode_cost_ratio(
+    episode: WindowCounts, period: WindowCounts, method: BudgetingMethod, target_ratio: float
+) -> float | None:
+    """The share of the period's error budget the failures of one episode used (may exceed 1).
+
+    The budget is `1 - objective` of the period's events (or slices); None when it had none.
+    """
+    if method is BudgetingMethod.OCCURRENCES:
+        bad, events = max(0.0, episode.total - episode.good), period.total
+    elif method is BudgetingMethod.TIMESLICES:
+        bad, events = max(0.0, episode.slices - episode.good_slices), period.slices
+    else:
+        bad, events = max(0.0, episode.slices - episode.ratio_sum), period.slices
+    allowed = events * error_budget_ratio(target_ratio)
+    return bad / allowed if allowed > 0 else None

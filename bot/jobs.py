@@ -18,7 +18,7 @@ from typing import Protocol
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import alerting, evaluation
+from bot import alerting, episodes, evaluation
 from bot.alerting import FIRING, Transition
 from bot.app import SourcePool
 from bot.budget import Status
@@ -168,6 +168,11 @@ def _store(
             warnings = result.warnings
         assessment = evaluation.assess(session, fresh, plan, warnings)
         transitions, open_alerts = advance_alerts(session, fresh, assessment.signals, plan.now)
+        for transition in transitions:
+            if transition.event != FIRING:
+                ended = alert_store.latest(session=session, slo_id=fresh.id, key=transition.key)
+                if ended is not None and ended.fired_at is not None:
+                    episodes.record_cost(session, plan.slo, ended, plan.now)
         for hook in hooks:
             hook(session, fresh, plan.slo, assessment, transitions, plan.now)
         repo.add_snapshot(session=session, slo_id=fresh.id, status=assessment.status, error=error)

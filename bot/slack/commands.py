@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from bot import episodes
 from bot.budget import budget_time
 from bot.durations import format_duration, parse_duration
 from bot.jobs import slo_of
@@ -157,6 +158,9 @@ def _wrapped(head: str, items: Sequence[str], limit: int = blocks.MAX_SECTION) -
     return lines
 
 
+MAX_EPISODES = 20  # the newest; a message has room for a few thousand characters of them
+
+
 def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
     if len(args) != 1:
         return _usage("show", "Which SLO?")
@@ -165,6 +169,9 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         found = detail(session, args[0], now)
         if found is None:
             return _unknown_slo(session, args[0])
+        past: list[episodes.Episode] = []
+        if found.slo is not None and found.record.id is not None:
+            past = episodes.episodes_in_window(session, found.slo, found.record.id, now)
     record, slo, snap = found.record, found.slo, found.snapshot
     fields: list[tuple[str, str]] = []
     if slo is not None:
@@ -198,6 +205,14 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         )
     if slo is not None and slo.annotations.get("slo-bot/dashboard"):
         extra.append(f"<{slo.annotations['slo-bot/dashboard']}|Dashboard>")
+    if slo is not None:
+        window = episodes.window_name(slo.window.spec)
+        extra.append(f"*Episodes in the {window} window:* {len(past) or 'none'}")
+        extra += [
+            "• " + episodes.episode_line(e, slo.window.spec, blocks.slack_time) for e in past[:MAX_EPISODES]
+        ]
+        if len(past) > MAX_EPISODES:
+            extra.append(f"… and {len(past) - MAX_EPISODES} older ones.")
     title = f"{record.name} ({record.service})"
     return blocks.detail_payload(title, fields, extra)
 

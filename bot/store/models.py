@@ -104,6 +104,8 @@ class AlertRecord(SQLModel, table=True):
     noted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     # when an unacknowledged page was escalated (on-call group mentioned, incident tools told): once
     escalated_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # the share of the budget its episode spent, measured when it resolved (see `bot.episodes`)
+    spent_ratio: float | None = None
 
 
 class AlertEventRecord(SQLModel, table=True):

@@ -52,11 +52,13 @@ def upgrade() -> None:
 
     with op.batch_alter_table('alert', schema=None) as batch_op:
         batch_op.add_column(sa.Column('escalated_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('spent_ratio', sa.Float(), nullable=True))
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('alert', schema=None) as batch_op:
+        batch_op.drop_column('spent_ratio')
         batch_op.drop_column('escalated_at')
 
     with op.batch_alter_table('incident', schema=None) as batch_op:
