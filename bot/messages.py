@@ -40,6 +40,7 @@ class AlertFacts:
     acknowledged_at: datetime | None = None
     silenced_until: datetime | None = None
     silenced_by: str | None = None
+    incidents: tuple[str, ...] = ()  # one line per incident tool it is open in, with its state there
 
     @classmethod
     def of(cls, transition: Transition) -> AlertFacts:
@@ -128,6 +129,8 @@ def alert_message(
             fields.append(("Exhausted in", f"{span(until)} at the 1h burn rate"))
     if facts.reason:
         fields.append(("Why", facts.reason))
+    if facts.incidents:
+        fields.append(("Incident", "\n".join(facts.incidents)))
     meaning = _meaning(facts.key, firing, slo, status)
     colour = ("danger" if facts.key == policy.PAGE else "warning") if firing else "good"
     return AlertMessage(title.strip(), status_line, tuple(fields), meaning, colour)

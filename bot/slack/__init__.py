@@ -21,7 +21,15 @@ from bot.store import slack as slack_store
 log = logging.getLogger(__name__)
 
 COMMANDS = ("/slo",)
-ACTIONS = ("alert_ack", "alert_unack", "alert_silence", "alert_unsilence", "status_page", "view_slo")
+ACTIONS = (
+    "alert_ack",
+    "alert_unack",
+    "alert_silence",
+    "alert_unsilence",
+    "alert_declare",
+    "status_page",
+    "view_slo",
+)
 EVENTS = ("app_home_opened",)
 # Web API methods the code calls, and the bot scope each needs (manifest.yml declares exactly these).
 SCOPES = {
@@ -40,7 +48,7 @@ SCOPES = {
 def register(app: App, deps: SlackDeps) -> None:
     app.middleware(_once_per_event(deps))
     app.command("/slo")(lambda ack, command: handle_slo_command(deps, ack, command))
-    for action_id in ("alert_ack", "alert_unack", "alert_silence", "alert_unsilence"):
+    for action_id in ("alert_ack", "alert_unack", "alert_silence", "alert_unsilence", "alert_declare"):
         app.action(action_id)(lambda ack, body, respond: handle_alert_action(deps, ack, body, respond))
     app.action("status_page")(lambda ack, body, respond: handle_status_page(deps, ack, body, respond))
     app.action("view_slo")(handle_link)

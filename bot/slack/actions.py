@@ -7,16 +7,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session
 
+from bot.alerting import FIRING
 from bot.durations import parse_duration
+from bot.jobs import slo_of
+from bot.routing import all_incident_targets
 from bot.slack.commands import channels_of, status_page
 from bot.slack.deps import SlackDeps
-from bot.slack.notify import alert_channels, set_acknowledged, silence_slo, unsilence_slo
+from bot.slack.notify import (
+    alert_channels,
+    queue_alert_message,
+    queue_note,
+    record_action,
+    set_acknowledged,
+    silence_slo,
+    unsilence_slo,
+)
 from bot.slack.state import alert_with_slo
+from bot.store.incidents import open_incidents, vendor
+from bot.store.models import AlertRecord, SLORecord
 
 Respond = Callable[..., Any]
 
@@ -28,7 +41,7 @@ def _deny(respond: Respond, text: str) -> None:
 def handle_alert_action(
     deps: SlackDeps, ack: Callable[[], Any], body: dict[str, Any], respond: Respond
 ) -> None:
-    """Acknowledge / Unacknowledge / Silence (select) / Unsilence on an alert message."""
+    """Acknowledge / Unacknowledge / Silence (select) / Unsilence / Declare incident on an alert message."""
     ack()
     action = (body.get("actions") or [{}])[0]
     action_id = action.get("action_id", "")
@@ -66,8 +79,38 @@ def handle_alert_action(
             silence_slo(session, record, now + min(length, timedelta(days=7)), "", user, now)
         elif action_id == "alert_unsilence":
             unsilence_slo(session, record, user, now)
+        elif action_id == "alert_declare":
+            problem = declare_incident(session, alert, record, user, now)
+            if problem:
+                _deny(respond, problem)
+                return
         session.commit()
     deps.wake_delivery()
+
+
+def declare_incident(
+    session: Session, alert: AlertRecord, record: SLORecord, user: str, now: datetime
+) -> str:
+    """Open the alert's incident in every incident tool of its SLO, now, whatever its severity.
+    Returns what stops it, or "" when it is on its way."""
+    slo = slo_of(record)
+    targets = all_incident_targets(slo)
+    if not targets:
+        return (
+            f"No incident tool is set up for `{record.name}`: give one of its AlertPolicies a "
+            "pagerduty, opsgenie, squadcast or webhook AlertNotificationTarget, or name one in its "
+            "`slo-bot/incident-targets` annotation."
+        )
+    if alert.state != FIRING:
+        return "This alert has resolved already."
+    opened = open_incidents(session, alert, slo, targets, now, declared_by=user)
+    if not opened:
+        return "The incident is already open in " + ", ".join(f"`{t.name}`" for t in targets) + "."
+    names = ", ".join(f"{vendor(i.kind)} (`{i.target}`)" for i in opened)
+    record_action(session, alert, "declared", user, now, detail=names)
+    queue_note(session, alert, f"<@{user}> declared an incident: opening it in {names}.", now, by=user)
+    queue_alert_message(session, alert, alert_channels(session, alert), now)
+    return ""
 
 
 def handle_status_page(

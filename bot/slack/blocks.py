@@ -7,6 +7,7 @@ Slack's limits are kept here: 50 blocks a message (100 in a view), 3,000 charact
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,7 @@ SILENCE_CHOICES = ("30m", "1h", "4h", "24h")
 COLOURS = {"danger": "#d93f0b", "warning": "#e4a11b", "good": "#2eb67d"}
 
 Block = dict[str, Any]
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 def slack_time(at: datetime) -> str:
@@ -31,7 +33,8 @@ def slack_time(at: datetime) -> str:
 
 
 def slack_user(user: str) -> str:
-    return f"<@{user}>"
+    """A Slack user ID as a mention; a person an incident tool named ("Jane Doe (PagerDuty)") as is."""
+    return f"<@{user}>" if SLACK_USER_ID.fullmatch(user) else user
 
 
 def _text(text: str, kind: str = "mrkdwn", limit: int = MAX_SECTION) -> dict[str, Any]:
@@ -58,6 +61,7 @@ def alert_payload(
     acknowledged: bool,
     silenced: bool,
     dashboard: str | None,
+    declarable: bool = False,
 ) -> dict[str, Any]:
     """`text` + `attachments` for chat.postMessage / chat.update of one alert."""
     blocks: list[Block] = [_section(f"*{message.title}*\n{message.status_line}")]
@@ -86,6 +90,8 @@ def alert_payload(
                     ],
                 }
             )
+        if declarable:
+            elements.append(_button("Declare incident", "alert_declare", value, "danger"))
     if dashboard:
         elements.append(
             {

@@ -24,13 +24,16 @@ from bot.alerting import FIRING
 from bot.jobs import slo_of
 from bot.messages import AlertFacts, alert_message
 from bot.metrics import METRICS
+from bot.routing import all_incident_targets
 from bot.runner import utc_now
 from bot.slack import blocks
 from bot.slack.channels import ChannelDirectory
 from bot.slack.state import alert_with_slo, latest_snapshot, status_of
+from bot.store import incidents as incident_store
 from bot.store import outbox, repo
 from bot.store import slack as slack_store
-from bot.store.models import AlertRecord, OutboxRecord, SlackMessageRecord, SLORecord
+from bot.store.incidents import vendor
+from bot.store.models import AlertRecord, IncidentRecord, OutboxRecord, SlackMessageRecord, SLORecord
 from bot.worker import OutboxWorker
 
 log = logging.getLogger(__name__)
@@ -307,6 +310,9 @@ class SlackDelivery(OutboxWorker):
         self, session: Session, alert: AlertRecord, record: SLORecord, now: datetime
     ) -> dict[str, Any]:
         slo = slo_of(record)
+        incidents = incident_store.incidents_of(session=session, alert_id=alert.id or 0)
+        opened = {i.target for i in incidents}
+        declarable = any(t.name not in opened for t in all_incident_targets(slo))
         snapshot = latest_snapshot(session, record.id or 0)
         silence = slack_store.active_silence(session=session, slo_id=record.id or 0, now=now)
         fired = repo.utc(alert.fired_at) or repo.utc(alert.since) or now
@@ -321,6 +327,7 @@ class SlackDelivery(OutboxWorker):
             acknowledged_at=repo.utc(alert.acknowledged_at),
             silenced_until=repo.utc(silence.until) if silence else None,
             silenced_by=silence.created_by if silence else None,
+            incidents=tuple(incident_line(i) for i in incidents),
         )
         words = alert_message(
             slo,
@@ -336,4 +343,18 @@ class SlackDelivery(OutboxWorker):
             acknowledged=bool(alert.acknowledged_by),
             silenced=silence is not None,
             dashboard=slo.annotations.get("slo-bot/dashboard"),
+            declarable=declarable and alert.state == FIRING,
         )
+
+
+def incident_line(incident: IncidentRecord) -> str:
+    """PagerDuty `pd-checkout`: acknowledged by Jane Doe · #42 (linked)."""
+    state = {"queued": "opening…", "triggered": "open"}.get(incident.state, incident.state)
+    if incident.changed_by and incident.state in ("acknowledged", "resolved"):
+        state += f" by {incident.changed_by}"
+    line = f"{vendor(incident.kind)} `{incident.target}`: {state}"
+    if incident.url:
+        line += f" · <{incident.url}|{'#' + incident.number if incident.number else 'open it'}>"
+    if incident.last_error:
+        line += f" · ⚠ {incident.last_error[:200]}"
+    return line

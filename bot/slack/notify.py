@@ -12,11 +12,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session, col, or_, select
 
+from bot import episodes
 from bot.alerting import FIRING, Transition
 from bot.domain import SLO
 from bot.durations import format_duration
+from bot.incidents.base import ACKNOWLEDGE, UNACKNOWLEDGE
 from bot.status import Assessment
 from bot.store import alerts as alert_store
+from bot.store import incidents as incident_store
 from bot.store import outbox
 from bot.store import slack as slack_store
 from bot.store.models import AlertRecord, OutboxRecord, SLORecord
@@ -116,6 +119,10 @@ class SlackHook:
                 channels = alert_channels(session, alert)
             queue_alert_message(session, alert, channels, now)
             queued = queued or bool(channels)
+            if transition.event != FIRING and alert.fired_at is not None:
+                episode = episodes.episode_of(session, slo, alert, now)  # measured by the evaluation
+                impact = episodes.impact_text(episode, slo.window.spec)
+                queue_note(session, alert, f"Budget impact: this episode {impact}.", now)
         for key, alert in open_alerts.items():
             if key in changed or alert.state != FIRING or alert.acknowledged_by:
                 continue
@@ -142,8 +149,22 @@ def record_action(
     alert_store.add_event(session=session, alert_id=alert.id, at=now, event=event, actor=user, detail=detail)
 
 
-def set_acknowledged(session: Session, alert: AlertRecord, user: str, now: datetime, on: bool) -> bool:
-    """Acknowledge (or take it back); False when nothing changes (a double click, a retry)."""
+def set_acknowledged(
+    session: Session,
+    alert: AlertRecord,
+    user: str,
+    now: datetime,
+    on: bool,
+    *,
+    actor: str | None = None,
+    note: str | None = None,
+    origin: str | None = None,
+) -> bool:
+    """Acknowledge (or take it back); False when nothing changes (a double click, a retry).
+
+    `user` is a Slack user ID, or a person named by an incident tool (then `origin` is that tool's
+    target, which is not told back, and `note` says it in the thread). The incident tools the alert
+    is open in follow; `actor` is how they name the person."""
     if on == bool(alert.acknowledged_by):
         return False
     alert.acknowledged_by = user if on else None
@@ -151,8 +172,18 @@ def set_acknowledged(session: Session, alert: AlertRecord, user: str, now: datet
     session.add(alert)
     record_action(session, alert, "acknowledged" if on else "unacknowledged", user, now)
     queue_alert_message(session, alert, alert_channels(session, alert), now)
-    verb = "acknowledged" if on else "took back the acknowledgement of"
-    queue_note(session, alert, f"<@{user}> {verb} this alert.", now, by=user)
+    if note is None:
+        verb = "acknowledged" if on else "took back the acknowledgement of"
+        note = f"<@{user}> {verb} this alert."
+    queue_note(session, alert, note, now, by=user)
+    incident_store.queue_upstream(
+        session,
+        alert,
+        ACKNOWLEDGE if on else UNACKNOWLEDGE,
+        now,
+        actor=actor or f"{user} (Slack)",
+        exclude=origin,
+    )
     return True
 
 

@@ -5,13 +5,17 @@ Functions over a caller-owned session; the caller commits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.store.models import IncidentRecord, WebhookEventRecord
+from bot.domain import SLO, NotificationTarget
+from bot.incidents.base import RESOLVE, TRIGGER
+from bot.store import outbox
+from bot.store.models import AlertRecord, IncidentRecord, WebhookEventRecord
 
 # a webhook delivery older than this is refused, and its id remembered this long
 WEBHOOK_MEMORY = timedelta(hours=24)
@@ -50,12 +54,26 @@ def add_incident(
     return record
 
 
+def incident_of(*, session: Session, alert_id: int, target: str) -> IncidentRecord | None:
+    return session.exec(
+        select(IncidentRecord).where(IncidentRecord.alert_id == alert_id, IncidentRecord.target == target)
+    ).first()
+
+
 def by_dedup_key(*, session: Session, dedup_key: str, kind: str) -> IncidentRecord | None:
     """The newest incident opened in a tool of `kind` under `dedup_key` (a key is reused by every
     firing of the same SLO and severity; the tool's webhook speaks of the latest)."""
     return session.exec(
         select(IncidentRecord)
         .where(IncidentRecord.dedup_key == dedup_key, IncidentRecord.kind == kind)
+        .order_by(col(IncidentRecord.id).desc())
+    ).first()
+
+
+def by_external_id(*, session: Session, external_id: str, kind: str) -> IncidentRecord | None:
+    return session.exec(
+        select(IncidentRecord)
+        .where(IncidentRecord.external_id == external_id, IncidentRecord.kind == kind)
         .order_by(col(IncidentRecord.id).desc())
     ).first()
 
@@ -71,3 +89,89 @@ def first_webhook_sight(*, session: Session, source: str, event_id: str, now: da
     except IntegrityError:
         return False
     return True
+
+
+# --- calls to the tools, through the outbox ----------------------------------------------------
+
+KIND = "incident"  # outbox kind; the entry's `channel` is the target's name (order is kept per target)
+VENDORS = {"pagerduty": "PagerDuty", "opsgenie": "Opsgenie", "squadcast": "Squadcast", "webhook": "webhook"}
+
+
+def dedup_key(slo_name: str, severity: str) -> str:
+    """Stable per SLO and severity: every firing of it is the same incident key in the tools."""
+    return f"slo-bot/{slo_name}/{severity}"
+
+
+def vendor(kind: str) -> str:
+    return VENDORS.get(kind, kind)
+
+
+def queue_call(
+    session: Session,
+    alert: AlertRecord,
+    incident: IncidentRecord,
+    action: str,
+    now: datetime,
+    actor: str | None = None,
+    note: str = "",
+) -> None:
+    outbox.enqueue(
+        session=session,
+        kind=KIND,
+        alert_id=alert.id,
+        channel=incident.target,
+        payload={"action": action, "actor": actor, "note": note},
+        now=now,
+    )
+
+
+def open_incidents(
+    session: Session,
+    alert: AlertRecord,
+    slo: SLO,
+    targets: Sequence[NotificationTarget],
+    now: datetime,
+    declared_by: str | None = None,
+) -> list[IncidentRecord]:
+    """Open the alert's incident in each target it is not open in yet; returns those opened."""
+    assert alert.id is not None
+    have = {i.target for i in incidents_of(session=session, alert_id=alert.id)}
+    opened = []
+    for target in targets:
+        if target.name in have:
+            continue
+        incident = add_incident(
+            session=session,
+            alert_id=alert.id,
+            target=target.name,
+            kind=target.target.lower(),
+            dedup_key=dedup_key(slo.name, alert.key),
+            now=now,
+            declared_by=declared_by,
+        )
+        queue_call(session, alert, incident, TRIGGER, now, actor=declared_by)
+        opened.append(incident)
+    return opened
+
+
+def queue_upstream(
+    session: Session,
+    alert: AlertRecord,
+    action: str,
+    now: datetime,
+    actor: str | None = None,
+    note: str = "",
+    exclude: str | None = None,
+) -> int:
+    """Tell every tool the alert's incident is open in (but `exclude`, where it came from) about
+    `action`. Returns how many calls were queued."""
+    assert alert.id is not None
+    queued = 0
+    for incident in incidents_of(session=session, alert_id=alert.id):
+        if incident.target == exclude or (incident.state == "resolved" and action != RESOLVE):
+            continue
+        if action == RESOLVE and incident.state == "resolved":
+            continue  # closed in the tool already
+        queue_call(session, alert, incident, action, now, actor, note)
+        queued += 1
+    return queued

@@ -1,0 +1,260 @@
+"""Delivery of the outbox to the incident tools: in order per alert and target, retried until the tool
+takes it. An outage of a tool delays its calls, never loses them; a refusal (a bad key) is logged,
+counted and said in the alert's Slack thread, since a human must fix the target."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.domain import SLO, NotificationTarget
+from bot.incidents import make_target
+from bot.incidents.base import (
+    ACKNOWLEDGE,
+    RESOLVE,
+    TRIGGER,
+    UNACKNOWLEDGE,
+    Incident,
+    IncidentEvent,
+    IncidentTarget,
+    TargetRejected,
+    TargetUnavailable,
+)
+from bot.jobs import slo_of
+from bot.messages import label
+from bot.metrics import METRICS
+from bot.policy import PAGE
+from bot.routing import all_incident_targets
+from bot.runner import utc_now
+from bot.slack.notify import alert_channels, queue_alert_message, queue_note
+from bot.slack.state import alert_with_slo, latest_snapshot, status_of
+from bot.store import outbox, repo
+from bot.store import slack as slack_store
+from bot.store.incidents import KIND, incident_of, vendor
+from bot.store.models import AlertRecord, IncidentRecord, OutboxRecord, SLORecord
+from bot.worker import OutboxWorker
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF = timedelta(minutes=1)  # a page waits for no one: retry often through an outage
+STATES = {TRIGGER: "triggered", ACKNOWLEDGE: "acknowledged", UNACKNOWLEDGE: "triggered", RESOLVE: "resolved"}
+
+
+def backoff_for(attempts: int) -> timedelta:
+    return min(MAX_BACKOFF, timedelta(seconds=2 ** min(attempts, 9)))
+
+
+class IncidentDelivery(OutboxWorker):
+    name = "incidents"
+    kinds = (KIND,)
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: httpx.Client,
+        clock: Callable[[], datetime] = utc_now,
+        on_slack: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(engine, clock)
+        self.client = client
+        self.on_slack = on_slack  # wake the Slack delivery: a note or a message update was queued
+        self._targets: dict[str, IncidentTarget] = {}
+        self.paused: dict[str, datetime] = {}  # per target: a 429 pauses that tool only
+
+    def deliver_due(self) -> int:
+        now = self.clock()
+        with Session(self.engine) as session:
+            entries = [
+                (e.id or 0, e.alert_id, e.channel or "", repo.utc(e.next_attempt_at))
+                for e in outbox.due(session=session, kinds=self.kinds, now=now)
+            ]
+        blocked: set[tuple[int | None, str]] = set()
+        delivered = 0
+        for entry_id, alert_id, target, next_at in entries:
+            key = (alert_id, target)  # trigger before acknowledge before resolve, per tool
+            paused = self.paused.get(target)
+            if key in blocked or (next_at is not None and next_at > now) or (paused and paused > now):
+                blocked.add(key)
+                continue
+            if self._deliver(entry_id):
+                delivered += 1
+            else:
+                blocked.add(key)
+        return delivered
+
+    def _deliver(self, entry_id: int) -> bool:
+        with Session(self.engine, expire_on_commit=False) as session:
+            entry = session.get(OutboxRecord, entry_id)
+            if entry is None or entry.status != "pending":
+                return True
+            now = self.clock()
+            try:
+                slack_changed = self._send(session, entry, now)
+            except TargetUnavailable as err:
+                entry.attempts += 1
+                delay = err.retry_after if err.retry_after is not None else backoff_for(entry.attempts)
+                entry.next_attempt_at = now + delay
+                if err.retry_after is not None:
+                    self.paused[entry.channel or ""] = now + err.retry_after
+                entry.last_error = str(err)
+                session.add(entry)
+                session.commit()
+                METRICS.inc("slo_bot_incident_errors_total", reason="retry")
+                log.warning("incident tool: %s (entry %s, retry in %s)", err, entry.id, delay)
+                return False
+            except TargetRejected as err:
+                session.rollback()
+                self._refused(session, entry_id, str(err), now)
+                return True
+            except Exception as err:  # a bug, a definition that no longer builds: back off, keep order
+                log.exception("delivering incident entry %s failed", entry_id)
+                session.rollback()
+                entry = session.get(OutboxRecord, entry_id)
+                if entry is not None:
+                    entry.attempts += 1
+                    entry.next_attempt_at = now + min(
+                        MAX_BACKOFF, timedelta(seconds=2 ** min(entry.attempts, 9))
+                    )
+                    entry.last_error = f"{err.__class__.__name__}: {err}"
+                    session.add(entry)
+                    session.commit()
+                METRICS.inc("slo_bot_incident_errors_total", reason="error")
+                return False
+            entry.status = "done"
+            entry.done_at = now
+            session.add(entry)
+            session.commit()
+        METRICS.inc("slo_bot_incident_calls_total", outcome="ok")
+        if slack_changed and self.on_slack is not None:
+            self.on_slack()
+        return True
+
+    def _send(self, session: Session, entry: OutboxRecord, now: datetime) -> bool:
+        """Make the call; True when Slack has something new to show (queued in this transaction)."""
+        found = alert_with_slo(session, entry.alert_id or 0)
+        if found is None:
+            entry.last_error = "skipped: the alert's SLO was removed"
+            return False
+        alert, record = found
+        incident = incident_of(session=session, alert_id=alert.id or 0, target=entry.channel or "")
+        if incident is None:
+            entry.last_error = "skipped: no incident for this target"
+            return False
+        slo = slo_of(record)
+        definition = next((t for t in all_incident_targets(slo) if t.name == incident.target), None)
+        if definition is None:
+            raise TargetRejected(f"target {incident.target!r} is no longer in the definition of {slo.name}")
+        payload = json.loads(entry.payload)
+        action = str(payload.get("action", ""))
+        event = IncidentEvent(
+            action=action,
+            incident=build_incident(session, slo, record, alert, incident),
+            at=repo.utc(entry.created_at) or now,
+            actor=payload.get("actor"),
+            note=str(payload.get("note") or ""),
+            id=f"slo-bot-{entry.id}",
+        )
+        sent = self._target(definition).send(event)
+        entry.last_error = "skipped: the tool has no such action" if sent.skipped else None
+        if sent.skipped:
+            return False
+        if sent.reference and action == TRIGGER and not incident.external_id:
+            incident.external_id = sent.reference[:64]
+        before = incident.state
+        incident.state = STATES.get(action, incident.state)
+        incident.last_error = None
+        incident.updated_at = now
+        session.add(incident)
+        if action == TRIGGER and incident.declared_by:
+            queue_note(
+                session,
+                alert,
+                f"Incident opened in {vendor(incident.kind)} (`{incident.target}`), declared by "
+                f"<@{incident.declared_by}>; key `{incident.dedup_key}`.",
+                now,
+                by=incident.declared_by,
+            )
+        if incident.state != before:  # the message shows each tool's state
+            queue_alert_message(session, alert, alert_channels(session, alert), now)
+        return bool(alert_channels(session, alert))
+
+    def _refused(self, session: Session, entry_id: int, reason: str, now: datetime) -> None:
+        entry = session.get(OutboxRecord, entry_id)
+        if entry is None:
+            return
+        entry.status = "failed"
+        entry.last_error = reason
+        session.add(entry)
+        found = alert_with_slo(session, entry.alert_id or 0)
+        incident = None
+        if found is not None:
+            incident = incident_of(session=session, alert_id=found[0].id or 0, target=entry.channel or "")
+        if found is not None and incident is not None:
+            incident.last_error = reason
+            incident.updated_at = now
+            session.add(incident)
+            action = json.loads(entry.payload).get("action", "call")
+            text = f"{vendor(incident.kind)} (`{incident.target}`) refused the {action}: {reason}"
+            queue_note(session, found[0], text, now, by="slo-bot")
+        session.commit()
+        METRICS.inc("slo_bot_incident_errors_total", reason="refused")
+        log.error("incident tool refused entry %s for good: %s", entry_id, reason)
+        if self.on_slack is not None:
+            self.on_slack()
+
+    def _target(self, definition: NotificationTarget) -> IncidentTarget:
+        key = json.dumps([definition.name, definition.target, dict(definition.annotations)], sort_keys=True)
+        target = self._targets.get(key)
+        if target is None:
+            target = self._targets[key] = make_target(definition, self.client)
+        return target
+
+
+def build_incident(
+    session: Session, slo: SLO, record: SLORecord, alert: AlertRecord, incident: IncidentRecord
+) -> Incident:
+    """The alert as the tools see it, from what is stored now (its burn rates, the latest status)."""
+    status = status_of(latest_snapshot(session, record.id or 0))
+    burns = json.loads(alert.burn_rates)
+    severity = PAGE if incident.declared_by else alert.key  # a declared incident pages
+    worst = max((b for b in burns.values() if b is not None), default=None)
+    summary = f"{label(alert.key)}: {slo.name} ({slo.service})"
+    if worst is not None:
+        summary += f" burning its error budget at {worst:.1f}x"
+    details: dict[str, object] = {
+        "slo": slo.name,
+        "service": slo.service,
+        "alert": alert.key,
+        "objective": f"{slo.objective.target_ratio * 100:g} % over {slo.window.spec}",
+        "burn_rates": burns,
+        "why": alert.reason,
+        "fired_at": repo.utc(alert.fired_at),
+    }
+    if status is not None:
+        details["budget_remaining"] = status.remaining_ratio
+        details["exhaustion_at"] = status.exhaustion_at
+    if incident.declared_by:
+        details["declared_by"] = f"{incident.declared_by} (Slack)"
+    links: list[tuple[str, str]] = []
+    for message in slack_store.messages_of(session=session, alert_id=alert.id or 0):
+        if message.ts and (message.posted_channel or message.channel).startswith(("C", "G")):
+            channel = message.posted_channel or message.channel
+            links.append(
+                ("Slack message", f"https://slack.com/archives/{channel}/p{message.ts.replace('.', '')}")
+            )
+    if slo.annotations.get("slo-bot/dashboard"):
+        links.append(("Dashboard", slo.annotations["slo-bot/dashboard"]))
+    return Incident(
+        dedup_key=incident.dedup_key,
+        slo=slo.name,
+        service=slo.service,
+        severity=severity,
+        summary=summary[:120],
+        details=details,
+        links=tuple(links),
+    )
