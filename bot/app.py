@@ -33,6 +33,8 @@ class Settings:
     slack_api_url: str = "https://slack.com/api/"
     responders: tuple[str, ...] = ()
     host: str = "0.0.0.0"
+    pagerduty_webhook_secret: str | None = None
+    opsgenie_webhook_token: str | None = None
 
     @property
     def mode(self) -> str:
@@ -61,6 +63,8 @@ class Settings:
                 r.strip() for r in (env.get("SLO_BOT_RESPONDERS") or "").split(",") if r.strip()
             ),
             host=env.get("SLO_BOT_HOST") or "0.0.0.0",
+            pagerduty_webhook_secret=env.get("PAGERDUTY_WEBHOOK_SECRET") or None,
+            opsgenie_webhook_token=env.get("OPSGENIE_WEBHOOK_TOKEN") or None,
         )
 
 
@@ -100,6 +104,11 @@ class SourcePool:
             client.close()
         self._clients.clear()
         self._sources.clear()
+
+
+def incident_client() -> httpx.Client:
+    """The one client of the incident tools: a call that hangs is retried from the outbox, not waited on."""
+    return httpx.Client(timeout=httpx.Timeout(10.0), follow_redirects=False)
 
 
 def engine_from(settings: Settings) -> Engine:

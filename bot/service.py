@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,8 +17,12 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from bot.app import Settings, SourcePool
+from bot.app import Settings, SourcePool, incident_client
 from bot.durations import format_duration
+from bot.incidents.delivery import IncidentDelivery
+from bot.incidents.inbound import Webhooks
+from bot.incidents.sync import IncidentHook
+from bot.jobs import TickHook
 from bot.runner import ConsoleNotifier, LogNotifier, Notifier, Runner
 from bot.scheduler import start_scheduler
 from bot.slack import register
@@ -31,7 +36,9 @@ from bot.web import create_web_app
 log = logging.getLogger(__name__)
 
 
-def build_slack(settings: Settings, engine: Engine) -> tuple[App, SlackDelivery]:
+def build_slack(
+    settings: Settings, engine: Engine, wake_incidents: Callable[[], None] | None = None
+) -> tuple[App, SlackDelivery]:
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
     # The outbox retries by itself and checks whether a lost post went through; the SDK's own retry
     # of a dropped connection would post the message a second time.
@@ -50,7 +57,7 @@ def build_slack(settings: Settings, engine: Engine) -> tuple[App, SlackDelivery]
         engine=engine,
         clock=lambda: datetime.now(UTC),
         responders=Responders(client, settings.responders, channels=channels),
-        wake_delivery=delivery.wake,
+        wake_delivery=_both(delivery.wake, wake_incidents) if wake_incidents else delivery.wake,
         default_channel=settings.default_channel,
     )
     register(app, deps)
@@ -64,22 +71,30 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
     bolt_app: App | None = None
     delivery: SlackDelivery | None = None
     notifier: Notifier = ConsoleNotifier()
+    client = incident_client()
+    incidents = IncidentDelivery(engine, client)
+    wake: Callable[[], None] = incidents.wake
     if mode != "console":
-        bolt_app, delivery = build_slack(settings, engine)
+        bolt_app, delivery = build_slack(settings, engine, wake_incidents=incidents.wake)
+        incidents.on_slack = delivery.wake
         notifier = LogNotifier()
-    runner = Runner(
+        wake = _both(delivery.wake, incidents.wake)
+    hooks: list[TickHook] = [SlackHook(settings.default_channel)] if delivery else []
+    hooks.append(IncidentHook())
+    runner = Runner(engine, sources, notifier, concurrency=settings.concurrency, hooks=hooks, after_tick=wake)
+    webhooks = Webhooks(
         engine,
-        sources,
-        notifier,
-        concurrency=settings.concurrency,
-        hooks=[SlackHook(settings.default_channel)] if delivery else [],
-        after_tick=delivery.wake if delivery else None,
+        clock=lambda: datetime.now(UTC),
+        pagerduty_secret=settings.pagerduty_webhook_secret,
+        opsgenie_token=settings.opsgenie_webhook_token,
+        on_change=wake,
     )
     if delivery is not None:
         with Session(engine) as session:
             queue_unannounced(session, settings.default_channel, datetime.now(UTC))
             session.commit()
     scheduler = start_scheduler(runner.tick, interval)
+    incidents.start()
     if delivery is not None:
         delivery.start()
     socket_handler: Any = None
@@ -100,7 +115,7 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
             socket_handler = SocketModeHandler(bolt_app, settings.slack_app_token)
             socket_handler.connect()
         web = create_web_app(
-            bolt_app if mode == "http" else None, _health(engine, scheduler, runner, interval)
+            bolt_app if mode == "http" else None, _health(engine, scheduler, runner, interval), webhooks
         )
         print(
             f"slo-bot running in {'HTTP' if mode == 'http' else 'Socket Mode'} mode on "
@@ -119,7 +134,17 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
             socket_handler.close()
         if delivery is not None:
             delivery.stop()
+        incidents.stop()
+        client.close()
         sources.close()
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def wake() -> None:
+        first()
+        second()
+
+    return wake
 
 
 def _wait_for_signal() -> None:

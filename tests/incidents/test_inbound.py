@@ -1,0 +1,164 @@
+"""The tools' webhooks back into slo-bot: verified, applied once, and shown in the alert's thread."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from bot.incidents.inbound import Webhooks, pagerduty_signature
+from bot.store.incidents import dedup_key
+from tests.fakeincidents import FakeIncidents
+from tests.incidents.harness import T0, Bot
+
+SECRET = "pd-webhook-secret"
+TOKEN = "genie-webhook-token"
+KEY = dedup_key("checkout-availability", "page")
+
+
+def pd_event(
+    event_type: str, event_id: str, *, at: Any = None, who: str | None = "Jane Doe", **data: Any
+) -> bytes:
+    """A PagerDuty v3 webhook body, as PagerDuty documents it."""
+    incident = {
+        "id": "Q1P3AHC",
+        "type": "incident",
+        "self": "https://api.pagerduty.com/incidents/Q1P3AHC",
+        "html_url": "https://acme.pagerduty.com/incidents/Q1P3AHC",
+        "number": 42,
+        "status": event_type.removeprefix("incident."),
+        "incident_key": KEY,
+        "title": "PAGE: checkout-availability (checkout)",
+        "assignees": [{"id": "PUSER1", "type": "user_reference", "summary": "Ravi Kumar"}],
+        **data,
+    }
+    agent = {"id": "PAGENT1", "type": "user_reference", "summary": who} if who else None
+    return json.dumps(
+        {
+            "event": {
+                "id": event_id,
+                "event_type": event_type,
+                "resource_type": "incident",
+                "occurred_at": (at or T0).isoformat().replace("+00:00", "Z"),
+                "agent": agent,
+                "client": None,
+                "data": incident,
+            }
+        }
+    ).encode()
+
+
+def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    return {"x-pagerduty-signature": pagerduty_signature(secret, body), "content-type": "application/json"}
+
+
+def fired(make_bot: Any, targets: str = "pd, genie") -> tuple[Bot, Webhooks]:
+    bot: Bot = make_bot(targets=targets)
+    bot.tick(T0)
+    bot.run_until(T0 + timedelta(minutes=3))
+    assert bot.alert().state == "firing"
+    hooks = Webhooks(bot.engine, clock=lambda: bot.now, pagerduty_secret=SECRET, opsgenie_token=TOKEN)
+    return bot, hooks
+
+
+def test_an_acknowledgement_in_pagerduty_shows_in_slack_and_reaches_the_other_tools(
+    make_bot: Any, fake: FakeIncidents
+) -> None:
+    bot, hooks = fired(make_bot)
+    status, text = hooks.pagerduty(signed(body := pd_event("incident.triggered", "E1")), body)
+    assert (status, text) == (200, "applied: triggered")
+    assert bot.incidents()[0].url == "https://acme.pagerduty.com/incidents/Q1P3AHC"
+    assert bot.incidents()[0].number == "42"
+
+    body = pd_event("incident.acknowledged", "E2")
+    assert hooks.pagerduty(signed(body), body) == (200, "applied: acknowledged")
+    alert = bot.alert()
+    assert alert.acknowledged_by == "Jane Doe (PagerDuty)"
+    assert "Acknowledged in PagerDuty by Jane Doe." in bot.notes()
+    bot.deliver()
+    genie = fake.incident("opsgenie", KEY)
+    assert genie is not None and genie.status == "acknowledged"  # the other tool follows
+    assert "acknowledge" not in [c.json["event_action"] for c in fake.calls_of("pagerduty")]  # not echoed
+
+    # the same delivery again (PagerDuty retries; an attacker replays): nothing more happens
+    entries = len(bot.outbox())
+    assert hooks.pagerduty(signed(body), body) == (200, "ignored: already handled")
+    assert len(bot.outbox()) == entries
+
+    # reassigned, then resolved in PagerDuty while the burn goes on
+    body = pd_event("incident.reassigned", "E3")
+    assert hooks.pagerduty(signed(body), body)[0] == 200
+    assert "Reassigned in PagerDuty to Ravi Kumar by Jane Doe." in bot.notes()
+    body = pd_event("incident.resolved", "E4")
+    assert hooks.pagerduty(signed(body), body) == (200, "applied: resolved")
+    assert any(n.startswith("Resolved in PagerDuty by Jane Doe.") for n in bot.notes())
+    assert [i.state for i in bot.incidents()] == ["resolved", "acknowledged"]
+    assert bot.alert().state == "firing"  # the SLO decides when the alert ends
+
+
+def test_a_forged_stale_or_garbled_webhook_changes_nothing(make_bot: Any, fake: FakeIncidents) -> None:
+    bot, hooks = fired(make_bot)
+    before = (bot.alert().acknowledged_by, len(bot.outbox()), [i.state for i in bot.incidents()])
+    body = pd_event("incident.acknowledged", "F1")
+    assert hooks.pagerduty(signed(body, "not-the-secret"), body) == (401, "bad signature")
+    assert hooks.pagerduty({}, body) == (401, "bad signature")
+    tampered = body.replace(b"Jane Doe", b"Mallory")
+    assert hooks.pagerduty(signed(body), tampered) == (401, "bad signature")
+    old = pd_event("incident.acknowledged", "F2", at=T0 - timedelta(days=2))
+    assert hooks.pagerduty(signed(old), old) == (200, "ignored: older than the replay window")
+    garbage = b"{not json"
+    assert hooks.pagerduty(signed(garbage), garbage)[0] == 400
+    other = pd_event("incident.acknowledged", "F3", incident_key="somebody-elses-key", id="QOTHER")
+    assert hooks.pagerduty(signed(other), other) == (200, "ignored: not an incident slo-bot opened")
+    after = (bot.alert().acknowledged_by, len(bot.outbox()), [i.state for i in bot.incidents()])
+    assert after == before
+    # during a secret rotation PagerDuty signs with both: one valid signature is enough
+    both = {"x-pagerduty-signature": "v1=" + "0" * 64 + ", " + pagerduty_signature(SECRET, body)}
+    assert hooks.pagerduty(both, body) == (200, "applied: acknowledged")
+
+
+def test_an_unacknowledgement_in_pagerduty_takes_the_slack_acknowledgement_back(make_bot: Any) -> None:
+    bot, hooks = fired(make_bot, targets="pd")
+    body = pd_event("incident.acknowledged", "U1")
+    hooks.pagerduty(signed(body), body)
+    assert bot.alert().acknowledged_by
+    body = pd_event("incident.unacknowledged", "U2", who=None)  # its acknowledgement timed out
+    assert hooks.pagerduty(signed(body), body) == (200, "applied: unacknowledged")
+    assert bot.alert().acknowledged_by is None
+    assert "Unacknowledged in PagerDuty (its acknowledgement timed out)." in bot.notes()
+
+
+def test_opsgenie_webhooks_need_the_token_and_act_once(make_bot: Any, fake: FakeIncidents) -> None:
+    bot, hooks = fired(make_bot)
+    body = json.dumps(
+        {
+            "action": "Acknowledge",
+            "alert": {
+                "alertId": "70413a06-38d6-4c85-92b8-5ebc900d42e2",
+                "alias": KEY,
+                "tinyId": "1791",
+                "message": "PAGE: checkout-availability (checkout)",
+                "username": "ana@example.com",
+                "updatedAt": 1764244800123000000,
+            },
+            "source": {"name": "", "type": "mobile"},
+            "integrationName": "slo-bot",
+            "integrationType": "Webhook",
+        }
+    ).encode()
+    assert hooks.opsgenie({"x-slo-bot-token": "wrong"}, body) == (401, "bad token")
+    assert bot.alert().acknowledged_by is None
+    assert hooks.opsgenie({"x-slo-bot-token": TOKEN}, body) == (200, "applied: acknowledged")
+    assert bot.alert().acknowledged_by == "ana@example.com (Opsgenie)"
+    assert hooks.opsgenie({"x-slo-bot-token": TOKEN}, body) == (200, "ignored: already handled")
+    bot.deliver()
+    pd = fake.incident("pagerduty", KEY)
+    assert pd is not None and pd.status == "acknowledged"  # PagerDuty follows Opsgenie
+
+
+def test_webhooks_are_off_until_their_secret_is_set(make_bot: Any) -> None:
+    bot, _ = fired(make_bot, targets="pd")
+    off = Webhooks(bot.engine, clock=lambda: bot.now)
+    body = pd_event("incident.acknowledged", "O1")
+    assert off.pagerduty(signed(body), body)[0] == 404
+    assert off.opsgenie({"x-slo-bot-token": ""}, b"{}")[0] == 404
