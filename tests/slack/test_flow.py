@@ -116,6 +116,7 @@ def test_a_breach_is_posted_then_acknowledged_silenced_and_unsilenced_with_butto
     assert channel.thread()[1] == f"<@{RESPONDER}> took back the acknowledgement of this alert."
 
     # a stranger's click: an explanation only they see, and nothing else happens
+    slack.wait_until(lambda: all(o.status != "pending" for o in store.outbox()), what="the outbox drained")
     before = store.fingerprint()
     updates_before = len(slack.calls_of("chat.update"))
     messages_before = slack.all_messages()
