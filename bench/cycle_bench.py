@@ -4,8 +4,8 @@ Run from the repository root:  .venv/bin/python bench/cycle_bench.py [--slos 100
 
 It generates 31 days of history (tests/promharness.py), starts a Prometheus on it (127.0.0.1),
 applies N SLOs to a fresh SQLite database in a temp dir, then runs the scheduler's tick
-(`bot.runner.Runner.tick`, what `slo-bot run` does every interval) once to backfill and then
-`--cycles` more times, one simulated minute apart. The baseline, measured in the same run, is the
+(`bot.runner.Runner.tick` with the Slack and incident hooks, what `slo-bot run` does every interval)
+once to backfill and then `--cycles` more times, one simulated minute apart. The baseline, measured in the same run, is the
 same cycle's source queries alone: `bot.evaluation.fetch` for every SLO at the same concurrency,
 nothing stored. Everything is removed at the end.
 """
@@ -35,7 +35,9 @@ from sqlmodel import Session  # noqa: E402
 
 from bot import cli, evaluation, jobs  # noqa: E402
 from bot.app import SourcePool  # noqa: E402
+from bot.incidents.sync import IncidentHook  # noqa: E402
 from bot.runner import Runner  # noqa: E402
+from bot.slack.notify import SlackHook  # noqa: E402
 from bot.store import db, repo  # noqa: E402
 from tests.promharness import History, PrometheusServer, build_tsdb  # noqa: E402
 
@@ -81,7 +83,10 @@ def main() -> int:
         engine = db.make_engine(database)
         sources = SourcePool(max_connections=args.concurrency)
         clock_at = [history.end - timedelta(minutes=args.cycles + 1)]
-        runner = Runner(engine, sources, Quiet(), concurrency=args.concurrency, clock=lambda: clock_at[0])
+        hooks = [SlackHook("C0BENCH"), IncidentHook()]  # what `slo-bot run` adds to each SLO's transaction
+        runner = Runner(
+            engine, sources, Quiet(), concurrency=args.concurrency, clock=lambda: clock_at[0], hooks=hooks
+        )
         started = time.perf_counter()
         runner.tick()
         backfill = time.perf_counter() - started

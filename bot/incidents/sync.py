@@ -45,10 +45,10 @@ class IncidentHook:
             alert = alert_store.latest(session=session, slo_id=record.id, key=transition.key)
             if alert is not None and alert.fired_at is not None:
                 queued = bool(queue_upstream(session, alert, RESOLVE, now)) or queued
-        silenced = slack_store.active_silence(session=session, slo_id=record.id, now=now) is not None
-        for alert in open_alerts.values():
-            if alert.state != FIRING or silenced:
-                continue  # a silenced SLO pages nobody; its firing alerts open when the silence ends
+        firing = [a for a in open_alerts.values() if a.state == FIRING]
+        if not firing or slack_store.active_silence(session=session, slo_id=record.id, now=now):
+            return queued  # a silenced SLO pages nobody; its firing alerts open when the silence ends
+        for alert in firing:
             targets = incident_targets(slo, alert.key)
             if targets and open_incidents(session, alert, slo, targets, now):
                 queued = True
