@@ -10,7 +10,10 @@ HELP = {
     "slo_bot_evaluations_total": ("counter", "SLO evaluations, by outcome"),
     "slo_bot_source_errors_total": ("counter", "Source queries that failed, by kind"),
     "slo_bot_slack_errors_total": ("counter", "Slack calls that failed, by reason"),
-    "slo_bot_outbox_pending": ("gauge", "Slack messages waiting for delivery"),
+    "slo_bot_outbox_pending": ("gauge", "Outbox entries waiting for delivery, by destination"),
+    "slo_bot_incident_calls_total": ("counter", "Calls the incident tools took, by outcome"),
+    "slo_bot_incident_errors_total": ("counter", "Incident tool calls that failed, by reason"),
+    "slo_bot_webhooks_total": ("counter", "Webhooks received from incident tools, by path and status"),
     "slo_bot_evaluation_seconds": ("histogram", "Duration of one evaluation of every SLO"),
     "slo_bot_slack_request_seconds": ("histogram", "Time to answer a request from Slack"),
 }
