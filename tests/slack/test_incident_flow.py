@@ -209,6 +209,9 @@ def test_a_breach_reaches_pagerduty_and_both_stay_in_step(
         time.sleep(1.5)
         assert len(slack.calls) == calls
         assert store.alerts("api-availability")[0].acknowledged_by == RESPONDER
+        metrics = bot.http.get("/metrics").text
+        assert 'slo_bot_webhooks_total{path="/webhooks/pagerduty",status="401"} 1' in metrics
+        assert 'slo_bot_incident_calls_total{outcome="ok"} 2' in metrics
 
         # Declare incident on the warning: opened in PagerDuty now, as a page, and said in its thread
         assert "Declare incident" in _shown(warning)
