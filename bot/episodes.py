@@ -3,7 +3,6 @@ end, from stored buckets. Shown when an alert resolves and by `/slo show`."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from bot import budget
 from bot.domain import SLO
-from bot.messages import label, span, utc_time
+from bot.messages import label, span, spent_text, utc_time, window_name
 from bot.policy import policy_for
 from bot.store import history
 from bot.store.models import AlertRecord
@@ -98,25 +97,11 @@ def episodes_in_window(session: Session, slo: SLO, slo_id: int, now: datetime) -
     return [episode_of(session, slo, a, now) for a in alerts]
 
 
-def window_name(spec: str) -> str:
-    """30d -> 30-day, 4w -> 4-week; other specs as written."""
-    found = re.fullmatch(r"(\d+)([hdwMQY])", spec)
-    if found is None:
-        return spec
-    units = {"h": "hour", "d": "day", "w": "week", "M": "month", "Q": "quarter", "Y": "year"}
-    return f"{found.group(1)}-{units[found.group(2)]}"
-
-
 def impact_text(episode: Episode, window: str) -> str:
     """For a window written "30d": consumed 23.0 % of the 30-day budget (9.9 of 43.2 minutes)."""
-    window = window_name(window)
-    if episode.cost_ratio is None or episode.spent is None:
-        return f"its cost is unknown: no events were recorded in the {window} window"
-    minutes = episode.budget.total_seconds() / 60
-    return (
-        f"consumed {episode.cost_ratio * 100:.1f} % of the {window} budget "
-        f"({episode.spent.total_seconds() / 60:.1f} of {minutes:.1f} minutes)"
-    )
+    if episode.cost_ratio is None:
+        return f"its cost is unknown: no events were recorded in the {window_name(window)} window"
+    return "consumed " + spent_text(episode.cost_ratio, episode.budget, window)
 
 
 def episode_line(episode: Episode, window: str, time: Callable[[datetime], str] = utc_time) -> str:

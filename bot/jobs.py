@@ -63,6 +63,7 @@ class Outcome:
     error_kind: str | None = None
     transitions: tuple[Transition, ...] = ()
     alerts: Sequence[Mapping[str, str | None]] = field(default=())
+    spent: Mapping[str, float | None] = field(default_factory=dict)  # resolved now: what each cost
 
 
 _BUILT: dict[tuple[str, str, tuple[tuple[str, str | None], ...]], SLO] = {}
@@ -168,11 +169,12 @@ def _store(
             warnings = result.warnings
         assessment = evaluation.assess(session, fresh, plan, warnings)
         transitions, open_alerts = advance_alerts(session, fresh, assessment.signals, plan.now)
+        spent: dict[str, float | None] = {}
         for transition in transitions:
             if transition.event != FIRING:
                 ended = alert_store.latest(session=session, slo_id=fresh.id, key=transition.key)
                 if ended is not None and ended.fired_at is not None:
-                    episodes.record_cost(session, plan.slo, ended, plan.now)
+                    spent[ended.key] = episodes.record_cost(session, plan.slo, ended, plan.now).cost_ratio
         for hook in hooks:
             hook(session, fresh, plan.slo, assessment, transitions, plan.now)
         repo.add_snapshot(session=session, slo_id=fresh.id, status=assessment.status, error=error)
@@ -180,7 +182,7 @@ def _store(
         summaries = alert_store.summaries([a for a in open_alerts if a.state == FIRING])
         session.commit()
     return Outcome(
-        record.name, record.service, plan.slo, assessment.status, error, kind, transitions, summaries
+        record.name, record.service, plan.slo, assessment.status, error, kind, transitions, summaries, spent
     )
 
 

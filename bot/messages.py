@@ -5,6 +5,7 @@ Pure: built from the SLO, the transition and the status, never from a client or 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ class AlertFacts:
     silenced_until: datetime | None = None
     silenced_by: str | None = None
     incidents: tuple[str, ...] = ()  # one line per incident tool it is open in, with its state there
+    spent_ratio: float | None = None  # a resolved alert: the share of the budget its episode spent
 
     @classmethod
     def of(cls, transition: Transition) -> AlertFacts:
@@ -77,6 +79,22 @@ def span(value: timedelta) -> str:
 
 def percent(ratio: float | None, digits: int = 1) -> str:
     return "-" if ratio is None else f"{ratio * 100:.{digits}f} %"
+
+
+def window_name(spec: str) -> str:
+    """30d -> 30-day, 4w -> 4-week; other specs as written."""
+    found = re.fullmatch(r"(\d+)([hdwMQY])", spec)
+    if found is None:
+        return spec
+    units = {"h": "hour", "d": "day", "w": "week", "M": "month", "Q": "quarter", "Y": "year"}
+    return f"{found.group(1)}-{units[found.group(2)]}"
+
+
+def spent_text(ratio: float, budget: timedelta, window: str) -> str:
+    """23.0 % of the 30-day budget (9.9 of 43.2 minutes); `budget` as full-outage time."""
+    minutes = budget.total_seconds() / 60
+    share = f"{ratio * 100:.1f} % of the {window_name(window)} budget"
+    return f"{share} ({ratio * minutes:.1f} of {minutes:.1f} minutes)"
 
 
 def label(key: str) -> str:
@@ -129,6 +147,8 @@ def alert_message(
             fields.append(("Exhausted in", f"{span(until)} at the 1h burn rate"))
     if facts.reason:
         fields.append(("Why", facts.reason))
+    if not firing and facts.spent_ratio is not None:
+        fields.append(("Budget spent", spent_text(facts.spent_ratio, total_budget, slo.window.spec)))
     if facts.incidents:
         fields.append(("Incident", "\n".join(facts.incidents)))
     meaning = _meaning(facts.key, firing, slo, status)

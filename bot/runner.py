@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol, TextIO
 
@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from bot import jobs
 from bot.alerting import Transition
 from bot.app import SourcePool
-from bot.messages import alert_message, render_text
+from bot.messages import AlertFacts, alert_message, render_text
 from bot.metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ class ConsoleNotifier:
         self.seen.append(transition)
         if outcome.slo is None:
             return
-        message = alert_message(outcome.slo, transition, outcome.status)
+        facts = replace(AlertFacts.of(transition), spent_ratio=outcome.spent.get(transition.key))
+        message = alert_message(outcome.slo, facts, outcome.status)
         print(render_text(message) + "\n", file=self.out, flush=True)
 
 

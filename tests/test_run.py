@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -153,3 +154,8 @@ def test_the_demo_shows_a_page_fire_and_resolve() -> None:
     assert "PAGE resolved: checkout-availability" in text
     assert text.index("PAGE firing") < text.index("PAGE resolved")
     assert "demo finished: page firing at 09:07; page resolved at 09:18." in text
+    # the resolved message says what the episode cost
+    spent = re.search(r"Budget spent +([\d.]+) % of the 30-day budget \(([\d.]+) of 43.2 minutes\)", text)
+    assert spent and text.index("PAGE resolved") < spent.start()
+    assert 0 < float(spent.group(1)) < 100
+    assert abs(float(spent.group(1)) / 100 * 43.2 - float(spent.group(2))) < 0.06

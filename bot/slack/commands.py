@@ -19,7 +19,7 @@ from bot import episodes
 from bot.budget import budget_time
 from bot.durations import format_duration, parse_duration
 from bot.jobs import slo_of
-from bot.messages import percent, span
+from bot.messages import percent, span, window_name
 from bot.slack import blocks
 from bot.slack.deps import SlackDeps
 from bot.slack.notify import channels_for, set_acknowledged, silence_slo, unsilence_slo
@@ -206,7 +206,7 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
     if slo is not None and slo.annotations.get("slo-bot/dashboard"):
         extra.append(f"<{slo.annotations['slo-bot/dashboard']}|Dashboard>")
     if slo is not None:
-        window = episodes.window_name(slo.window.spec)
+        window = window_name(slo.window.spec)
         extra.append(f"*Episodes in the {window} window:* {len(past) or 'none'}")
         extra += [
             "• " + episodes.episode_line(e, slo.window.spec, blocks.slack_time) for e in past[:MAX_EPISODES]

@@ -328,6 +328,7 @@ class SlackDelivery(OutboxWorker):
             silenced_until=repo.utc(silence.until) if silence else None,
             silenced_by=silence.created_by if silence else None,
             incidents=tuple(incident_line(i) for i in incidents),
+            spent_ratio=alert.spent_ratio,
         )
         words = alert_message(
             slo,
