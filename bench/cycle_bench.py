@@ -5,9 +5,9 @@ Run from the repository root:  .venv/bin/python bench/cycle_bench.py [--slos 100
 It generates 31 days of history (tests/promharness.py), starts a Prometheus on it (127.0.0.1),
 applies N SLOs to a fresh SQLite database in a temp dir, then runs the scheduler's tick
 (`bot.runner.Runner.tick` with the Slack and incident hooks, what `slo-bot run` does every interval)
-once to backfill and then `--cycles` more times, one simulated minute apart. The baseline, measured in the same run, is the
-same cycle's source queries alone: `bot.evaluation.fetch` for every SLO at the same concurrency,
-nothing stored. Everything is removed at the end.
+once to backfill and then `--cycles` more times, one simulated minute apart. The baseline, measured
+in the same run, is the same cycle's source queries alone: `bot.evaluation.fetch` for every SLO at
+the same concurrency, nothing stored. Everything is removed at the end.
 """
 
 from __future__ import annotations
