@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from bot.metrics import METRICS
 from bot.store import outbox
+from bot.store.repo import utc
 
 log = logging.getLogger(__name__)
 PURGE_EVERY = timedelta(hours=1)
@@ -33,7 +34,37 @@ class OutboxWorker:
         self.paused_until: datetime | None = None
 
     def deliver_due(self) -> int:
-        """One pass over the due entries; returns how many were delivered."""
+        """One pass over the due entries; returns how many were delivered.
+
+        Order matters within one alert's entries to one destination (a Slack channel, an incident
+        tool): one that waits holds back the later ones. Another destination's never do."""
+        now = self.clock()
+        with Session(self.engine) as session:
+            entries = [
+                (e.id or 0, e.alert_id, e.channel, utc(e.next_attempt_at))
+                for e in outbox.due(session=session, kinds=self.kinds, now=now)
+            ]
+        blocked: set[object] = set()
+        delivered = 0
+        for entry_id, alert_id, destination, next_at in entries:
+            key = (alert_id, destination) if alert_id is not None else ("entry", entry_id)
+            if key in blocked:
+                continue
+            if (next_at is not None and next_at > now) or self.paused(destination):
+                blocked.add(key)
+                continue
+            if self._deliver(entry_id):
+                delivered += 1
+            else:
+                blocked.add(key)
+        return delivered
+
+    def paused(self, destination: str | None) -> bool:
+        """Whether the destination asked to wait (a 429's Retry-After)."""
+        return False
+
+    def _deliver(self, entry_id: int) -> bool:
+        """Deliver one entry; True when it is settled (done, or failed for good)."""
         raise NotImplementedError
 
     def wake(self) -> None:

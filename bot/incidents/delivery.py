@@ -34,7 +34,7 @@ from bot.routing import all_incident_targets
 from bot.runner import utc_now
 from bot.slack.notify import alert_channels, queue_alert_message, queue_note
 from bot.slack.state import alert_with_slo, latest_snapshot, status_of
-from bot.store import outbox, repo
+from bot.store import repo
 from bot.store import slack as slack_store
 from bot.store.incidents import KIND, incident_of, vendor
 from bot.store.models import AlertRecord, IncidentRecord, OutboxRecord, SLORecord
@@ -64,28 +64,11 @@ class IncidentDelivery(OutboxWorker):
         self.client = client
         self.on_slack = on_slack  # wake the Slack delivery: a note or a message update was queued
         self._targets: dict[str, IncidentTarget] = {}
-        self.paused: dict[str, datetime] = {}  # per target: a 429 pauses that tool only
+        self.paused_targets: dict[str, datetime] = {}  # a 429 pauses that tool only
 
-    def deliver_due(self) -> int:
-        now = self.clock()
-        with Session(self.engine) as session:
-            entries = [
-                (e.id or 0, e.alert_id, e.channel or "", repo.utc(e.next_attempt_at))
-                for e in outbox.due(session=session, kinds=self.kinds, now=now)
-            ]
-        blocked: set[tuple[int | None, str]] = set()
-        delivered = 0
-        for entry_id, alert_id, target, next_at in entries:
-            key = (alert_id, target)  # trigger before acknowledge before resolve, per tool
-            paused = self.paused.get(target)
-            if key in blocked or (next_at is not None and next_at > now) or (paused and paused > now):
-                blocked.add(key)
-                continue
-            if self._deliver(entry_id):
-                delivered += 1
-            else:
-                blocked.add(key)
-        return delivered
+    def paused(self, destination: str | None) -> bool:
+        until = self.paused_targets.get(destination or "")
+        return until is not None and self.clock() < until
 
     def _deliver(self, entry_id: int) -> bool:
         with Session(self.engine, expire_on_commit=False) as session:
@@ -100,7 +83,7 @@ class IncidentDelivery(OutboxWorker):
                 delay = err.retry_after if err.retry_after is not None else backoff_for(entry.attempts)
                 entry.next_attempt_at = now + delay
                 if err.retry_after is not None:
-                    self.paused[entry.channel or ""] = now + err.retry_after
+                    self.paused_targets[entry.channel or ""] = now + err.retry_after
                 entry.last_error = str(err)
                 session.add(entry)
                 session.commit()

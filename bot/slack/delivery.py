@@ -30,7 +30,7 @@ from bot.slack import blocks
 from bot.slack.channels import ChannelDirectory
 from bot.slack.state import alert_with_slo, latest_snapshot, status_of
 from bot.store import incidents as incident_store
-from bot.store import outbox, repo
+from bot.store import repo
 from bot.store import slack as slack_store
 from bot.store.incidents import vendor
 from bot.store.models import AlertRecord, IncidentRecord, OutboxRecord, SlackMessageRecord, SLORecord
@@ -81,32 +81,9 @@ class SlackDelivery(OutboxWorker):
         self.client = client
         self.channels = channels
 
-    def deliver_due(self) -> int:
-        """One pass over the outbox; returns how many entries were delivered."""
-        now = self.clock()
-        with Session(self.engine) as session:
-            entries = [
-                (e.id, e.alert_id, e.channel, repo.utc(e.next_attempt_at))
-                for e in outbox.due(session=session, kinds=SLACK_KINDS, now=now)
-            ]
-        blocked: set[object] = set()
-        delivered = 0
-        for entry_id, alert_id, channel, next_at in entries:
-            if self.paused_until is not None and self.clock() < self.paused_until:
-                break  # rate-limited: the rest waits for the next pass
-            # order matters within one alert's messages in one channel; a channel Slack refuses
-            # or rate-limits must not hold up the others
-            key = (alert_id, channel) if alert_id is not None else ("entry", entry_id)
-            if key in blocked:
-                continue  # an earlier message of this alert in this channel waits: keep their order
-            if next_at is not None and next_at > now:
-                blocked.add(key)
-                continue
-            if self._deliver(entry_id or 0):
-                delivered += 1
-            else:
-                blocked.add(key)
-        return delivered
+    def paused(self, destination: str | None) -> bool:
+        # a 429 holds back every call to Slack until its Retry-After has passed
+        return self.paused_until is not None and self.clock() < self.paused_until
 
     # --- one entry ---------------------------------------------------------------------------
 
