@@ -1,14 +1,17 @@
-"""Fixtures for the Slack tests: a fake Slack workspace, the bot as a process, its database."""
+"""Fixtures for the Slack tests: a fake Slack workspace, the bot as a process, its database, and a
+Prometheus whose history ends in an incident going on now."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fakeslack import FakeSlack
+from tests.promharness import History, PrometheusServer, build_tsdb
 from tests.slack.harness import ALERTS, RESPONDER, SECOND, BotProcess, Store
 
 
@@ -45,3 +48,12 @@ def start_bot(tmp_path: Path, database_url: str, slack: FakeSlack) -> Iterator[B
     for bot in started:
         bot.close()
         print(f"--- {bot.log_path.name}\n{bot.log()}")  # shown when the test fails
+
+
+@pytest.fixture
+def live_prometheus(tmp_path: Path) -> Iterator[tuple[str, History]]:
+    # samples run 15 minutes past now, so the incident (the history's last 20 minutes) is on now
+    end = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=15)
+    history = History.generate(end=end, days=2)
+    with PrometheusServer(build_tsdb(history, tmp_path / "tsdb")) as server:
+        yield server.url, history

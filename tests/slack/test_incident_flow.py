@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 
 from bot.incidents.inbound import pagerduty_signature
 from tests.fakeincidents import FakeIncidents
 from tests.fakeslack import FakeSlack
-from tests.promharness import History, PrometheusServer, build_tsdb
+from tests.promharness import History
 from tests.slack.conftest import BotFactory
 from tests.slack.harness import ALERTS, RESPONDER, Store, block_action, wait_for
 
@@ -84,15 +81,6 @@ spec:
   objectives: [{{target: 0.999}}]
   alertPolicies: [{{alertPolicyRef: api-page}}, {{alertPolicyRef: api-warning}}]
 """
-
-
-@pytest.fixture
-def live_prometheus(tmp_path: Path) -> Iterator[tuple[str, History]]:
-    # samples run 15 minutes past now, so the incident (the history's last 20 minutes) is on now
-    end = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=15)
-    history = History.generate(end=end, days=2)
-    with PrometheusServer(build_tsdb(history, tmp_path / "tsdb")) as server:
-        yield server.url, history
 
 
 def _shown(message: dict[str, Any]) -> str:

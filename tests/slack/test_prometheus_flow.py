@@ -7,14 +7,9 @@ so `slo-bot run` evaluating "now" sees the breach live.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from tests.fakeslack import FakeSlack
-from tests.promharness import History, PrometheusServer, build_tsdb
+from tests.promharness import History
 from tests.slack.conftest import BotFactory
 from tests.slack.harness import ALERTS, RESPONDER, Store, block_action
 
@@ -58,15 +53,6 @@ spec:
   objectives: [{{target: 0.999}}]
   alertPolicies: [{{alertPolicyRef: api-page}}]
 """
-
-
-@pytest.fixture
-def live_prometheus(tmp_path: Path) -> Iterator[tuple[str, History]]:
-    # samples run 15 minutes past now, so the incident (the history's last 20 minutes) is on now
-    end = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=15)
-    history = History.generate(end=end, days=2)
-    with PrometheusServer(build_tsdb(history, tmp_path / "tsdb")) as server:
-        yield server.url, history
 
 
 def test_a_prometheus_breach_is_posted_then_acknowledged(
