@@ -65,6 +65,7 @@ def main() -> int:
     parser.add_argument("--slos", type=int, default=1000)
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--without-hooks", action="store_true", help="evaluate only, as `slo-bot check` does")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="slo-bot-cycle-"))
     server = None
@@ -83,7 +84,8 @@ def main() -> int:
         engine = db.make_engine(database)
         sources = SourcePool(max_connections=args.concurrency)
         clock_at = [history.end - timedelta(minutes=args.cycles + 1)]
-        hooks = [SlackHook("C0BENCH"), IncidentHook()]  # what `slo-bot run` adds to each SLO's transaction
+        # what `slo-bot run` adds to each SLO's transaction
+        hooks = [] if args.without_hooks else [SlackHook("C0BENCH"), IncidentHook()]
         runner = Runner(
             engine, sources, Quiet(), concurrency=args.concurrency, clock=lambda: clock_at[0], hooks=hooks
         )
@@ -102,7 +104,10 @@ def main() -> int:
         sources.close()
         engine.dispose()
         median, bare = statistics.median(cycles), statistics.median(bares)
-        print(f"{args.slos} SLOs, SQLite, concurrency {args.concurrency}, 2 CPUs shared with Prometheus")
+        print(
+            f"{args.slos} SLOs, SQLite, concurrency {args.concurrency}, 2 CPUs shared with Prometheus, "
+            + ("no hooks" if args.without_hooks else "with the Slack and incident hooks")
+        )
         print(f"first cycle (30-day backfill): {backfill:.2f} s")
         print(
             f"steady cycle: median {median:.2f} s (min {min(cycles):.2f}, max {max(cycles):.2f}) over "

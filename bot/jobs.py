@@ -40,7 +40,8 @@ CONFIG = "config"  # the stored definition no longer builds (e.g. an unset varia
 
 
 class TickHook(Protocol):
-    """Runs inside an SLO's evaluation transaction, after its alerts moved (e.g. queue Slack messages)."""
+    """Runs inside an SLO's evaluation transaction, after its alerts moved (e.g. queue Slack messages).
+    `open_alerts`: the SLO's pending and firing alerts after the move, by key."""
 
     def __call__(
         self,
@@ -50,6 +51,7 @@ class TickHook(Protocol):
         assessment: Assessment,
         transitions: Sequence[Transition],
         now: datetime,
+        open_alerts: Mapping[str, AlertRecord],
     ) -> object: ...
 
 
@@ -175,8 +177,9 @@ def _store(
                 ended = alert_store.latest(session=session, slo_id=fresh.id, key=transition.key)
                 if ended is not None and ended.fired_at is not None:
                     spent[ended.key] = episodes.record_cost(session, plan.slo, ended, plan.now).cost_ratio
+        by_key = {a.key: a for a in open_alerts}
         for hook in hooks:
-            hook(session, fresh, plan.slo, assessment, transitions, plan.now)
+            hook(session, fresh, plan.slo, assessment, transitions, plan.now, by_key)
         repo.add_snapshot(session=session, slo_id=fresh.id, status=assessment.status, error=error)
         METRICS.inc("slo_bot_evaluations_total", outcome=kind or "ok")
         summaries = alert_store.summaries([a for a in open_alerts if a.state == FIRING])

@@ -4,7 +4,7 @@ escalate unacknowledged pages. Runs inside the evaluation's transaction and only
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlmodel import Session
@@ -35,10 +35,10 @@ class IncidentHook:
         assessment: Assessment,
         transitions: Sequence[Transition],
         now: datetime,
+        open_alerts: Mapping[str, AlertRecord],
     ) -> bool:
         assert record.id is not None
         queued = False
-        open_alerts = alert_store.open_alerts(session=session, slo_id=record.id)
         for transition in transitions:
             if transition.event == FIRING:
                 continue  # opened below, with every other firing alert missing an incident

@@ -6,7 +6,7 @@ worker talks to Slack. So a transition and its messages are committed together o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
@@ -100,10 +100,10 @@ class SlackHook:
         assessment: Assessment,
         transitions: Sequence[Transition],
         now: datetime,
+        open_alerts: Mapping[str, AlertRecord],
     ) -> bool:
         """Queue messages; True when something was queued."""
         assert record.id is not None
-        open_alerts = alert_store.open_alerts(session=session, slo_id=record.id)
         queued = False
         changed = {t.key for t in transitions}
         for transition in transitions:
