@@ -23,11 +23,8 @@ from bot.incidents.base import (
     IncidentEvent,
     Sent,
     TargetRejected,
-    annotation,
-    answer_field,
-    plain,
-    request,
 )
+from bot.incidents.http import annotation, answer_field, plain, request
 
 URLS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.com"}
 PRIORITIES = {"page": "P1", "budget-0": "P2", "ticket": "P3"}

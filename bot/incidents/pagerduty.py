@@ -23,12 +23,8 @@ from bot.incidents.base import (
     Sent,
     TargetRejected,
     TargetUnavailable,
-    annotation,
-    answer_field,
-    iso_utc,
-    plain,
-    request,
 )
+from bot.incidents.http import annotation, answer_field, iso_utc, plain, request
 
 log = logging.getLogger(__name__)
 

@@ -12,17 +12,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot.domain import NotificationTarget
-from bot.incidents.base import (
-    ACTIONS,
-    RESOLVE,
-    TRIGGER,
-    IncidentEvent,
-    Sent,
-    annotation,
-    host_of,
-    plain,
-    request,
-)
+from bot.incidents.base import ACTIONS, RESOLVE, TRIGGER, IncidentEvent, Sent
+from bot.incidents.http import annotation, host_of, plain, request
 
 # Squadcast refuses payloads over 30 KB (HTTP 413); the description is cut to leave room for the rest.
 MAX_DESCRIPTION_BYTES = 24_000

@@ -14,16 +14,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot.domain import NotificationTarget
-from bot.incidents.base import (
-    ACTIONS,
-    IncidentEvent,
-    Sent,
-    annotation,
-    host_of,
-    iso_utc,
-    plain,
-    request,
-)
+from bot.incidents.base import ACTIONS, IncidentEvent, Sent
+from bot.incidents.http import annotation, host_of, iso_utc, plain, request
 
 VERSION = 1
 SIGNATURE_HEADER = "X-Slo-Bot-Signature"
