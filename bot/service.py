@@ -99,15 +99,18 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
         delivery.start()
     socket_handler: Any = None
     try:
+        listening = settings.pagerduty_webhook_secret or settings.opsgenie_webhook_token
         if mode == "console":
+            where = f"; incident tool webhooks on {settings.host}:{port}" if listening else ""
             print(
                 f"slo-bot running in console mode (no SLACK_BOT_TOKEN): evaluating every "
-                f"{format_duration(interval)}; alerts print here. Ctrl-C stops.",
+                f"{format_duration(interval)}; alerts print here{where}. Ctrl-C stops.",
                 file=sys.stderr,
                 flush=True,
             )
-            _wait_for_signal()
-            return 0
+            if not listening:
+                _wait_for_signal()
+                return 0
         if mode == "socket":
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -117,16 +120,20 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
         web = create_web_app(
             bolt_app if mode == "http" else None, _health(engine, scheduler, runner, interval), webhooks
         )
-        print(
-            f"slo-bot running in {'HTTP' if mode == 'http' else 'Socket Mode'} mode on "
-            f"{settings.host}:{port}; evaluating every {format_duration(interval)}.",
-            file=sys.stderr,
-            flush=True,
-        )
+        if mode != "console":
+            print(
+                f"slo-bot running in {'HTTP' if mode == 'http' else 'Socket Mode'} mode on "
+                f"{settings.host}:{port}; evaluating every {format_duration(interval)}.",
+                file=sys.stderr,
+                flush=True,
+            )
         config = uvicorn.Config(
             web, host=settings.host, port=port, log_level="warning", access_log=False, lifespan="off"
         )
-        uvicorn.Server(config).run()  # returns on SIGINT / SIGTERM
+        # uvicorn stops on SIGINT / SIGTERM, then raises the signal again for the handler it found:
+        # ours, so the shutdown below still runs and the exit is clean
+        _on_stop_signals(threading.Event())
+        uvicorn.Server(config).run()
         return 0
     finally:
         scheduler.shutdown(wait=True)
@@ -147,10 +154,14 @@ def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[],
     return wake
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
+def _on_stop_signals(stop: threading.Event) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    _on_stop_signals(stop)
     stop.wait()
 
 

@@ -218,3 +218,4 @@ def test_a_breach_reaches_pagerduty_and_both_stay_in_step(
         )
         assert any(f"<@{RESPONDER}> declared an incident" in n for n in _thread(slack, warning))
         assert pagerduty.out_of_order == []
+        assert bot.stop() == 0  # SIGTERM: a clean stop, its workers shut down
