@@ -153,7 +153,10 @@ class IncidentDelivery(OutboxWorker):
         incident.last_error = None
         incident.updated_at = now
         session.add(incident)
-        if action == TRIGGER and incident.declared_by:
+        channels = alert_channels(session, alert)  # none in console mode: nothing for Slack
+        declared = action == TRIGGER and incident.declared_by is not None
+        changed = incident.state != before  # the message shows each tool's state
+        if declared:
             queue_note(
                 session,
                 alert,
@@ -162,9 +165,9 @@ class IncidentDelivery(OutboxWorker):
                 now,
                 by=incident.declared_by,
             )
-        if incident.state != before:  # the message shows each tool's state
-            queue_alert_message(session, alert, alert_channels(session, alert), now)
-        return bool(alert_channels(session, alert))
+        if changed:
+            queue_alert_message(session, alert, channels, now)
+        return bool(channels) and (changed or declared)
 
     def _refused(self, session: Session, entry_id: int, reason: str, now: datetime) -> None:
         entry = session.get(OutboxRecord, entry_id)
@@ -183,6 +186,7 @@ class IncidentDelivery(OutboxWorker):
             session.add(incident)
             action = json.loads(entry.payload).get("action", "call")
             text = f"{vendor(incident.kind)} (`{incident.target}`) refused the {action}: {reason}"
+            # `by`: like a person's action, it is said even while the SLO is silenced
             queue_note(session, found[0], text, now, by="slo-bot")
         session.commit()
         METRICS.inc("slo_bot_incident_errors_total", reason="refused")

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.domain import SLO, NotificationTarget
-from bot.incidents.base import RESOLVE, TRIGGER
+from bot.incidents.base import TRIGGER
 from bot.store import outbox
 from bot.store.models import AlertRecord, IncidentRecord, WebhookEventRecord
 
@@ -168,10 +168,8 @@ def queue_upstream(
     assert alert.id is not None
     queued = 0
     for incident in incidents_of(session=session, alert_id=alert.id):
-        if incident.target == exclude or (incident.state == "resolved" and action != RESOLVE):
-            continue
-        if action == RESOLVE and incident.state == "resolved":
-            continue  # closed in the tool already
+        if incident.target == exclude or incident.state == "resolved":
+            continue  # where it came from, or closed in the tool already
         queue_call(session, alert, incident, action, now, actor, note)
         queued += 1
     return queued
