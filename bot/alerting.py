@@ -49,6 +49,8 @@ def step(
         if current.state == PENDING and at - current.since >= signal.alert_after:
             return OpenAlert(signal.key, FIRING, at), _transition(slo, signal, at, FIRING)
         return current, None
+    if signal.hold and current is not None:
+        return current, None  # inside the hysteresis band: neither fires nor resolves
     if current is None or current.state == PENDING:
         return None, None  # a pending alert was never announced: it just goes away
     return None, _transition(slo, signal, at, RESOLVED, fired_at=current.since)

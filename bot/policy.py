@@ -17,6 +17,9 @@ PAGE = "page"
 TICKET = "ticket"
 NO_DATA = "no-data"
 DEFAULT_BUDGET_THRESHOLDS = (0.5, 0.25, 0.0)
+# Hysteresis of the budget-remaining alerts: one that fired clears only once the remaining budget is
+# back above its threshold by this much, so a budget wobbling around 50 % raises one alert, not many.
+DEFAULT_BUDGET_MARGIN = 0.02
 DEFAULT_NO_DATA_AFTER = timedelta(minutes=10)
 # A burn rule fires only when its long window holds at least this many bad events (or bad
 # slices): at 10 requests an hour, one failure is burn 100 on a 99.9 % SLO and must not page.
@@ -63,6 +66,7 @@ class BurnRule:
 class Policy:
     rules: tuple[BurnRule, ...]
     budget_thresholds: tuple[float, ...] = DEFAULT_BUDGET_THRESHOLDS
+    budget_margin: float = DEFAULT_BUDGET_MARGIN
     no_data_after: timedelta = DEFAULT_NO_DATA_AFTER
     min_bad_events: float = DEFAULT_MIN_BAD_EVENTS
 
@@ -119,6 +123,8 @@ class Signal:
     """What the policy calls for on one alert key at one evaluation.
 
     `active` None means the data cannot tell (a window without data): the alert keeps its state.
+    `hold` (with `active` False) means not enough to fire, but not clear enough to resolve one that
+    already fired: the hysteresis band of the budget-remaining alerts.
     """
 
     key: str
@@ -126,6 +132,7 @@ class Signal:
     burn_rates: Mapping[str, float | None]
     reason: str
     alert_after: timedelta = timedelta(0)
+    hold: bool = False
 
 
 def _bad(counts: WindowCounts, method: BudgetingMethod) -> float:
@@ -156,8 +163,9 @@ def signals(
     for threshold in policy.budget_thresholds:
         key = f"budget-{round(threshold * 100)}"
         active = None if remaining_ratio is None else remaining_ratio <= threshold
+        hold = remaining_ratio is not None and remaining_ratio <= threshold + policy.budget_margin
         reason = f"budget remaining at or below {threshold * 100:g} %"
-        out.append(Signal(key, active, {}, reason))
+        out.append(Signal(key, active, {}, reason, hold=hold and not active))
     recent = counts.get(policy.no_data_after)
     if recent is not None:
         silent = recent.covered <= timedelta(0)
