@@ -3,7 +3,13 @@ remaining budget is back above its threshold plus a margin (2 percentage points)
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +25,8 @@ from bot.domain import (
     Objective,
     TimeWindow,
 )
+from tests.faults import budgetdata
+from tests.promharness import HOUR, tools_problem
 
 T0 = datetime(2026, 11, 27, 12, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -78,3 +86,51 @@ def test_the_zero_budget_alert_clears_only_once_two_points_are_back() -> None:
 
 def test_the_margin_is_two_percentage_points() -> None:
     assert policy.policy_for(_slo(), timedelta(days=30)).budget_margin == pytest.approx(0.02)
+
+
+# --- the same on a real Prometheus, through `slo-bot replay` -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    problem = tools_problem()
+    if problem:  # fail, not skip: CI installs prometheus, so a missing one must be seen
+        pytest.fail(problem, pytrace=False)
+    with budgetdata.serve([budgetdata.wobble()], tmp_path_factory.mktemp("wobble")) as url:
+        yield url
+
+
+def _slo_bot(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "SLO_BOT_CONFIG": "", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *argv], env=full, capture_output=True, text=True, timeout=120
+    )
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_a_budget_wobbling_around_50_percent_raises_one_alert_in_replay(
+    prometheus: str, tmp_path: Path
+) -> None:
+    """The remaining budget swings a point either side of 50 % every hour for 8 hours, then recovers:
+    one budget-50 alert, firing on the first crossing, resolved once 52 % is back."""
+    path = tmp_path / "slos.yaml"
+    only_50 = 'slo-bot/budget-alerts: "50"'
+    path.write_text(budgetdata.catalogue(budgetdata.wobble(), prometheus, annotations=only_50))
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'slo-bot.db'}"}
+    applied = _slo_bot(["apply", str(path)], env)
+    assert applied.returncode == 0, applied.stderr
+    start, end = budgetdata.WOBBLE_START, budgetdata.WOBBLE_END + 2 * HOUR
+    argv = ["replay", "--from", start.isoformat(), "--to", end.isoformat(), "--step", "1m", "--json"]
+    result = _slo_bot(argv, env)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    budget = [(_time(x["at"]), x["event"]) for x in lines if x["severity"] == "budget-50"]
+    assert [event for _, event in budget] == ["firing", "resolved"], budget
+    (fired, _), (resolved, _) = budget
+    # 49.5 % spent plus 1 point an hour: 50 % is crossed half an hour into the first bad hour
+    assert abs(fired - (start + 30 * MINUTE)) <= 2 * MINUTE
+    # 50.5 % left at the end, 1.67 points an hour back: above 52 % after 54 minutes
+    assert abs(resolved - (budgetdata.WOBBLE_END + 54 * MINUTE)) <= 2 * MINUTE
