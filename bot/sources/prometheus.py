@@ -1,6 +1,8 @@
 """Range queries against Prometheus-compatible APIs (Prometheus, Thanos, Mimir, VictoriaMetrics).
 
 Turns an SLI query into one value per step, and every failure into SourceUnavailable or BadQuery.
+A bare counter selector is read as raw samples and differenced here (`counter_increases`): exact
+at any scrape interval and offset, unlike `increase(x[1m])`, which is empty at a 60 s scrape.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 _WINDOW = re.compile(r"\{\{\s*\.?window\s*\}\}")  # slo-bot's {{window}} and Sloth's {{.window}}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
+# Two samples of a series farther apart than this (Prometheus's 5-minute staleness plus jitter) have
+# no data between them: slo-bot reads scrape intervals up to 5 minutes.
+MAX_SCRAPE_GAP = timedelta(minutes=5, seconds=30)
+# Raw samples asked per request; the span of each request adapts to the density of the data.
+RAW_POINTS_PER_REQUEST = 50_000
+_FIRST_RAW_SPAN = timedelta(hours=6)
+_MIN_RAW_SPAN, _MAX_RAW_SPAN = timedelta(minutes=10), timedelta(days=31)
 
 
 def connection_problems(connection: Mapping[str, Any]) -> list[str]:
@@ -129,6 +138,7 @@ class PrometheusSource:
         self._client = client
         base = str(datasource.connection.get("url") or client.base_url).rstrip("/")
         self._endpoint = base + "/api/v1/query_range"
+        self._instant_endpoint = base + "/api/v1/query"
         self._where = f"{datasource.type} datasource {datasource.name!r} ({_redact(base)})"
 
     def fetch_range(
@@ -144,8 +154,10 @@ class PrometheusSource:
             raise ValueError("start and end must be timezone-aware")
         if step < _SECOND or step % _SECOND:
             raise ValueError(f"step must be a whole number of seconds, not {step}")
+        if counter and not _WINDOW.search(metric.query):
+            return self._fetch_increases(metric.query.strip(), start=start, end=end, step=step)
         query = render_query(metric.query, counter=counter, window=step)
-        wrapped = counter and not _WINDOW.search(metric.query)
+        wrapped = False
         steps = step // _SECOND
         # Step ends are multiples of the step since the epoch, in (start, end].
         first = ((start - _EPOCH) // step + 1) * steps
@@ -160,6 +172,68 @@ class PrometheusSource:
                     self._many_series(query, [labels, series_labels])
                 values.update(points)
         return values
+
+    def _fetch_increases(
+        self, selector: str, *, start: datetime, end: datetime, step: timedelta
+    ) -> dict[datetime, float]:
+        """Events per step of a bare counter selector, from its raw samples.
+
+        `increase(x[step])` needs two samples inside each step and extrapolates between them, so at a
+        60 s scrape every 1-minute step is empty, and at any scrape the steps only add up roughly.
+        Instead the raw samples of every series are read (instant queries of `selector[span]`) and
+        consecutive ones differenced here, with counter resets handled as Prometheus does.
+        """
+        first = ((start - _EPOCH) // step + 1) * (step // _SECOND)
+        last = ((end - _EPOCH) // step) * (step // _SECOND)
+        increases = CounterIncreases(first, last, step // _SECOND)
+        if first > last:
+            return {}
+        gap = int(MAX_SCRAPE_GAP.total_seconds())
+        # samples up to one gap past the last step end finish the pair that straddles it
+        lo, hi = first - step // _SECOND - gap, last + gap
+        span = int(_FIRST_RAW_SPAN.total_seconds())
+        while lo < hi:
+            upto = min(hi, lo + span)
+            points = 0
+            for labels, samples in self._raw_samples(selector, lo, upto):
+                increases.add(labels, samples)
+                points += len(samples)
+            if points:  # aim the next request at about RAW_POINTS_PER_REQUEST samples
+                span = int(span * RAW_POINTS_PER_REQUEST / points)
+            else:
+                span *= 4
+            span = max(int(_MIN_RAW_SPAN.total_seconds()), min(int(_MAX_RAW_SPAN.total_seconds()), span))
+            lo = upto
+        return increases.result()
+
+    def _raw_samples(
+        self, selector: str, lo: int, hi: int
+    ) -> list[tuple[frozenset[Any], list[tuple[float, float]]]]:
+        """Each series' raw samples in (lo, hi] (Prometheus 2 also gives one at exactly lo)."""
+        query = f"{selector}[{hi - lo}s]"
+        try:
+            response = self._client.post(self._instant_endpoint, data={"query": query, "time": str(hi)})
+        except httpx.TimeoutException as exc:
+            raise SourceUnavailable(
+                f"{self._where}: no answer within the timeout ({type(exc).__name__}); will retry next tick"
+            ) from exc
+        except httpx.RequestError as exc:
+            raise SourceUnavailable(
+                f"{self._where}: cannot reach it: {exc or type(exc).__name__}; will retry next tick"
+            ) from exc
+        data = self._data(response, query, wrapped=True)
+        if not isinstance(data, Mapping) or data.get("resultType") != "matrix":
+            kind = data.get("resultType") if isinstance(data, Mapping) else type(data).__name__
+            self._garbled(f"expected a matrix of raw samples for {query!r}, got {kind!r}")
+        result = data.get("result")
+        if not isinstance(result, list):
+            self._garbled("the matrix result is not a list")
+        series = []
+        for item in result:
+            labels, points = self._series(item, lo, hi)
+            key = frozenset((str(k), str(v)) for k, v in labels.items())
+            series.append((key, sorted(((t - _EPOCH).total_seconds(), v) for t, v in points.items())))
+        return series
 
     def _query_range(
         self, query: str, lo: int, hi: int, step: int, wrapped: bool
@@ -222,7 +296,8 @@ class PrometheusSource:
         if code in (400, 422) or body["status"] == "error":
             error = body.get("error") or body.get("errorType") or shown
             hint = (
-                '; a counter query must be a bare selector such as metric_total{job="api"} or hold {{window}}'
+                '; a counter query must be a bare selector such as metric_total{job="api"} (slo-bot reads '
+                "its raw samples) or a query holding {{window}}"
                 if wrapped and body.get("errorType") == "bad_data"
                 else ""
             )
@@ -258,6 +333,57 @@ class PrometheusSource:
 
     def _garbled(self, what: str) -> NoReturn:
         raise SourceUnavailable(f"{self._where}: garbled answer: {what}; will retry next tick")
+
+
+class CounterIncreases:
+    """Sums the increases of counter series into steps ending at multiples of `step` in [first, last].
+
+    Each pair of consecutive samples of a series adds its increase (after a reset: the new value, as
+    Prometheus counts it) to the steps it spans, in proportion to the time inside each. A step is
+    data when the pairs of some series cover at least half of it; pairs farther apart than
+    MAX_SCRAPE_GAP are a gap. Feed each series' samples in time order, in any number of parts.
+    """
+
+    def __init__(self, first: int, last: int, step: int) -> None:
+        self.first, self.last, self.step = first, last, step
+        self._gap = MAX_SCRAPE_GAP.total_seconds()
+        self._last_sample: dict[frozenset[Any], tuple[float, float]] = {}
+        self._events: dict[int, float] = {}
+        self._covered: dict[tuple[frozenset[Any], int], float] = {}
+
+    def add(self, series: frozenset[Any], samples: list[tuple[float, float]]) -> None:
+        previous = self._last_sample.get(series)
+        for t1, v1 in samples:
+            if previous is not None:
+                t0, v0 = previous
+                if t1 <= t0:  # the same sample again (Prometheus 2 ranges include their start)
+                    continue
+                if t1 - t0 <= self._gap:
+                    self._spread(series, t0, t1, v1 - v0 if v1 >= v0 else v1)
+            previous = (t1, v1)
+        if previous is not None:
+            self._last_sample[series] = previous
+
+    def _spread(self, series: frozenset[Any], t0: float, t1: float, delta: float) -> None:
+        step = self.step
+        end = max(self.first, (math.floor(t0 / step) + 1) * step)
+        while end - step < t1 and end <= self.last:
+            inside = min(t1, end) - max(t0, end - step)
+            if inside > 0:
+                self._events[end] = self._events.get(end, 0.0) + delta * inside / (t1 - t0)
+                key = (series, end)
+                self._covered[key] = self._covered.get(key, 0.0) + inside
+            end += step
+
+    def result(self) -> dict[datetime, float]:
+        covered: dict[int, float] = {}
+        for (_, end), seconds in self._covered.items():
+            covered[end] = max(covered.get(end, 0.0), seconds)
+        return {
+            _EPOCH + timedelta(seconds=end): self._events.get(end, 0.0)
+            for end, seconds in sorted(covered.items())
+            if seconds * 2 >= self.step
+        }
 
 
 def _chunks(first: int, last: int, step: int) -> Iterator[tuple[int, int]]:

@@ -1,0 +1,149 @@
+"""Counter selectors read as raw samples: exact per-step events at any scrape interval and offset.
+
+A MockTransport plays Prometheus's `/api/v1/query` for `selector[Ns]` with either range semantics:
+Prometheus 2 includes a sample exactly at the range start, Prometheus 3 does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from bot.domain import DataSource, MetricQuery
+from bot.sources.prometheus import PrometheusSource
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+RATE = 10.0  # events per second
+Series = dict[str, list[tuple[float, float]]]  # code -> (unix seconds, counter value)
+
+
+def scrape(interval: float, offset: float, *, hours: float = 2, resets: tuple[float, ...] = ()) -> Series:
+    """Samples of a counter growing at RATE, scraped every `interval` s at `offset` past the minute.
+
+    A reset at time r restarts the counter from 0 at r (the sample after r holds what came since).
+    """
+    start = T0.timestamp() - 4 * 3600 + offset
+    samples = []
+    base, restarted = 5_000.0, start - 3600
+    t = start
+    while t <= T0.timestamp() + hours * 3600:
+        for r in resets:
+            if restarted < r <= t:
+                base, restarted = -RATE * (r - start), r
+        samples.append((t, base + RATE * (t - start)))
+        t += interval
+    return {"200": samples}
+
+
+def prometheus(
+    series: Series, *, left_open: bool
+) -> tuple[Callable[[httpx.Request], httpx.Response], list[str]]:
+    asked: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/v1/query"
+        p = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        asked.append(p["query"])
+        selector, _, span = p["query"].rpartition("[")
+        assert selector == 'http_requests_total{job="api"}'
+        hi = float(p["time"])
+        lo = hi - float(span.rstrip("s]"))
+        result = [
+            {
+                "metric": {"__name__": "http_requests_total", "job": "api", "code": code},
+                "values": [
+                    [t, repr(v)] for t, v in samples if (lo < t if left_open else lo <= t) and t <= hi
+                ],
+            }
+            for code, samples in series.items()
+        ]
+        result = [r for r in result if r["values"]]
+        return httpx.Response(
+            200, json={"status": "success", "data": {"resultType": "matrix", "result": result}}
+        )
+
+    return handle, asked
+
+
+def fetch(
+    series: Series, *, left_open: bool, start: datetime, end: datetime, step: timedelta = MINUTE
+) -> dict[datetime, float]:
+    handle, _ = prometheus(series, left_open=left_open)
+    datasource = DataSource(name="prom", type="Prometheus", connection={"url": "http://prom:9090"})
+    with httpx.Client(transport=httpx.MockTransport(handle), base_url="http://prom:9090") as client:
+        source = PrometheusSource(datasource, client)
+        return source.fetch_range(
+            MetricQuery(datasource, 'http_requests_total{job="api"}'),
+            counter=True,
+            start=start,
+            end=end,
+            step=step,
+        )
+
+
+@pytest.mark.parametrize("left_open", [False, True], ids=["prometheus2", "prometheus3"])
+@pytest.mark.parametrize(
+    ("interval", "offset"), [(15, 0), (15, 7.3), (60, 0), (60, 17), (60, 59.9), (120, 43), (300, 11)]
+)
+def test_every_minute_holds_its_events_at_any_scrape_interval(
+    left_open: bool, interval: float, offset: float
+) -> None:
+    values = fetch(scrape(interval, offset), left_open=left_open, start=T0, end=T0 + 30 * MINUTE)
+    # every minute is data, and holds RATE x 60 events, whatever the scrape interval and offset
+    assert sorted(values) == [T0 + (i + 1) * MINUTE for i in range(30)]
+    for at, events in values.items():
+        assert events == pytest.approx(RATE * 60), at
+
+
+@pytest.mark.parametrize("left_open", [False, True], ids=["prometheus2", "prometheus3"])
+@pytest.mark.parametrize("step", [timedelta(minutes=5), timedelta(hours=1)])
+def test_coarse_steps_sum_exactly(left_open: bool, step: timedelta) -> None:
+    values = fetch(scrape(60, 17), left_open=left_open, start=T0 - 3 * step, end=T0 + step, step=step)
+    assert len(values) == 4
+    assert all(v == pytest.approx(RATE * step.total_seconds()) for v in values.values())
+
+
+def test_a_counter_reset_loses_nothing() -> None:
+    reset = T0.timestamp() + 10 * 60 + 30  # between two scrapes at :17 (12:10:17 and 12:11:17)
+    values = fetch(scrape(60, 17, resets=(reset,)), left_open=True, start=T0, end=T0 + 20 * MINUTE)
+    # Prometheus's own rule: after a drop the new value is the increase, so only the events between
+    # the last scrape before the restart and the restart itself are unknowable (13 s here)
+    assert sum(values.values()) == pytest.approx(RATE * (20 * 60 - (reset - (T0.timestamp() + 617))))
+    assert all(v >= 0 for v in values.values())
+
+
+def test_scrape_gaps_longer_than_five_minutes_are_no_data() -> None:
+    series = scrape(60, 17)
+    gap = (T0.timestamp() + 600, T0.timestamp() + 1500)
+    series["200"] = [(t, v) for t, v in series["200"] if not gap[0] <= t < gap[1]]
+    values = fetch(series, left_open=True, start=T0, end=T0 + 30 * MINUTE)
+    missing = {T0 + (i + 1) * MINUTE for i in range(30)} - set(values)
+    # samples at :17 until 12:09:17 and again from 12:25:17: the minutes up to 12:10 and 12:25 are
+    # less than half measured; the one to 12:26 counts what was measured of it (43 s)
+    assert missing == {T0 + (i + 1) * MINUTE for i in range(9, 25)}
+    edge = T0 + 26 * MINUTE
+    assert values.pop(edge) == pytest.approx(RATE * 43)
+    assert all(v == pytest.approx(RATE * 60) for v in values.values())
+
+
+def test_series_are_summed_and_long_ranges_are_split() -> None:
+    series = scrape(15, 3, hours=30)
+    series["500"] = [(t, v / 10) for t, v in series["200"]]
+    handle, asked = prometheus(series, left_open=True)
+    datasource = DataSource(name="prom", type="Prometheus", connection={"url": "http://prom:9090"})
+    with httpx.Client(transport=httpx.MockTransport(handle), base_url="http://prom:9090") as client:
+        values = PrometheusSource(datasource, client).fetch_range(
+            MetricQuery(datasource, 'http_requests_total{job="api"}'),
+            counter=True,
+            start=T0,
+            end=T0 + timedelta(hours=28),
+            step=MINUTE,
+        )
+    assert len(asked) > 1
+    assert len(values) == 28 * 60
+    assert all(v == pytest.approx(RATE * 60 * 1.1) for v in values.values())
