@@ -60,8 +60,9 @@ def handle_alert_action(
             _deny(respond, "This alert no longer exists (its SLO was removed).")
             return
         alert, record = found
-        channels = alert_channels(session, alert, posted_ids=True) or channels_of(session, record, deps)
-        denied = deps.responders.check(user, channels)
+        # the SLO's own channels, not every channel the message went to: a subscribed channel's
+        # members see the alert and its buttons, but are not its responders
+        denied = deps.responders.check(user, channels_of(session, record, deps))
         if denied:
             _deny(respond, denied)
             return

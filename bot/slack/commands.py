@@ -228,13 +228,14 @@ def _since(alert: AlertRecord) -> str:
 
 
 def channels_of(session: Session, record: SLORecord, deps: SlackDeps) -> list[str]:
-    """Where the SLO's alerts go: who may act on them is decided by these channels (by the IDs
-    Slack answered with, where a channel was routed to by name and posted to already)."""
-    subscribed = slack_store.subscribed_channels(session=session, service=record.service)
+    """The channels whose members may act on the SLO's alerts: its own (`slo-bot/channel`, its slack
+    targets), else the default channel; by the IDs Slack answered with, where a channel was routed
+    to by name and posted to already. Never a subscribed channel: `/slo subscribe` shows a service's
+    alerts to more people, it does not let more people acknowledge or silence them."""
     try:
-        routed = channels_for(slo_of(record), subscribed, deps.default_channel)
-    except Exception:  # an unset secret: the subscriptions still say something
-        routed = subscribed
+        routed = channels_for(slo_of(record), (), deps.default_channel)
+    except Exception:  # an unset secret: the default channel still says something
+        routed = [deps.default_channel] if deps.default_channel else []
     posted = {
         m.channel: m.posted_channel
         for m in session.exec(
@@ -336,11 +337,17 @@ def _subscribe(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload
         channel = match.group(1)
     service = args[0]
     with Session(deps.engine) as session:
-        services = sorted({r.service for r in repo.list_slos(session=session)})
+        records = repo.list_slos(session=session)
+        services = sorted({r.service for r in records})
         if service not in services:
             close = difflib.get_close_matches(service, services, n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
             return blocks.text_payload(f"No SLO belongs to a service called `{service}`.{hint}")
+        # subscribing routes the service's alerts somewhere new: a responder's decision
+        owners = [c for r in records if r.service == service for c in channels_of(session, r, deps)]
+        denied = deps.responders.check(inv.user, owners)
+        if denied:
+            return blocks.text_payload(denied)
         added = slack_store.subscribe(
             session=session, service=service, channel=channel, by=inv.user, now=deps.clock()
         )

@@ -1,4 +1,5 @@
-"""Who may acknowledge or silence: members of the alert's channel, or a configured list.
+"""Who may acknowledge, silence or subscribe: members of the SLO's own alert channel (never a merely
+subscribed one), or a configured list.
 
 `SLO_BOT_RESPONDERS` (user IDs `U…` and user-group IDs `S…`, comma-separated) replaces the
 channel-membership rule when set. Memberships are cached for a minute.
@@ -60,8 +61,14 @@ class Responders:
                 failed = True
         if failed:
             return unreachable
+        if not routed:
+            return (
+                "Only responders may do this, and this SLO has no alert channel of its own to say who "
+                "they are: give it a `slo-bot/channel`, or set SLO_BOT_DEFAULT_CHANNEL or "
+                "SLO_BOT_RESPONDERS."
+            )
         where = ", ".join(f"<#{c}>" if is_id(c) else f"#{c.lstrip('#')}" for c in routed)
-        return f"Only members of {where or 'the alert’s channel'} may act on this alert."
+        return f"Only members of {where} may act on this alert."
 
     def _members(self, key: str, load: Callable[[str], frozenset[str]]) -> frozenset[str]:
         now = self.clock()

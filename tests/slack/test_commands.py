@@ -168,9 +168,12 @@ def test_every_slo_command_answers_usefully_and_fast(
     )
 
     # subscribe: a channel picked with `#` arrives escaped, as `<#C…|name>`
-    assert ask("subscribe search <#C0SRE42|sre-team>") == "<#C0SRE42> now gets the alerts of `search`."
-    assert ask("subscribe search <#C0SRE42|sre-team>") == "<#C0SRE42> already gets the alerts of `search`."
-    assert ask("subscribe search <#C0OTHER>") == "<#C0OTHER> now gets the alerts of `search`."
+    # (a responder's action: a member of the service's own channel, C0SEARCH)
+    sre = "subscribe search <#C0SRE42|sre-team>"
+    assert ask(sre, user=SECOND) == "<#C0SRE42> now gets the alerts of `search`."
+    assert ask(sre, user=SECOND) == "<#C0SRE42> already gets the alerts of `search`."
+    assert ask("subscribe search <#C0OTHER>", user=SECOND) == "<#C0OTHER> now gets the alerts of `search`."
+    assert ask("subscribe search <#C0MINE42>").startswith("Only members of <#C0SEARCH>")
     assert ask("subscribe checkout", channel="C0HERE") == "<#C0HERE> now gets the alerts of `checkout`."
     assert "is not a channel" in ask("subscribe search sre-team")
     assert "Did you mean `search`" in ask("subscribe serach")

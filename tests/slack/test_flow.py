@@ -169,11 +169,11 @@ def test_app_home_shows_the_slos_and_a_retried_event_acts_once(
     assert len(slack.calls_of("views.publish")) == 1
 
     # after /slo subscribe, the Home tab narrows to the user's services; the messages tab is left alone
-    assert bot.command("subscribe search <#C0SEARCH|search>").status_code == 200
+    assert bot.command("subscribe checkout <#C0ALERTS|alerts>").status_code == 200
     assert bot.event(home_opened(RESPONDER, "Ev0HOME2")).status_code == 200
     slack.wait_calls("views.publish", 2)
     home = json.dumps(slack.views[RESPONDER][1], ensure_ascii=False)
-    assert "search-latency" in home and "checkout-availability" not in home
+    assert "checkout-availability" in home and "search-latency" not in home
     messages_tab = home_opened(RESPONDER, "Ev0HOME3")
     messages_tab["event"]["tab"] = "messages"
     assert bot.event(messages_tab).status_code == 200
