@@ -13,11 +13,11 @@ from sqlmodel import Session
 
 from bot.metrics import METRICS
 from bot.store import outbox
-from bot.store.repo import utc
 
 log = logging.getLogger(__name__)
 PURGE_EVERY = timedelta(hours=1)
 KEEP_DONE = timedelta(days=7)  # delivered entries kept this long, for a look after an incident
+MAX_ROUNDS = 50  # rounds of one pass; the loop comes back at once when more is due
 
 
 class OutboxWorker:
@@ -34,30 +34,38 @@ class OutboxWorker:
         self.paused_until: datetime | None = None
 
     def deliver_due(self) -> int:
-        """One pass over the due entries; returns how many were delivered.
+        """Deliver what is due; returns how many entries were settled.
 
         Order matters within one alert's entries to one destination (a Slack channel, an incident
-        tool): one that waits holds back the later ones. Another destination's never do."""
-        now = self.clock()
-        with Session(self.engine) as session:
-            entries = [
-                (e.id or 0, e.alert_id, e.channel, utc(e.next_attempt_at))
-                for e in outbox.due(session=session, kinds=self.kinds, now=now)
-            ]
-        blocked: set[object] = set()
+        tool): only the first pending one of each is taken, so one that waits holds back the later
+        ones. Another destination's never do: entries that wait are not even read (`outbox.due`).
+        Rounds repeat while they settle something, so an alert's next entry goes in the same pass."""
         delivered = 0
-        for entry_id, alert_id, destination, next_at in entries:
-            key = (alert_id, destination) if alert_id is not None else ("entry", entry_id)
-            if key in blocked:
-                continue
-            if (next_at is not None and next_at > now) or self.paused(destination):
-                blocked.add(key)
-                continue
-            if self._deliver(entry_id):
-                delivered += 1
-            else:
-                blocked.add(key)
+        for _ in range(MAX_ROUNDS):
+            now = self.clock()
+            if self.paused_until is not None and now < self.paused_until:
+                break
+            with Session(self.engine) as session:
+                entries = [
+                    (e.id or 0, e.channel)
+                    for e in outbox.due(
+                        session=session, kinds=self.kinds, now=now, paused=list(self.paused_destinations())
+                    )
+                ]
+            settled = 0
+            for entry_id, destination in entries:
+                if self.paused(destination):  # a 429 earlier in this round
+                    continue
+                if self._deliver(entry_id):
+                    settled += 1
+            delivered += settled
+            if not settled:
+                break
         return delivered
+
+    def paused_destinations(self) -> dict[str, datetime]:
+        """Destinations that asked to wait (a 429's Retry-After), and until when."""
+        return {}
 
     def paused(self, destination: str | None) -> bool:
         """Whether the destination asked to wait (a 429's Retry-After)."""
@@ -85,8 +93,11 @@ class OutboxWorker:
         while not self._stop.is_set():
             try:
                 self.deliver_due()
+                paused = self.paused_destinations()
                 with Session(self.engine) as session:
-                    upcoming = outbox.next_due_at(session=session, kinds=self.kinds)
+                    upcoming = outbox.next_due_at(session=session, kinds=self.kinds, paused=list(paused))
+                    if paused:  # a paused destination's entries are due again when its pause ends
+                        upcoming = min([*paused.values(), *([upcoming] if upcoming else [])])
                     pending = outbox.pending_count(session=session, kinds=self.kinds)
                     METRICS.gauge("slo_bot_outbox_pending", pending, destination=self.name)
                     now = self.clock()

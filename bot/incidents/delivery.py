@@ -70,6 +70,10 @@ class IncidentDelivery(OutboxWorker):
         until = self.paused_targets.get(destination or "")
         return until is not None and self.clock() < until
 
+    def paused_destinations(self) -> dict[str, datetime]:
+        now = self.clock()
+        return {target: until for target, until in self.paused_targets.items() if now < until}
+
     def _deliver(self, entry_id: int) -> bool:
         with Session(self.engine, expire_on_commit=False) as session:
             entry = session.get(OutboxRecord, entry_id)

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import ColumnElement, delete, exists, func, or_
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.store.models import OutboxRecord
@@ -38,30 +39,68 @@ def enqueue(
     return record
 
 
-def due(*, session: Session, kinds: Sequence[str], now: datetime, limit: int = 100) -> list[OutboxRecord]:
-    """Pending entries of `kinds` in the order they were written; the caller keeps per-alert order."""
-    return list(
-        session.exec(
-            select(OutboxRecord)
-            .where(OutboxRecord.status == "pending", col(OutboxRecord.kind).in_(kinds))
-            .order_by(col(OutboxRecord.id))
-            .limit(limit)
+def due(
+    *,
+    session: Session,
+    kinds: Sequence[str],
+    now: datetime,
+    paused: Sequence[str] = (),
+    limit: int = 100,
+) -> list[OutboxRecord]:
+    """Entries of `kinds` that may go now, the longest due first: the first pending entry of each
+    alert and destination (their order is kept), when it is due and its destination (a channel, an
+    incident tool) is not in `paused`. Entries that wait (a silence, a backoff, a Retry-After) are
+    not read at all, so however many there are, a due entry of another destination is in the batch.
+    `ix_outbox_due` (status, next_attempt_at) serves the range and the order."""
+    query = (
+        select(OutboxRecord)
+        .where(
+            OutboxRecord.status == "pending",
+            col(OutboxRecord.kind).in_(kinds),
+            col(OutboxRecord.next_attempt_at) <= now,
+            _first_of_its_alert_and_destination(kinds),
         )
+        .order_by(col(OutboxRecord.next_attempt_at), col(OutboxRecord.id))
+        .limit(limit)
+    )
+    if paused:
+        query = query.where(
+            or_(col(OutboxRecord.channel).is_(None), col(OutboxRecord.channel).not_in(paused))
+        )
+    return list(session.exec(query))
+
+
+def next_due_at(*, session: Session, kinds: Sequence[str], paused: Sequence[str] = ()) -> datetime | None:
+    """When the next entry may go (ignoring `paused` destinations): an entry queued behind a waiting
+    one of its alert and destination goes after it, so only the first of each counts."""
+    query = select(func.min(OutboxRecord.next_attempt_at)).where(
+        OutboxRecord.status == "pending",
+        col(OutboxRecord.kind).in_(kinds),
+        _first_of_its_alert_and_destination(kinds),
+    )
+    if paused:
+        query = query.where(
+            or_(col(OutboxRecord.channel).is_(None), col(OutboxRecord.channel).not_in(paused))
+        )
+    return utc(session.exec(query).first())
+
+
+def _first_of_its_alert_and_destination(kinds: Sequence[str]) -> ColumnElement[bool]:
+    """No earlier pending entry of the same alert to the same destination (an entry of no alert
+    stands alone)."""
+    earlier = aliased(OutboxRecord)
+    return ~exists().where(
+        col(earlier.status) == "pending",
+        col(earlier.kind).in_(kinds),
+        col(earlier.alert_id) == col(OutboxRecord.alert_id),
+        func.coalesce(earlier.channel, "") == func.coalesce(OutboxRecord.channel, ""),
+        col(earlier.id) < col(OutboxRecord.id),
     )
 
 
-def next_due_at(*, session: Session, kinds: Sequence[str]) -> datetime | None:
-    row = session.exec(
-        select(OutboxRecord.next_attempt_at)
-        .where(OutboxRecord.status == "pending", col(OutboxRecord.kind).in_(kinds))
-        .order_by(col(OutboxRecord.next_attempt_at))
-    ).first()
-    return utc(row)
-
-
 def pending_count(*, session: Session, kinds: Sequence[str]) -> int:
-    query = select(OutboxRecord.id).where(OutboxRecord.status == "pending", col(OutboxRecord.kind).in_(kinds))
-    return len(session.exec(query).all())
+    query = select(func.count()).where(OutboxRecord.status == "pending", col(OutboxRecord.kind).in_(kinds))
+    return int(session.exec(query).one())  # counted by the database: a long queue is not read whole
 
 
 def purge_done(*, session: Session, kinds: Sequence[str], before: datetime) -> None:
