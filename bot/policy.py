@@ -9,9 +9,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bot.annotations import (
+    BUDGET_ALERTS,
+    MIN_BAD_EVENTS,
+    NO_DATA_AFTER,
+    parse_budget_alerts,
+    parse_min_bad_events,
+    parse_no_data_after,
+)
 from bot.budget import WindowCounts, burn_rate, sli_ratio
 from bot.domain import SLO, BudgetingMethod, Op
-from bot.durations import format_duration, parse_duration
+from bot.durations import format_duration
 
 PAGE = "page"
 TICKET = "ticket"
@@ -105,16 +113,18 @@ def policy_for(slo: SLO, period: timedelta) -> Policy:
     ]
     if not rules:
         rules = [BurnRule(t.severity, t.long, t.short, t.burn_for(period)) for t in DEFAULT_TIERS]
+    # The catalogue refuses an SLO whose annotations these parsers refuse, so they do not raise here.
     notes = slo.annotations
-    budget_text = notes.get("slo-bot/budget-alerts")
-    thresholds: tuple[float, ...] = DEFAULT_BUDGET_THRESHOLDS
-    if budget_text is not None:
-        thresholds = tuple(float(p) / 100 for p in budget_text.split(",") if p.strip())
+    budget_text = notes.get(BUDGET_ALERTS)
+    no_data_text = notes.get(NO_DATA_AFTER)
+    min_bad_text = notes.get(MIN_BAD_EVENTS)
     return Policy(
         rules=tuple(rules),
-        budget_thresholds=tuple(sorted(thresholds, reverse=True)),
-        no_data_after=parse_duration(notes.get("slo-bot/no-data-after", "10m")),
-        min_bad_events=float(notes.get("slo-bot/min-bad-events", DEFAULT_MIN_BAD_EVENTS)),
+        budget_thresholds=(
+            DEFAULT_BUDGET_THRESHOLDS if budget_text is None else parse_budget_alerts(budget_text)
+        ),
+        no_data_after=DEFAULT_NO_DATA_AFTER if no_data_text is None else parse_no_data_after(no_data_text),
+        min_bad_events=DEFAULT_MIN_BAD_EVENTS if min_bad_text is None else parse_min_bad_events(min_bad_text),
     )
 
 

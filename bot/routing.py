@@ -5,25 +5,26 @@ Pure reads of the catalogue's domain objects and their `slo-bot/` annotations.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 
+from bot.annotations import (
+    ESCALATE_AFTER,
+    ONCALL_GROUP,
+    parse_escalate_after,
+    parse_list,
+    parse_oncall_group,
+)
 from bot.domain import SLO, AlertPolicy, NotificationTarget
-from bot.durations import parse_duration
 from bot.incidents.base import INCIDENT_TARGET_KINDS
 from bot.policy import PAGE
 
-INCIDENT_TARGETS = "slo-bot/incident-targets"  # on an SLO: AlertNotificationTargets every page goes to
-ESCALATE_AFTER = "slo-bot/escalate-after"
-ONCALL_GROUP = "slo-bot/oncall-group"
 DEFAULT_ESCALATE_AFTER = timedelta(minutes=15)
-ONCALL_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")  # a Slack user group ID, not its @handle
 
 
 def target_names(text: str) -> list[str]:
     """`"pd, hooks"` -> `["pd", "hooks"]`: the names an `slo-bot/incident-targets` annotation gives."""
-    return list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    return parse_list(text)
 
 
 def is_incident_target(target: NotificationTarget) -> bool:
@@ -60,9 +61,9 @@ def escalate_after(slo: SLO, severity: str) -> timedelta:
     """
     for text in _settings(slo, severity, ESCALATE_AFTER):
         try:
-            return parse_duration(text)
+            return parse_escalate_after(text)
         except ValueError:
-            continue  # the catalogue rejects such a value; never let one stop an escalation
+            continue  # the catalogue refuses such a value; never let one stop an escalation
     return DEFAULT_ESCALATE_AFTER
 
 
@@ -72,8 +73,10 @@ def oncall_group(slo: SLO, severity: str) -> str | None:
     Looked up like `escalate_after`: its AlertPolicies, their slack targets, then the SLO.
     """
     for text in _settings(slo, severity, ONCALL_GROUP):
-        if ONCALL_GROUP_ID.match(text):
-            return text
+        try:
+            return parse_oncall_group(text)
+        except ValueError:
+            continue  # refused by the catalogue, as above
     return None
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.catalogue.checks import Checker
 from bot.catalogue.openslo import SPEC_FIELDS, Meta, Ref, description, parse_metadata, parse_op
-from bot.catalogue.settings import check_escalation, check_target
+from bot.catalogue.settings import check_target
 from bot.catalogue.yamlsource import Path
 from bot.domain import AlertCondition, NotificationTarget, Op
 
@@ -65,7 +65,6 @@ def parse_target_spec(ck: Checker, spec: dict[str, Any], path: Path, meta: Meta)
 
 def parse_policy_spec(ck: Checker, spec: dict[str, Any], path: Path, meta: Meta) -> PolicyDef | None:
     description(ck, spec, path)
-    check_escalation(ck, meta.annotations, path[:-1])
     flags: dict[str, bool] = {}
     for key in ("alertWhenNoData", "alertWhenResolved", "alertWhenBreaching"):
         value = ck.get_bool(spec, key, path)

@@ -5,12 +5,12 @@ References to other documents stay names (`Ref`) here; `resolve.py` follows them
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.catalogue.checks import Checker, describe
+from bot.catalogue.settings import annotation_text, check_annotations
 from bot.catalogue.yamlsource import Doc, Path
 from bot.domain import DataSource, IndicatorKind, Op
 from bot.sources.base import KNOWN_SOURCE_TYPES
@@ -114,14 +114,6 @@ def unknown_source_type(text: str) -> str:
     return f"unknown data source type '{text}': slo-bot reads {known}"
 
 
-def annotation_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    return json.dumps(value)
-
-
 def description(ck: Checker, spec: dict[str, Any], path: Path) -> str:
     text = ck.get_str(spec, "description", path) or ""
     if len(text) > 1050:
@@ -153,6 +145,7 @@ def parse_metadata(ck: Checker, parent: dict[str, Any], path: Path) -> Meta | No
                 "invalid annotation key: an optional DNS-subdomain "
                 "prefix and '/', then a name of at most 63 letters, digits, '-', '_' or '.'",
             )
+    check_annotations(ck, annotations, (*mp, "annotations"))
     if name is None:
         written = meta.get("name")
         if not isinstance(written, str) or not written.strip():

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.annotations import INCIDENT_TARGETS
 from bot.catalogue.alerts import PolicyDef
 from bot.catalogue.checks import Checker, report_at
 from bot.catalogue.document import parse_document
@@ -27,7 +28,7 @@ from bot.domain import (
     NotificationTarget,
 )
 from bot.incidents.base import INCIDENT_TARGET_KINDS
-from bot.routing import INCIDENT_TARGETS, is_incident_target, target_names
+from bot.routing import is_incident_target, target_names
 
 Index = dict[str, dict[str, tuple[Doc, Any]]]  # kind -> name -> (document, definition or None)
 Used = dict[int, Doc]  # the documents an SLO reads, in the order first met

@@ -5,16 +5,16 @@ Values arrive with `${NAME}` substituted; one still holding `${` had an unset va
 
 from __future__ import annotations
 
+import difflib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from bot.annotations import PARSERS, PREFIX, ROUTING_KEY, parse_routing_key, parse_url
 from bot.catalogue.checks import Checker
 from bot.catalogue.yamlsource import Path
-from bot.durations import parse_duration
-from bot.routing import ESCALATE_AFTER, ONCALL_GROUP, ONCALL_GROUP_ID
 
 URL = "slo-bot/url"
 FROM = "slo-bot/from"
@@ -36,7 +36,7 @@ class Tool:
 # keyed by lowercased `spec.target`; the keys are bot.incidents.base.INCIDENT_TARGET_KINDS
 TOOLS: dict[str, Tool] = {
     "pagerduty": Tool(
-        {"slo-bot/routing-key": "its Events API v2 integration key; write it as ${PAGERDUTY_ROUTING_KEY}"},
+        {ROUTING_KEY: "its Events API v2 integration key; write it as ${PAGERDUTY_ROUTING_KEY}"},
         urls=(URL, "slo-bot/api-url"),
         region=True,
         token_needs_from=True,
@@ -66,8 +66,6 @@ def check_target(ck: Checker, target: str, annotations: Mapping[str, str], root:
     Targets slo-bot does not deliver to (`email` ...) are valid OpenSLO and are left alone.
     """
     kind = target.strip().lower()
-    if kind == "slack":
-        check_escalation(ck, annotations, root)
     tool = TOOLS.get(kind)
     if tool is None:
         return
@@ -76,6 +74,12 @@ def check_target(ck: Checker, target: str, annotations: Mapping[str, str], root:
             ck.fail(_annotations_path(ck, root), f"{kind} target needs annotation {key} ({what})")
         elif not annotations[key].strip():
             ck.fail(_at(root, key), f"must not be empty: {what}")
+    key_text = _given(annotations, ROUTING_KEY) if kind == "pagerduty" else None
+    if key_text is not None:
+        try:
+            parse_routing_key(key_text)
+        except ValueError as err:
+            ck.fail(_at(root, ROUTING_KEY), f"{ROUTING_KEY} {err}")
     for key in tool.urls:
         text = _given(annotations, key)
         if text is not None and not _is_url(text):
@@ -98,21 +102,36 @@ def check_target(ck: Checker, target: str, annotations: Mapping[str, str], root:
             ck.fail(_at(root, FROM), f"expected the email of a PagerDuty user, not {sender!r}")
 
 
-def check_escalation(ck: Checker, annotations: Mapping[str, str], root: Path) -> None:
-    """`slo-bot/escalate-after` and `slo-bot/oncall-group`, on an SLO, AlertPolicy or slack target."""
-    after = _given(annotations, ESCALATE_AFTER)
-    if after is not None:
+def annotation_text(value: Any) -> str:
+    """An annotation's value as text: OpenSLO annotations are strings, YAML lets numbers through."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value)
+
+
+def check_annotations(ck: Checker, annotations: Mapping[str, Any], at: Path) -> None:
+    """Every `slo-bot/` annotation of a document (`at` is its `metadata.annotations`), parsed by the
+    parser `slo-bot run` uses; an unknown `slo-bot/` key is most likely a misspelt setting."""
+    for key, value in annotations.items():
+        if not key.startswith(PREFIX):
+            continue
+        parse = PARSERS.get(key)
+        if parse is None:
+            # compared without the prefix, which every candidate shares
+            names = sorted(known.removeprefix(PREFIX) for known in PARSERS)
+            close = difflib.get_close_matches(key.removeprefix(PREFIX), names, n=1)
+            hint = f"did you mean '{PREFIX}{close[0]}'?" if close else "known: " + ", ".join(names)
+            ck.fail((*at, key), f"unknown slo-bot annotation ({hint})")
+            continue
+        text = annotation_text(value)
+        if "${" in text:
+            continue  # an unset variable, reported as such
         try:
-            parse_duration(after)
+            parse(text)
         except ValueError as err:
-            ck.fail(_at(root, ESCALATE_AFTER), f"{err}: how long a page may stay unacknowledged, e.g. 15m")
-    group = _given(annotations, ONCALL_GROUP)
-    if group is not None and not ONCALL_GROUP_ID.match(group):
-        ck.fail(
-            _at(root, ONCALL_GROUP),
-            f"{group!r} is not a Slack user group ID: write the group's ID (S followed by capital "
-            "letters and digits, e.g. S0123ABCD), not its @handle",
-        )
+            ck.fail((*at, key), str(err))
 
 
 def _given(annotations: Mapping[str, str], key: str) -> str | None:
@@ -123,10 +142,10 @@ def _given(annotations: Mapping[str, str], key: str) -> str | None:
 
 def _is_url(text: str) -> bool:
     try:
-        parts = urlsplit(text)
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # e.g. an unclosed `[` in the host
+        parse_url(text)
+    except ValueError:
         return False
+    return True
 
 
 def _at(root: Path, key: str) -> Path:

@@ -19,7 +19,6 @@ from bot.catalogue.openslo import (
     parse_op,
     parse_sli_spec,
 )
-from bot.catalogue.settings import check_escalation
 from bot.catalogue.yamlsource import Doc, Path
 from bot.domain import BudgetingMethod, Objective, TimeWindow
 from bot.durations import parse_duration
@@ -71,7 +70,6 @@ class SloDef:
 
 def parse_slo_spec(ck: Checker, spec: dict[str, Any], path: Path, meta: Meta) -> SloDef | None:
     text = description(ck, spec, path)
-    check_escalation(ck, meta.annotations, path[:-1])
     service = ck.get_str(spec, "service", path, required=True)
     indicator = parse_indicator(ck, spec, path)
     method = None

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bot.annotations import parse_url
 from bot.domain import NotificationTarget
 from bot.durations import format_duration
 from bot.incidents.base import TargetRejected, TargetUnavailable
@@ -29,9 +30,10 @@ def annotation(target: NotificationTarget, name: str, *, required: bool = False,
     if required and not value:
         raise TargetRejected(f"{where} is missing")
     if url and value:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise TargetRejected(f"{where} is not an http(s) URL")
+        try:
+            parse_url(value)  # the catalogue's check of the same annotation
+        except ValueError:
+            raise TargetRejected(f"{where} is not an http(s) URL") from None
     return value
 
 

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
+from bot.annotations import parse_routing_key
 from bot.domain import NotificationTarget
 from bot.incidents.base import (
     ACKNOWLEDGE,
@@ -33,7 +34,6 @@ EVENTS_URLS = {
     "eu": "https://events.eu.pagerduty.com/v2/enqueue",
 }
 API_URLS = {"us": "https://api.pagerduty.com", "eu": "https://api.eu.pagerduty.com"}
-ROUTING_KEY_LENGTH = 32  # an Events API v2 integration key
 MAX_SUMMARY = 1024
 REST_ACCEPT = "application/vnd.pagerduty+json;version=2"
 
@@ -60,12 +60,10 @@ class PagerDutyTarget:
         self.target = target
         self._client = client
         self._where = f"PagerDuty target {target.name!r}"
-        self._routing_key = annotation(target, "routing-key", required=True)
-        if len(self._routing_key) != ROUTING_KEY_LENGTH:
-            raise TargetRejected(
-                f"{self._where}: annotation slo-bot/routing-key must be the {ROUTING_KEY_LENGTH}-character "
-                "integration key of an Events API v2 integration"
-            )
+        try:
+            self._routing_key = parse_routing_key(annotation(target, "routing-key", required=True))
+        except ValueError as err:  # the catalogue refuses the same key, at its line
+            raise TargetRejected(f"{self._where}: annotation slo-bot/routing-key {err}") from None
         region = annotation(target, "region").lower() or "us"
         if region not in EVENTS_URLS:
             raise TargetRejected(f"{self._where}: annotation slo-bot/region must be us or eu, not {region!r}")

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, or_, select
 
 from bot import episodes
 from bot.alerting import FIRING, Transition
+from bot.annotations import CHANNEL, parse_channels
 from bot.domain import SLO
 from bot.durations import format_duration
 from bot.incidents.base import ACKNOWLEDGE, UNACKNOWLEDGE
@@ -33,13 +34,13 @@ def channels_for(slo: SLO, subscribed: Sequence[str], default: str | None) -> li
     """The SLO's `slo-bot/channel`, its slack notification targets, service subscriptions; else
     the default channel. Each channel once, in that order."""
     found: list[str] = []
-    for text in [slo.annotations.get("slo-bot/channel", "")] + [
-        t.annotations.get("slo-bot/channel", "")
+    for text in [slo.annotations.get(CHANNEL, "")] + [
+        t.annotations.get(CHANNEL, "")
         for p in slo.alert_policies
         for t in p.targets
         if t.target.lower() == "slack"
     ]:
-        found += [c.strip() for c in text.split(",") if c.strip()]
+        found += parse_channels(text)  # the catalogue refuses what this refuses
     found += list(subscribed)
     if not found and default:
         found.append(default)

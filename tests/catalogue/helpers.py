@@ -10,7 +10,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_ENV = {
     "PROMETHEUS_URL": "http://prometheus.test:9090",
     # examples/incidents.yaml: the incident tools' secrets
-    "PAGERDUTY_ROUTING_KEY": "R0UT1NGKEY",
+    "PAGERDUTY_ROUTING_KEY": "R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY01",
     "OPSGENIE_API_KEY": "opsgenie-key",
     "PAYMENTS_WEBHOOK_URL": "https://hooks.test/slo",
     "PAYMENTS_WEBHOOK_SECRET": "webhook-secret",

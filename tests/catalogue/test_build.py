@@ -96,7 +96,7 @@ def test_inline_alert_policy_and_service_docs(tmp_path: Path) -> None:
         + HEAD
         + "  indicatorRef: requests\n  budgetingMethod: Occurrences\n  objectives: [{target: 0.9}]\n"
         "  alertPolicies:\n    - alertPolicyRef: page\n    - kind: AlertPolicy\n"
-        "      metadata: {name: quiet, annotations: {slo-bot/mute: true}}\n      spec:\n"
+        "      metadata: {name: quiet, annotations: {team.example/mute: true}}\n      spec:\n"
         "        alertWhenResolved: false\n        conditions:\n"
         "          - kind: AlertCondition\n            metadata: {name: slow}\n"
         "            spec: {severity: ticket, condition: {threshold: 1, lookbackWindow: 3d}}\n",
@@ -105,7 +105,7 @@ def test_inline_alert_policy_and_service_docs(tmp_path: Path) -> None:
     page, quiet = entry.slo.alert_policies
     assert [c.name for c in page.conditions] == ["burn"]
     assert [t.name for t in page.targets] == ["chat"]
-    assert quiet.annotations == {"slo-bot/mute": "true"}
+    assert quiet.annotations == {"team.example/mute": "true"}
     assert not quiet.alert_when_resolved and quiet.targets == ()
     (slow,) = quiet.conditions
     assert (slow.op, slow.lookback_window, slow.alert_after) == (Op.GT, timedelta(days=3), timedelta(0))

@@ -39,7 +39,7 @@ kind: DataSource
 metadata:
   name: prom
   annotations:
-    slo-bot/owner: ${HOST}-team
+    team.example/owner: ${HOST}-team
 spec:
   type: Prometheus
   connectionDetails:
@@ -81,7 +81,7 @@ def test_catalogue_strings_are_substituted_but_documents_keep_the_text(tmp_path:
     assert "s3cret" not in stored
     assert "Bearer ${TOKEN}" in stored and "$${5}" in stored
     assert entry.slo.indicator.good.source.name == "prom"
-    assert entry.documents[1]["metadata"]["annotations"] == {"slo-bot/owner": "${HOST}-team"}
+    assert entry.documents[1]["metadata"]["annotations"] == {"team.example/owner": "${HOST}-team"}
 
 
 def test_unset_variable_is_a_problem_at_its_line(tmp_path: Path) -> None:

@@ -113,7 +113,10 @@ def test_incidents_example() -> None:
     (entry,) = load_paths([EXAMPLES / "incidents.yaml"], EXAMPLE_ENV).entries
     slo = entry.slo
     (pagerduty,) = slo.page_targets
-    assert (pagerduty.target, pagerduty.annotations["slo-bot/routing-key"]) == ("pagerduty", "R0UT1NGKEY")
+    assert (pagerduty.target, pagerduty.annotations["slo-bot/routing-key"]) == (
+        "pagerduty",
+        "R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY01",
+    )
     assert [t.name for t in incident_targets(slo, "page")] == ["payments-opsgenie", "payments-pagerduty"]
     assert [t.name for t in incident_targets(slo, "ticket")] == ["payments-webhook"]
     assert len(all_incident_targets(slo)) == 3

@@ -76,32 +76,52 @@ CASES = [
     ),
     (
         "pagerduty-region",
-        target("pagerduty", "slo-bot/routing-key: k", "slo-bot/region: asia  #!"),
+        target(
+            "pagerduty", "slo-bot/routing-key: R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY01", "slo-bot/region: asia  #!"
+        ),
         "metadata.annotations.slo-bot/region",
         "pagerduty region must be us or eu, not 'asia'",
     ),
     (
         "pagerduty-url",
-        target("pagerduty", "slo-bot/routing-key: k", "slo-bot/url: ftp://events.example  #!"),
+        target(
+            "pagerduty",
+            "slo-bot/routing-key: R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY01",
+            "slo-bot/url: ftp://events.example  #!",
+        ),
         "metadata.annotations.slo-bot/url",
         NOT_URL,
     ),
     (
         "pagerduty-api-url",
-        target("pagerduty", "slo-bot/routing-key: k", "slo-bot/api-url: api.pagerduty.test  #!"),
+        target(
+            "pagerduty",
+            "slo-bot/routing-key: R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY01",
+            "slo-bot/api-url: api.pagerduty.test  #!",
+        ),
         "metadata.annotations.slo-bot/api-url",
         NOT_URL,
     ),
     (
         "pagerduty-api-token-without-from",
-        target("pagerduty", "slo-bot/routing-key: k", "slo-bot/api-token: t", metadata_line="  #!"),
+        target(
+            "pagerduty",
+            "slo-bot/routing-key: R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY01",
+            "slo-bot/api-token: t",
+            metadata_line="  #!",
+        ),
         "metadata.annotations",
         "pagerduty target with slo-bot/api-token needs annotation slo-bot/from (the email of a "
         "PagerDuty user: its REST API wants one in the From header)",
     ),
     (
         "pagerduty-from",
-        target("pagerduty", "slo-bot/routing-key: k", "slo-bot/api-token: t", "slo-bot/from: ana  #!"),
+        target(
+            "pagerduty",
+            "slo-bot/routing-key: R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY01",
+            "slo-bot/api-token: t",
+            "slo-bot/from: ana  #!",
+        ),
         "metadata.annotations.slo-bot/from",
         "expected the email of a PagerDuty user, not 'ana'",
     ),
@@ -326,7 +346,7 @@ CATALOGUE = textwrap.dedent(
     """
 )
 ENV = {
-    "PD_KEY": "pd-routing-key",
+    "PD_KEY": "pd-routing-key-of-32-characters0",
     "PD_TOKEN": "pd-token",
     "GENIE_KEY": "genie-key",
     "SQUADCAST_URL": "https://api.squadcast.test/v2/incidents/api/abc",
@@ -341,7 +361,9 @@ def test_every_tool_and_both_ways_of_attaching_load(tmp_path: Path) -> None:
     shop = entry.slo
     assert [(t.name, t.target) for t in shop.page_targets] == [("pd", "pagerduty"), ("squad", "squadcast")]
     pd = shop.page_targets[0]
-    assert pd.annotations["slo-bot/routing-key"] == "pd-routing-key"  # ${PD_KEY} substituted
+    assert (
+        pd.annotations["slo-bot/routing-key"] == "pd-routing-key-of-32-characters0"
+    )  # ${PD_KEY} substituted
     assert shop.page_targets[1].annotations["slo-bot/url"] == ENV["SQUADCAST_URL"]
     tickets = shop.alert_policies[1]
     assert [(t.name, t.target) for t in tickets.targets] == [
@@ -428,7 +450,9 @@ def test_validate_command_prints_the_line_and_exits_1(
     assert cli.main(["validate", str(tmp_path / "base.yaml"), str(bad)]) == 1
     out, err = capsys.readouterr()
     assert out.splitlines() == [
+        f"{bad}:59: spec.notificationTargets[3].metadata.annotations.slo-bot/secrets: unknown slo-bot "
+        "annotation (did you mean 'slo-bot/secret'?)",
         f"{bad}:59: spec.notificationTargets[3].metadata.annotations: webhook target needs annotation "
-        "slo-bot/secret (the HMAC-SHA256 key that signs every request; write it as ${WEBHOOK_SECRET})"
+        "slo-bot/secret (the HMAC-SHA256 key that signs every request; write it as ${WEBHOOK_SECRET})",
     ]
     assert "Traceback" not in out + err
