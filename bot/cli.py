@@ -300,9 +300,10 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
                 code = EXIT_PROBLEM if isinstance(err, BadQuery) else EXIT_UNAVAILABLE
                 continue
             result = replay.replay(slo, history, args.start, args.end, args.step)
+            spent = {(e.key, e.resolved_at): e.budget_spent_ratio for e in result.episodes if e.resolved_at}
             for transition in result.transitions:
                 print(
-                    json.dumps(report.transition_json(transition))
+                    json.dumps(report.transition_json(transition, spent))
                     if args.json
                     else report.transition_line(transition),
                     flush=True,

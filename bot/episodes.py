@@ -3,16 +3,16 @@ end, from stored buckets. Shown when an alert resolves and by `/slo show`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot import budget
+from bot import budget, impact
 from bot.domain import SLO
 from bot.messages import label, span, spent_text, utc_time, window_name
-from bot.policy import policy_for
+from bot.periods import period_bounds
 from bot.store import history
 from bot.store.models import AlertRecord
 from bot.store.repo import utc
@@ -21,7 +21,7 @@ from bot.store.repo import utc
 @dataclass(frozen=True)
 class Episode:
     key: str
-    start: datetime  # when its failures began to count (see `episode_start`)
+    start: datetime  # when its failures began to count (see `bot.impact.episode_start`)
     fired_at: datetime
     end: datetime | None  # None: still firing
     cost_ratio: float | None  # share of the window's budget; None: no events to measure against
@@ -32,27 +32,15 @@ class Episode:
         return None if self.cost_ratio is None else self.budget * self.cost_ratio
 
 
-def episode_start(slo: SLO, alert: AlertRecord) -> datetime:
-    """A burn alert fires some time after its failures begin; counting from the firing would leave
-    them out. Its failures count from its shortest window before it fired (5 minutes for the default
-    page): long enough to hold an outage's start, short enough to leave out what came before."""
+def cost_between(session: Session, slo: SLO, slo_id: int, alert: AlertRecord, end: datetime) -> float | None:
+    """The share of the budget the alert's episode spent until `end` (see `bot.impact`)."""
     fired = utc(alert.fired_at) or utc(alert.since)
     assert fired is not None
-    rules = [r for r in policy_for(slo, slo.window.duration).rules if r.severity == alert.key]
-    lead = min((r.short for r in rules), default=timedelta(0))
-    return fired - lead
 
+    def sums(windows: Sequence[timedelta]) -> Mapping[timedelta, budget.WindowCounts]:
+        return history.window_sums(session=session, slo_id=slo_id, end=end, windows=windows)
 
-def cost_between(session: Session, slo: SLO, slo_id: int, start: datetime, end: datetime) -> float | None:
-    """The share of the SLO's budget (over the window ending at `end`) spent in [start, end)."""
-    if end <= start:
-        return 0.0
-    sums = history.window_sums(
-        session=session, slo_id=slo_id, end=end, windows=[end - start, slo.window.duration]
-    )
-    return budget.episode_cost_ratio(
-        sums[end - start], sums[slo.window.duration], slo.budgeting_method, slo.objective.target_ratio
-    )
+    return impact.episode_cost(slo, alert.key, fired, end, sums)
 
 
 def episode_of(session: Session, slo: SLO, alert: AlertRecord, now: datetime) -> Episode:
@@ -61,17 +49,17 @@ def episode_of(session: Session, slo: SLO, alert: AlertRecord, now: datetime) ->
     fired = utc(alert.fired_at) or utc(alert.since)
     assert fired is not None
     end = utc(alert.resolved_at)
-    start = episode_start(slo, alert)
+    start = impact.episode_start(slo, alert.key, fired)
     cost = alert.spent_ratio
     if end is None or cost is None:
-        cost = cost_between(session, slo, alert.slo_id, start, end or now)
+        cost = cost_between(session, slo, alert.slo_id, alert, end or now)
     return Episode(
         key=alert.key,
         start=start,
         fired_at=fired,
         end=end,
         cost_ratio=cost,
-        budget=budget.budget_time(slo.objective.target_ratio, slo.window.duration),
+        budget=impact.budget_minutes(slo, end or now),
     )
 
 
@@ -84,13 +72,14 @@ def record_cost(session: Session, slo: SLO, alert: AlertRecord, now: datetime) -
 
 
 def episodes_in_window(session: Session, slo: SLO, slo_id: int, now: datetime) -> list[Episode]:
-    """Every alert of the SLO that fired within its window, newest first."""
+    """Every alert of the SLO that fired within its current period, newest first."""
+    period_start, _ = period_bounds(slo.window, now)
     alerts = session.exec(
         select(AlertRecord)
         .where(
             AlertRecord.slo_id == slo_id,
             col(AlertRecord.fired_at).is_not(None),
-            col(AlertRecord.fired_at) >= now - slo.window.duration,
+            col(AlertRecord.fired_at) >= period_start,
         )
         .order_by(col(AlertRecord.fired_at).desc())
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import accumulate
 
-from bot import alerting, policy
+from bot import alerting, impact, policy
 from bot.alerting import FIRING, RESOLVED, OpenAlert, Transition
 from bot.buckets import FetchRange, fine_resolution, floor_time
 from bot.budget import WindowCounts
@@ -34,7 +34,7 @@ class Episode:
     fired_at: datetime
     resolved_at: datetime | None
     onset: datetime | None  # when the budget began burning faster than it lasts (burn > 1)
-    budget_spent_ratio: float  # of the whole period's budget, from firing to resolution
+    budget_spent_ratio: float | None  # of the period's budget (`bot.impact`); None: no events
 
     @property
     def detection_delay(self) -> timedelta | None:
@@ -138,7 +138,8 @@ def lookback(slo: SLO, at: datetime) -> timedelta:
 
 def replay(slo: SLO, history: History, start: datetime, end: datetime, step: timedelta) -> Replay:
     """Run the policy at every `step` in [start, end]; alerts start closed."""
-    rules = policy.policy_for(slo, period_length(slo.window, start))
+    # burn thresholds scale with the period's real length: a calendar month's change month by month
+    policies: dict[timedelta, policy.Policy] = {}
     current: dict[str, OpenAlert | None] = {}
     transitions: list[Transition] = []
     fired: dict[str, Transition] = {}
@@ -146,6 +147,8 @@ def replay(slo: SLO, history: History, start: datetime, end: datetime, step: tim
     at = floor_time(start, history.resolution)
     while at <= end:
         period_start, period_end = period_bounds(slo.window, at)
+        length = period_length(slo.window, at)
+        rules = policies.get(length) or policies.setdefault(length, policy.policy_for(slo, length))
         span = at - period_start
         counts = {w: history.counts(at - w, at) for w in {*rules.windows, span}}
         result = assess(
@@ -175,11 +178,10 @@ def replay(slo: SLO, history: History, start: datetime, end: datetime, step: tim
 def _episode(slo: SLO, history: History, fired: Transition, resolved: datetime | None) -> Episode:
     until = resolved or history.start + history.length * history.resolution
     target = slo.objective.target_ratio
-    spent = history.counts(fired.at, until)
-    period_start, _ = period_bounds(slo.window, until)
-    period = history.counts(period_start, until)
-    allowed = (1 - target) * period.total
-    bad = spent.total - spent.good
+
+    def sums(windows: Sequence[timedelta]) -> dict[timedelta, WindowCounts]:
+        return {w: history.counts(until - w, until) for w in windows}
+
     index = history.index(fired.at) - 1
     onset = None
     while index >= 0 and history.is_burning(index, target):
@@ -191,5 +193,5 @@ def _episode(slo: SLO, history: History, fired: Transition, resolved: datetime |
         fired.at,
         resolved,
         onset,
-        bad / allowed if allowed > 0 else 0.0,
+        impact.episode_cost(slo, fired.key, fired.at, until, sums),
     )

@@ -169,15 +169,21 @@ def render_table(rows: Sequence[Row]) -> str:
     return "\n".join(out)
 
 
-def transition_json(t: Transition) -> dict[str, Any]:
-    """The `replay --json` line of SPEC.md."""
-    return {
+def transition_json(
+    t: Transition, spent: Mapping[tuple[str, datetime], float | None] | None = None
+) -> dict[str, Any]:
+    """The `replay --json` line of SPEC.md; a resolution also says what its episode cost
+    (`budget_spent`, a share of the period's budget), from `spent` keyed by (alert, resolved at)."""
+    line: dict[str, Any] = {
         "at": iso(t.at),
         "slo": t.slo,
         "severity": t.key,
         "event": t.event,
         "burn_rates": {w: _round(b, 4) for w, b in t.burn_rates.items()},
     }
+    if spent is not None and (t.key, t.at) in spent:
+        line["budget_spent"] = _round(spent[t.key, t.at])
+    return line
 
 
 def transition_line(t: Transition) -> str:

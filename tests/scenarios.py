@@ -40,6 +40,7 @@ TIERS = (
     (TICKET, 3 * DAY, 6 * HOUR, 0.10),
 )
 BUDGET_THRESHOLDS = (0.5, 0.25, 0.0)
+BUDGET_MARGIN = 0.02  # README: a budget alert clears once 2 points above its threshold
 NO_DATA_AFTER = 10 * MINUTE
 MIN_BAD_EVENTS = 3.0
 
@@ -374,8 +375,11 @@ def policy_transitions(
         good, total, _ = scenario.counts(t - PERIOD, t)
         remaining = None if total <= 0 else 1 - (1 - good / total) / budget
         for threshold in BUDGET_THRESHOLDS:
-            active = None if remaining is None else remaining <= threshold
-            signals.append((f"budget-{round(threshold * 100)}", active))
+            key = f"budget-{round(threshold * 100)}"
+            # hysteresis: once fired, it clears only above the threshold plus the margin
+            level = threshold + BUDGET_MARGIN if key in opened else threshold
+            active = None if remaining is None else remaining <= level
+            signals.append((key, active))
         signals.append((NO_DATA, scenario.counts(t - NO_DATA_AFTER, t)[2] == 0))
         for key, active in signals:
             if active is None or active == (key in opened):

@@ -1,0 +1,82 @@
+"""What an alert episode cost is one measurement: `slo-bot replay` and the live path (`slo-bot check`
+run every 5 minutes, as the scheduler would) give the same number for the same episode."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.faults import budgetdata
+from tests.promharness import MINUTE, tools_problem
+
+STEP = 5 * MINUTE
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    problem = tools_problem()
+    if problem:  # fail, not skip: CI installs prometheus, so a missing one must be seen
+        pytest.fail(problem, pytrace=False)
+    with budgetdata.serve([budgetdata.outage()], tmp_path_factory.mktemp("outage")) as url:
+        yield url
+
+
+def _slo_bot(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "SLO_BOT_CONFIG": "", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *argv], env=full, capture_output=True, text=True, timeout=120
+    )
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_replay_and_the_live_path_measure_the_same_episode_cost(prometheus: str, tmp_path: Path) -> None:
+    """10 minutes at 10 % errors on a 1-day 99.9 % SLO: the page fires 5 minutes in and resolves when
+    its 30m window is clean; its episode (from 5 minutes before the firing) holds all 1,000 failed
+    requests, 69.4 % of the 1,440 the day's 1.44 million requests allow."""
+    path = tmp_path / "slos.yaml"
+    path.write_text(budgetdata.catalogue(budgetdata.outage(), prometheus))
+    database = tmp_path / "slo-bot.db"
+    env = {"DATABASE_URL": f"sqlite:///{database}"}
+    applied = _slo_bot(["apply", str(path)], env)
+    assert applied.returncode == 0, applied.stderr
+    start = budgetdata.OUTAGE_START - STEP
+    end = budgetdata.OUTAGE_END + 35 * MINUTE
+    at = start
+    while at <= end:
+        checked = _slo_bot(["check", "--at", at.isoformat(), "--json"], env)
+        assert checked.returncode == 0, checked.stderr
+        at += STEP
+    with sqlite3.connect(database) as db:
+        live = db.execute(
+            "SELECT fired_at, resolved_at, spent_ratio FROM alert WHERE key = 'page'"
+        ).fetchall()
+    assert len(live) == 1, live
+    fired, resolved, live_cost = live[0]
+    assert _time(fired).replace(tzinfo=start.tzinfo) == budgetdata.OUTAGE_START + STEP
+    assert _time(resolved).replace(tzinfo=start.tzinfo) == budgetdata.OUTAGE_END + 30 * MINUTE
+
+    argv = ["replay", "--from", start.isoformat(), "--to", end.isoformat(), "--step", "5m", "--json"]
+    replayed = _slo_bot(argv, env)
+    assert replayed.returncode == 0, replayed.stderr
+    lines = [json.loads(line) for line in replayed.stdout.splitlines()]
+    page = [x for x in lines if x["severity"] == "page"]
+    assert [(_time(x["at"]), x["event"]) for x in page] == [
+        (budgetdata.OUTAGE_START + STEP, "firing"),
+        (budgetdata.OUTAGE_END + 30 * MINUTE, "resolved"),
+    ]
+    assert page[1]["budget_spent"] == pytest.approx(live_cost, abs=1e-6)  # printed to 6 digits
+    assert live_cost == pytest.approx(1000 / 1440, rel=1e-9)
+    # the episode table on stderr says the same
+    row = next(line for line in replayed.stderr.splitlines() if line.split()[:2] == ["outage", "page"])
+    assert row.endswith("69.4%"), row
