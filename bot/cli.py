@@ -120,10 +120,23 @@ class Context:
 
     @property
     def engine(self) -> Engine:
-        """The database, its schema upgraded to the newest migration."""
+        """The database, its schema upgraded to the newest migration (under a lock: see db.upgrade)."""
+        return self._database(db.upgrade)
+
+    @property
+    def read_engine(self) -> Engine:
+        """The database for a command that only reads: never migrated, refused unless it is current."""
+        return self._database(db.require_current)
+
+    def _database(self, prepare: Callable[[Engine], None]) -> Engine:
         if self._engine is None:
-            self._engine = engine_from(self.settings)
-            db.upgrade(self._engine)
+            engine = engine_from(self.settings)
+            try:
+                prepare(engine)
+            except db.SchemaError as err:
+                engine.dispose()
+                raise UsageError(str(err), EXIT_PROBLEM) from None
+            self._engine = engine
         return self._engine
 
     def close(self) -> None:
@@ -270,7 +283,7 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
     if args.end <= args.start:
         raise UsageError("--to must be after --from", EXIT_USAGE)
-    engine = ctx.engine
+    engine = ctx.read_engine
     settings = ctx.settings
     with Session(engine) as session:
         records = repo.list_slos(session=session)
@@ -345,7 +358,7 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
-    engine = ctx.engine
+    engine = ctx.read_engine
     rows = []
     with Session(engine) as session:
         by_slo: dict[int, list[AlertRecord]] = {}

@@ -7,7 +7,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, event, text
 from sqlmodel import create_engine
 
 DEFAULT_URL = "sqlite:///slo-bot.db"
@@ -46,6 +48,76 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+# Any fixed number will do: the key of the PostgreSQL advisory lock held while migrations run.
+MIGRATION_LOCK_KEY = 0x510B07
+
+
+class SchemaError(Exception):
+    """The database's schema is not the one this code works with; the message says what to do."""
+
+
+def lock_for_migrations(connection: Connection) -> None:
+    """Hold every other migrating process back until this connection's transaction ends.
+
+    Replicas starting together would otherwise all see an empty database and all create the same
+    tables. PostgreSQL: an advisory lock released with the transaction. SQLite: the database's write
+    lock, taken at once (`BEGIN IMMEDIATE`), so the migration is also one transaction there.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    elif connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _describe(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _revisions(engine: Engine) -> tuple[str | None, str, set[str]]:
+    """The database's revision (None: no schema yet), the code's newest, and every one the code knows."""
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    known = {revision.revision for revision in script.walk_revisions()}
+    head = script.get_current_head()
+    assert head is not None  # the package ships its migrations
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    return current, head, known
+
+
+def _refuse_newer(engine: Engine, current: str | None, head: str, known: set[str]) -> None:
+    if current is not None and current not in known:
+        raise SchemaError(
+            f"the database ({_describe(engine)}) is at schema revision {current}, which this slo-bot "
+            f"does not know (its newest is {head}): a newer slo-bot has upgraded it. Run that version, "
+            f"or restore the database from before the upgrade"
+        )
+
+
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration; a no-op when it is there already."""
-    command.upgrade(alembic_config(engine), "head")
+    """Bring the schema to the newest migration; a no-op when it is there already.
+
+    Raises SchemaError when the database was upgraded by a newer slo-bot.
+    """
+    current, head, known = _revisions(engine)
+    _refuse_newer(engine, current, head, known)
+    if current != head:
+        command.upgrade(alembic_config(engine), "head")
+
+
+def require_current(engine: Engine) -> None:
+    """For commands that only read: check the schema is at the newest migration, changing nothing.
+
+    Raises SchemaError saying what to run when the database is behind (or empty) or newer.
+    """
+    database = engine.url.database
+    on_disk = engine.dialect.name == "sqlite" and database and database != ":memory:"
+    if on_disk and not Path(str(database)).exists():  # connecting would create an empty file
+        raise SchemaError(f"no database at {database}: run `slo-bot db upgrade` (or `slo-bot apply`)")
+    current, head, known = _revisions(engine)
+    _refuse_newer(engine, current, head, known)
+    if current != head:
+        where = "has no slo-bot schema yet" if current is None else f"is at schema revision {current}"
+        raise SchemaError(
+            f"the database ({_describe(engine)}) {where}; this slo-bot needs {head}: "
+            f"run `slo-bot db upgrade` (read-only commands never change the database)"
+        )
