@@ -32,6 +32,7 @@ from bot.metrics import METRICS
 from bot.policy import PAGE
 from bot.routing import all_incident_targets
 from bot.runner import utc_now
+from bot.slack.blocks import escape
 from bot.slack.notify import alert_channels, queue_alert_message, queue_note
 from bot.slack.state import alert_with_slo, latest_snapshot, status_of
 from bot.store import repo
@@ -189,7 +190,8 @@ class IncidentDelivery(OutboxWorker):
             incident.updated_at = now
             session.add(incident)
             action = json.loads(entry.payload).get("action", "call")
-            text = f"{vendor(incident.kind)} (`{incident.target}`) refused the {action}: {reason}"
+            said = escape(reason)  # may quote the tool's answer: shown, never acted on by Slack
+            text = f"{vendor(incident.kind)} (`{incident.target}`) refused the {action}: {said}"
             # `by`: like a person's action, it is said even while the SLO is silenced
             queue_note(session, found[0], text, now, by="slo-bot")
         session.commit()

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.alerting import FIRING
+from bot.slack.blocks import escape
 from bot.slack.notify import alert_channels, queue_alert_message, queue_note, set_acknowledged
 from bot.store import incidents as incident_store
 from bot.store.incidents import WEBHOOK_MEMORY, vendor
@@ -184,17 +185,19 @@ def apply(session: Session, inbound: Inbound, now: datetime) -> str:
     session.add(incident)
     tool = vendor(source)
     who = inbound.who or tool
-    by = f" by {inbound.who}." if inbound.who else "."
+    # the tool's people and notes are shown in Slack's mrkdwn: escaped, so `<!channel>` pings no one
+    said = escape(who)
+    by = f" by {said}." if inbound.who else "."
     if inbound.kind == ACKNOWLEDGED:
         incident.state, incident.changed_by = ACKNOWLEDGED, who
-        _acknowledge(session, alert, incident, True, f"Acknowledged in {tool} by {who}.", now, who)
+        _acknowledge(session, alert, incident, True, f"Acknowledged in {tool} by {said}.", now, who)
     elif inbound.kind == UNACKNOWLEDGED:
         incident.state, incident.changed_by = TRIGGERED, None
         note = f"Unacknowledged in {tool}" + (by if inbound.who else " (its acknowledgement timed out).")
         _acknowledge(session, alert, incident, False, note, now, who)
     elif inbound.kind == RESOLVED:
         incident.state, incident.changed_by = RESOLVED, who
-        note = f"Resolved in {tool} by {who}."
+        note = f"Resolved in {tool} by {said}."
         if alert.state == FIRING:
             note += " The alert stays open here until the burn rates are back under their thresholds."
         # someone handled it: it counts as acknowledged here, and escalates no further
@@ -205,10 +208,11 @@ def apply(session: Session, inbound: Inbound, now: datetime) -> str:
         queue_alert_message(session, alert, alert_channels(session, alert), now)
     elif inbound.kind in (REASSIGNED, ESCALATED):
         verb = "Reassigned" if inbound.kind == REASSIGNED else "Escalated"
-        to = f" to {inbound.detail}" if inbound.detail else ""
+        to = f" to {escape(inbound.detail)}" if inbound.detail else ""
         _show(session, alert, f"{verb} in {tool}{to}{by}", now, who)
     elif inbound.kind == NOTE and inbound.detail:
-        queue_note(session, alert, f"Note in {tool} by {who}: {inbound.detail[:2000]}", now, by=who)
+        text = escape(inbound.detail[:2000])
+        queue_note(session, alert, f"Note in {tool} by {said}: {text}", now, by=who)
     else:
         return "ignored: nothing to show for this event"
     return f"applied: {inbound.kind}"

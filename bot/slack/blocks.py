@@ -32,9 +32,21 @@ def slack_time(at: datetime) -> str:
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
 
 
+def escape(text: str) -> str:
+    """Text from outside (an incident tool's names and notes, an error a server sent) as mrkdwn shows
+    it literally: `<!channel>` must not ping a channel, `<url|text>` must not become a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_typed(text: str) -> str:
+    """What someone typed in a slash command, echoed back: Slack sends `&`, `<`, `>` escaped already but
+    turns a typed @channel or #channel into `<!channel>`, `<#C…>`; shown as typed, never acted on."""
+    return escape(text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+
+
 def slack_user(user: str) -> str:
-    """A Slack user ID as a mention; a person an incident tool named ("Jane Doe (PagerDuty)") as is."""
-    return f"<@{user}>" if SLACK_USER_ID.fullmatch(user) else user
+    """A Slack user ID as a mention; a person an incident tool named ("Jane Doe (PagerDuty)") as text."""
+    return f"<@{user}>" if SLACK_USER_ID.fullmatch(user) else escape(user)
 
 
 def _text(text: str, kind: str = "mrkdwn", limit: int = MAX_SECTION) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def answer(deps: SlackDeps, inv: Invocation) -> Payload:
     if handler is None:
         close = difflib.get_close_matches(verb, list(handlers), n=1, cutoff=0.6)
         hint = f"Did you mean `/slo {close[0]}`?\n\n" if close else ""
-        return blocks.text_payload(f"I don't know `{verb}`. {hint}{HELP}")
+        return blocks.text_payload(f"I don't know `{blocks.escape_typed(verb)}`. {hint}{HELP}")
     return handler(deps, inv, args)
 
 
@@ -98,7 +98,7 @@ def _unknown_slo(session: Session, name: str) -> Payload:
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
     listing = "" if close else " `/slo list` shows them all."
-    return blocks.text_payload(f"There is no SLO called `{name}`.{hint}{listing}")
+    return blocks.text_payload(f"There is no SLO called `{blocks.escape_typed(name)}`.{hint}{listing}")
 
 
 def _status(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
@@ -106,7 +106,7 @@ def _status(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
     words = list(args)
     if len(words) >= 2 and words[-2].lower() == "page":
         if not words[-1].isdigit():
-            return _usage("status", f"`{words[-1]}` is not a page number.")
+            return _usage("status", f"`{blocks.escape_typed(words[-1])}` is not a page number.")
         page = int(words[-1])
         words = words[:-2]
     query = " ".join(words)
@@ -123,7 +123,7 @@ def status_page(deps: SlackDeps, query: str, page: int) -> Payload:
                 services = sorted({line.service for line in lines})
                 close = difflib.get_close_matches(query, services + [line.name for line in lines], n=3)
                 hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
-                return blocks.text_payload(f"No service or SLO called `{query}`.{hint}")
+                return blocks.text_payload(f"No service or SLO called `{blocks.escape_typed(query)}`.{hint}")
             lines = by_service or by_name
     title = f"SLO status: {query}" if query else "SLO status"
     return blocks.status_payload(lines, page=page, query=query, title=title)
@@ -199,9 +199,10 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
     extra = [f"🚨 *{a.key}* firing since {_since(a)} (alert {a.id})" for a in found.alerts]
     if found.silence is not None:
         until = repo.utc(found.silence.until)
+        reason = blocks.escape_typed(found.silence.reason)  # as typed: a typed @channel pings no one
         extra.append(
             f"🔕 Silenced by <@{found.silence.created_by}> until "
-            f"{blocks.slack_time(until) if until else '?'} {found.silence.reason}".rstrip()
+            f"{blocks.slack_time(until) if until else '?'} {reason}".rstrip()
         )
     if slo is not None and slo.annotations.get("slo-bot/dashboard"):
         extra.append(f"<{slo.annotations['slo-bot/dashboard']}|Dashboard>")
@@ -284,7 +285,7 @@ def _silence(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
     try:
         length = parse_duration(args[1])
     except ValueError:
-        return _usage("silence", f"`{args[1]}` is not a duration.")
+        return _usage("silence", f"`{blocks.escape_typed(args[1])}` is not a duration.")
     if length > MAX_SILENCE:
         return _usage("silence", f"{args[1]} is longer than the longest silence, 7d.")
     reason = " ".join(args[2:])
@@ -333,7 +334,9 @@ def _subscribe(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload
     if len(args) == 2:
         match = _CHANNEL.match(args[1])
         if match is None:
-            return _usage("subscribe", f"`{args[1]}` is not a channel: pick one with `#`.")
+            return _usage(
+                "subscribe", f"`{blocks.escape_typed(args[1])}` is not a channel: pick one with `#`."
+            )
         channel = match.group(1)
     service = args[0]
     with Session(deps.engine) as session:
@@ -342,7 +345,9 @@ def _subscribe(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload
         if service not in services:
             close = difflib.get_close_matches(service, services, n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
-            return blocks.text_payload(f"No SLO belongs to a service called `{service}`.{hint}")
+            return blocks.text_payload(
+                f"No SLO belongs to a service called `{blocks.escape_typed(service)}`.{hint}"
+            )
         # subscribing routes the service's alerts somewhere new: a responder's decision
         owners = [c for r in records if r.service == service for c in channels_of(session, r, deps)]
         denied = deps.responders.check(inv.user, owners)

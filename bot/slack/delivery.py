@@ -329,10 +329,11 @@ def incident_line(incident: IncidentRecord) -> str:
     """PagerDuty `pd-checkout`: acknowledged by Jane Doe · #42 (linked)."""
     state = {"queued": "opening…", "triggered": "open"}.get(incident.state, incident.state)
     if incident.changed_by and incident.state in ("acknowledged", "resolved"):
-        state += f" by {incident.changed_by}"
+        state += f" by {blocks.escape(incident.changed_by)}"
     line = f"{vendor(incident.kind)} `{incident.target}`: {state}"
-    if incident.url:
-        line += f" · <{incident.url}|{'#' + incident.number if incident.number else 'open it'}>"
+    if incident.url:  # the tool's link and number: a `>` or `|` in them must not make another link
+        number = blocks.escape("#" + incident.number) if incident.number else "open it"
+        line += f" · <{blocks.escape(incident.url).replace('|', '%7C')}|{number}>"
     if incident.last_error:
-        line += f" · ⚠ {incident.last_error[:200]}"
+        line += f" · ⚠ {blocks.escape(incident.last_error[:200])}"
     return line

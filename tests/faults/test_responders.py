@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from bot.store import slack as slack_store
 from tests.fakeslack import FakeSlack
+from tests.faults.answers import answer
 from tests.slack.conftest import BotFactory
 from tests.slack.harness import ALERTS, RESPONDER, STRANGER, BotProcess, Store, block_action, catalogue
 
@@ -20,9 +21,7 @@ MINE = "C0STRANGERS"  # a channel of the stranger's own
 
 
 def _answer(bot: BotProcess, text: str, user: str, channel: str = ALERTS) -> str:
-    response = bot.command(text, user=user, channel=channel)
-    assert response.status_code == 200, response.text
-    return str(response.json()["text"])
+    return str(answer(bot, text, user=user, channel=channel)["text"])
 
 
 def test_a_stranger_cannot_subscribe_their_channel_to_gain_the_right_to_silence(
