@@ -14,6 +14,7 @@ from bot import policy
 from bot.alerting import FIRING, Transition
 from bot.budget import Status, budget_time
 from bot.domain import SLO
+from bot.periods import period_length
 
 ICONS = {FIRING: "🔴", "resolved": "✅"}
 
@@ -128,7 +129,8 @@ def alert_message(
         if facts.acknowledged_by:
             status_line += f". Acknowledged by {user(facts.acknowledged_by)}"
     burns = ", ".join(f"{'-' if b is None else f'{b:.1f}x'} over {w}" for w, b in facts.burn_rates.items())
-    total_budget = budget_time(slo.objective.target_ratio, slo.window.duration)
+    # a calendar month's budget is that of its real length: 44.64 minutes in January at 99.9 %
+    total_budget = budget_time(slo.objective.target_ratio, period_length(slo.window, facts.at))
     fields: list[tuple[str, str]] = [
         ("Objective", f"{slo.objective.target_ratio * 100:g} % over {slo.window.spec}"),
     ]

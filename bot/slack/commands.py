@@ -15,8 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from bot import episodes
-from bot.budget import budget_time
+from bot import episodes, impact
 from bot.durations import format_duration, parse_duration
 from bot.jobs import slo_of
 from bot.messages import percent, span, window_name
@@ -183,7 +182,7 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         remaining = snap.remaining_ratio
         budget = percent(remaining)
         if slo is not None and remaining is not None:
-            whole = budget_time(slo.objective.target_ratio, slo.window.duration)
+            whole = impact.budget_minutes(slo, now)  # a calendar month's own length
             allowed = (1 - slo.objective.target_ratio) * snap.total
             budget += f" ({span(whole * max(remaining, 0))} of {span(whole)} of full outage"
             budget += f"; {allowed * max(remaining, 0):,.0f} of {allowed:,.0f} failed requests)"
