@@ -174,3 +174,17 @@ def test_slo_show_lists_the_episodes_of_the_current_month_only(tmp_path: Path) -
     assert [e.fired_at for e in found] == [datetime(2026, 2, 2, tzinfo=UTC)]
     line = episodes.episode_line(found[0], slo.window.spec)
     assert line.endswith("consumed 25.0 % of the 1-month budget (10.1 of 40.3 minutes)"), line
+
+
+def test_time_to_exhaustion_counts_februarys_28_days() -> None:
+    """Half the budget left, burning 2x over the last hour: a quarter of February's 28 days."""
+    at = datetime(2026, 2, 10, tzinfo=UTC)
+    feb, march = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
+    rules = policy.policy_for(_slo(MONTH), period_length(MONTH, at))
+    span = at - feb
+    counts = {w: WindowCounts(good=998_000, total=1_000_000, covered=w, span=w) for w in rules.windows}
+    counts[span] = WindowCounts(good=999_500, total=1_000_000, covered=span, span=span)
+    status = assess(
+        _slo(MONTH), rules, counts, now=at, period_start=feb, period_end=march, period_span=span
+    ).status
+    assert status.exhaustion_at == at + 28 * DAY * 0.5 / 2
