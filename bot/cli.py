@@ -146,6 +146,7 @@ class Context:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bot.scheduler").setLevel(logging.INFO)  # its one line about a slow first tick
     context: Context | None = None
     try:
         args = build_parser().parse_args(argv)
