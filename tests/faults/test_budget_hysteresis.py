@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -108,7 +109,9 @@ def _slo_bot(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 
 
 def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """An instant from JSON (ISO 8601, `Z`) or from SQLite (naive, UTC)."""
+    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def test_a_budget_wobbling_around_50_percent_raises_one_alert_in_replay(
@@ -134,3 +137,28 @@ def test_a_budget_wobbling_around_50_percent_raises_one_alert_in_replay(
     assert abs(fired - (start + 30 * MINUTE)) <= 2 * MINUTE
     # 50.5 % left at the end, 1.67 points an hour back: above 52 % after 54 minutes
     assert abs(resolved - (budgetdata.WOBBLE_END + 54 * MINUTE)) <= 2 * MINUTE
+
+
+def test_the_scheduler_path_keeps_one_budget_alert_through_the_wobble(
+    prometheus: str, tmp_path: Path
+) -> None:
+    """`slo-bot check` every hour, at instants where the remaining budget alternates between 49.75 %
+    and 50.25 %: one budget-50 alert in the database, resolved at the first check above 52 %."""
+    path = tmp_path / "slos.yaml"
+    only_50 = 'slo-bot/budget-alerts: "50"'
+    path.write_text(budgetdata.catalogue(budgetdata.wobble(), prometheus, annotations=only_50))
+    database = tmp_path / "slo-bot.db"
+    env = {"DATABASE_URL": f"sqlite:///{database}"}
+    assert _slo_bot(["apply", str(path)], env).returncode == 0
+    for k in range(10):
+        at = budgetdata.WOBBLE_START + 45 * MINUTE + k * HOUR
+        checked = _slo_bot(["check", "--at", at.isoformat(), "--json"], env)
+        assert checked.returncode == 0, checked.stderr
+        remaining = json.loads(checked.stdout)[0]["budget"]["remaining"]
+        if k < budgetdata.WOBBLE_CYCLES * 2:
+            assert abs(remaining - 0.5) == pytest.approx(0.0025, abs=0.0005)
+    with sqlite3.connect(database) as db:
+        rows = db.execute("SELECT state, fired_at, resolved_at FROM alert WHERE key = 'budget-50'").fetchall()
+    assert [(state, _time(fired), _time(resolved)) for state, fired, resolved in rows] == [
+        ("resolved", budgetdata.WOBBLE_START + 45 * MINUTE, budgetdata.WOBBLE_END + 105 * MINUTE)
+    ]
