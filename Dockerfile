@@ -4,11 +4,11 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
-COPY pyproject.toml README.md alembic.ini manifest.yml ./
+COPY pyproject.toml constraints.txt README.md alembic.ini manifest.yml ./
 COPY bot ./bot
 COPY migrations ./migrations
 COPY examples ./examples
-RUN pip install . && useradd --system --uid 10001 slobot && mkdir /data && chown slobot /data
+RUN pip install -c constraints.txt . && useradd --system --uid 10001 slobot && mkdir /data && chown slobot /data
 
 USER slobot
 ENV DATABASE_URL=sqlite:////data/slo-bot.db SLO_BOT_HOST=0.0.0.0

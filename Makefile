@@ -4,12 +4,13 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint test-deps bench
+.PHONY: setup demo test lint test-deps bench lock
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins every package (dev tools too), so every setup installs the same versions
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -32,6 +33,14 @@ test: setup test-deps lint
 	DATABASE_URL=sqlite:///$(VENV)/alembic-check.db $(BIN)/alembic upgrade head
 	DATABASE_URL=sqlite:///$(VENV)/alembic-check.db $(BIN)/alembic check
 	$(BIN)/pytest -q
+
+# After changing the dependencies in pyproject.toml: re-pin. Pins that still fit stay where they are;
+# `make lock LOCK_FLAGS=--upgrade` moves everything to the newest versions that fit.
+lock:
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q 'uv==0.13.9'
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--quiet $(LOCK_FLAGS) -o constraints.txt
 
 bench: setup test-deps
 	$(PY) bench/check_bench.py
