@@ -305,7 +305,13 @@ def test_a_closed_port_is_unavailable_and_a_bad_query_needs_a_human(
     broken = catalogue.read_text().replace(prom_history.good_selector, 'http_requests_total{job="api"')
     path = tmp_path / "broken.yaml"
     path.write_text(broken)
-    run("apply", str(path), prometheus=prometheus)
+    code, out, err = run("apply", str(path), prometheus=prometheus)
+    assert code == cli.EXIT_PROBLEM  # refused before anything is stored: the query does not parse
+    assert f"{path}:" in out + err and "not valid PromQL" in out + err
+    # `a++` parses as a regular expression offline but not in Prometheus (RE2): refused at check time
+    refused = catalogue.read_text().replace(prom_history.good_selector, 'http_requests_total{code=~"2++"}')
+    path.write_text(refused)
+    assert run("apply", str(path), prometheus=prometheus)[0] == 0
     code, _, err = run("check", "--at", prom_history.end.isoformat(), prometheus=prometheus)
     assert code == cli.EXIT_PROBLEM
     assert "api-availability" in err and "parse error" in err

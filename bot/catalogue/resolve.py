@@ -14,7 +14,8 @@ from bot.catalogue.checks import Checker, report_at
 from bot.catalogue.document import parse_document
 from bot.catalogue.envsubst import substitute_tree
 from bot.catalogue.model import Entry, Report
-from bot.catalogue.openslo import MetricDef, Ref, SliDef
+from bot.catalogue.openslo import HTTP_SOURCE_TYPES, MetricDef, Ref, SliDef
+from bot.catalogue.promql import promql_problem
 from bot.catalogue.slo import SloDef
 from bot.catalogue.yamlsource import Doc, Path
 from bot.domain import (
@@ -132,6 +133,17 @@ class _Resolver:
             return None
         queries = {role: self.metric(m, used) for role, m in definition.metrics.items()}
         if any(q is None for q in queries.values()):
+            return None
+        refused = False
+        for role, metric in definition.metrics.items():
+            query = queries[role]
+            if query is None or query.source.type not in HTTP_SOURCE_TYPES:
+                continue
+            problem = promql_problem(query.query, counter=definition.counter)
+            if problem is not None:
+                report_at(self.report, metric.doc, (*metric.path, "spec", "query"), problem)
+                refused = True
+        if refused:
             return None
         return Indicator(
             name=definition.name,

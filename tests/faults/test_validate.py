@@ -9,9 +9,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+
+from bot.catalogue.promql import WINDOW, promql_problem
+from tests.promharness import PrometheusServer
 
 DATASOURCES = """\
 apiVersion: openslo/v1
@@ -109,3 +114,118 @@ def test_good_annotations_pass(tmp_path: Path) -> None:
     )
     code, lines = validate(tmp_path, slo(annotations))
     assert (code, lines) == (0, lines)
+
+
+def test_a_counter_query_prometheus_would_refuse_is_refused_with_a_hint(tmp_path: Path) -> None:
+    case = slo(
+        good='sum(http_requests{job="api",code!~"5.."})', total='http_requests{job="api"}', source="prom"
+    )
+    code, lines = validate(tmp_path, case)
+    assert code == 1, lines
+    problem_at(lines, tmp_path, 13, "counter: true with a aggregation")
+    problem_at(lines, tmp_path, 13, "{{window}}")
+    assert len(lines) == 1, lines
+
+
+@pytest.mark.parametrize(
+    ("good", "line", "phrase"),
+    [
+        ("http_requests{job=", 13, "not valid PromQL"),
+        ('http_requests{job="api"} offset 5m', 13, "no offset modifiers allowed before range"),
+        ("rate(http_requests[{{window}}]", 13, "not valid PromQL: unclosed left parenthesis"),
+    ],
+)
+def test_a_query_that_does_not_parse_is_refused_at_its_line(
+    tmp_path: Path, good: str, line: int, phrase: str
+) -> None:
+    code, lines = validate(tmp_path, slo(good=good, total="http_requests", source="prom"))
+    assert code == 1, lines
+    problem_at(lines, tmp_path, line, phrase)
+
+
+@pytest.mark.parametrize(
+    "good",
+    [
+        'http_requests{job="api",code!~"5.."}',
+        'sum(increase(http_requests{code!~"5.."}[{{window}}]))',
+        'sum(increase(http_requests{code!~"5.."}[{{.window}}]))',
+        'sum(increase(http_requests{code!~"5.."}[{{ window }}])) # a comment',
+    ],
+)
+def test_queries_slo_bot_can_send_pass(tmp_path: Path, good: str) -> None:
+    code, lines = validate(tmp_path, slo(good=good, total="http_requests", source="prom"))
+    assert (code, lines) == (0, lines)
+
+
+def test_a_query_of_another_source_is_not_read_as_promql(tmp_path: Path) -> None:
+    code, lines = validate(tmp_path, slo(good="sum(good", total="total"))
+    assert (code, lines) == (0, lines)
+
+
+def test_a_sloth_query_is_parsed_and_refused_at_the_sloth_line(tmp_path: Path) -> None:
+    sloth = """\
+version: prometheus/v1
+service: api
+slos:
+  - name: availability
+    objective: 99.9
+    sli:
+      events:
+        error_query: sum(rate(http_requests{code=~"5.."}[{{.window}}])
+        total_query: sum(rate(http_requests[{{.window}}]))
+"""
+    code, lines = validate(tmp_path, sloth)
+    assert code == 1, lines
+    problem_at(lines, tmp_path, 8, "not valid PromQL")
+
+
+AGREEMENT = [
+    # (query, counter): validate and a real Prometheus must agree on each, as slo-bot sends it
+    ('http_requests{job="api"}', True),
+    ('sum(http_requests{job="api"})', True),
+    ("rate(http_requests[5m])", True),
+    ("http_requests[5m]", True),
+    ("http_requests offset 5m", True),
+    ("(http_requests)", True),
+    ("sum(increase(http_requests[{{window}}]))", True),
+    ("sum(increase(http_requests[{{.window}}])) by (code)", True),
+    ("sum(rate(http_requests[{{window}}]))", False),
+    ("http_requests[{{window}}]", False),
+    ("histogram_quantile(0.99, sum(rate(latency_bucket[5m])) by (le))", False),
+    ('"text"', False),
+    ("1 - sum(rate(errors[5m])) / sum(rate(http_requests[5m]))", False),
+    ("sum(rate(http_requests[5m:1m]))", False),
+    ("http_requests[5m:1m]", False),
+    ("sum by (code) (http_requests) > bool 0", False),
+    ("rate(http_requests)", False),
+]
+
+
+@pytest.fixture(scope="module")
+def empty_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = PrometheusServer(tmp_path_factory.mktemp("empty-prometheus") / "data")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(("query", "counter"), AGREEMENT)
+def test_validate_refuses_exactly_what_prometheus_refuses(
+    empty_prometheus: str, query: str, counter: bool
+) -> None:
+    now = 1_700_000_000
+    if counter and not WINDOW.search(query):
+        # a bare counter selector: slo-bot reads its raw samples with instant queries of SELECTOR[span]
+        answer = httpx.post(
+            f"{empty_prometheus}/api/v1/query", data={"query": f"{query}[300s]", "time": str(now)}
+        )
+    else:
+        answer = httpx.post(
+            f"{empty_prometheus}/api/v1/query_range",
+            data={"query": WINDOW.sub("5m", query), "start": str(now - 3600), "end": str(now), "step": "300"},
+        )
+    assert answer.status_code in (200, 400), answer.text
+    problem = promql_problem(query, counter=counter)
+    assert (answer.status_code == 400) == (problem is not None), (answer.text, problem)
