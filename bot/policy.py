@@ -24,6 +24,12 @@ from bot.durations import format_duration
 PAGE = "page"
 TICKET = "ticket"
 NO_DATA = "no-data"
+# What an AlertCondition's severity means here: a page (pages the incident tools, escalates, PagerDuty
+# severity critical) or a ticket. Written in any case; anything else is a catalogue problem.
+SEVERITIES: dict[str, str] = {
+    **dict.fromkeys(("page", "critical", "high", "urgent", "emergency"), PAGE),
+    **dict.fromkeys(("ticket", "warning", "medium", "low", "info"), TICKET),
+}
 DEFAULT_BUDGET_THRESHOLDS = (0.5, 0.25, 0.0)
 # Hysteresis of the budget-remaining alerts: one that fired clears only once the remaining budget is
 # back above its threshold by this much, so a budget wobbling around 50 % raises one alert, not many.
@@ -34,6 +40,16 @@ DEFAULT_NO_DATA_AFTER = timedelta(minutes=10)
 DEFAULT_MIN_BAD_EVENTS = 3.0
 # time to exhaustion is computed from the burn of this window (the shortest long window)
 EXHAUSTION_WINDOW = timedelta(hours=1)
+
+
+def alert_severity(text: str) -> str:
+    """`page` or `ticket` for a written severity (`critical` -> `page`). Raises ValueError."""
+    severity = SEVERITIES.get(text.strip().lower())
+    if severity is None:
+        pages = ", ".join(k for k, v in SEVERITIES.items() if v == PAGE)
+        tickets = ", ".join(k for k, v in SEVERITIES.items() if v == TICKET)
+        raise ValueError(f"unknown severity {text!r}: a page is one of {pages}; a ticket one of {tickets}")
+    return severity
 
 
 @dataclass(frozen=True)
@@ -101,7 +117,7 @@ def policy_for(slo: SLO, period: timedelta) -> Policy:
     """
     rules = [
         BurnRule(
-            severity=c.severity.lower() or PAGE,
+            severity=alert_severity(c.severity),  # the catalogue refuses what this refuses
             long=c.lookback_window,
             short=c.lookback_window / 12,
             threshold=c.threshold,

@@ -17,7 +17,7 @@ from bot.annotations import (
 )
 from bot.domain import SLO, AlertPolicy, NotificationTarget
 from bot.incidents.base import INCIDENT_TARGET_KINDS
-from bot.policy import PAGE
+from bot.policy import PAGE, SEVERITIES
 
 DEFAULT_ESCALATE_AFTER = timedelta(minutes=15)
 
@@ -34,7 +34,11 @@ def is_incident_target(target: NotificationTarget) -> bool:
 def policies_for(slo: SLO, severity: str) -> list[AlertPolicy]:
     """The SLO's AlertPolicies with a condition of `severity` (compared lowercased)."""
     wanted = severity.lower()
-    return [p for p in slo.alert_policies if any(c.severity.lower() == wanted for c in p.conditions)]
+    return [
+        p
+        for p in slo.alert_policies
+        if any(SEVERITIES.get(c.severity.lower(), c.severity.lower()) == wanted for c in p.conditions)
+    ]
 
 
 def incident_targets(slo: SLO, severity: str) -> list[NotificationTarget]:

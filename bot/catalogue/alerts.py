@@ -14,6 +14,7 @@ from bot.catalogue.openslo import SPEC_FIELDS, Meta, Ref, description, parse_met
 from bot.catalogue.settings import check_target
 from bot.catalogue.yamlsource import Path
 from bot.domain import AlertCondition, NotificationTarget, Op
+from bot.policy import alert_severity
 
 _INLINE = frozenset({"kind", "metadata", "spec"})
 _CONDITION = frozenset({"kind", "op", "threshold", "lookbackWindow", "alertAfter"})
@@ -30,6 +31,12 @@ class PolicyDef:
 def parse_condition_spec(ck: Checker, spec: dict[str, Any], path: Path, meta: Meta) -> AlertCondition | None:
     description(ck, spec, path)
     severity = ck.get_str(spec, "severity", path, required=True)
+    if severity is not None:
+        try:
+            severity = alert_severity(severity)  # stored as page or ticket, whatever was written
+        except ValueError as err:
+            ck.fail((*path, "severity"), str(err))
+            severity = None
     condition = ck.get_map(spec, "condition", path, allowed=_CONDITION, required=True)
     if condition is None:
         return None

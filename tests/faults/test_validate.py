@@ -10,12 +10,17 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bot.catalogue import load_paths
 from bot.catalogue.promql import WINDOW, promql_problem
+from bot.incidents.pagerduty import severity_of
+from bot.policy import policy_for
+from bot.routing import incident_targets
 from tests.promharness import PrometheusServer
 
 DATASOURCES = """\
@@ -229,3 +234,70 @@ def test_validate_refuses_exactly_what_prometheus_refuses(
     assert answer.status_code in (200, 400), answer.text
     problem = promql_problem(query, counter=counter)
     assert (answer.status_code == 400) == (problem is not None), (answer.text, problem)
+
+
+def severity_catalogue(severity: str) -> str:
+    return (
+        slo("{slo-bot/incident-targets: pd}").replace(
+            "  objectives: [{target: 0.999}]\n",
+            "  objectives: [{target: 0.999}]\n  alertPolicies: [{alertPolicyRef: fast}]\n",
+        )
+        + f"""\
+---
+apiVersion: openslo/v1
+kind: AlertPolicy
+metadata: {{name: fast}}
+spec:
+  conditions:
+    - kind: AlertCondition
+      metadata: {{name: fast-burn}}
+      spec:
+        severity: {severity}
+        condition: {{kind: burnrate, op: gt, threshold: 14.4, lookbackWindow: 1h}}
+  notificationTargets: [{{targetRef: pd}}]
+---
+apiVersion: openslo/v1
+kind: AlertNotificationTarget
+metadata: {{name: pd}}
+spec: {{target: pagerduty}}
+"""
+    )
+
+
+def test_an_unknown_severity_is_refused_with_the_accepted_ones(tmp_path: Path) -> None:
+    text = severity_catalogue("urgentish").replace("metadata: {name: pd}", PD_METADATA)
+    code, lines = validate(tmp_path, text)
+    assert code == 1, lines
+    line = text.splitlines().index("        severity: urgentish") + 1
+    problem_at(lines, tmp_path, line, "unknown severity 'urgentish'")
+    problem_at(lines, tmp_path, line, "critical")
+    assert len(lines) == 1, lines
+
+
+PD_METADATA = "metadata: {name: pd, annotations: {slo-bot/routing-key: " + "k" * 32 + "}}"
+
+
+@pytest.mark.parametrize(
+    ("written", "acts_as", "pagerduty"),
+    [
+        ("page", "page", "critical"),
+        ("critical", "page", "critical"),
+        ("High", "page", "critical"),
+        ("ticket", "ticket", "warning"),
+        ("warning", "ticket", "warning"),
+        ("info", "ticket", "warning"),
+    ],
+)
+def test_a_severity_maps_to_page_or_ticket(
+    tmp_path: Path, written: str, acts_as: str, pagerduty: str
+) -> None:
+    (tmp_path / "sources.yaml").write_text(DATASOURCES)
+    (tmp_path / "case.yaml").write_text(
+        severity_catalogue(written).replace("metadata: {name: pd}", PD_METADATA)
+    )
+    catalogue = load_paths([tmp_path], {})
+    assert catalogue.problems == ()
+    (entry,) = catalogue.entries
+    assert policy_for(entry.slo, timedelta(days=30)).severities == (acts_as,)
+    assert [t.name for t in incident_targets(entry.slo, acts_as)] == ["pd"]
+    assert severity_of(acts_as) == pagerduty
