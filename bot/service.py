@@ -50,7 +50,12 @@ def build_slack(
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret or "socket-mode-needs-no-secret",
-        process_before_response=True,
+        # False: the HTTP answer (or the Socket Mode acknowledgement) leaves as soon as a listener
+        # acks, and the listener goes on in Bolt's thread pool. True would hold the ack until the
+        # listener and its Slack and database calls are done, past Slack's 3 s when Slack is slow;
+        # only a deployment that stops when the response is sent (FaaS) needs it, and this is a
+        # long-running server in both its modes.
+        process_before_response=False,
         token_verification_enabled=False,  # a Slack outage at start must not stop the bot
     )
     deps = SlackDeps(

@@ -2,7 +2,8 @@
 
 A threaded HTTP server on 127.0.0.1 (random port). Point a `WebClient` at `fake.api_url` and
 `response_url`s at `fake.response_url(...)`. Slack's failure modes are switched on per method:
-`fail(method, status=429 | 500, ...)` and `hang(method, ...)` (answer later than any client waits).
+`fail(method, status=429 | 500, ...)`, `hang(method, ...)` (answer later than any client waits) and
+`delay(method, seconds)` (answer normally, but slowly).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Rule:
     retry_after: int = 1
     hang_seconds: float = 0.0
     apply: bool = False  # hang only: perform the call (e.g. post the message), then never answer
+    delay_seconds: float = 0.0  # a slow Slack: wait this long, then answer as usual
 
     def active(self, now: float) -> bool:
         if self.until is not None and now >= self.until:
@@ -151,6 +153,11 @@ class FakeSlack:
         with self._lock:
             self._rules.append(Rule(method, 0, times, None, hang_seconds=seconds, apply=apply))
 
+    def delay(self, method: str, seconds: float, *, times: int | None = None) -> None:
+        """Answer `method` normally but only after `seconds` (every call, or the next `times`)."""
+        with self._lock:
+            self._rules.append(Rule(method, 200, times, None, delay_seconds=seconds))
+
     def drop(self, method: str, *, times: int = 1, apply: bool = True) -> None:
         """Close the connection of the next `times` calls of `method` without an answer
         (`apply`: after doing the work), as a proxy or a network failure would."""
@@ -197,6 +204,17 @@ class FakeSlack:
                 if left <= 0:
                     raise AssertionError(f"fake Slack: timed out after {timeout:g} s waiting for {what}")
                 self._lock.wait(min(left, 0.25))
+
+    def wait_response(self, key: str, timeout: float = 30.0) -> JSON:
+        """The payload posted to `response_url(key)` (by `respond()`), once it has come."""
+        found: list[JSON] = []
+
+        def arrived() -> bool:
+            found[:] = [payload for k, payload in self.responses if k == key]
+            return bool(found)
+
+        self.wait_until(arrived, timeout, f"an answer at response_url {key}")
+        return found[0]
 
     def wait_calls(
         self, method: str, count: int = 1, timeout: float = 30.0, ok_only: bool = True
@@ -253,6 +271,9 @@ class FakeSlack:
             return 200, {"ok": True}, {}
         method = path.removeprefix("/api/")
         rule = self._rule_for(method)
+        if rule is not None and rule.delay_seconds:
+            self._release.wait(rule.delay_seconds)
+            rule = None
         if rule is not None and rule.status == DROP:
             if rule.apply:
                 self._answer(method, params, token)

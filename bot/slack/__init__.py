@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App
 from sqlmodel import Session
 
 from bot.slack.actions import handle_alert_action, handle_link, handle_status_page
@@ -46,29 +46,31 @@ SCOPES = {
 
 
 def register(app: App, deps: SlackDeps) -> None:
-    app.middleware(_once_per_event(deps))
-    app.command("/slo")(lambda ack, command: handle_slo_command(deps, ack, command))
+    app.command("/slo")(lambda ack, command, respond: handle_slo_command(deps, ack, command, respond))
     for action_id in ("alert_ack", "alert_unack", "alert_silence", "alert_unsilence", "alert_declare"):
         app.action(action_id)(lambda ack, body, respond: handle_alert_action(deps, ack, body, respond))
     app.action("status_page")(lambda ack, body, respond: handle_status_page(deps, ack, body, respond))
     app.action("view_slo")(handle_link)
     app.event("app_home_opened")(
-        lambda event, client, logger: handle_home_opened(deps, event, client, logger)
+        _once_per_event(deps, lambda event, client, logger: handle_home_opened(deps, event, client, logger))
     )
 
 
-def _once_per_event(deps: SlackDeps) -> Callable[..., Any]:
-    """Slack retries an event it thinks we missed (`X-Slack-Retry-Num`): act on each event once."""
+def _once_per_event(deps: SlackDeps, handler: Callable[..., None]) -> Callable[..., None]:
+    """Slack retries an event it thinks we missed (`X-Slack-Retry-Num`): act on each event once.
 
-    def middleware(body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+    Checked in the listener, after Bolt's automatic ack of the event: the check is a database write,
+    and nothing that can be slow comes before the answer to Slack."""
+
+    def listener(body: dict[str, Any], event: dict[str, Any], client: Any, logger: Any) -> None:
+        event_id = body.get("event_id")
         if event_id:
             with Session(deps.engine) as session:
                 first = slack_store.first_sight(session=session, event_id=str(event_id), now=deps.clock())
                 session.commit()
             if not first:
                 log.info("ignoring a retry of Slack event %s", event_id)
-                return BoltResponse(status=200, body="")
-        return next()
+                return
+        handler(event=event, client=client, logger=logger)
 
-    return middleware
+    return listener

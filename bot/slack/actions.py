@@ -6,6 +6,7 @@ The alert message itself is updated through the outbox (`chat.update`), like eve
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from bot.alerting import FIRING
 from bot.durations import parse_duration
 from bot.jobs import slo_of
 from bot.routing import all_incident_targets
-from bot.slack.commands import channels_of, status_page
+from bot.slack.commands import FAILED, channels_of, status_page
 from bot.slack.deps import SlackDeps
 from bot.slack.notify import (
     alert_channels,
@@ -32,6 +33,7 @@ from bot.store.incidents import open_incidents, vendor
 from bot.store.models import AlertRecord, SLORecord
 
 Respond = Callable[..., Any]
+log = logging.getLogger(__name__)
 
 
 def _deny(respond: Respond, text: str) -> None:
@@ -41,8 +43,19 @@ def _deny(respond: Respond, text: str) -> None:
 def handle_alert_action(
     deps: SlackDeps, ack: Callable[[], Any], body: dict[str, Any], respond: Respond
 ) -> None:
-    """Acknowledge / Unacknowledge / Silence (select) / Unsilence / Declare incident on an alert message."""
+    """Acknowledge / Unacknowledge / Silence (select) / Unsilence / Declare incident on an alert message.
+
+    Acknowledged before anything else: who may act is asked of Slack, which can be slow, and the
+    outcome comes afterwards (the message through the outbox, a refusal through `respond()`)."""
     ack()
+    try:
+        _alert_action(deps, body, respond)
+    except Exception:  # after the ack Slack shows no error of its own: say it, never stay silent
+        log.exception("handling a click on an alert message failed")
+        _deny(respond, FAILED)
+
+
+def _alert_action(deps: SlackDeps, body: dict[str, Any], respond: Respond) -> None:
     action = (body.get("actions") or [{}])[0]
     action_id = action.get("action_id", "")
     user = (body.get("user") or {}).get("id", "")
@@ -124,7 +137,13 @@ def handle_status_page(
         query, page = str(value.get("q", "")), int(value.get("page", 1))
     except (ValueError, TypeError, AttributeError):  # a button of another shape: the first page
         query, page = "", 1
-    respond(response_type="ephemeral", replace_original=True, **status_page(deps, query, page))
+    try:
+        shown = status_page(deps, query, page)
+    except Exception:  # after the ack Slack shows no error of its own: say it, never stay silent
+        log.exception("turning a /slo status page failed")
+        _deny(respond, FAILED)
+        return
+    respond(response_type="ephemeral", replace_original=True, **shown)
 
 
 def handle_link(ack: Callable[[], Any]) -> None:

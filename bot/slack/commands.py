@@ -1,12 +1,15 @@
-"""`/slo` answers: parsed, read from the store, answered ephemerally in the acknowledgement.
+"""`/slo` answers: acknowledged at once, then parsed, read from the store and answered ephemerally
+through the command's `response_url`.
 
-Never a live source query, so the answer comes well inside Slack's 3 seconds.
+Never a live source query; but who may act is asked of Slack (`conversations.members`) and the
+database may be busy, so the acknowledgement does not wait for either (Slack gives up after 3 s).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,9 +48,11 @@ HELP = "*slo-bot* answers only you, from what it last evaluated:\n" + "\n".join(
     f"• `{u}`" for u in USAGE.values()
 )
 MAX_SILENCE = timedelta(days=7)
+FAILED = "slo-bot could not do this just now (an internal error, logged); try again in a minute."
 _CHANNEL = re.compile(r"^<#(C[A-Z0-9]+|G[A-Z0-9]+)(?:\|[^>]*)?>$")
 
 Payload = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,14 +62,21 @@ class Invocation:
     words: tuple[str, ...]
 
 
-def handle_slo_command(deps: SlackDeps, ack: Callable[..., Any], command: dict[str, Any]) -> None:
+def handle_slo_command(
+    deps: SlackDeps, ack: Callable[..., Any], command: dict[str, Any], respond: Callable[..., Any]
+) -> None:
+    ack()  # first: an empty 200 shows nothing; the answer follows at the response_url
     invocation = Invocation(
         user=command.get("user_id", ""),
         channel=command.get("channel_id", ""),
         words=tuple(str(command.get("text") or "").split()),
     )
-    payload = answer(deps, invocation)
-    ack(response_type="ephemeral", **payload)
+    try:
+        payload = answer(deps, invocation)
+    except Exception:  # after the ack Slack shows no error of its own: say it, never stay silent
+        log.exception("answering /slo %s failed", " ".join(invocation.words))
+        payload = blocks.text_payload(FAILED)
+    respond(response_type="ephemeral", **payload)
 
 
 def answer(deps: SlackDeps, inv: Invocation) -> Payload:

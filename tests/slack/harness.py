@@ -267,6 +267,15 @@ class BotProcess:
             self.command_body(text, user=user, channel=channel), "application/x-www-form-urlencoded"
         )
 
+    def answer(
+        self, text: str, *, user: str = RESPONDER, channel: str = ALERTS, timeout: float = 15.0
+    ) -> dict[str, Any]:
+        """`/slo TEXT` as Slack posts it: acknowledged at once with an empty 200, answered afterwards
+        at its `response_url`. The answer's payload."""
+        response = self.command(text, user=user, channel=channel)
+        assert response.status_code == 200 and not response.content, response.text
+        return self.fake.wait_response(f"command-{self._request_seq}", timeout)
+
     def interaction(
         self, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None
     ) -> httpx.Response:

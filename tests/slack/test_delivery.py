@@ -70,8 +70,8 @@ def test_rate_limits_and_server_errors_delay_messages_but_lose_and_repeat_none(
 
     # the on-call of #sre acts during the outage: the answer is immediate, the messages wait
     started = time.monotonic()
-    response = bot.command("ack checkout-availability", user=ON_CALL, channel=SRE)
-    assert time.monotonic() - started < 3.0 and "Acknowledged page" in response.text
+    answer = bot.answer("ack checkout-availability", user=ON_CALL, channel=SRE)
+    assert time.monotonic() - started < 3.0 and "Acknowledged page" in answer["text"]
 
     slack.wait_until(lambda: _acknowledged_everywhere(slack, ON_CALL), 60, "every message after the outage")
     assert time.monotonic() >= outage_ends - 0.5
@@ -128,8 +128,7 @@ def test_kill_9_in_the_middle_of_a_post_then_restart_loses_and_repeats_nothing(
 
     # killed again in the middle of the work an acknowledgement queues (two updates, two notes)
     slack.hang("chat.update", times=1, seconds=60, apply=True)
-    response = second.command("ack checkout-availability")
-    assert "Acknowledged page" in response.text
+    assert "Acknowledged page" in second.answer("ack checkout-availability")["text"]
     slack.wait_until(lambda: slack.calls_of("chat.update"), 30, "the first update")
     second.kill()
     assert not _notes_in(slack, ALERTS) and not _notes_in(slack, SRE)
@@ -150,12 +149,12 @@ def test_a_silence_holds_back_an_unsent_alert_and_unsilence_lets_it_out_at_once(
     slack.fail("chat.postMessage", status=500)  # the page cannot go out at first
     bot = start_bot(catalogue())
     slack.wait_until(lambda: slack.calls_of("chat.postMessage"), what="a first attempt")
-    assert "is silenced for 30m" in bot.command("silence checkout-availability 30m deploy").text
+    assert "is silenced for 30m" in bot.answer("silence checkout-availability 30m deploy")["text"]
     slack.heal()
     time.sleep(6)  # Slack is back, but the SLO is silenced: nothing is posted
     assert not slack.all_messages()
     silenced_at = time.monotonic()
-    assert "no longer silenced" in bot.command("unsilence checkout-availability").text
+    assert "no longer silenced" in bot.answer("unsilence checkout-availability")["text"]
     slack.wait_until(lambda: _alerts_in(slack, ALERTS), 10, "the page, right after the unsilence")
     assert time.monotonic() - silenced_at < 5
     time.sleep(1)

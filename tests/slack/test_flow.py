@@ -169,7 +169,7 @@ def test_app_home_shows_the_slos_and_a_retried_event_acts_once(
     assert len(slack.calls_of("views.publish")) == 1
 
     # after /slo subscribe, the Home tab narrows to the user's services; the messages tab is left alone
-    assert bot.command("subscribe checkout <#C0ALERTS|alerts>").status_code == 200
+    assert "now gets the alerts" in bot.answer("subscribe checkout <#C0ALERTS|alerts>")["text"]
     assert bot.event(home_opened(RESPONDER, "Ev0HOME2")).status_code == 200
     slack.wait_calls("views.publish", 2)
     home = json.dumps(slack.views[RESPONDER][1], ensure_ascii=False)

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from slack_bolt import BoltRequest
@@ -116,7 +117,9 @@ def test_forged_stale_or_unsigned_requests_get_401_and_change_nothing(
 
     # the same requests, signed properly, do act: the refusals above were the signature's doing
     assert bot.post(challenge, js, signed_headers(challenge)).json() == {"challenge": "c-123"}
-    assert "Acknowledged page" in bot.post(ack, form, signed_headers(ack)).text
+    assert bot.post(ack, form, signed_headers(ack)).status_code == 200
+    key = parse_qs(ack)["response_url"][0].rsplit("/", 1)[-1]
+    assert "Acknowledged page" in slack.wait_response(key)["text"]
     assert store.alerts("checkout-availability")[0].acknowledged_by == RESPONDER
     assert bot.post(event, js, signed_headers(event)).status_code == 200
     slack.wait_calls("views.publish", 1)

@@ -28,10 +28,12 @@ def test_socket_mode_answers_slash_commands_over_the_websocket(
         bot = start_bot(env={"SLACK_APP_TOKEN": slack.app_token, "SLACK_SIGNING_SECRET": ""})
         socket_mode.wait_connected()
         envelope = _envelope()
+        envelope["payload"]["response_url"] = slack.response_url("socket")
         socket_mode.send(envelope)
-        ack = socket_mode.wait_for(envelope["envelope_id"])
-        assert ack["payload"]["response_type"] == "ephemeral"
-        assert "/slo status" in ack["payload"]["text"]
+        socket_mode.wait_for(envelope["envelope_id"])  # acknowledged over the socket at once ...
+        answer = slack.wait_response("socket")  # ... and answered at the response_url
+        assert answer["response_type"] == "ephemeral"
+        assert "/slo status" in answer["text"]
         # in Socket Mode there is no /slack/events endpoint; health and metrics are still served
         assert bot.http.post("/slack/events", content=b"x").status_code == 404
         assert bot.http.get("/healthz").status_code == 200
