@@ -118,9 +118,13 @@ def _convert_slo(
     sp = (*path, "sli")
     kinds = [key for key in ("events", "raw", "plugin") if sli.get(key) is not None]
     if "plugin" in sli:
+        plugin = sli["plugin"]
+        name = plugin.get("id") if isinstance(plugin, dict) else None
+        which = f" (plugin '{name}')" if isinstance(name, str) and name else ""
         ck.fail(
             (*sp, "plugin"),
-            "Sloth SLI plugins are not supported: write the queries as events or raw",
+            f"Sloth SLI plugins are not supported{which}: slo-bot runs no plugin code; write the "
+            "queries the plugin builds as events (error_query, total_query) or raw (error_ratio_query)",
         )
     if len(kinds) > 1:
         ck.fail(sp, "give exactly one of events or raw")

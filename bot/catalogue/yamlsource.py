@@ -72,7 +72,9 @@ def parse_documents(text: str, file: str) -> tuple[list[Doc], list[Problem]]:
                 )
                 continue
             problems.extend(Problem(file, line, path, msg) for line, path, msg in builder.problems)
-            if data is not None:
+            if isinstance(data, list):
+                docs.extend(_listed(file, data, builder.origins))
+            elif data is not None:
                 docs.append(Doc(file, data, origins=builder.origins))
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
@@ -90,6 +92,16 @@ def parse_documents(text: str, file: str) -> tuple[list[Doc], list[Problem]]:
     except yaml.YAMLError as err:  # no position known
         problems.append(Problem(file, 0, "yaml", f"YAML error: {err}"))
     return docs, problems
+
+
+def _listed(file: str, items: list[Any], origins: Origins) -> list[Doc]:
+    """A stream that is one list of documents (as the OpenSLO SDKs write it): one Doc per item, each
+    with the lines of its own paths."""
+    docs: list[Doc] = []
+    for i, item in enumerate(items):
+        own = {path[1:]: origin for path, origin in origins.items() if path[:1] == (i,)}
+        docs.append(Doc(file, item, origins=own))
+    return docs
 
 
 class _TooBig(Exception):

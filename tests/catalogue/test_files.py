@@ -20,7 +20,7 @@ SERVICE = "apiVersion: openslo/v1\nkind: Service\nmetadata: {name: %s}\n"
         (b"# only a comment\n", ":0: -: no YAML documents in this file"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", ":1: -: not UTF-8 text (byte 0x89 at offset 0)"),
         (b"a: 1\nb: \x00\n", ":2: yaml: not YAML text: unacceptable character '\\x00'"),
-        (b"- a\n- b\n", ":1: -: expected an OpenSLO document (a mapping), got a list"),
+        (b"- a\n- b\n", ":1: -: expected an OpenSLO document (a mapping), got a string ('a')"),
         (b"just some words\n", ":1: -: expected an OpenSLO document (a mapping), got a string"),
         (b"42\n", ":1: -: expected an OpenSLO document (a mapping), got a number (42)"),
         (b"a: [1, 2\nb: 3\n", ":2: yaml: YAML syntax error: expected ',' or ']', but got ':'"),

@@ -301,3 +301,64 @@ def test_a_severity_maps_to_page_or_ticket(
     assert policy_for(entry.slo, timedelta(days=30)).severities == (acts_as,)
     assert [t.name for t in incident_targets(entry.slo, acts_as)] == ["pd"]
     assert severity_of(acts_as) == pagerduty
+
+
+LISTED = """\
+- apiVersion: openslo/v1
+  kind: Service
+  metadata: {name: api}
+- apiVersion: openslo/v1
+  kind: SLO
+  metadata:
+    name: api
+  spec:
+    service: api
+    indicator:
+      metadata: {name: api}
+      spec:
+        ratioMetric:
+          counter: true
+          good: {metricSource: {metricSourceRef: demo, spec: {query: good}}}
+          total: {metricSource: {metricSourceRef: demo, spec: {query: total}}}
+    budgetingMethod: Occurrences
+    objectives: [{target: 0.999}]
+"""
+
+
+def test_a_catalogue_written_as_one_list_of_documents_is_read_like_separate_documents(
+    tmp_path: Path,
+) -> None:
+    code, lines = validate(tmp_path, LISTED)
+    assert (code, lines) == (0, ["1 SLO(s) valid in 2 file(s)"])
+    code, lines = validate(tmp_path, LISTED.replace("target: 0.999", "target: 99.9"))
+    assert code == 1, lines
+    problem_at(lines, tmp_path, 18, "spec.objectives[0].target: target must be at least 0")
+    assert len(lines) == 1, lines
+
+
+def test_a_list_item_that_is_not_a_document_is_named_at_its_line(tmp_path: Path) -> None:
+    code, lines = validate(tmp_path, LISTED + "- just text\n")
+    assert code == 1, lines
+    problem_at(lines, tmp_path, 19, "expected an OpenSLO document (a mapping)")
+
+
+def test_a_sloth_plugin_gets_a_named_not_supported_message(tmp_path: Path) -> None:
+    sloth = """\
+version: prometheus/v1
+service: api
+slos:
+  - name: availability
+    objective: 99.9
+    sli:
+      plugin:
+        id: sloth-common/kubernetes/apiserver/availability
+"""
+    code, lines = validate(tmp_path, sloth)
+    assert code == 1, lines
+    problem_at(
+        lines,
+        tmp_path,
+        7,
+        "Sloth SLI plugins are not supported (plugin 'sloth-common/kubernetes/apiserver/availability')",
+    )
+    assert len(lines) == 1, lines
