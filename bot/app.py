@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from bot.domain import DataSource
 from bot.durations import parse_duration
 from bot.sources import HTTP_SOURCES, LOCAL_SOURCES, Source
+from bot.sources.base import BadQuery
 from bot.sources.prometheus import client_options
 from bot.store.db import DEFAULT_URL, make_engine
 
@@ -91,7 +92,10 @@ class SourcePool:
     def _build(self, datasource: DataSource) -> Source:
         if datasource.type in LOCAL_SOURCES:
             return LOCAL_SOURCES[datasource.type](datasource)
-        options = client_options(datasource.connection)
+        try:
+            options = client_options(datasource.connection)
+        except ValueError as err:  # e.g. its caFile has gone: a person must fix the DataSource
+            raise BadQuery(f"{datasource.type} datasource {datasource.name!r}: {err}") from err
         limits = httpx.Limits(
             max_connections=self.max_connections, max_keepalive_connections=self.max_connections
         )

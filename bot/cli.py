@@ -371,8 +371,14 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
                 slo = jobs.slo_of(record)
             except Exception:  # the definition may not build here (unset secret): show what's stored
                 slo = None
+            failing_since = repo.utc(record.failing_since)
+            failure = (
+                f"not evaluated since {failing_since:%Y-%m-%d %H:%M} UTC: {record.failure}"
+                if failing_since is not None
+                else None
+            )
             if snap is None:
-                rows.append(report.row_from_status(record.name, record.service, slo, None))
+                rows.append(report.row_from_status(record.name, record.service, slo, None, failure))
                 continue
             rows.append(
                 report.Row(
@@ -390,7 +396,7 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
                     exhaustion_at=repo.utc(snap.exhaustion_at),
                     state=snap.state,
                     alerts=firing.get(record.id or 0, []),
-                    error=snap.error,
+                    error=failure or snap.error,
                 )
             )
     print(report.render_json(rows) if args.json else report.render_table(rows))

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 UNAVAILABLE = "source_unavailable"  # retry next tick
 BAD_QUERY = "bad_query"  # a human must fix the query or the DataSource
 CONFIG = "config"  # the stored definition no longer builds (e.g. an unset variable)
+INTERNAL = "internal"  # storing or alerting failed (the database, a hook): see the log
 
 
 class TickHook(Protocol):
@@ -109,14 +110,21 @@ def evaluate_all(
     for record in records:
         try:
             slo = slo_of(record)
+            work.append((record, evaluation.make_plan(slo, record, now)))
         except CatalogueError as err:
             problems = "; ".join(f"{p.path}: {p.message}" for p in err.problems) or "not buildable"
-            log.warning("%s is not evaluated: %s", record.name, problems)
-            outcomes.append(Outcome(record.name, record.service, None, None, problems, CONFIG))
-            continue
-        work.append((record, evaluation.make_plan(slo, record, now)))
+            outcomes.append(_failed(engine, record, now, CONFIG, problems))
+        except Exception as err:  # one SLO's broken definition never stops the others
+            log.exception("%s: cannot plan its evaluation", record.name)
+            outcomes.append(_failed(engine, record, now, CONFIG, _describe(err)))
     for record, plan, result in _fetch_all(work, sources, concurrency):
-        outcomes.append(_store(engine, record, plan, result, hooks))
+        try:
+            outcome = _store(engine, record, plan, result, hooks)
+        except Exception as err:  # the database or a hook: this SLO's tick is lost, not the others'
+            log.exception("%s: evaluation failed while storing or alerting", record.name)
+            outcome = _failed(engine, record, now, INTERNAL, _describe(err), plan.slo)
+        if outcome is not None:
+            outcomes.append(outcome)
     with Session(engine) as session:
         repo.prune_snapshots(session=session, now=now)
         session.commit()
@@ -146,6 +154,34 @@ def _fetch_all(
                     yield record, plan, future.result()
                 except SourceError as err:
                     yield record, plan, err
+                except Exception as err:  # a bug or a broken client: this SLO's alone
+                    log.exception("%s: fetching failed", record.name)
+                    yield record, plan, SourceFailed(_describe(err))
+
+
+class SourceFailed(SourceError):
+    """Fetching raised something no source should: counted as an internal failure of the SLO."""
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
+def _failed(
+    engine: Engine, record: SLORecord, now: datetime, kind: str, why: str, slo: SLO | None = None
+) -> Outcome:
+    """Count, log and keep one SLO's failed evaluation; `/slo status` shows it until a success."""
+    log.warning("%s is not evaluated: %s", record.name, why)
+    METRICS.inc("slo_bot_evaluation_failures_total", kind=kind)
+    METRICS.inc("slo_bot_evaluations_total", outcome=kind)
+    try:
+        with Session(engine) as session:
+            assert record.id is not None
+            repo.record_failure(session=session, slo_id=record.id, at=now, kind=kind, why=why)
+            session.commit()
+    except Exception:  # the database itself may be what failed; the outcome still says why
+        log.exception("%s: cannot record its failed evaluation", record.name)
+    return Outcome(record.name, record.service, slo, None, why, kind)
 
 
 def _store(
@@ -154,20 +190,31 @@ def _store(
     plan: evaluation.Plan,
     result: evaluation.Fetched | SourceError,
     hooks: Sequence[TickHook] = (),
-) -> Outcome:
+) -> Outcome | None:
     with Session(engine, autoflush=False) as session:
         fresh = session.get(SLORecord, record.id)
-        assert fresh is not None and fresh.id is not None
+        if fresh is None or fresh.id is None:  # removed (apply --prune) while its data was fetched
+            log.info("%s was removed during the evaluation; skipped", record.name)
+            return None
         error: str | None = None
         kind: str | None = None
         warnings: tuple[str, ...] = ()
         if isinstance(result, SourceError):
             error = str(result)
-            kind = BAD_QUERY if isinstance(result, BadQuery) else UNAVAILABLE
+            kind = (
+                INTERNAL
+                if isinstance(result, SourceFailed)
+                else BAD_QUERY
+                if isinstance(result, BadQuery)
+                else UNAVAILABLE
+            )
             log.warning("%s: %s", record.name, error)
             METRICS.inc("slo_bot_source_errors_total", kind=kind)
+            METRICS.inc("slo_bot_evaluation_failures_total", kind=kind)
+            repo.record_failure(session=session, slo_id=fresh.id, at=plan.now, kind=kind, why=error)
         else:
             evaluation.store(session, fresh, plan, result)
+            repo.clear_failure(session=session, record=fresh)
             warnings = result.warnings
         assessment = evaluation.assess(session, fresh, plan, warnings)
         transitions, open_alerts = advance_alerts(session, fresh, assessment.signals, plan.now)

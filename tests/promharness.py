@@ -263,11 +263,13 @@ def _free_port() -> int:
 
 
 class PrometheusServer:
-    """A `prometheus` process serving the TSDB at `data`, scraping nothing; a context manager."""
+    """A `prometheus` process serving the TSDB at `data` (scraping nothing unless `config` says so);
+    a context manager."""
 
-    def __init__(self, data: Path, *, retention: str = "3650d") -> None:
+    def __init__(self, data: Path, *, retention: str = "3650d", config: str | None = None) -> None:
         self.data = data
         self.retention = retention
+        self.config = config or "global:\n  scrape_interval: 1m\nscrape_configs: []\n"
         self.url = ""
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path = data.with_name(data.name + "-prometheus.log")
@@ -275,7 +277,7 @@ class PrometheusServer:
 
     def start(self, timeout: float = 30.0) -> str:
         require_tools()
-        self._config.write_text("global:\n  scrape_interval: 1m\nscrape_configs: []\n")
+        self._config.write_text(self.config)
         for _attempt in range(3):  # another process may take the free port before prometheus does
             port = _free_port()
             with self._log_path.open("wb") as log:

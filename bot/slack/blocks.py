@@ -138,6 +138,8 @@ class StatusLine:
     state: str
     alerts: Sequence[str] = field(default=())
     silenced_until: datetime | None = None
+    failing_since: datetime | None = None  # its evaluations fail: since when, and why
+    failure: str | None = None
 
     def render(self) -> str:
         icon = {"ok": "🟢", "burning": "🔥", "exhausted": "🔴"}.get(self.state, "⚪")
@@ -145,7 +147,18 @@ class StatusLine:
         burn = "" if self.burn is None else f" · burn {self.burn:.1f}x (1h)"
         alerts = f" · *{', '.join(self.alerts)}*" if self.alerts else ""
         silenced = f" · 🔕 until {slack_time(self.silenced_until)}" if self.silenced_until else ""
-        return f"{icon} `{self.name}` ({self.service}) — {left}{burn}{alerts}{silenced}"
+        failing = ""
+        if self.failing_since is not None:
+            failing = f"\n    ⚠️ {not_evaluated(self.failing_since, self.failure)}"
+        return f"{icon} `{self.name}` ({self.service}) — {left}{burn}{alerts}{silenced}{failing}"
+
+
+def not_evaluated(since: datetime, why: str | None, limit: int = 300) -> str:
+    """ "not evaluated since HH:MM: why" for an SLO whose evaluations fail; `why` may quote a server."""
+    reason = escape(why or "unknown error")
+    if len(reason) > limit:
+        reason = reason[: limit - 1] + "…"
+    return f"not evaluated since {slack_time(since)}: {reason}"
 
 
 def _chunks(lines: Sequence[str], limit: int = MAX_SECTION) -> list[str]:

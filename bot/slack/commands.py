@@ -187,6 +187,9 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
     fields: list[tuple[str, str]] = []
     if slo is not None:
         fields.append(("Objective", f"{slo.objective.target_ratio * 100:g} % over {slo.window.spec}"))
+    failing_since = repo.utc(record.failing_since)
+    if failing_since is not None:
+        fields.append(("Evaluation", "⚠️ " + blocks.not_evaluated(failing_since, record.failure)))
     if snap is None:
         fields.append(("Status", "not evaluated yet"))
     else:

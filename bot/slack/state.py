@@ -64,12 +64,28 @@ def status_lines(session: Session, now: datetime, services: Sequence[str] | None
     snapshots = SnapshotRecord.__table__.c  # type: ignore[attr-defined]
     slos = SLORecord.__table__.c  # type: ignore[attr-defined]
     query = sa_select(
-        slos.id, slos.name, slos.service, snapshots.remaining_ratio, snapshots.burn_rates, snapshots.state
+        slos.id,
+        slos.name,
+        slos.service,
+        snapshots.remaining_ratio,
+        snapshots.burn_rates,
+        snapshots.state,
+        slos.failing_since,
+        slos.failure,
     ).outerjoin(SnapshotRecord.__table__, snapshots.id == _newest_snapshot_id())  # type: ignore[attr-defined]
     if services is not None:
         query = query.where(slos.service.in_(list(services)))
     lines = []
-    for slo_id, name, service, remaining, burn_rates, state in session.connection().execute(query):
+    for (
+        slo_id,
+        name,
+        service,
+        remaining,
+        burn_rates,
+        state,
+        failing_since,
+        failure,
+    ) in session.connection().execute(query):
         silence = silences.get(slo_id)
         burn = json.loads(burn_rates).get("1h") if burn_rates else None
         lines.append(
@@ -82,6 +98,8 @@ def status_lines(session: Session, now: datetime, services: Sequence[str] | None
                 state=state or "no_data",
                 alerts=tuple(a.key for a in firing.get(slo_id, [])),
                 silenced_until=repo.utc(silence.until) if silence else None,
+                failing_since=repo.utc(failing_since),
+                failure=failure,
             )
         )
     return sorted(lines, key=lambda s: (s.remaining_ratio is None, s.remaining_ratio or 0.0, s.name))

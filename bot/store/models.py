@@ -29,6 +29,12 @@ class SLORecord(SQLModel, table=True):
     covered_to: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    # set while the SLO's evaluations fail (since when, of what kind, why); cleared by the next success
+    failing_since: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    failure_kind: str | None = Field(default=None, max_length=32)
+    failure: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class BucketRecord(SQLModel, table=True):

@@ -115,6 +115,21 @@ def set_coverage(
     )
 
 
+def record_failure(*, session: Session, slo_id: int, at: datetime, kind: str, why: str) -> None:
+    """Mark the SLO as failing (keeping when it started failing) until `clear_failure`."""
+    session.execute(
+        update(SLOS)
+        .where(SLOS.c.id == slo_id)
+        .values(failing_since=func.coalesce(SLOS.c.failing_since, at), failure_kind=kind, failure=why)
+    )
+
+
+def clear_failure(*, session: Session, record: SLORecord) -> None:
+    if record.failing_since is not None or record.failure is not None:
+        record.failing_since, record.failure_kind, record.failure = None, None, None
+        session.add(record)
+
+
 # --- status snapshots ----------------------------------------------------------------------------
 
 SNAPSHOT_RETENTION = timedelta(hours=6)
@@ -145,16 +160,23 @@ def prune_snapshots(*, session: Session, now: datetime) -> None:
 
 
 def latest_snapshots(*, session: Session) -> list[tuple[SLORecord, SnapshotRecord | None]]:
-    """Every SLO with its newest snapshot (None when never evaluated)."""
+    """Every SLO with its newest snapshot by evaluation time (None when never evaluated).
+
+    By time, not by id: `check --at` of a past moment writes a later row about an earlier time."""
     newest = (
-        select(SNAPSHOTS.c.slo_id, func.max(SNAPSHOTS.c.id).label("id"))
+        select(SNAPSHOTS.c.slo_id, func.max(SNAPSHOTS.c.evaluated_at).label("at"))
         .group_by(SNAPSHOTS.c.slo_id)
         .subquery()
     )
-    snapshots = {
-        s.slo_id: s
-        for s in session.exec(
-            select_model(SnapshotRecord).join(newest, SnapshotRecord.id == newest.c.id)  # type: ignore[arg-type]
+    snapshots: dict[int, SnapshotRecord] = {}
+    for s in session.exec(
+        select_model(SnapshotRecord)
+        .join(
+            newest,
+            (SnapshotRecord.slo_id == newest.c.slo_id)  # type: ignore[arg-type]
+            & (SnapshotRecord.evaluated_at == newest.c.at),
         )
-    }
+        .order_by(SnapshotRecord.id)  # type: ignore[arg-type]
+    ):
+        snapshots[s.slo_id] = s  # of two at the same time, the later written
     return [(r, snapshots.get(r.id or 0)) for r in list_slos(session=session)]
