@@ -7,8 +7,9 @@ dispatched in a worker thread and the event loop keeps accepting connections mea
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio.to_thread
@@ -22,18 +23,56 @@ from bot.incidents.inbound import Webhooks
 from bot.metrics import METRICS
 
 Health = Callable[[], tuple[bool, str]]
+# Slack's requests and the tools' webhooks are a few kilobytes; a larger body is refused before it is
+# read whole, let alone verified, so no one can make slo-bot buffer or hash megabytes unasked.
+MAX_BODY_BYTES = 1024 * 1024
+_SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SLACK_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request's body, at most `limit` bytes: BodyTooLarge as soon as it says or proves longer
+    (a chunked body has no Content-Length to believe)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def slack_headers_malformed(headers: Mapping[str, str]) -> bool:
+    """A timestamp or signature header that is there but cannot be Slack's: refused here, as Bolt's
+    verification would raise on it (a 500) instead of refusing it. Absent headers are Bolt's to judge."""
+    timestamp = headers.get("x-slack-request-timestamp")
+    signature = headers.get("x-slack-signature")
+    return (timestamp is not None and not _SLACK_TIMESTAMP.fullmatch(timestamp)) or (
+        signature is not None and not _SLACK_SIGNATURE.fullmatch(signature)
+    )
 
 
 def create_web_app(bolt_app: App | None, health: Health, webhooks: Webhooks | None = None) -> Starlette:
     async def slack_events(request: Request) -> Response:
         assert bolt_app is not None
         started = time.monotonic()
-        body = (await request.body()).decode("utf-8", errors="replace")
-        bolt_request = BoltRequest(
-            body=body,
-            query=str(request.url.query),
-            headers={k: v for k, v in request.headers.items()},
-        )
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if slack_headers_malformed(headers):
+            return PlainTextResponse("bad signature\n", status_code=401)
+        try:
+            body = (await read_body(request)).decode("utf-8", errors="replace")
+        except BodyTooLarge:
+            return PlainTextResponse("request body too large\n", status_code=413)
+        bolt_headers: dict[str, str | Sequence[str]] = dict(headers)
+        bolt_request = BoltRequest(body=body, query=str(request.url.query), headers=bolt_headers)
         answer = await anyio.to_thread.run_sync(bolt_app.dispatch, bolt_request)
         METRICS.observe("slo_bot_slack_request_seconds", time.monotonic() - started)
         return Response(
@@ -51,9 +90,13 @@ def create_web_app(bolt_app: App | None, health: Health, webhooks: Webhooks | No
 
     def tool_webhook(handle: Callable[[Mapping[str, str], bytes], tuple[int, str]]) -> Callable[..., Any]:
         async def endpoint(request: Request) -> Response:
-            body = await request.body()
             headers = {k.lower(): v for k, v in request.headers.items()}
-            status, text = await anyio.to_thread.run_sync(handle, headers, body)
+            try:
+                body = await read_body(request)
+            except BodyTooLarge:
+                status, text = 413, "request body too large"
+            else:
+                status, text = await anyio.to_thread.run_sync(handle, headers, body)
             METRICS.inc("slo_bot_webhooks_total", path=request.url.path, status=str(status))
             return PlainTextResponse(text + "\n", status_code=status)
 

@@ -77,12 +77,14 @@ def pagerduty_signature(secret: str, body: bytes) -> str:
 def verify_pagerduty(secret: str, body: bytes, header: str) -> bool:
     """`X-PagerDuty-Signature` holds one `v1=<hex>` per active secret, comma-separated (during a
     rotation there are two); one must match."""
-    expected = pagerduty_signature(secret, body)
-    return any(hmac.compare_digest(expected, part.strip()) for part in header.split(",") if part.strip())
+    expected = pagerduty_signature(secret, body).encode("ascii")
+    # compared as bytes: a header is whatever the sender put there, non-ASCII too (a refusal, not a 500)
+    parts = (p.strip().encode("utf-8", "replace") for p in header.split(","))
+    return any(hmac.compare_digest(expected, part) for part in parts if part)
 
 
 def verify_token(expected: str, given: str) -> bool:
-    return bool(expected) and hmac.compare_digest(expected.encode(), given.encode())
+    return bool(expected) and hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8", "replace"))
 
 
 # --- parsing -----------------------------------------------------------------------------------
