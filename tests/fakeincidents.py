@@ -342,8 +342,21 @@ def iso_time(value: Any) -> bool:
         return False
 
 
-def hmac_sha256(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+HOOK_TOLERANCE = 300  # seconds: how old a signature's timestamp the receiver still takes
+
+
+def hook_signature_ok(secret: str, raw: bytes, header: str, now: float) -> bool:
+    """`t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as a receiver checks it: the time within
+    HOOK_TOLERANCE of its own clock (a replay is refused), one `v1` matching."""
+    fields = [part.strip().partition("=") for part in header.split(",")]
+    stamps = [value for name, _, value in fields if name == "t"]
+    macs = [value for name, _, value in fields if name == "v1"]
+    if len(stamps) != 1 or not (stamps[0].isascii() and stamps[0].isdigit()) or not macs:
+        return False
+    if abs(now - int(stamps[0])) > HOOK_TOLERANCE:
+        return False
+    expected = hmac.new(secret.encode(), stamps[0].encode() + b"." + raw, hashlib.sha256).hexdigest()
+    return any(hmac.compare_digest(expected.encode(), mac.encode("utf-8", "replace")) for mac in macs)
 
 
 # --- PagerDuty: Events API v2 and the REST calls escalation needs ---------------------------------
@@ -656,8 +669,8 @@ HOOK_ACTIONS = {"trigger": "triggered", "acknowledge": "acknowledged", "unacknow
 
 def _hook(fake: FakeIncidents, headers: dict[str, str], raw: bytes, body: Any) -> tuple[int, JSON | None]:
     given = headers.get("x-slo-bot-signature", "")
-    if not hmac.compare_digest(hmac_sha256(fake.hook_secret, raw).encode(), given.encode()):
-        return 401, {"error": "the signature does not match the body"}
+    if not hook_signature_ok(fake.hook_secret, raw, given, time.time()):
+        return 401, {"error": "the signature does not match the body, or its time is not now"}
     errors = _hook_errors(headers, body)
     if errors:
         return 400, {"error": "; ".join(errors)}

@@ -1,4 +1,6 @@
-"""A generic webhook: every incident action POSTed as JSON, signed with HMAC-SHA256 over the body.
+"""A generic webhook: every incident action POSTed as JSON, signed with HMAC-SHA256 over a timestamp
+and the body (`X-Slo-Bot-Signature: t=<unix seconds>,v1=<hex>`, Stripe's scheme), so a receiver can
+refuse a replayed delivery as well as a forged one.
 
 `sign` and `verify` are what a receiver (or a test) needs to check a delivery.
 """
@@ -8,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,16 +26,42 @@ VERSION = 1
 SIGNATURE_HEADER = "X-Slo-Bot-Signature"
 EVENT_HEADER = "X-Slo-Bot-Event"
 DELIVERY_HEADER = "X-Slo-Bot-Delivery"
+TOLERANCE_SECONDS = 300  # how old (or how far ahead) a signature's timestamp may be at the receiver
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The `X-Slo-Bot-Signature` value for `body`: `sha256=<hex HMAC-SHA256 of the exact bytes>`."""
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+def _mac(secret: str, body: bytes, timestamp: int) -> str:
+    signed = f"{timestamp}.".encode("ascii") + body
+    return hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
 
 
-def verify(secret: str, body: bytes, header: str) -> bool:
-    """Whether `header` is the signature of `body` under `secret`, compared in constant time."""
-    return hmac.compare_digest(sign(secret, body).encode("ascii"), header.strip().encode("utf-8"))
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The `X-Slo-Bot-Signature` value for `body` sent at `timestamp` (Unix seconds):
+    `t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>." followed by the exact bytes>`."""
+    return f"t={timestamp},v1={_mac(secret, body, timestamp)}"
+
+
+def verify(
+    secret: str, body: bytes, header: str, *, now: float, tolerance: float = TOLERANCE_SECONDS
+) -> bool:
+    """Whether `header` signs `body` under `secret` at a time within `tolerance` seconds of `now`;
+    any one of several `v1=` (a sender rotating its secret) may match. Constant-time comparison; a
+    garbled or non-ASCII header is simply not valid."""
+    stamps: list[str] = []
+    macs: list[bytes] = []
+    for part in header.strip().split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t":
+            stamps.append(value)
+        elif name == "v1":
+            macs.append(value.encode("utf-8", "replace"))
+    if len(stamps) != 1 or not _TIMESTAMP.fullmatch(stamps[0]) or not macs:
+        return False
+    timestamp = int(stamps[0])
+    if abs(now - timestamp) > tolerance:
+        return False
+    expected = _mac(secret, body, timestamp).encode("ascii")
+    return any(hmac.compare_digest(expected, mac) for mac in macs)
 
 
 def delivery_id(event: IncidentEvent) -> str:
@@ -67,9 +98,12 @@ def payload(event: IncidentEvent) -> dict[str, Any]:
 class WebhookTarget:
     """POSTs to `slo-bot/url`, signed with `slo-bot/secret`; any 2xx answer counts as delivered."""
 
-    def __init__(self, target: NotificationTarget, client: httpx.Client) -> None:
+    def __init__(
+        self, target: NotificationTarget, client: httpx.Client, clock: Callable[[], float] = time.time
+    ) -> None:
         self.target = target
         self._client = client
+        self._clock = clock
         self._url = annotation(target, "url", required=True, url=True)
         self._secret = annotation(target, "secret", required=True)
         self._where = f"webhook target {target.name!r} ({host_of(self._url)})"
@@ -93,7 +127,8 @@ class WebhookTarget:
             content=body,
             headers={
                 "Content-Type": "application/json",
-                SIGNATURE_HEADER: sign(self._secret, body),
+                # signed when sent, so a retry hours later carries a fresh time the receiver accepts
+                SIGNATURE_HEADER: sign(self._secret, body, int(self._clock())),
                 EVENT_HEADER: event.action,
                 DELIVERY_HEADER: document["id"],
             },
