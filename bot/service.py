@@ -47,6 +47,7 @@ def build_slack(
     )
     channels = ChannelDirectory(client)
     delivery = SlackDelivery(engine, posting, channels=channels)
+    _quiet_token_notice()
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret or "socket-mode-needs-no-secret",
@@ -67,6 +68,20 @@ def build_slack(
     )
     register(app, deps)
     return app, delivery
+
+
+class _NoTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN by itself and then warns, at every start, that the client given to
+    it wins over that token: the client holds the same token, so the warning says nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in str(record.msg)
+
+
+def _quiet_token_notice() -> None:
+    bolt = logging.getLogger("slack_bolt.App")  # the logger App() warns on (no logger given to it)
+    if not any(isinstance(f, _NoTokenNotice) for f in bolt.filters):
+        bolt.addFilter(_NoTokenNotice())
 
 
 def run(settings: Settings, engine: Engine, port: int) -> int:

@@ -12,8 +12,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
 
 from bot.scheduler import start_scheduler
+from bot.store import db
+from bot.store.models import SnapshotRecord
+from tests.fakeslack import FakeSlack
+from tests.slack.harness import BotProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,3 +80,28 @@ def test_demo_prints_no_warning() -> None:
     # at most our one line about a slow first evaluation; no warning, no APScheduler line
     assert all(line.startswith("INFO bot.scheduler: the first evaluation") for line in lines), lines
     assert "WARNING" not in result.stdout + result.stderr
+
+
+def _evaluations(database_url: str) -> int:
+    engine = db.make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            return len(session.exec(select(SnapshotRecord)).all())
+    finally:
+        engine.dispose()
+
+
+def test_run_in_slack_http_mode_starts_and_evaluates_without_a_warning(
+    tmp_path: Path, database_url: str
+) -> None:
+    catalogue = (ROOT / "examples" / "checkout.yaml").read_text()
+    with FakeSlack() as fake:
+        bot = BotProcess(tmp_path, database_url, fake, catalogue)
+        with bot:
+            deadline = time.monotonic() + 60
+            while _evaluations(database_url) < 6:  # two ticks of the three SLOs, the backfill done
+                assert time.monotonic() < deadline, bot.log()
+                time.sleep(0.2)
+        log = bot.log()
+    assert "slo-bot running in HTTP mode" in log
+    assert [line for line in log.splitlines() if line.startswith(("WARNING", "ERROR"))] == [], log
