@@ -27,6 +27,7 @@ ESCALATE_AFTER = "slo-bot/escalate-after"
 ONCALL_GROUP = "slo-bot/oncall-group"
 ROUTING_KEY = "slo-bot/routing-key"
 ROUTING_KEY_LENGTH = 32  # a PagerDuty Events API v2 integration key
+REGIONS = ("us", "eu")
 
 ONCALL_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")  # a Slack user group ID, not its @handle
 _CHANNEL = re.compile(r"^#?[\w.-]{1,80}$")  # an ID (C0123ABCD) or a name (#api-alerts)
@@ -134,6 +135,14 @@ def parse_routing_key(text: str) -> str:
     return key
 
 
+def parse_region(text: str) -> str:
+    """`slo-bot/region` of a PagerDuty or Opsgenie target: us (the default when blank) or eu."""
+    region = text.strip().lower() or "us"
+    if region not in REGIONS:
+        raise ValueError(f"must be us or eu, not {text.strip()!r}")
+    return region
+
+
 def _text(text: str) -> str:
     return text.strip()
 
@@ -151,7 +160,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     ONCALL_GROUP: parse_oncall_group,
     # incident tools (AlertNotificationTargets); their combinations are checked by the catalogue
     ROUTING_KEY: _text,  # its length is checked on pagerduty targets only
-    "slo-bot/region": _text,
+    "slo-bot/region": _text,  # checked on the targets that have regions
     "slo-bot/url": _text,
     "slo-bot/api-url": _text,
     "slo-bot/api-token": _text,

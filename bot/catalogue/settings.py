@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.annotations import PARSERS, PREFIX, ROUTING_KEY, parse_routing_key, parse_url
+from bot.annotations import PARSERS, PREFIX, ROUTING_KEY, parse_region, parse_routing_key, parse_url
 from bot.catalogue.checks import Checker
 from bot.catalogue.yamlsource import Path
 
 URL = "slo-bot/url"
 FROM = "slo-bot/from"
 REGION = "slo-bot/region"
-REGIONS = ("us", "eu")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -88,8 +87,11 @@ def check_target(ck: Checker, target: str, annotations: Mapping[str, str], root:
                 "not an http(s) URL with a host (value not shown: it may hold a secret)",
             )
     region = _given(annotations, REGION) if tool.region else None
-    if region is not None and region.lower() not in REGIONS:
-        ck.fail(_at(root, REGION), f"{kind} region must be us or eu, not {region!r}")
+    if region is not None:
+        try:
+            parse_region(region)
+        except ValueError as err:
+            ck.fail(_at(root, REGION), f"{kind} region {err}")
     if tool.token_needs_from and _given(annotations, "slo-bot/api-token") is not None:
         sender = annotations.get(FROM, "").strip()
         if not sender:

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
+from bot.annotations import parse_list, parse_region
 from bot.domain import NotificationTarget
 from bot.incidents.base import (
     ACKNOWLEDGE,
@@ -62,14 +63,13 @@ class OpsgenieTarget:
         self._client = client
         self._where = f"Opsgenie target {target.name!r}"
         self._key = annotation(target, "api-key", required=True)
-        region = annotation(target, "region").lower() or "us"
-        if region not in URLS:
-            raise TargetRejected(f"{self._where}: annotation slo-bot/region must be us or eu, not {region!r}")
+        try:
+            region = parse_region(annotation(target, "region"))  # as the catalogue checks it
+        except ValueError as err:
+            raise TargetRejected(f"{self._where}: annotation slo-bot/region {err}") from None
         self._base = (annotation(target, "url", url=True) or URLS[region]).rstrip("/")
         self._responders = [
-            {"type": "team", "name": name.strip()}
-            for name in annotation(target, "responders").split(",")
-            if name.strip()
+            {"type": "team", "name": name} for name in parse_list(annotation(target, "responders"))
         ]
         self._escalation = annotation(target, "escalation")
 

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.annotations import parse_routing_key
+from bot.annotations import parse_region, parse_routing_key
 from bot.domain import NotificationTarget
 from bot.incidents.base import (
     ACKNOWLEDGE,
@@ -64,9 +64,10 @@ class PagerDutyTarget:
             self._routing_key = parse_routing_key(annotation(target, "routing-key", required=True))
         except ValueError as err:  # the catalogue refuses the same key, at its line
             raise TargetRejected(f"{self._where}: annotation slo-bot/routing-key {err}") from None
-        region = annotation(target, "region").lower() or "us"
-        if region not in EVENTS_URLS:
-            raise TargetRejected(f"{self._where}: annotation slo-bot/region must be us or eu, not {region!r}")
+        try:
+            region = parse_region(annotation(target, "region"))  # as the catalogue checks it
+        except ValueError as err:
+            raise TargetRejected(f"{self._where}: annotation slo-bot/region {err}") from None
         self._events_url = annotation(target, "url", url=True) or EVENTS_URLS[region]
         self._api_url = (annotation(target, "api-url", url=True) or API_URLS[region]).rstrip("/")
         self._api_token = annotation(target, "api-token")
