@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -137,20 +137,35 @@ def parse_pagerduty(body: bytes) -> Inbound:
     )
 
 
+def _epoch(value: Any) -> datetime | None:
+    """Opsgenie's times are integers since the epoch: `updatedAt` in nanoseconds, `createdAt` in
+    milliseconds; told apart by their size."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        return None
+    seconds = float(value)
+    while seconds > 1e11:  # past the year 5138 in seconds: ms, µs or ns
+        seconds /= 1000
+    return datetime.fromtimestamp(seconds, UTC)
+
+
 def parse_opsgenie(body: bytes) -> Inbound:
     """An Opsgenie webhook integration's request; ValueError when it is not one. Opsgenie gives no
-    delivery id: the action, the alert and its update time make one."""
+    delivery id: its own identifiers make one, the action, the alert's id and the alert's update time
+    for that action; a delivery without that time is known by a digest of its body (never by the
+    alert's creation time, which every later event of the alert shares)."""
     document = json.loads(body)
     alert = document.get("alert") if isinstance(document, Mapping) else None
     if not isinstance(alert, Mapping) or not document.get("action") or not alert.get("alertId"):
         raise ValueError("not an Opsgenie webhook: no action / alert.alertId")
     action = str(document["action"])
     kind = OPSGENIE_ACTIONS.get(action.lower(), OTHER)
-    updated = alert.get("updatedAt") or alert.get("createdAt") or ""
+    updated = alert.get("updatedAt")
+    when = str(updated) if updated not in (None, "") else "body-" + hashlib.sha256(body).hexdigest()[:40]
     owner = _text(alert.get("owner"))
     return Inbound(
         source="opsgenie",
-        event_id=f"{action}:{alert['alertId']}:{updated}",
+        event_id=f"{action}:{alert['alertId']}:{when}",
+        occurred_at=_epoch(updated),  # a replay older than the memory of ids is refused by its age
         kind=kind,
         dedup_key=_text(alert.get("alias")),
         external_id=_text(alert.get("alertId")),

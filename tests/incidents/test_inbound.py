@@ -139,7 +139,7 @@ def test_opsgenie_webhooks_need_the_token_and_act_once(make_bot: Any, fake: Fake
                 "tinyId": "1791",
                 "message": "PAGE: checkout-availability (checkout)",
                 "username": "ana@example.com",
-                "updatedAt": 1764244800123000000,
+                "updatedAt": int(T0.timestamp()) * 1_000_000_000 + 123_000_000,  # ns, as Opsgenie sends
             },
             "source": {"name": "", "type": "mobile"},
             "integrationName": "slo-bot",
