@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,6 +70,12 @@ def parse_dashboard(text: str) -> str:
     if len(url) > _MAX_BUTTON_URL:
         raise ValueError(f"at most {_MAX_BUTTON_URL} characters (Slack's limit for a button's URL)")
     return url
+
+
+def dashboard_of(annotations: Mapping[str, str]) -> str | None:
+    """The SLO's dashboard URL, if it has one (the catalogue refuses one `parse_dashboard` refuses)."""
+    text = annotations.get(DASHBOARD, "").strip()
+    return parse_dashboard(text) if text else None
 
 
 def parse_budget_alerts(text: str) -> tuple[float, ...]:

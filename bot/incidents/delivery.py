@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from bot.annotations import dashboard_of
 from bot.domain import SLO, NotificationTarget
 from bot.incidents import make_target
 from bot.incidents.base import (
@@ -240,8 +241,9 @@ def build_incident(
             links.append(
                 ("Slack message", f"https://slack.com/archives/{channel}/p{message.ts.replace('.', '')}")
             )
-    if slo.annotations.get("slo-bot/dashboard"):
-        links.append(("Dashboard", slo.annotations["slo-bot/dashboard"]))
+    dashboard = dashboard_of(slo.annotations)
+    if dashboard:
+        links.append(("Dashboard", dashboard))
     return Incident(
         dedup_key=incident.dedup_key,
         slo=slo.name,

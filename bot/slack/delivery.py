@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.alerting import FIRING
+from bot.annotations import dashboard_of
 from bot.jobs import slo_of
 from bot.messages import AlertFacts, alert_message
 from bot.metrics import METRICS
@@ -320,7 +321,7 @@ class SlackDelivery(OutboxWorker):
             active=alert.state == FIRING,
             acknowledged=bool(alert.acknowledged_by),
             silenced=silence is not None,
-            dashboard=slo.annotations.get("slo-bot/dashboard"),
+            dashboard=dashboard_of(slo.annotations),
             declarable=declarable and alert.state == FIRING,
         )
 
