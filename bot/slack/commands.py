@@ -206,7 +206,8 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         fields.append(("Burn rate", burns or "-"))
         exhaustion = repo.utc(snap.exhaustion_at)
         fields.append(("Exhausted", blocks.slack_time(exhaustion) if exhaustion else "not at this pace"))
-        fields.append(("State", snap.state + (f" ({snap.error})" if snap.error else "")))
+        error = f" ({blocks.escape(snap.error)})" if snap.error else ""  # a server's words, as text
+        fields.append(("State", snap.state + error))
         evaluated = repo.utc(snap.evaluated_at)
         if evaluated:
             fields.append(("Evaluated", blocks.slack_time(evaluated)))

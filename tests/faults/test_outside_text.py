@@ -8,19 +8,22 @@ local fakes.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlmodel import Session
 
 from bot.incidents.inbound import pagerduty_signature
 from bot.slack.blocks import escape, escape_typed, slack_user
+from bot.store import repo
 from bot.store.incidents import dedup_key
+from bot.store.models import SnapshotRecord
 from tests.fakeincidents import FakeIncidents
 from tests.fakeslack import FakeSlack
 from tests.faults.answers import answer
 from tests.slack.conftest import BotFactory
-from tests.slack.harness import ALERTS, RESPONDER, catalogue
+from tests.slack.harness import ALERTS, RESPONDER, Store, catalogue
 
 SECRET = "pd-webhook-secret-for-outside-text"
 KEY = dedup_key("checkout-availability", "page")
@@ -121,3 +124,25 @@ def test_escape_keeps_text_and_drops_control_sequences() -> None:
     assert escape("<!channel> & <https://x|y>") == "&lt;!channel&gt; &amp; &lt;https://x|y&gt;"
     assert escape_typed("&lt;b&gt; &amp; <!here>") == "&lt;b&gt; &amp; &lt;!here&gt;"
     assert slack_user("U0ANA42") == "<@U0ANA42>" and slack_user("<!here> (PagerDuty)").startswith("&lt;")
+
+
+def test_a_source_error_is_shown_as_text(start_bot: BotFactory, slack: FakeSlack, store: Store) -> None:
+    bot = start_bot(catalogue())
+    slack.wait_calls("chat.postMessage", 1)
+    # an error as a source answered it (a server quoting what it got), stored as the newest status
+    with Session(store.engine) as session:
+        record = repo.get_slo(session=session, name="checkout-availability")
+        assert record is not None
+        session.add(
+            SnapshotRecord(
+                slo_id=record.id or 0,
+                evaluated_at=datetime.now(UTC) + timedelta(hours=1),
+                burn_rates="{}",
+                state="error",
+                error='bad_data: unexpected "<!channel>" & <https://evil.example.com|here>',
+            )
+        )
+        session.commit()
+    shown = json.dumps(answer(bot, "show checkout-availability", user=RESPONDER), ensure_ascii=False)
+    assert "<!channel>" not in shown and "<https://evil" not in shown
+    assert "&lt;!channel&gt;" in shown
