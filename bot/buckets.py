@@ -63,9 +63,16 @@ def tiers_for(slo: SLO, longest_window: timedelta) -> tuple[Tier, ...]:
 def fetches_coarse_directly(slo: SLO) -> bool:
     """Event counters sum exactly at any resolution, so old ranges are asked at the tier's own step.
 
-    Slices and thresholds are decided per slice, so those SLOs always fetch at the fine step.
+    Slices and thresholds are decided per slice, and a gauge (`counter: false`) is a value at an
+    instant, so those SLOs always fetch at the fine step and the store rolls them up: the same data
+    gives the same SLI whatever tier a minute falls in.
     """
-    return slo.indicator.kind is IndicatorKind.RATIO and slo.budgeting_method is BudgetingMethod.OCCURRENCES
+    indicator = slo.indicator
+    return (
+        indicator.kind is IndicatorKind.RATIO
+        and indicator.counter
+        and slo.budgeting_method is BudgetingMethod.OCCURRENCES
+    )
 
 
 @dataclass(frozen=True)

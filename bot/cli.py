@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TextIO
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -189,11 +190,14 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
     return apply_files(args.files, ctx, prune=args.prune)
 
 
-def apply_files(files: Sequence[str], ctx: Context, *, prune: bool = False) -> int:
+def apply_files(files: Sequence[str], ctx: Context, *, prune: bool = False, out: TextIO | None = None) -> int:
+    """Validate and store `files`; what changed goes to `out` (stdout for `apply`; stderr when
+    another command applies its SLO_BOT_CONFIG first, so `check --json` prints JSON alone)."""
+    out = out or sys.stdout
     catalogue = load_paths(files)
     if catalogue.problems:
         for problem in catalogue.problems:
-            print(problem)
+            print(problem, file=out)
         print("nothing applied", file=sys.stderr)
         return EXIT_PROBLEM
     engine = ctx.engine
@@ -211,12 +215,12 @@ def apply_files(files: Sequence[str], ctx: Context, *, prune: bool = False) -> i
             )
             counts[result] += 1
             if result != "unchanged":
-                print(f"{result}: {entry.slo.name}")
+                print(f"{result}: {entry.slo.name}", file=out)
         deleted = []
         if prune:
             deleted = repo.delete_slos_except(session=session, keep=[e.slo.name for e in catalogue.entries])
             for name in deleted:
-                print(f"deleted: {name}")
+                print(f"deleted: {name}", file=out)
         session.commit()
     print(
         f"{counts['created']} created, {counts['updated']} updated, "
@@ -241,7 +245,7 @@ def unknown_slo_message(name: str, known: Sequence[str]) -> str:
 def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     settings = ctx.settings
     if settings.config_paths:
-        code = apply_files(settings.config_paths, ctx)
+        code = apply_files(settings.config_paths, ctx, out=sys.stderr)
         if code != EXIT_OK:
             return code
     engine = ctx.engine
@@ -348,7 +352,7 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
     settings = ctx.settings
     if settings.config_paths:
-        code = apply_files(settings.config_paths, ctx)
+        code = apply_files(settings.config_paths, ctx, out=sys.stderr)
         if code != EXIT_OK:
             return code
     if not _known_names(ctx.engine):

@@ -137,6 +137,12 @@ def fetch_buckets(slo: SLO, source_for: SourceFor, rng: FetchRange) -> tuple[lis
             bad = ask(indicator.bad, indicator.counter)
             # a bad-events series often appears only after the first error: absent means none
             good = {t: max(0.0, v - bad.get(t, 0.0)) for t, v in total.items()}
+        if not indicator.counter:
+            # a gauge (e.g. requests per second) stands for the whole step it was sampled for:
+            # weighted by the step's seconds, every tier counts a minute alike
+            seconds = rng.step.total_seconds()
+            total = {t: v * seconds for t, v in total.items()}
+            good = {t: v * seconds for t, v in good.items()}
         clamped = sum(1 for t, v in good.items() if v > total.get(t, v))
         buckets = [
             bucket_from_sample(
