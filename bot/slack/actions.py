@@ -17,6 +17,7 @@ from bot.alerting import FIRING
 from bot.durations import parse_duration
 from bot.jobs import slo_of
 from bot.routing import all_incident_targets
+from bot.slack import blocks
 from bot.slack.commands import FAILED, channels_of, status_page
 from bot.slack.deps import SlackDeps
 from bot.slack.notify import (
@@ -88,7 +89,7 @@ def _alert_action(deps: SlackDeps, body: dict[str, Any], respond: Respond) -> No
             try:
                 length = parse_duration(duration)
             except ValueError:
-                _deny(respond, f"`{duration}` is not a duration.")
+                _deny(respond, f"`{blocks.escape(duration)}` is not a duration.")
                 return
             silence_slo(session, record, now + min(length, timedelta(days=7)), "", user, now)
         elif action_id == "alert_unsilence":
