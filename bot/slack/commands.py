@@ -19,6 +19,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from bot import episodes, impact
+from bot.annotations import dashboard_of
 from bot.durations import format_duration, parse_duration
 from bot.jobs import slo_of
 from bot.messages import percent, span, window_name
@@ -219,8 +220,9 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
             f"🔕 Silenced by <@{found.silence.created_by}> until "
             f"{blocks.slack_time(until) if until else '?'} {reason}".rstrip()
         )
-    if slo is not None and slo.annotations.get("slo-bot/dashboard"):
-        extra.append(f"<{slo.annotations['slo-bot/dashboard']}|Dashboard>")
+    dashboard = None if slo is None else dashboard_of(slo.annotations)
+    if dashboard:
+        extra.append(f"<{dashboard}|Dashboard>")
     if slo is not None:
         window = window_name(slo.window.spec)
         extra.append(f"*Episodes in the {window} window:* {len(past) or 'none'}")
