@@ -13,7 +13,7 @@ RUN pip install -c constraints.txt . && useradd --system --uid 10001 slobot && m
 USER slobot
 ENV DATABASE_URL=sqlite:////data/slo-bot.db SLO_BOT_HOST=0.0.0.0
 EXPOSE 3000
-# /healthz is served in the Slack modes (HTTP and Socket Mode)
+# /healthz is served in every mode (console mode too): 503 when evaluations stall or the database takes no writes
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:3000/healthz').status != 200)"
 ENTRYPOINT ["slo-bot"]
 CMD ["run", "--port", "3000"]

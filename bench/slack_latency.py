@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             BotProcess(tmp_path, url, slack, env={"SLO_BOT_EVAL_INTERVAL": "1h"}, name="bench") as bot,
         ):
             deadline = time.monotonic() + 120
-            while "1 evaluation(s)" not in bot.http.get("/healthz").text:  # the start-up tick is over
+            while not bot.http.get("/healthz").json()["evaluations_completed"]:  # the start-up tick is over
                 if time.monotonic() > deadline:
                     raise SystemExit("the bot's first tick did not finish within 120 s")
                 time.sleep(0.2)

@@ -8,6 +8,12 @@ from collections import defaultdict
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 HELP = {
     "slo_bot_evaluations_total": ("counter", "SLO evaluations, by outcome"),
+    "slo_bot_evaluation_failures_total": ("counter", "SLO evaluations that failed, by kind"),
+    "slo_bot_slos_failing": ("gauge", "SLOs whose last evaluation failed, by kind"),
+    "slo_bot_last_evaluation_completed_timestamp_seconds": (
+        "gauge",
+        "Unix time at which the last evaluation of every SLO completed",
+    ),
     "slo_bot_source_errors_total": ("counter", "Source queries that failed, by kind"),
     "slo_bot_slack_errors_total": ("counter", "Slack calls that failed, by reason"),
     "slo_bot_outbox_pending": ("gauge", "Outbox entries waiting for delivery, by destination"),
@@ -53,14 +59,26 @@ class Metrics:
                 kind, text = HELP.get(name, ("untyped", name))
                 lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
                 for key, value in sorted(self._values.get(name, {}).items()):
-                    lines.append(f"{name}{_labels(key)} {value:g}")
+                    lines.append(f"{name}{_labels(key)} {_number(value)}")
                 for key, counts in sorted(self._histograms.get(name, {}).items()):
                     for bound, count in zip(BUCKETS, counts, strict=False):
-                        lines.append(f"{name}_bucket{_labels(key, le=f'{bound:g}')} {count:g}")
-                    lines.append(f"{name}_bucket{_labels(key, le='+Inf')} {counts[-2]:g}")
-                    lines.append(f"{name}_count{_labels(key)} {counts[-2]:g}")
-                    lines.append(f"{name}_sum{_labels(key)} {counts[-1]:g}")
+                        lines.append(f"{name}_bucket{_labels(key, le=f'{bound:g}')} {_number(count)}")
+                    lines.append(f"{name}_bucket{_labels(key, le='+Inf')} {_number(counts[-2])}")
+                    lines.append(f"{name}_count{_labels(key)} {_number(counts[-2])}")
+                    lines.append(f"{name}_sum{_labels(key)} {_number(counts[-1])}")
         return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """Every digit: `:g` keeps six, so a Unix time or a counter past a million came out rounded."""
+    value = float(value)  # gauges may be set from ints
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)
 
 
 def _labels(key: Labels, **extra: str) -> str:

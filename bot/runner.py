@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from bot import jobs
 from bot.alerting import Transition
 from bot.app import SourcePool
+from bot.health import Heartbeat, describe, refresh_failing
 from bot.messages import AlertFacts, alert_message, render_text
 from bot.metrics import METRICS
 
@@ -65,6 +66,7 @@ class Runner:
     ticks: int = 0
     last_tick_at: datetime | None = None
     last_error: str | None = None
+    heartbeat: Heartbeat = field(default_factory=Heartbeat)  # what /healthz judges
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def tick(self) -> list[jobs.Outcome]:
@@ -72,17 +74,19 @@ class Runner:
         with self._lock:
             now = self.clock()
             started = time.monotonic()
+            self.heartbeat.began()
             try:
                 outcomes = jobs.evaluate_all(
                     self.engine,
                     now=now,
                     sources=self.sources,
                     concurrency=self.concurrency,
-                    hooks=self.hooks,
+                    hooks=(*self.hooks, self.heartbeat),
                 )
             except Exception as err:  # the database went away, say: keep the schedule alive
                 log.exception("evaluation at %s failed", now)
                 self.last_error = str(err)
+                self.heartbeat.ended(failure=describe(err))
                 return []
             for outcome in outcomes:
                 for transition in outcome.transitions:
@@ -94,6 +98,11 @@ class Runner:
             self.ticks += 1
             self.last_tick_at = now
             self.last_error = None
+            self.heartbeat.ended()
+            try:
+                refresh_failing(self.engine)
+            except Exception:  # the gauges keep their last values; /healthz says what is wrong
+                log.exception("counting the failing SLOs failed")
             if self.after_tick is not None:
                 self.after_tick()
             return outcomes

@@ -14,11 +14,12 @@ from typing import Any
 import uvicorn
 from slack_bolt import App
 from slack_sdk import WebClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.app import Settings, SourcePool, incident_client
 from bot.durations import format_duration
+from bot.health import check
 from bot.incidents.delivery import IncidentDelivery
 from bot.incidents.inbound import Webhooks
 from bot.incidents.sync import IncidentHook
@@ -31,7 +32,7 @@ from bot.slack.delivery import SlackDelivery
 from bot.slack.deps import SlackDeps
 from bot.slack.notify import SlackHook, queue_unannounced
 from bot.slack.permissions import Responders
-from bot.web import create_web_app
+from bot.web import Health, create_web_app
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +121,15 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
     socket_handler: Any = None
     try:
         listening = settings.pagerduty_webhook_secret or settings.opsgenie_webhook_token
-        if mode == "console":
-            where = f"; incident tool webhooks on {settings.host}:{port}" if listening else ""
+        if mode == "console":  # still served: the Docker HEALTHCHECK and scrapers need /healthz, /metrics
+            served = "/healthz, /metrics and incident tool webhooks" if listening else "/healthz and /metrics"
             print(
                 f"slo-bot running in console mode (no SLACK_BOT_TOKEN): evaluating every "
-                f"{format_duration(interval)}; alerts print here{where}. Ctrl-C stops.",
+                f"{format_duration(interval)}; alerts print here; {served} on {settings.host}:{port}. "
+                "Ctrl-C stops.",
                 file=sys.stderr,
                 flush=True,
             )
-            if not listening:
-                _wait_for_signal()
-                return 0
         if mode == "socket":
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -179,21 +178,8 @@ def _on_stop_signals(stop: threading.Event) -> None:
         signal.signal(signum, lambda *_: stop.set())
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    _on_stop_signals(stop)
-    stop.wait()
+def _health(engine: Engine, scheduler: Any, runner: Runner, interval: timedelta) -> Health:
+    def health() -> tuple[int, dict[str, Any]]:
+        return check(engine, runner.heartbeat, interval, scheduler_running=scheduler.running)
 
-
-def _health(engine: Engine, scheduler: Any, runner: Runner, interval: timedelta) -> Any:
-    def check() -> tuple[bool, str]:
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as err:
-            return False, f"database unreachable: {err.__class__.__name__}"
-        if not scheduler.running:
-            return False, "scheduler stopped"
-        return True, f"ok: {runner.ticks} evaluation(s), last at {runner.last_tick_at or 'never'}"
-
-    return check
+    return health

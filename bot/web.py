@@ -16,13 +16,14 @@ import anyio.to_thread
 from slack_bolt import App, BoltRequest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.incidents.inbound import Webhooks
 from bot.metrics import METRICS
 
-Health = Callable[[], tuple[bool, str]]
+# `GET /healthz`: the HTTP status and the JSON body (bot/health.py decides both)
+Health = Callable[[], tuple[int, dict[str, Any]]]
 # Slack's requests and the tools' webhooks are a few kilobytes; a larger body is refused before it is
 # read whole, let alone verified, so no one can make slo-bot buffer or hash megabytes unasked.
 MAX_BODY_BYTES = 1024 * 1024
@@ -82,8 +83,8 @@ def create_web_app(bolt_app: App | None, health: Health, webhooks: Webhooks | No
         )
 
     async def healthz(request: Request) -> Response:
-        ok, detail = await anyio.to_thread.run_sync(health)
-        return PlainTextResponse(detail + "\n", status_code=200 if ok else 503)
+        status, body = await anyio.to_thread.run_sync(health)
+        return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
     async def metrics(request: Request) -> Response:
         return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")

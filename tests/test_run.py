@@ -81,7 +81,7 @@ def _start(tmp_path: Path, database_url: str, log: BinaryIO) -> subprocess.Popen
     }
     env.pop("SLACK_BOT_TOKEN", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "bot", "run", "--port", "0"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
 
 

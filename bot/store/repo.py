@@ -130,6 +130,23 @@ def clear_failure(*, session: Session, record: SLORecord) -> None:
         session.add(record)
 
 
+def count_slos(*, session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(SLOS)).scalar_one())
+
+
+def failing_by_kind(*, session: Session) -> dict[str, int]:
+    """How many SLOs failed their last evaluation, by failure kind."""
+    rows = session.execute(
+        select(SLOS.c.failure_kind, func.count())
+        .where(SLOS.c.failing_since.is_not(None))
+        .group_by(SLOS.c.failure_kind)
+    )
+    counts: dict[str, int] = {}
+    for kind, count in rows:
+        counts[kind or "unknown"] = counts.get(kind or "unknown", 0) + int(count)
+    return counts
+
+
 # --- status snapshots ----------------------------------------------------------------------------
 
 SNAPSHOT_RETENTION = timedelta(hours=6)
