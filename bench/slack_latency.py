@@ -13,7 +13,7 @@ Everything runs on 127.0.0.1, in one temp dir removed at the end, and stops by i
    against it. The catalogue's one secret (`${SLO_BOT_BENCH_SEED}`) is left unset for the bot, so its
    scheduler cannot rebuild and re-evaluate the SLOs and the stored state stays as written; the
    evaluation interval is 1h, so no tick runs while measuring.
-3. baseline: the same number of `GET /healthz` (a database round trip in a worker thread) at the
+3. baseline: the same number of `GET /healthz` (two reads and a rolled-back write in a worker thread) at the
    same concurrency, to the same server;
 4. sends `/slo status` as Slack does (form-encoded, signed), C at a time, R in total, and checks each
    is acknowledged with an empty 200 and answered at its response_url with the first page of all N
