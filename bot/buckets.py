@@ -99,7 +99,7 @@ def tier_ranges(
         lower = floor_time(lower, step)
         if lower < upper:
             ranges.append(FetchRange(lower, upper, step))
-        upper = lower
+        upper = min(upper, lower)  # [start, end) may lie wholly in an older tier than `now`'s
     return sorted(ranges, key=lambda r: r.start)
 
 

@@ -264,14 +264,19 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
             from bot.slack.notify import SlackHook  # Slack's libraries load only when needed
 
             hooks.append(SlackHook(settings.default_channel))
-        outcomes = jobs.evaluate_all(
-            engine,
-            now=now,
-            sources=sources,
-            concurrency=settings.concurrency,
-            names=args.slo,
-            hooks=hooks,
-        )
+        if args.at is not None:  # a past moment: read-only, as a fresh database would see it
+            outcomes = jobs.evaluate_as_of(
+                engine, at=now, sources=sources, concurrency=settings.concurrency, names=args.slo
+            )
+        else:
+            outcomes = jobs.evaluate_all(
+                engine,
+                now=now,
+                sources=sources,
+                concurrency=settings.concurrency,
+                names=args.slo,
+                hooks=hooks,
+            )
     finally:
         sources.close()
     rows = [report.row_from_status(o.name, o.service, o.slo, o.status, o.error, o.alerts) for o in outcomes]
@@ -280,7 +285,7 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     for outcome in outcomes:
         if outcome.error:
             print(f"slo-bot: {outcome.name}: {outcome.error}", file=sys.stderr)
-    if kinds & {jobs.BAD_QUERY, jobs.CONFIG}:
+    if kinds & {jobs.BAD_QUERY, jobs.CONFIG, jobs.INTERNAL}:
         return EXIT_PROBLEM
     return EXIT_UNAVAILABLE if jobs.UNAVAILABLE in kinds else EXIT_OK
 

@@ -13,6 +13,7 @@ from bot.buckets import (
     Tier,
     plan_fetches,
     rollup,
+    tier_ranges,
     tiers_for,
     window_counts,
 )
@@ -160,3 +161,17 @@ def test_a_window_starting_inside_a_bucket_counts_its_share() -> None:
     counts = window_counts(hours, NOW, [w])[w]
     assert counts.total == pytest.approx(90)
     assert counts.coverage_ratio == pytest.approx(1.0)
+
+
+def test_a_range_wholly_older_than_the_fine_tier_is_asked_once() -> None:
+    """[start, end) two weeks back, with tiers counted from now: one hourly range, nothing after end
+    (the finer tiers' bounds lie past end and must not stretch the range)."""
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    tiers = (
+        Tier(timedelta(minutes=1), timedelta(hours=7)),
+        Tier(timedelta(minutes=5), timedelta(days=3, hours=1)),
+        Tier(timedelta(hours=1), None),
+    )
+    start, end = now - timedelta(days=16), now - timedelta(days=14)
+    ranges = tier_ranges(start, end, now, tiers, direct=True)
+    assert ranges == [FetchRange(start, end, timedelta(hours=1))]

@@ -340,8 +340,9 @@ class CounterIncreases:
 
     Each pair of consecutive samples of a series adds its increase (after a reset: the new value, as
     Prometheus counts it) to the steps it spans, in proportion to the time inside each. A step is
-    data when the pairs of some series cover at least half of it; pairs farther apart than
-    MAX_SCRAPE_GAP are a gap. Feed each series' samples in time order, in any number of parts.
+    data when the pairs of some series cover any of it (a step at the edge of a gap holds what was
+    measured of it, so sums agree at every resolution); pairs farther apart than MAX_SCRAPE_GAP are
+    a gap. Feed each series' samples in time order, in any number of parts.
     """
 
     def __init__(self, first: int, last: int, step: int) -> None:
@@ -382,7 +383,7 @@ class CounterIncreases:
         return {
             _EPOCH + timedelta(seconds=end): self._events.get(end, 0.0)
             for end, seconds in sorted(covered.items())
-            if seconds * 2 >= self.step
+            if seconds > 0
         }
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import alerting, policy
+from bot import alerting, jobs, policy
 from bot.alerting import OpenAlert
+from bot.app import SourcePool
 from bot.domain import (
     SLO,
     BudgetingMethod,
@@ -26,6 +27,7 @@ from bot.domain import (
     Objective,
     TimeWindow,
 )
+from bot.store import db
 from tests.faults import budgetdata
 from tests.promharness import HOUR, tools_problem
 
@@ -142,23 +144,34 @@ def test_a_budget_wobbling_around_50_percent_raises_one_alert_in_replay(
 def test_the_scheduler_path_keeps_one_budget_alert_through_the_wobble(
     prometheus: str, tmp_path: Path
 ) -> None:
-    """`slo-bot check` every hour, at instants where the remaining budget alternates between 49.75 %
-    and 50.25 %: one budget-50 alert in the database, resolved at the first check above 52 %."""
+    """The scheduler's evaluation every hour, at instants where the remaining budget alternates between
+    49.75 % and 50.25 %: one budget-50 alert in the database, resolved at the first check above 52 %.
+
+    The ticks run in process at past instants (`check --at` is read-only and moves no alert)."""
     path = tmp_path / "slos.yaml"
     only_50 = 'slo-bot/budget-alerts: "50"'
     path.write_text(budgetdata.catalogue(budgetdata.wobble(), prometheus, annotations=only_50))
     database = tmp_path / "slo-bot.db"
     env = {"DATABASE_URL": f"sqlite:///{database}"}
     assert _slo_bot(["apply", str(path)], env).returncode == 0
-    for k in range(10):
-        at = budgetdata.WOBBLE_START + 45 * MINUTE + k * HOUR
-        checked = _slo_bot(["check", "--at", at.isoformat(), "--json"], env)
-        assert checked.returncode == 0, checked.stderr
-        remaining = json.loads(checked.stdout)[0]["budget"]["remaining"]
-        if k < budgetdata.WOBBLE_CYCLES * 2:
-            assert abs(remaining - 0.5) == pytest.approx(0.0025, abs=0.0005)
-    with sqlite3.connect(database) as db:
-        rows = db.execute("SELECT state, fired_at, resolved_at FROM alert WHERE key = 'budget-50'").fetchall()
+    engine = db.make_engine(env["DATABASE_URL"])
+    sources = SourcePool(max_connections=4)
+    try:
+        for k in range(10):
+            at = budgetdata.WOBBLE_START + 45 * MINUTE + k * HOUR
+            (outcome,) = jobs.evaluate_all(engine, now=at, sources=sources, concurrency=4)
+            assert outcome.error is None and outcome.status is not None, outcome.error
+            remaining = outcome.status.remaining_ratio
+            assert remaining is not None
+            if k < budgetdata.WOBBLE_CYCLES * 2:
+                assert abs(remaining - 0.5) == pytest.approx(0.0025, abs=0.0005)
+    finally:
+        sources.close()
+        engine.dispose()
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute(
+            "SELECT state, fired_at, resolved_at FROM alert WHERE key = 'budget-50'"
+        ).fetchall()
     assert [(state, _time(fired), _time(resolved)) for state, fired, resolved in rows] == [
         ("resolved", budgetdata.WOBBLE_START + 45 * MINUTE, budgetdata.WOBBLE_END + 105 * MINUTE)
     ]

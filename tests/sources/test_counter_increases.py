@@ -123,11 +123,11 @@ def test_scrape_gaps_longer_than_five_minutes_are_no_data() -> None:
     series["200"] = [(t, v) for t, v in series["200"] if not gap[0] <= t < gap[1]]
     values = fetch(series, left_open=True, start=T0, end=T0 + 30 * MINUTE)
     missing = {T0 + (i + 1) * MINUTE for i in range(30)} - set(values)
-    # samples at :17 until 12:09:17 and again from 12:25:17: the minutes up to 12:10 and 12:25 are
-    # less than half measured; the one to 12:26 counts what was measured of it (43 s)
-    assert missing == {T0 + (i + 1) * MINUTE for i in range(9, 25)}
-    edge = T0 + 26 * MINUTE
-    assert values.pop(edge) == pytest.approx(RATE * 43)
+    # samples at :17 until 12:09:17 and again from 12:25:17: the minutes to 12:10 and to 12:26 hold
+    # what was measured of them (17 s and 43 s), the 15 between are no data
+    assert missing == {T0 + (i + 1) * MINUTE for i in range(10, 25)}
+    assert values.pop(T0 + 10 * MINUTE) == pytest.approx(RATE * 17)
+    assert values.pop(T0 + 26 * MINUTE) == pytest.approx(RATE * 43)
     assert all(v == pytest.approx(RATE * 60) for v in values.values())
 
 

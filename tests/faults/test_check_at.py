@@ -1,0 +1,105 @@
+"""Fault: `check --at` on a live database gave rolled-up numbers, moved live alerts and became status.
+
+A past moment older than the 1-minute tier was summed from hourly rollups (a bucket cut by the
+window's start or end counted whole), its evaluation resolved the live page, and `status` then
+showed the past. Now `check --at` gives the numbers a fresh database gives, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.promharness import DAY, History
+
+CATALOGUE = """
+apiVersion: openslo/v1
+kind: DataSource
+metadata: {{name: prom}}
+spec:
+  type: Prometheus
+  connectionDetails: {{url: "{url}", timeout: 20s}}
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata: {{name: api-availability}}
+spec:
+  service: api
+  indicator:
+    metadata: {{name: api-requests}}
+    spec:
+      ratioMetric:
+        counter: true
+        good: {{metricSource: {{metricSourceRef: prom, spec: {{query: '{good}'}}}}}}
+        total: {{metricSource: {{metricSourceRef: prom, spec: {{query: '{total}'}}}}}}
+  timeWindow: [{{duration: 30d, isRolling: true}}]
+  budgetingMethod: Occurrences
+  objectives: [{{target: 0.999}}]
+"""
+
+
+def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": url}
+    env.pop("SLO_BOT_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _json(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)
+    return dict(row)
+
+
+def _alerts(url: str) -> list[tuple[Any, ...]]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT key, state, fired_at, resolved_at FROM alert ORDER BY id")
+        ).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def test_check_at_a_past_moment_is_exact_and_changes_nothing(
+    tmp_path: Path, database_url: str, prometheus: str, prom_history: History
+) -> None:
+    h = prom_history
+    catalogue = tmp_path / "slos.yaml"
+    catalogue.write_text(CATALOGUE.format(url=prometheus, good=h.good_selector, total=h.total_selector))
+    fresh_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    for url in (database_url, fresh_url):
+        assert _cli(url, "apply", str(catalogue)).returncode == 0
+    live = _json(_cli(database_url, "check", "--json"))  # the live database: rolled up, a page open
+    assert [a["severity"] for a in live["alerts"]] == ["page"]
+    status_before = _cli(database_url, "status", "--json").stdout
+    alerts_before = _alerts(database_url)
+
+    # in the gap two days ago (5-minute tier) and a day after the past incident (hourly tier), off
+    # the hour: window starts cut rolled-up buckets
+    for at in (h.end - 2 * DAY + timedelta(minutes=17), h.past_incident[1] + DAY + timedelta(minutes=31)):
+        stamp = at.isoformat()
+        on_live = _json(_cli(database_url, "check", "--at", stamp, "--json"))
+        on_fresh = _json(_cli(fresh_url, "check", "--at", stamp, "--json"))
+        for key in ("sli", "good", "total", "budget", "burn_rates", "state", "evaluated_at"):
+            assert on_live[key] == on_fresh[key], (at, key)
+        good, total = h.good(at - 30 * DAY, at), h.total(at - 30 * DAY, at)
+        assert on_live["total"] == pytest.approx(total, rel=1e-6)
+        assert on_live["sli"] == pytest.approx(good / total, abs=1e-6)
+        assert on_live["alerts"] == on_fresh["alerts"]
+        assert "page" not in [a["severity"] for a in on_live["alerts"]]  # nothing burned fast then
+
+    # the live page and what status shows are untouched
+    assert _alerts(database_url) == alerts_before
+    assert _cli(database_url, "status", "--json").stdout == status_before
+    assert datetime.fromisoformat(json.loads(status_before)[0]["evaluated_at"].replace("Z", "+00:00")) > h.end
