@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object a line per transition")
 
     p = commands.add_parser("run", help="the bot: scheduler, alerts (console mode without Slack)")
-    p.add_argument("--port", type=int, default=3000, help="HTTP port in Slack HTTP mode")
+    p.add_argument("--port", type=int, default=3000, help="HTTP port (every mode: /healthz, /metrics)")
 
     commands.add_parser("demo", help="the whole pipeline on simulated data, in the terminal")
 
