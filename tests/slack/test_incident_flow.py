@@ -20,9 +20,9 @@ from tests.slack.harness import ALERTS, RESPONDER, Store, block_action, wait_for
 
 SECRET = "pd-webhook-secret-for-tests"
 PAGE_KEY = "slo-bot/api-availability/page"
-WARNING_KEY = "slo-bot/api-availability/warning"
+WARNING_KEY = "slo-bot/api-errors/ticket"  # `severity: warning` acts as a ticket
 PAGE = "🔴 PAGE firing"
-WARNING = "🔴 WARNING firing"
+WARNING = "🔴 TICKET firing: api-errors"
 
 CATALOGUE = """
 apiVersion: openslo/v1
@@ -79,7 +79,28 @@ spec:
   timeWindow: [{{duration: 30d, isRolling: true}}]
   budgetingMethod: Occurrences
   objectives: [{{target: 0.999}}]
-  alertPolicies: [{{alertPolicyRef: api-page}}, {{alertPolicyRef: api-warning}}]
+  alertPolicies: [{{alertPolicyRef: api-page}}]
+---
+# the same requests under a ticket-level policy only (a firing page would hold an SLO's ticket back);
+# its pages would go to PagerDuty, so it may declare an incident
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: api-errors
+  annotations: {{slo-bot/channel: {channel}, slo-bot/incident-targets: pd-api}}
+spec:
+  service: api
+  indicator:
+    metadata: {{name: api-requests-too}}
+    spec:
+      ratioMetric:
+        counter: true
+        good: {{metricSource: {{metricSourceRef: prom, spec: {{query: '{good}'}}}}}}
+        total: {{metricSource: {{metricSourceRef: prom, spec: {{query: '{total}'}}}}}}
+  timeWindow: [{{duration: 30d, isRolling: true}}]
+  budgetingMethod: Occurrences
+  objectives: [{{target: 0.999}}]
+  alertPolicies: [{{alertPolicyRef: api-warning}}]
 """
 
 
