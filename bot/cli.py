@@ -406,6 +406,7 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
                     state=snap.state,
                     alerts=firing.get(record.id or 0, []),
                     error=failure or snap.error,
+                    warnings=(snap.notes or "").splitlines(),
                 )
             )
     print(report.render_json(rows) if args.json else report.render_table(rows))

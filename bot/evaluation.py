@@ -27,7 +27,7 @@ from bot.buckets import (
 )
 from bot.domain import SLO, Bucket, DataSource, IndicatorKind, MetricQuery
 from bot.periods import period_bounds, period_length
-from bot.sources.base import Source
+from bot.sources.base import PartialAnswer, Source
 from bot.status import Assessment
 from bot.store import history, repo
 from bot.store.models import SLORecord
@@ -51,6 +51,7 @@ class Fetched:
     ranges: tuple[FetchRange, ...]
     buckets: tuple[tuple[Bucket, ...], ...]  # one tuple per range
     warnings: tuple[str, ...] = field(default=())
+    incomplete: tuple[FetchRange, ...] = field(default=())  # ask these again next tick
 
 
 def data_checksum(slo: SLO) -> str:
@@ -103,28 +104,45 @@ SourceFor = Callable[[DataSource], Source]
 
 
 def fetch(plan: Plan, source_for: SourceFor) -> Fetched:
-    """Ask the sources for every planned range. Raises SourceUnavailable / BadQuery untouched."""
+    """Ask the sources for every planned range. Raises SourceUnavailable / BadQuery untouched.
+
+    A range answered in part (the source warned of missing data) or with more good than total
+    events is kept, said in `warnings`, and listed in `incomplete` so the next tick asks again."""
     results = []
     warnings: list[str] = []
+    incomplete: list[FetchRange] = []
     for rng in plan.ranges:
-        buckets, clamped = fetch_buckets(plan.slo, source_for, rng)
+        notes: list[str] = []
+        buckets, clamped = fetch_buckets(plan.slo, source_for, rng, notes)
         results.append(tuple(buckets))
         if clamped:
-            warnings.append(
+            notes.append(
                 f"{clamped} bucket(s) between {rng.start:%Y-%m-%d %H:%M} and {rng.end:%H:%M} "
-                "reported more good than total events; counted as total"
+                "reported more good than total events (counted as total for now)"
             )
-    return Fetched(plan.ranges, tuple(results), tuple(warnings))
+        if notes:
+            incomplete.append(rng)
+            warnings += [f"data quality: {note}; asked again next tick" for note in notes]
+    return Fetched(plan.ranges, tuple(results), tuple(warnings), tuple(incomplete))
 
 
-def fetch_buckets(slo: SLO, source_for: SourceFor, rng: FetchRange) -> tuple[list[Bucket], int]:
-    """One bucket per step of `rng` (gaps as uncovered buckets), and how many said good > total."""
+def fetch_buckets(
+    slo: SLO, source_for: SourceFor, rng: FetchRange, notes: list[str] | None = None
+) -> tuple[list[Bucket], int]:
+    """One bucket per step of `rng` (gaps as uncovered buckets), and how many said good > total.
+
+    A partial answer is used as given; what the source warned of is added to `notes`."""
     indicator = slo.indicator
 
     def ask(metric: MetricQuery, counter: bool) -> dict[datetime, float]:
-        return source_for(metric.source).fetch_range(
-            metric, counter=counter, start=rng.start, end=rng.end, step=rng.step
-        )
+        try:
+            return source_for(metric.source).fetch_range(
+                metric, counter=counter, start=rng.start, end=rng.end, step=rng.step
+            )
+        except PartialAnswer as partial:
+            if notes is not None:
+                notes.append(str(partial))
+            return partial.values
 
     steps = _step_starts(rng)
     if indicator.kind is IndicatorKind.RATIO:
@@ -196,12 +214,14 @@ def store(session: Session, record: SLORecord, plan: Plan, fetched: Fetched) -> 
     fresh = old_from is None or old_to is None or old_to < plan.needed_from
     covered_from = min(starts) if fresh and starts else min([*starts, old_from or plan.needed_from])
     covered_to = max([*ends, *([] if fresh or old_to is None else [old_to])], default=plan.end)
-    repo.set_coverage(
-        session=session,
-        record=record,
-        covered_from=max(covered_from, plan.needed_from),
-        covered_to=covered_to,
-    )
+    covered_from = max(covered_from, plan.needed_from)
+    for rng in fetched.incomplete:  # leave it outside the coverage: the next plan asks for it again
+        if rng.end >= covered_to:
+            covered_to = min(covered_to, rng.start)
+        else:
+            covered_from = max(covered_from, rng.end)
+    covered_to = max(covered_to, covered_from)
+    repo.set_coverage(session=session, record=record, covered_from=covered_from, covered_to=covered_to)
 
 
 def assess(session: Session, record: SLORecord, plan: Plan, warnings: tuple[str, ...] = ()) -> Assessment:

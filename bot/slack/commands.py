@@ -209,6 +209,8 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         fields.append(("Exhausted", blocks.slack_time(exhaustion) if exhaustion else "not at this pace"))
         error = f" ({blocks.escape(snap.error)})" if snap.error else ""  # a server's words, as text
         fields.append(("State", snap.state + error))
+        if snap.notes:
+            fields.append(("Data quality", blocks.escape(snap.notes.replace("\n", "; "))))
         evaluated = repo.utc(snap.evaluated_at)
         if evaluated:
             fields.append(("Evaluated", blocks.slack_time(evaluated)))

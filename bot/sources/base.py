@@ -24,6 +24,15 @@ class BadQuery(SourceError):
     fix the configuration. Retrying will not help."""
 
 
+class PartialAnswer(SourceError):
+    """The source answered but warned that the answer may miss data (a Thanos or Mimir partial
+    response, a query warning). `values` is what it gave: kept, marked incomplete, asked again."""
+
+    def __init__(self, message: str, values: dict[datetime, float]) -> None:
+        super().__init__(message)
+        self.values = values
+
+
 class Source(Protocol):
     """A monitoring API that answers range queries."""
 

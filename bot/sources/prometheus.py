@@ -20,7 +20,7 @@ import httpx
 
 from bot.domain import DataSource, MetricQuery
 from bot.durations import format_duration, parse_duration
-from bot.sources.base import BadQuery, SourceUnavailable
+from bot.sources.base import BadQuery, PartialAnswer, SourceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +154,28 @@ class PrometheusSource:
             raise ValueError("start and end must be timezone-aware")
         if step < _SECOND or step % _SECOND:
             raise ValueError(f"step must be a whole number of seconds, not {step}")
+        notes: list[str] = []  # what the server warned of: a partial answer (Thanos, Mimir)
         if counter and not _WINDOW.search(metric.query):
-            return self._fetch_increases(metric.query.strip(), start=start, end=end, step=step)
-        query = render_query(metric.query, counter=counter, window=step)
+            values = self._fetch_increases(metric.query.strip(), start=start, end=end, step=step, notes=notes)
+        else:
+            values = self._fetch_values(
+                metric.query, counter=counter, start=start, end=end, step=step, notes=notes
+            )
+        if notes:
+            raise PartialAnswer(f"{self._where}: partial answer: {'; '.join(sorted(set(notes)))}", values)
+        return values
+
+    def _fetch_values(
+        self,
+        query_text: str,
+        *,
+        counter: bool,
+        start: datetime,
+        end: datetime,
+        step: timedelta,
+        notes: list[str],
+    ) -> dict[datetime, float]:
+        query = render_query(query_text, counter=counter, window=step)
         wrapped = False
         steps = step // _SECOND
         # Step ends are multiples of the step since the epoch, in (start, end].
@@ -165,7 +184,7 @@ class PrometheusSource:
         values: dict[datetime, float] = {}
         labels: Mapping[str, Any] | None = None
         for lo, hi in _chunks(first, last, steps):
-            for series_labels, points in self._query_range(query, lo, hi, steps, wrapped):
+            for series_labels, points in self._query_range(query, lo, hi, steps, wrapped, notes):
                 if labels is None:
                     labels = series_labels
                 elif series_labels != labels:
@@ -174,7 +193,7 @@ class PrometheusSource:
         return values
 
     def _fetch_increases(
-        self, selector: str, *, start: datetime, end: datetime, step: timedelta
+        self, selector: str, *, start: datetime, end: datetime, step: timedelta, notes: list[str]
     ) -> dict[datetime, float]:
         """Events per step of a bare counter selector, from its raw samples.
 
@@ -195,7 +214,7 @@ class PrometheusSource:
         while lo < hi:
             upto = min(hi, lo + span)
             points = 0
-            for labels, samples in self._raw_samples(selector, lo, upto):
+            for labels, samples in self._raw_samples(selector, lo, upto, notes):
                 increases.add(labels, samples)
                 points += len(samples)
             if points:  # aim the next request at about RAW_POINTS_PER_REQUEST samples
@@ -207,7 +226,7 @@ class PrometheusSource:
         return increases.result()
 
     def _raw_samples(
-        self, selector: str, lo: int, hi: int
+        self, selector: str, lo: int, hi: int, notes: list[str]
     ) -> list[tuple[frozenset[Any], list[tuple[float, float]]]]:
         """Each series' raw samples in (lo, hi] (Prometheus 2 also gives one at exactly lo)."""
         query = f"{selector}[{hi - lo}s]"
@@ -221,7 +240,7 @@ class PrometheusSource:
             raise SourceUnavailable(
                 f"{self._where}: cannot reach it: {exc or type(exc).__name__}; will retry next tick"
             ) from exc
-        data = self._data(response, query, wrapped=True)
+        data = self._data(response, query, wrapped=True, notes=notes)
         if not isinstance(data, Mapping) or data.get("resultType") != "matrix":
             kind = data.get("resultType") if isinstance(data, Mapping) else type(data).__name__
             self._garbled(f"expected a matrix of raw samples for {query!r}, got {kind!r}")
@@ -236,7 +255,7 @@ class PrometheusSource:
         return series
 
     def _query_range(
-        self, query: str, lo: int, hi: int, step: int, wrapped: bool
+        self, query: str, lo: int, hi: int, step: int, wrapped: bool, notes: list[str]
     ) -> list[tuple[Mapping[str, Any], dict[datetime, float]]]:
         try:
             response = self._client.post(
@@ -251,7 +270,7 @@ class PrometheusSource:
             raise SourceUnavailable(
                 f"{self._where}: cannot reach it: {exc or type(exc).__name__}; will retry next tick"
             ) from exc
-        data = self._data(response, query, wrapped)
+        data = self._data(response, query, wrapped, notes)
         if not isinstance(data, Mapping) or data.get("resultType") != "matrix":
             kind = data.get("resultType") if isinstance(data, Mapping) else type(data).__name__
             self._garbled(f"expected a matrix result from query_range, got {kind!r}")
@@ -262,7 +281,7 @@ class PrometheusSource:
             self._many_series(query, [s.get("metric") if isinstance(s, Mapping) else s for s in result])
         return [self._series(item, lo, hi) for item in result]
 
-    def _data(self, response: httpx.Response, query: str, wrapped: bool) -> Any:
+    def _data(self, response: httpx.Response, query: str, wrapped: bool, notes: list[str]) -> Any:
         """The `data` of a successful answer; raises the right error for anything else."""
         code = response.status_code
         shown = f"HTTP {code} {response.reason_phrase}".rstrip()
@@ -306,6 +325,7 @@ class PrometheusSource:
             self._garbled(f"{shown} with an unexpected answer (status {body['status']!r})")
         for warning in body.get("warnings") or ():
             log.warning("%s: query %r: %s", self._where, query, warning)
+            notes.append(str(warning))
         return body["data"]
 
     def _series(self, item: Any, lo: int, hi: int) -> tuple[Mapping[str, Any], dict[datetime, float]]:

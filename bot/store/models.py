@@ -83,6 +83,8 @@ class SnapshotRecord(SQLModel, table=True):
     state: str = Field(max_length=16)
     coverage_ratio: float = 0.0
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # data-quality notes, one a line: a partial answer, more good than total events
+    notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class AlertRecord(SQLModel, table=True):

@@ -167,6 +167,7 @@ def add_snapshot(*, session: Session, slo_id: int, status: Status, error: str | 
             state=status.state,
             coverage_ratio=status.coverage_ratio,
             error=error,
+            notes="\n".join(status.warnings) or None,
         )
     )
 
