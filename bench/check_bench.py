@@ -255,6 +255,7 @@ TIMED = (
     (2, "Session.commit", "sqlmodel", "Session.commit"),
     (0, "evaluation.fetch (workers, summed)", "bot.evaluation", "fetch"),
     (1, "PrometheusSource._query_range", "bot.sources.prometheus", "PrometheusSource._query_range"),
+    (1, "PrometheusSource._raw_samples", "bot.sources.prometheus", "PrometheusSource._raw_samples"),
     (2, "httpx.Client.post (HTTP round trip)", "httpx", "Client.post"),
 )
 
@@ -479,11 +480,14 @@ def run_child(argv: Sequence[str], env: dict[str, str], tmp: Path, timeout: floa
 
 
 def query_range_count(client: httpx.Client) -> int:
-    """Prometheus's own count of answered query_range requests (a cross-check of the capture)."""
+    """Prometheus's own count of answered query and query_range requests (a cross-check of the capture;
+    counter selectors are read as raw samples through /api/v1/query)."""
     text = client.get("/metrics").text
     total = 0
     for line in text.splitlines():
-        if line.startswith("prometheus_http_requests_total{") and 'handler="/api/v1/query_range"' in line:
+        if line.startswith("prometheus_http_requests_total{") and (
+            'handler="/api/v1/query_range"' in line or 'handler="/api/v1/query"' in line
+        ):
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
 
@@ -770,7 +774,7 @@ def report(
         )
         if m.sent != len(requests):
             print(
-                f"    note: Prometheus counted {m.sent} query_range requests during the timed check, "
+                f"    note: Prometheus counted {m.sent} query/query_range requests during the timed check, "
                 f"the capture run sent {len(requests)}"
             )
         summary.append(
