@@ -18,7 +18,7 @@ from typing import TextIO
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import jobs, replay, report
+from bot import asof, jobs, replay, report
 from bot.app import Settings, SourcePool, engine_from
 from bot.catalogue import load_paths
 from bot.domain import Bucket
@@ -265,7 +265,7 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
 
             hooks.append(SlackHook(settings.default_channel))
         if args.at is not None:  # a past moment: read-only, as a fresh database would see it
-            outcomes = jobs.evaluate_as_of(
+            outcomes = asof.evaluate_as_of(
                 engine, at=now, sources=sources, concurrency=settings.concurrency, names=args.slo
             )
         else:
