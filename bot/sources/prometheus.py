@@ -228,23 +228,10 @@ class PrometheusSource:
     ) -> list[tuple[frozenset[Any], list[tuple[float, float]]]]:
         """Each series' raw samples in (lo, hi] (Prometheus 2 also gives one at exactly lo)."""
         query = f"{selector}[{hi - lo}s]"
-        try:
-            response = self._client.post(self._instant_endpoint, data={"query": query, "time": str(hi)})
-        except httpx.TimeoutException as exc:
-            raise SourceUnavailable(
-                f"{self._where}: no answer within the timeout ({type(exc).__name__}); will retry next tick"
-            ) from exc
-        except httpx.RequestError as exc:
-            raise SourceUnavailable(
-                f"{self._where}: cannot reach it: {exc or type(exc).__name__}; will retry next tick"
-            ) from exc
-        data = self._data(response, query, wrapped=True, notes=notes)
-        if not isinstance(data, Mapping) or data.get("resultType") != "matrix":
-            kind = data.get("resultType") if isinstance(data, Mapping) else type(data).__name__
-            self._garbled(f"expected a matrix of raw samples for {query!r}, got {kind!r}")
-        result = data.get("result")
-        if not isinstance(result, list):
-            self._garbled("the matrix result is not a list")
+        response = self._post(self._instant_endpoint, {"query": query, "time": str(hi)})
+        result = self._matrix(
+            self._data(response, query, wrapped=True, notes=notes), f"raw samples for {query!r}"
+        )
         series = []
         for item in result:
             labels, points = self._series(item, lo, hi)
@@ -255,11 +242,17 @@ class PrometheusSource:
     def _query_range(
         self, query: str, lo: int, hi: int, step: int, wrapped: bool, notes: list[str]
     ) -> list[tuple[Mapping[str, Any], dict[datetime, float]]]:
+        response = self._post(
+            self._endpoint, {"query": query, "start": str(lo), "end": str(hi), "step": str(step)}
+        )
+        result = self._matrix(self._data(response, query, wrapped, notes), "result from query_range")
+        if len(result) > 1:
+            self._many_series(query, [s.get("metric") if isinstance(s, Mapping) else s for s in result])
+        return [self._series(item, lo, hi) for item in result]
+
+    def _post(self, endpoint: str, form: dict[str, str]) -> httpx.Response:
         try:
-            response = self._client.post(
-                self._endpoint,
-                data={"query": query, "start": str(lo), "end": str(hi), "step": str(step)},
-            )
+            return self._client.post(endpoint, data=form)
         except httpx.TimeoutException as exc:
             raise SourceUnavailable(
                 f"{self._where}: no answer within the timeout ({type(exc).__name__}); will retry next tick"
@@ -268,16 +261,16 @@ class PrometheusSource:
             raise SourceUnavailable(
                 f"{self._where}: cannot reach it: {exc or type(exc).__name__}; will retry next tick"
             ) from exc
-        data = self._data(response, query, wrapped, notes)
+
+    def _matrix(self, data: Any, what: str) -> list[Any]:
+        """The series of a matrix answer; anything else is a garbled answer."""
         if not isinstance(data, Mapping) or data.get("resultType") != "matrix":
             kind = data.get("resultType") if isinstance(data, Mapping) else type(data).__name__
-            self._garbled(f"expected a matrix result from query_range, got {kind!r}")
+            self._garbled(f"expected a matrix of {what}, got {kind!r}")
         result = data.get("result")
         if not isinstance(result, list):
             self._garbled("the matrix result is not a list")
-        if len(result) > 1:
-            self._many_series(query, [s.get("metric") if isinstance(s, Mapping) else s for s in result])
-        return [self._series(item, lo, hi) for item in result]
+        return result
 
     def _data(self, response: httpx.Response, query: str, wrapped: bool, notes: list[str]) -> Any:
         """The `data` of a successful answer; raises the right error for anything else."""
