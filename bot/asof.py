@@ -136,8 +136,8 @@ def _refined(
     ranges: Sequence[FetchRange],
     warnings: list[str],
 ) -> list[Bucket]:
-    """`base` with each range's buckets replaced by ones fetched at the range's step, where the source
-    still holds as much as was stored (else the stored ones stay, counted in proportion)."""
+    """`base` with each range's buckets replaced by ones fetched at the range's step, unless the source
+    no longer holds that range at all (retention): then the stored ones stay, counted in proportion."""
     replacements: list[tuple[FetchRange, list[Bucket]]] = []
     for rng in ranges:
         try:
@@ -145,8 +145,8 @@ def _refined(
         except SourceError as err:
             warnings.append(f"{rng.start:%Y-%m-%d %H:%M}: counted in proportion ({err})")
             continue
-        stored = sum((b.covered for b in base if rng.start <= b.start < rng.end), timedelta(0))
-        if sum((f.covered for f in fetched), timedelta(0)) >= stored * 0.99:
+        stored = any(b.covered for b in base if rng.start <= b.start < rng.end)
+        if any(f.covered for f in fetched) or not stored:
             replacements.append((rng, fetched))
         else:  # the source no longer holds it (retention): the stored buckets, in proportion
             warnings.append(f"{rng.start:%Y-%m-%d %H:%M}: counted in proportion from stored data")

@@ -35,6 +35,9 @@ _SECOND = timedelta(seconds=1)
 RAW_POINTS_PER_REQUEST = 50_000
 _FIRST_RAW_SPAN = timedelta(hours=6)
 _MIN_RAW_SPAN, _MAX_RAW_SPAN = timedelta(minutes=10), timedelta(days=31)
+# Steps this long or longer are read from the counters' values at step ends (the newest sample at
+# each end: one point per step and series); shorter ones from raw samples.
+VALUE_STEP = timedelta(minutes=5)
 
 
 def connection_problems(connection: Mapping[str, Any]) -> list[str]:
@@ -193,21 +196,35 @@ class PrometheusSource:
     def _fetch_increases(
         self, selector: str, *, start: datetime, end: datetime, step: timedelta, notes: list[str]
     ) -> dict[datetime, float]:
-        """Events per step of a bare counter selector, from its raw samples.
+        """Events per step of a bare counter selector, exact at any scrape interval up to 5 minutes.
 
         `increase(x[step])` needs two samples inside each step and extrapolates between them, so at a
-        60 s scrape every 1-minute step is empty, and at any scrape the steps only add up roughly.
-        Instead the raw samples of every series are read (instant queries of `selector[span]`) and
-        consecutive ones differenced here, with counter resets handled as Prometheus does.
+        60 s scrape every 1-minute step was empty, and at any scrape the steps only add up roughly.
+        Steps shorter than 5 minutes are read from the raw samples of every series (instant queries
+        of `selector[span]`); longer ones from each series' value at every step end (the newest
+        sample, what the selector gives at that instant), differenced here, and the few steps where
+        a counter restarted from their raw samples again. Both count a pair of samples in the step of
+        the later one, so the steps of any resolution add up to the same events.
         """
-        first = ((start - _EPOCH) // step + 1) * (step // _SECOND)
-        last = ((end - _EPOCH) // step) * (step // _SECOND)
-        increases = CounterIncreases(first, last, step // _SECOND)
+        steps = step // _SECOND
+        first = ((start - _EPOCH) // step + 1) * steps
+        last = ((end - _EPOCH) // step) * steps
         if first > last:
             return {}
+        if step >= VALUE_STEP:
+            events = self._value_increases(selector, first, last, steps, notes)
+        else:
+            events = self._raw_increases(selector, first, last, steps, notes)
+        return {_EPOCH + timedelta(seconds=t): v for t, v in sorted(events.items())}
+
+    def _raw_increases(
+        self, selector: str, first: int, last: int, step: int, notes: list[str]
+    ) -> dict[int, float]:
+        increases = CounterIncreases(first, last, step)
         gap = int(MAX_SCRAPE_GAP.total_seconds())
-        # samples up to one gap past the last step end finish the pair that straddles it
-        lo, hi = first - step // _SECOND - gap, last + gap
+        # from the sample before the first step to the one after the last (which says the steps
+        # between the last sample and `last` were measured, with no events)
+        lo, hi = first - step - gap, last + gap
         span = int(_FIRST_RAW_SPAN.total_seconds())
         while lo < hi:
             upto = min(hi, lo + span)
@@ -222,6 +239,46 @@ class PrometheusSource:
             span = max(int(_MIN_RAW_SPAN.total_seconds()), min(int(_MAX_RAW_SPAN.total_seconds()), span))
             lo = upto
         return increases.result()
+
+    def _value_increases(
+        self, selector: str, first: int, last: int, step: int, notes: list[str]
+    ) -> dict[int, float]:
+        """Each series' counter at every step end, differenced; a step where any series restarted
+        (its value dropped, or `resets` over the step and the gap before it says so) is read raw."""
+        values: dict[frozenset[Any], dict[int, float]] = {}
+        for lo, hi in _chunks(first - step, last, step):
+            form = {"query": selector, "start": str(lo), "end": str(hi), "step": str(step)}
+            for item in self._matrix(
+                self._data(self._post(self._endpoint, form), selector, True, notes), "values"
+            ):
+                labels, points = self._series(item, lo, hi)
+                key = frozenset((str(k), str(v)) for k, v in labels.items())
+                values.setdefault(key, {}).update(
+                    {int((t - _EPOCH).total_seconds()): v for t, v in points.items()}
+                )
+        restarted: set[int] = set()
+        window = step + int(MAX_SCRAPE_GAP.total_seconds())
+        resets = f"resets({selector}[{window}s])"
+        for lo, hi in _chunks(first, last, step):
+            form = {"query": resets, "start": str(lo), "end": str(hi), "step": str(step)}
+            for item in self._matrix(
+                self._data(self._post(self._endpoint, form), resets, True, notes), "resets"
+            ):
+                _, points = self._series(item, lo, hi)
+                restarted |= {int((t - _EPOCH).total_seconds()) for t, v in points.items() if v > 0}
+        events: dict[int, float] = {}
+        for series in values.values():
+            for t in range(first, last + 1, step):
+                now, before = series.get(t), series.get(t - step)
+                if now is None or before is None:
+                    continue
+                if now < before:
+                    restarted.add(t)
+                events[t] = events.get(t, 0.0) + now - before
+        for t in sorted(restarted):
+            events.pop(t, None)
+            events.update(self._raw_increases(selector, t, t, step, notes))
+        return events
 
     def _raw_samples(
         self, selector: str, lo: int, hi: int, notes: list[str]

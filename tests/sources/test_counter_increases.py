@@ -6,6 +6,7 @@ Prometheus 2 includes a sample exactly at the range start, Prometheus 3 does not
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
@@ -20,6 +21,7 @@ T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 RATE = 10.0  # events per second
 Series = dict[str, list[tuple[float, float]]]  # code -> (unix seconds, counter value)
+SELECTOR = 'http_requests_total{job="api"}'
 
 
 def scrape(interval: float, offset: float, *, hours: float = 2, resets: tuple[float, ...] = ()) -> Series:
@@ -43,25 +45,44 @@ def scrape(interval: float, offset: float, *, hours: float = 2, resets: tuple[fl
 def prometheus(
     series: Series, *, left_open: bool
 ) -> tuple[Callable[[httpx.Request], httpx.Response], list[str]]:
+    """Raw samples for `selector[Ns]`, the newest sample within 5 minutes at each step of a range
+    query of the selector, and `resets(selector[Ns])`, as Prometheus 2 or 3 computes them."""
     asked: list[str] = []
 
+    def window(samples: list[tuple[float, float]], lo: float, hi: float) -> list[tuple[float, float]]:
+        return [(t, v) for t, v in samples if (lo < t if left_open else lo <= t) and t <= hi]
+
     def handle(request: httpx.Request) -> httpx.Response:
-        assert request.url.path == "/api/v1/query"
         p = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
-        asked.append(p["query"])
-        selector, _, span = p["query"].rpartition("[")
-        assert selector == 'http_requests_total{job="api"}'
-        hi = float(p["time"])
-        lo = hi - float(span.rstrip("s]"))
-        result = [
-            {
-                "metric": {"__name__": "http_requests_total", "job": "api", "code": code},
-                "values": [
-                    [t, repr(v)] for t, v in samples if (lo < t if left_open else lo <= t) and t <= hi
-                ],
-            }
-            for code, samples in series.items()
-        ]
+        query = p["query"]
+        asked.append(query)
+        result = []
+        if request.url.path == "/api/v1/query":
+            selector, _, span = query.rpartition("[")
+            assert selector == SELECTOR
+            hi = float(p["time"])
+            lo = hi - float(span.rstrip("s]"))
+            for code, samples in series.items():
+                values = [[t, repr(v)] for t, v in window(samples, lo, hi)]
+                result.append({"metric": {"__name__": "http_requests_total", "code": code}, "values": values})
+        else:
+            assert request.url.path == "/api/v1/query_range"
+            steps = range(int(p["start"]), int(p["end"]) + 1, int(p["step"]))
+            for code, samples in series.items():
+                values = []
+                for t in steps:
+                    if query == SELECTOR:  # the newest sample in the 5-minute lookback
+                        recent = window(samples, t - 300, t)
+                        if recent:
+                            values.append([t, repr(recent[-1][1])])
+                    else:
+                        assert query.startswith(f"resets({SELECTOR}[")
+                        span = float(query.rpartition("[")[2].rstrip("s])"))
+                        inside = window(samples, t - span, t)
+                        if inside:
+                            drops = sum(1 for (_, a), (_, b) in itertools.pairwise(inside) if b < a)
+                            values.append([t, str(drops)])
+                result.append({"metric": {"code": code}, "values": values})
         result = [r for r in result if r["values"]]
         return httpx.Response(
             200, json={"status": "success", "data": {"resultType": "matrix", "result": result}}
@@ -78,7 +99,7 @@ def fetch(
     with httpx.Client(transport=httpx.MockTransport(handle), base_url="http://prom:9090") as client:
         source = PrometheusSource(datasource, client)
         return source.fetch_range(
-            MetricQuery(datasource, 'http_requests_total{job="api"}'),
+            MetricQuery(datasource, SELECTOR),
             counter=True,
             start=start,
             end=end,
@@ -94,27 +115,49 @@ def test_every_minute_holds_its_events_at_any_scrape_interval(
     left_open: bool, interval: float, offset: float
 ) -> None:
     values = fetch(scrape(interval, offset), left_open=left_open, start=T0, end=T0 + 30 * MINUTE)
-    # every minute is data, and holds RATE x 60 events, whatever the scrape interval and offset
+    # every minute is data; a minute holding a sample holds the events since the sample before
     assert sorted(values) == [T0 + (i + 1) * MINUTE for i in range(30)]
     for at, events in values.items():
-        assert events == pytest.approx(RATE * 60), at
+        expected = {RATE * 60} if interval <= 60 else {0.0, RATE * interval}
+        assert any(events == pytest.approx(e) for e in expected), at
+    assert sum(values.values()) == pytest.approx(RATE * 30 * 60)
 
 
 @pytest.mark.parametrize("left_open", [False, True], ids=["prometheus2", "prometheus3"])
 @pytest.mark.parametrize("step", [timedelta(minutes=5), timedelta(hours=1)])
-def test_coarse_steps_sum_exactly(left_open: bool, step: timedelta) -> None:
-    values = fetch(scrape(60, 17), left_open=left_open, start=T0 - 3 * step, end=T0 + step, step=step)
-    assert len(values) == 4
-    assert all(v == pytest.approx(RATE * step.total_seconds()) for v in values.values())
+@pytest.mark.parametrize(("interval", "offset"), [(15, 7.3), (60, 17), (120, 43), (300, 11)])
+def test_coarse_steps_are_the_sums_of_the_minutes(
+    left_open: bool, step: timedelta, interval: float, offset: float
+) -> None:
+    """Coarse steps read the counters at step ends (one point a step), minutes read raw samples:
+    every step is exactly the sum of its minutes, so tiers of any resolution agree."""
+    series = scrape(interval, offset)
+    start, end = T0 - 3 * step, T0 + step
+    coarse = fetch(series, left_open=left_open, start=start, end=end, step=step)
+    fine = fetch(series, left_open=left_open, start=start, end=end)
+    assert len(coarse) == 4
+    for at, events in coarse.items():
+        minutes = sum(v for t, v in fine.items() if at - step < t <= at)
+        assert events == pytest.approx(minutes), at
+    assert sum(coarse.values()) == pytest.approx(RATE * 4 * step.total_seconds())
 
 
-def test_a_counter_reset_loses_nothing() -> None:
+@pytest.mark.parametrize("step", [MINUTE, timedelta(minutes=5), timedelta(hours=1)])
+def test_a_counter_reset_loses_nothing(step: timedelta) -> None:
     reset = T0.timestamp() + 10 * 60 + 30  # between two scrapes at :17 (12:10:17 and 12:11:17)
-    values = fetch(scrape(60, 17, resets=(reset,)), left_open=True, start=T0, end=T0 + 20 * MINUTE)
+    series = scrape(60, 17, resets=(reset,))
+    handle, asked = prometheus(series, left_open=True)
+    datasource = DataSource(name="prom", type="Prometheus", connection={"url": "http://prom:9090"})
+    with httpx.Client(transport=httpx.MockTransport(handle), base_url="http://prom:9090") as client:
+        values = PrometheusSource(datasource, client).fetch_range(
+            MetricQuery(datasource, SELECTOR), counter=True, start=T0, end=T0 + timedelta(hours=1), step=step
+        )
     # Prometheus's own rule: after a drop the new value is the increase, so only the events between
     # the last scrape before the restart and the restart itself are unknowable (13 s here)
-    assert sum(values.values()) == pytest.approx(RATE * (20 * 60 - (reset - (T0.timestamp() + 617))))
+    assert sum(values.values()) == pytest.approx(RATE * (3600 - (reset - (T0.timestamp() + 617))))
     assert all(v >= 0 for v in values.values())
+    if step > MINUTE:  # the restart's step was read raw again
+        assert any(q.startswith(SELECTOR + "[") for q in asked)
 
 
 def test_scrape_gaps_longer_than_five_minutes_are_no_data() -> None:
@@ -123,11 +166,10 @@ def test_scrape_gaps_longer_than_five_minutes_are_no_data() -> None:
     series["200"] = [(t, v) for t, v in series["200"] if not gap[0] <= t < gap[1]]
     values = fetch(series, left_open=True, start=T0, end=T0 + 30 * MINUTE)
     missing = {T0 + (i + 1) * MINUTE for i in range(30)} - set(values)
-    # samples at :17 until 12:09:17 and again from 12:25:17: the minutes to 12:10 and to 12:26 hold
-    # what was measured of them (17 s and 43 s), the 15 between are no data
+    # samples at :17 until 12:09:17 and again from 12:25:17: the 15 minutes between are no data; the
+    # minute to 12:26 was measured from 12:25:17 on, but its only sample follows the gap: no events
     assert missing == {T0 + (i + 1) * MINUTE for i in range(10, 25)}
-    assert values.pop(T0 + 10 * MINUTE) == pytest.approx(RATE * 17)
-    assert values.pop(T0 + 26 * MINUTE) == pytest.approx(RATE * 43)
+    assert values.pop(T0 + 26 * MINUTE) == 0.0
     assert all(v == pytest.approx(RATE * 60) for v in values.values())
 
 
@@ -138,7 +180,7 @@ def test_series_are_summed_and_long_ranges_are_split() -> None:
     datasource = DataSource(name="prom", type="Prometheus", connection={"url": "http://prom:9090"})
     with httpx.Client(transport=httpx.MockTransport(handle), base_url="http://prom:9090") as client:
         values = PrometheusSource(datasource, client).fetch_range(
-            MetricQuery(datasource, 'http_requests_total{job="api"}'),
+            MetricQuery(datasource, SELECTOR),
             counter=True,
             start=T0,
             end=T0 + timedelta(hours=28),
