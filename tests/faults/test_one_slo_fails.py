@@ -14,12 +14,16 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import certifi
 from sqlalchemy import text
 
 from bot.store import db
+from tests.fakeslack import FakeSlack
 from tests.promharness import History
+from tests.slack.conftest import BotFactory
+from tests.slack.harness import ALERTS, RESPONDER, catalogue, home_opened
 
 SLO = """
 ---
@@ -114,3 +118,63 @@ def test_a_broken_slo_and_a_lost_ca_file_fail_alone(
     assert again.returncode == 0, again.stderr
     status = _cli(database_url, "status")
     assert not any("lost-ca" in line for line in status.stdout.splitlines() if "not evaluated" in line)
+
+
+PAGE = "🔴 PAGE firing: checkout-availability"
+LOST_CA = """
+---
+apiVersion: openslo/v1
+kind: DataSource
+metadata: {{name: prom-tls}}
+spec:
+  type: Prometheus
+  connectionDetails: {{url: "https://prometheus.invalid:9090", caFile: "{ca}"}}
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: lost-ca
+  annotations: {{slo-bot/channel: {channel}}}
+spec:
+  service: checkout
+  indicator:
+    metadata: {{name: lost-ca-requests}}
+    spec:
+      ratioMetric:
+        counter: true
+        good: {{metricSource: {{metricSourceRef: prom-tls, spec: {{query: 'requests_total{{code="200"}}'}}}}}}
+        total: {{metricSource: {{metricSourceRef: prom-tls, spec: {{query: 'requests_total'}}}}}}
+  timeWindow: [{{duration: 30d, isRolling: true}}]
+  budgetingMethod: Occurrences
+  objectives: [{{target: 0.999}}]
+"""
+
+
+def test_slack_shows_which_slo_is_not_evaluated_and_why(
+    tmp_path: Path, start_bot: BotFactory, slack: FakeSlack
+) -> None:
+    """`slo-bot run` with one SLO whose CA bundle is gone: the others alert as ever, and /slo status,
+    /slo show and the App Home say the broken one is not evaluated, since when and why."""
+    text = catalogue() + LOST_CA.format(ca=tmp_path / "gone" / "ca.pem", channel=ALERTS)
+    bot = start_bot(text)
+    # checkout-availability still pages; the blind one says it has no data
+    slack.wait_until(
+        lambda: any(
+            m["text"].startswith("🔴 PAGE firing: checkout-availability") for m in slack.messages(ALERTS)
+        ),
+        30,
+        "the page",
+    )
+    status = _readable(bot.answer("status"))
+    line = status[status.index("`lost-ca`") :].split("🟢")[0].split("🔥")[0]
+    assert "not evaluated since" in line and "caFile" in line, status
+    shown = _readable(bot.answer("show lost-ca"))
+    assert "not evaluated since" in shown and "caFile" in shown and "prom-tls" in shown
+    assert bot.event(home_opened(RESPONDER, "Ev0HOMEFAIL")).status_code == 200
+    slack.wait_calls("views.publish", 1)
+    home = json.dumps(slack.views[RESPONDER][-1], ensure_ascii=False)
+    assert "lost-ca" in home and "not evaluated since" in home and "caFile" in home
+
+
+def _readable(payload: dict[str, Any]) -> str:
+    return json.dumps(payload.get("blocks") or payload.get("text"), ensure_ascii=False).replace("\\n", "\n")
