@@ -40,9 +40,10 @@ def evaluate_as_of(
     """`check --at`: every SLO (or those named) as of `at`, with the numbers a fresh database gives.
 
     Read-only: stored buckets are read where they answer exactly; what they cannot (a range never
-    stored, a rolled-up bucket cut by a window's start or by `at`) is asked of the source at the
-    fine resolution. Nothing is written: no alert moves, nothing is posted, and the SLO's newest
-    status stays the live one. `alerts` lists the alerts firing at `at` by the data alone.
+    stored, rows rolled up further than a fresh database would keep them as of `at`, a bucket cut by
+    a window's start or by `at`) is asked of the source. Nothing is written: no alert moves, nothing
+    is posted, and the SLO's newest status stays the live one. `alerts` lists the alerts firing at
+    `at` by the data alone.
     """
     with Session(engine) as session:
         records = repo.list_slos(session=session)
@@ -106,12 +107,12 @@ def _buckets_as_of(
         if covered_to < plan.end:
             needed += tier_ranges(max(covered_to, plan.needed_from), plan.end, plan.end, plan.tiers, direct)
     for rng in needed:
-        fetched, clamped = evaluation.fetch_buckets(plan.slo, sources.get, rng)
+        notes: list[str] = []
+        fetched, clamped = evaluation.fetch_buckets(plan.slo, sources.get, rng, notes)
         base += fetched
         if clamped:
-            warnings.append(
-                f"{clamped} bucket(s) from {rng.start:%Y-%m-%d %H:%M} reported more good than total"
-            )
+            notes.append(f"{clamped} bucket(s) from {rng.start:%Y-%m-%d %H:%M} reported more good than total")
+        warnings += [f"data quality: {note}" for note in notes]
     # stored rows rolled up further than a fresh database keeps them as of plan.end: its resolutions
     refine = []
     for layer in tier_ranges(plan.needed_from, plan.end, plan.end, plan.tiers, direct):
@@ -140,13 +141,17 @@ def _refined(
     no longer holds that range at all (retention): then the stored ones stay, counted in proportion."""
     replacements: list[tuple[FetchRange, list[Bucket]]] = []
     for rng in ranges:
+        notes: list[str] = []
         try:
-            fetched, _ = evaluation.fetch_buckets(plan.slo, sources.get, rng)
+            fetched, _ = evaluation.fetch_buckets(plan.slo, sources.get, rng, notes)
         except SourceError as err:
             warnings.append(f"{rng.start:%Y-%m-%d %H:%M}: counted in proportion ({err})")
             continue
         stored = any(b.covered for b in base if rng.start <= b.start < rng.end)
-        if any(f.covered for f in fetched) or not stored:
+        if notes and stored:  # a partial answer: the complete stored buckets, in proportion
+            warnings.append(f"{rng.start:%Y-%m-%d %H:%M}: counted in proportion ({'; '.join(notes)})")
+        elif any(f.covered for f in fetched) or not stored:
+            warnings += [f"data quality: {note}" for note in notes]
             replacements.append((rng, fetched))
         else:  # the source no longer holds it (retention): the stored buckets, in proportion
             warnings.append(f"{rng.start:%Y-%m-%d %H:%M}: counted in proportion from stored data")
