@@ -1,0 +1,131 @@
+"""A tick over many SLOs: a failure while storing or alerting one, or its removal mid-tick, is that
+SLO's alone (in process, on SQLite and PostgreSQL, with the simulated source)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot import cli, jobs
+from bot.app import SourcePool
+from bot.domain import DataSource, MetricQuery
+from bot.metrics import METRICS
+from bot.sources.base import Source
+from bot.store import repo
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+SLO = """
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata: {{name: {name}}}
+spec:
+  service: api
+  indicator:
+    metadata: {{name: {name}-requests}}
+    spec:
+      ratioMetric:
+        counter: true
+        good: {{metricSource: {{metricSourceRef: sim, spec: {{query: good}}}}}}
+        total: {{metricSource: {{metricSourceRef: sim, spec: {{query: total}}}}}}
+  timeWindow: [{{duration: 30d, isRolling: true}}]
+  budgetingMethod: Occurrences
+  objectives: [{{target: 0.999}}]
+"""
+CATALOGUE = """
+apiVersion: openslo/v1
+kind: DataSource
+metadata: {name: sim}
+spec:
+  type: Simulated
+  connectionDetails: {seed: 3, requests_per_minute: 100, error_ratio: 0.0001}
+""" + "".join(SLO.format(name=n) for n in ("alpha", "beta", "gamma"))
+
+
+def _apply(tmp_path: Path, database_url: str, monkeypatch: Any) -> None:
+    path = tmp_path / "slos.yaml"
+    path.write_text(CATALOGUE)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main(["apply", str(path)]) == 0
+
+
+def _failures(kind: str) -> str:
+    lines = [
+        line for line in METRICS.render().splitlines() if line.startswith("slo_bot_evaluation_failures_total")
+    ]
+    return "\n".join(line for line in lines if f'kind="{kind}"' in line)
+
+
+def test_a_hook_that_fails_for_one_slo_loses_only_that_slos_tick(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    _apply(tmp_path, database_url, monkeypatch)
+
+    def hook(session: Session, record: Any, *args: Any) -> None:
+        if record.name == "beta":
+            raise RuntimeError("the Slack queue is broken")
+
+    before = _failures(jobs.INTERNAL)
+    sources = SourcePool(max_connections=2)
+    try:
+        outcomes = {
+            o.name: o
+            for o in jobs.evaluate_all(engine, now=NOW, sources=sources, concurrency=2, hooks=[hook])
+        }
+    finally:
+        sources.close()
+    assert outcomes["alpha"].status is not None and outcomes["gamma"].status is not None
+    assert outcomes["beta"].status is None and outcomes["beta"].error_kind == jobs.INTERNAL
+    assert "the Slack queue is broken" in (outcomes["beta"].error or "")
+    assert _failures(jobs.INTERNAL) != before  # counted
+    with Session(engine) as session:
+        failing = {r.name: r for r in repo.list_slos(session=session)}
+        assert (
+            repo.utc(failing["beta"].failing_since) == NOW and failing["beta"].failure_kind == jobs.INTERNAL
+        )
+        assert failing["alpha"].failing_since is None
+        names = {r.name for r, snap in repo.latest_snapshots(session=session) if snap is not None}
+    assert names == {"alpha", "gamma"}  # beta's transaction was rolled back whole
+
+
+class Pruning:
+    """A pool whose source deletes the SLO `gamma` while its data is being fetched (`apply --prune`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.pool = SourcePool(max_connections=2)
+        self.engine = engine
+
+    def get(self, datasource: DataSource) -> Source:
+        inner = self.pool.get(datasource)
+        engine = self.engine
+
+        class Source:
+            def fetch_range(self, metric: MetricQuery, **kwargs: Any) -> dict[datetime, float]:
+                with Session(engine) as session:
+                    repo.delete_slos_except(session=session, keep=["alpha", "beta"])
+                    session.commit()
+                return inner.fetch_range(metric, **kwargs)
+
+        return Source()
+
+
+def test_an_slo_removed_while_its_data_is_fetched_is_skipped(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    _apply(tmp_path, database_url, monkeypatch)
+    pool = Pruning(engine)
+    try:
+        outcomes = jobs.evaluate_all(
+            engine, now=NOW + timedelta(minutes=1), sources=pool, concurrency=1, names=["gamma", "alpha"]
+        )  # type: ignore[arg-type]
+    finally:
+        pool.pool.close()
+    assert [o.name for o in outcomes] == ["alpha"]  # alpha stored, gamma gone without an error
+    assert outcomes[0].status is not None
