@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -142,7 +143,12 @@ def _epoch(value: Any) -> datetime | None:
     milliseconds; told apart by their size."""
     if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
         return None
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer beyond any float: no time of Opsgenie's
+        return None
+    if not math.isfinite(seconds) or seconds > 1e20:  # JSON's Infinity; beyond nanoseconds
+        return None
     while seconds > 1e11:  # past the year 5138 in seconds: ms, µs or ns
         seconds /= 1000
     return datetime.fromtimestamp(seconds, UTC)
@@ -299,7 +305,7 @@ class Webhooks:
     def _apply(self, parse: Callable[[bytes], Inbound], body: bytes) -> tuple[int, str]:
         try:
             inbound = parse(body)
-        except (ValueError, TypeError, AttributeError) as err:
+        except (ValueError, TypeError, AttributeError, OverflowError) as err:
             return 400, f"unreadable webhook: {err}"
         with Session(self.engine) as session:
             outcome = apply(session, inbound, self.clock())

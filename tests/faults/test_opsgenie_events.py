@@ -74,3 +74,26 @@ def test_opsgenie_events_act_once_each_by_their_own_identifiers(make_bot: Any) -
     assert hooks.opsgenie(HEADERS, fresh) == (200, "applied: acknowledged")
     assert hooks.opsgenie(HEADERS, fresh) == (200, "ignored: already handled")
     assert bot.alert().acknowledged_by == "ana@example.com (Opsgenie)"
+
+
+def test_an_infinite_or_huge_opsgenie_time_is_refused_at_once() -> None:
+    """JSON's `Infinity` (Python reads it) once looped forever dividing by 1,000, holding a web worker;
+    an integer past any float ended in a 500. Both are ignored as times: the delivery is judged by its
+    body alone, at once."""
+    import threading
+
+    from bot.incidents.inbound import parse_opsgenie
+
+    for raw in (b"Infinity", b"1e999", b"-Infinity", str(10**400).encode()):
+        body = _delivery("AddNote", updated_ns=0, note="hello").replace(
+            b'"updatedAt": 0', b'"updatedAt": ' + raw
+        )
+        assert raw in body
+        result: list[Any] = []
+        worker = threading.Thread(
+            target=lambda b=body, out=result: out.append(parse_opsgenie(b)), daemon=True
+        )
+        worker.start()
+        worker.join(timeout=5)
+        assert not worker.is_alive(), raw  # it returned
+        assert result and result[0].occurred_at is None, raw
