@@ -92,7 +92,12 @@ def parse_budget_alerts(text: str) -> tuple[float, ...]:
                 'e.g. "50,25,0" (or "" for none)'
             )
         ratios.append(percent / 100)
-    return tuple(sorted(set(ratios), reverse=True))
+    distinct = sorted(set(ratios), reverse=True)
+    keys = [round(r * 100) for r in distinct]  # each alert's key: budget-50 (bot.policy)
+    for key in {k for k in keys if keys.count(k) > 1}:
+        same = ", ".join(f"{r * 100:g}" for r in distinct if round(r * 100) == key)
+        raise ValueError(f"{same} are one alert (budget-{key}): give percentages that differ by a whole one")
+    return tuple(distinct)
 
 
 def parse_no_data_after(text: str) -> timedelta:

@@ -86,6 +86,7 @@ def problem_at(lines: list[str], tmp_path: Path, line: int, phrase: str) -> None
         ("slo-bot/no-data-after: soon", "invalid duration 'soon'"),
         ("slo-bot/budget-alerts: 'half'", "not a percentage"),
         ("slo-bot/budget-alerts: '50,150'", "'150' is not a percentage"),
+        ("slo-bot/budget-alerts: '50,49.6'", "are one alert (budget-50)"),
         ("slo-bot/dashboard: grafana/d/api", "not an http(s) URL"),
         ("slo-bot/channel: C01 C02", "is not a Slack channel"),
         ("slo-bot/min-bad-event: '1'", "did you mean 'slo-bot/min-bad-events'"),
