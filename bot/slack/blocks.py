@@ -155,10 +155,10 @@ class StatusLine:
 
 def not_evaluated(since: datetime, why: str | None, limit: int = 300) -> str:
     """ "not evaluated since HH:MM: why" for an SLO whose evaluations fail; `why` may quote a server."""
-    reason = escape(why or "unknown error")
-    if len(reason) > limit:
+    reason = why or "unknown error"
+    if len(reason) > limit:  # cut before escaping, never inside an escape
         reason = reason[: limit - 1] + "…"
-    return f"not evaluated since {slack_time(since)}: {reason}"
+    return f"not evaluated since {slack_time(since)}: {escape(reason)}"
 
 
 def _chunks(lines: Sequence[str], limit: int = MAX_SECTION) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from bot import episodes, impact
-from bot.annotations import dashboard_of
+from bot.annotations import CHANNEL, dashboard_of, parse_channels
 from bot.durations import format_duration, parse_duration
 from bot.jobs import slo_of
 from bot.messages import percent, span, window_name
@@ -224,7 +224,7 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         )
     dashboard = None if slo is None else dashboard_of(slo.annotations)
     if dashboard:
-        extra.append(f"<{dashboard}|Dashboard>")
+        extra.append(f"<{blocks.escape(dashboard).replace('|', '%7C')}|Dashboard>")
     if slo is not None:
         window = window_name(slo.window.spec)
         extra.append(f"*Episodes in the {window} window:* {len(past) or 'none'}")
@@ -254,8 +254,8 @@ def channels_of(session: Session, record: SLORecord, deps: SlackDeps) -> list[st
     alerts to more people, it does not let more people acknowledge or silence them."""
     try:
         routed = channels_for(slo_of(record), (), deps.default_channel)
-    except Exception:  # an unset secret: the default channel still says something
-        routed = [deps.default_channel] if deps.default_channel else []
+    except Exception:  # the definition does not build (an unset secret): its own annotation still says
+        routed = _annotated_channels(record) or ([deps.default_channel] if deps.default_channel else [])
     posted = {
         m.channel: m.posted_channel
         for m in session.exec(
@@ -265,6 +265,19 @@ def channels_of(session: Session, record: SLORecord, deps: SlackDeps) -> list[st
         )
     }
     return list(dict.fromkeys(posted.get(c) or c for c in routed))
+
+
+def _annotated_channels(record: SLORecord) -> list[str]:
+    """The SLO document's own `slo-bot/channel`, read from the stored documents as written."""
+    try:
+        documents = json.loads(record.documents)
+        for doc in documents if isinstance(documents, list) else []:
+            metadata = doc.get("metadata") or {} if isinstance(doc, dict) else {}
+            if doc.get("kind") == "SLO" and metadata.get("name") == record.name:
+                return parse_channels(str((metadata.get("annotations") or {}).get(CHANNEL, "")))
+    except (ValueError, AttributeError, TypeError):  # unreadable: no channel of its own to trust
+        return []
+    return []
 
 
 def _ack(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:

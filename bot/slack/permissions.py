@@ -68,7 +68,7 @@ class Responders:
                 "SLO_BOT_RESPONDERS."
             )
         where = ", ".join(f"<#{c}>" if is_id(c) else f"#{c.lstrip('#')}" for c in routed)
-        return f"Only members of {where} may act on this alert."
+        return f"Only members of {where} may do this: they respond to this SLO."
 
     def _members(self, key: str, load: Callable[[str], frozenset[str]]) -> frozenset[str]:
         now = self.clock()

@@ -48,7 +48,7 @@ def test_a_click_is_acknowledged_at_once_and_its_outcome_follows(
     # afterwards: the stranger is told why not, only they see it; the message says who acknowledged
     refusal = slack.wait_response(STRANGER, timeout=SLOW + 10)
     assert refusal["response_type"] == "ephemeral" and refusal["replace_original"] is False
-    assert "Only members of <#C0ALERTS> may act on this alert." in refusal["text"]
+    assert "Only members of <#C0ALERTS> may do this: they respond to this SLO." in refusal["text"]
     refused_at = next(c.at for c in slack.calls_of("response_url") if c.path.endswith(STRANGER))
     assert refused_at - clicked[STRANGER] >= SLOW - 0.5  # it did wait for Slack: after the ack
     update = slack.wait_calls("chat.update", 1, timeout=SLOW + 20)[0]

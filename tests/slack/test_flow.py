@@ -125,7 +125,7 @@ def test_a_breach_is_posted_then_acknowledged_silenced_and_unsilenced_with_butto
         slack.wait_until(lambda k=key: any(r[0] == k for r in slack.responses), what="the refusal")
         refusal = next(p for k, p in slack.responses if k == key)
         assert refusal["response_type"] == "ephemeral" and refusal["replace_original"] is False
-        assert "Only members of <#C0ALERTS> may act on this alert." in refusal["text"]
+        assert "Only members of <#C0ALERTS> may do this: they respond to this SLO." in refusal["text"]
     time.sleep(1.5)
     assert len(slack.calls_of("chat.update")) == updates_before
     assert slack.all_messages() == messages_before
