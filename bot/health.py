@@ -13,13 +13,14 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
+from bot import jobs
 from bot.metrics import METRICS
 from bot.store import repo
 
 # No completed evaluation for this many intervals is unhealthy: one slow tick is not, a hung one is.
 STALE_INTERVALS = 3
 # The failure kinds bot/jobs.py records; each gets a gauge, at 0 too, so a recovery is a series at 0.
-FAILURE_KINDS = ("source_unavailable", "bad_query", "config", "internal")
+FAILURE_KINDS = (jobs.UNAVAILABLE, jobs.BAD_QUERY, jobs.CONFIG, jobs.INTERNAL)
 PROBE_TIMEOUT_S = 2  # the Docker HEALTHCHECK allows 5 s for the whole answer
 
 

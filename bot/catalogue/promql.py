@@ -6,12 +6,10 @@ every other query goes to `query_range` with `{{window}}` / `{{.window}}` replac
 
 from __future__ import annotations
 
-import re
-
 import promql_parser
 
-# slo-bot's {{window}} and Sloth's {{.window}}, as the Prometheus source fills them in
-WINDOW = re.compile(r"\{\{\s*\.?window\s*\}\}")
+from bot.sources.prometheus import WINDOW  # the placeholders the source fills in
+
 _SAMPLE_WINDOW = "5m"  # any duration: the placeholder only has to parse as one
 COUNTER_HINT = (
     'a counter query is a bare selector, e.g. http_requests_total{job="api"} (slo-bot counts its '

@@ -1,8 +1,8 @@
 """Range queries against Prometheus-compatible APIs (Prometheus, Thanos, Mimir, VictoriaMetrics).
 
 Turns an SLI query into one value per step, and every failure into SourceUnavailable or BadQuery.
-A bare counter selector is read as raw samples and differenced here (`counter_increases`): exact
-at any scrape interval and offset, unlike `increase(x[1m])`, which is empty at a 60 s scrape.
+A bare counter selector is differenced here, per series (`bot.sources.counters`): exact at any
+scrape interval and offset, unlike `increase(x[1m])`, which is empty at a 60 s scrape.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # Prometheus refuses a range query asking more points per series than this.
 MAX_POINTS = 11_000
 DEFAULT_TIMEOUT_SECONDS = 30.0
-_WINDOW = re.compile(r"\{\{\s*\.?window\s*\}\}")  # slo-bot's {{window}} and Sloth's {{.window}}
+WINDOW = re.compile(r"\{\{\s*\.?window\s*\}\}")  # slo-bot's {{window}} and Sloth's {{.window}}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 # Raw samples asked per request; the span of each request adapts to the density of the data.
@@ -117,18 +117,11 @@ def client_options(connection: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def render_query(query: str, *, counter: bool, window: timedelta) -> str:
-    """The PromQL slo-bot sends for one step of length `window`.
-
-    `{{window}}` / `{{.window}}` become the window (`5m`); a bare counter selector becomes
-    `sum(increase(SELECTOR[window]))`; any other gauge query is sent as written.
-    """
-    written = format_duration(window)
-    if _WINDOW.search(query):
-        return _WINDOW.sub(written, query)
-    if counter:
-        return f"sum(increase({query.strip()}[{written}]))"
-    return query
+def render_query(query: str, *, window: timedelta) -> str:
+    """The PromQL slo-bot sends for one step of length `window`: `{{window}}` / `{{.window}}` become
+    the window (`5m`); a query without them is sent as written. (A bare counter selector never comes
+    here: `PrometheusSource` differences its samples itself.)"""
+    return WINDOW.sub(format_duration(window), query)
 
 
 class PrometheusSource:
@@ -156,12 +149,10 @@ class PrometheusSource:
         if step < _SECOND or step % _SECOND:
             raise ValueError(f"step must be a whole number of seconds, not {step}")
         notes: list[str] = []  # what the server warned of: a partial answer (Thanos, Mimir)
-        if counter and not _WINDOW.search(metric.query):
+        if counter and not WINDOW.search(metric.query):
             values = self._fetch_increases(metric.query.strip(), start=start, end=end, step=step, notes=notes)
         else:
-            values = self._fetch_values(
-                metric.query, counter=counter, start=start, end=end, step=step, notes=notes
-            )
+            values = self._fetch_values(metric.query, start=start, end=end, step=step, notes=notes)
         if notes:
             raise PartialAnswer(f"{self._where}: partial answer: {'; '.join(sorted(set(notes)))}", values)
         return values
@@ -170,14 +161,12 @@ class PrometheusSource:
         self,
         query_text: str,
         *,
-        counter: bool,
         start: datetime,
         end: datetime,
         step: timedelta,
         notes: list[str],
     ) -> dict[datetime, float]:
-        query = render_query(query_text, counter=counter, window=step)
-        wrapped = False
+        query = render_query(query_text, window=step)
         steps = step // _SECOND
         # Step ends are multiples of the step since the epoch, in (start, end].
         first = ((start - _EPOCH) // step + 1) * steps
@@ -185,7 +174,7 @@ class PrometheusSource:
         values: dict[datetime, float] = {}
         labels: Mapping[str, Any] | None = None
         for lo, hi in _chunks(first, last, steps):
-            for series_labels, points in self._query_range(query, lo, hi, steps, wrapped, notes):
+            for series_labels, points in self._query_range(query, lo, hi, steps, notes):
                 if labels is None:
                     labels = series_labels
                 elif series_labels != labels:
@@ -246,26 +235,15 @@ class PrometheusSource:
         """Each series' counter at every step end, differenced; a step where any series restarted
         (its value dropped, or `resets` over the step and the gap before it says so) is read raw."""
         values: dict[frozenset[Any], dict[int, float]] = {}
-        for lo, hi in _chunks(first - step, last, step):
-            form = {"query": selector, "start": str(lo), "end": str(hi), "step": str(step)}
-            for item in self._matrix(
-                self._data(self._post(self._endpoint, form), selector, True, notes), "values"
-            ):
-                labels, points = self._series(item, lo, hi)
-                key = frozenset((str(k), str(v)) for k, v in labels.items())
-                values.setdefault(key, {}).update(
-                    {int((t - _EPOCH).total_seconds()): v for t, v in points.items()}
-                )
-        restarted: set[int] = set()
+        for key, points in self._range_points(selector, first - step, last, step, notes):
+            values.setdefault(key, {}).update(points)
         window = step + int(MAX_SCRAPE_GAP.total_seconds())
-        resets = f"resets({selector}[{window}s])"
-        for lo, hi in _chunks(first, last, step):
-            form = {"query": resets, "start": str(lo), "end": str(hi), "step": str(step)}
-            for item in self._matrix(
-                self._data(self._post(self._endpoint, form), resets, True, notes), "resets"
-            ):
-                _, points = self._series(item, lo, hi)
-                restarted |= {int((t - _EPOCH).total_seconds()) for t, v in points.items() if v > 0}
+        restarted = {
+            t
+            for _, points in self._range_points(f"resets({selector}[{window}s])", first, last, step, notes)
+            for t, count in points.items()
+            if count > 0
+        }
         events: dict[int, float] = {}
         for series in values.values():
             for t in range(first, last + 1, step):
@@ -279,6 +257,17 @@ class PrometheusSource:
             events.pop(t, None)
             events.update(self._raw_increases(selector, t, t, step, notes))
         return events
+
+    def _range_points(
+        self, query: str, first: int, last: int, step: int, notes: list[str]
+    ) -> Iterator[tuple[frozenset[Any], dict[int, float]]]:
+        """Each series of a range query (any number of them), its points keyed by epoch seconds."""
+        for lo, hi in _chunks(first, last, step):
+            form = {"query": query, "start": str(lo), "end": str(hi), "step": str(step)}
+            for item in self._matrix(self._data(self._post(self._endpoint, form), query, True, notes), query):
+                labels, points = self._series(item, lo, hi)
+                key = frozenset((str(k), str(v)) for k, v in labels.items())
+                yield key, {int((t - _EPOCH).total_seconds()): v for t, v in points.items()}
 
     def _raw_samples(
         self, selector: str, lo: int, hi: int, notes: list[str]
@@ -297,12 +286,12 @@ class PrometheusSource:
         return series
 
     def _query_range(
-        self, query: str, lo: int, hi: int, step: int, wrapped: bool, notes: list[str]
+        self, query: str, lo: int, hi: int, step: int, notes: list[str]
     ) -> list[tuple[Mapping[str, Any], dict[datetime, float]]]:
         response = self._post(
             self._endpoint, {"query": query, "start": str(lo), "end": str(hi), "step": str(step)}
         )
-        result = self._matrix(self._data(response, query, wrapped, notes), "result from query_range")
+        result = self._matrix(self._data(response, query, False, notes), "result from query_range")
         if len(result) > 1:
             self._many_series(query, [s.get("metric") if isinstance(s, Mapping) else s for s in result])
         return [self._series(item, lo, hi) for item in result]

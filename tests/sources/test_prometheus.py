@@ -161,7 +161,7 @@ def test_query_forms(
     requests: list[dict[str, str]] = []
     fetch(make_source(grid_handler(requests)), query, counter=counter, end=T0 + step, step=step)
     assert requests[0]["query"] == (sent or query)
-    assert render_query(query, counter=counter, window=step) == (sent or query)
+    assert render_query(query, window=step) == (sent or query)
 
 
 def test_start_end_step_pin_the_evaluation_and_keys_are_step_ends(
