@@ -64,8 +64,6 @@ class Runner:
     hooks: Sequence[jobs.TickHook] = ()
     after_tick: Callable[[], None] | None = None  # e.g. wake the Slack delivery
     ticks: int = 0
-    last_tick_at: datetime | None = None
-    last_error: str | None = None
     heartbeat: Heartbeat = field(default_factory=Heartbeat)  # what /healthz judges
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,7 +83,6 @@ class Runner:
                 )
             except Exception as err:  # the database went away, say: keep the schedule alive
                 log.exception("evaluation at %s failed", now)
-                self.last_error = str(err)
                 self.heartbeat.ended(failure=describe(err))
                 return []
             for outcome in outcomes:
@@ -96,8 +93,6 @@ class Runner:
                         log.exception("notifying %s %s failed", outcome.name, transition.key)
             METRICS.observe("slo_bot_evaluation_seconds", time.monotonic() - started)
             self.ticks += 1
-            self.last_tick_at = now
-            self.last_error = None
             self.heartbeat.ended()
             try:
                 refresh_failing(self.engine)
