@@ -258,17 +258,17 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     now = args.at or datetime.now(UTC)
     sources = SourcePool(max_connections=settings.concurrency)
     try:
-        # with Slack configured, alerts that `check` opens are queued for the running bot to post
-        hooks: list[jobs.TickHook] = []
-        if settings.mode != "console":
-            from bot.slack.notify import SlackHook  # Slack's libraries load only when needed
-
-            hooks.append(SlackHook(settings.default_channel))
         if args.at is not None:  # a past moment: read-only, as a fresh database would see it
             outcomes = asof.evaluate_as_of(
                 engine, at=now, sources=sources, concurrency=settings.concurrency, names=args.slo
             )
         else:
+            # with Slack configured, alerts that `check` opens are queued for the running bot to post
+            hooks: list[jobs.TickHook] = []
+            if settings.mode != "console":
+                from bot.slack.notify import SlackHook  # Slack's libraries load only when needed
+
+                hooks.append(SlackHook(settings.default_channel))
             outcomes = jobs.evaluate_all(
                 engine,
                 now=now,
