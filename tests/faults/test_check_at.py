@@ -20,32 +20,8 @@ import pytest
 from bot import jobs
 from bot.app import SourcePool
 from bot.store import db
+from tests.faults import catalogues as faults
 from tests.promharness import DAY, History
-
-CATALOGUE = """
-apiVersion: openslo/v1
-kind: DataSource
-metadata: {{name: prom}}
-spec:
-  type: Prometheus
-  connectionDetails: {{url: "{url}", timeout: 20s}}
----
-apiVersion: openslo/v1
-kind: SLO
-metadata: {{name: api-availability}}
-spec:
-  service: api
-  indicator:
-    metadata: {{name: api-requests}}
-    spec:
-      ratioMetric:
-        counter: true
-        good: {{metricSource: {{metricSourceRef: prom, spec: {{query: '{good}'}}}}}}
-        total: {{metricSource: {{metricSourceRef: prom, spec: {{query: '{total}'}}}}}}
-  timeWindow: [{{duration: 30d, isRolling: true}}]
-  budgetingMethod: Occurrences
-  objectives: [{{target: 0.999}}]
-"""
 
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,7 +55,12 @@ def test_check_at_a_past_moment_is_exact_and_changes_nothing(
 ) -> None:
     h = prom_history
     catalogue = tmp_path / "slos.yaml"
-    catalogue.write_text(CATALOGUE.format(url=prometheus, good=h.good_selector, total=h.total_selector))
+    catalogue.write_text(
+        faults.catalogue(
+            faults.datasource("prom", prometheus),
+            faults.ratio_slo("api-availability", "prom", h.good_selector, h.total_selector),
+        )
+    )
     fresh_url = f"sqlite:///{tmp_path / 'fresh.db'}"
     for url in (database_url, fresh_url):
         assert _cli(url, "apply", str(catalogue)).returncode == 0

@@ -25,33 +25,10 @@ import pytest
 from bot.domain import DataSource, MetricQuery
 from bot.sources.base import PartialAnswer
 from bot.sources.prometheus import PrometheusSource
+from tests.faults import catalogues as faults
 from tests.promharness import DAY, History
 
 WARNING = "partial response: store 10.0.0.7:10901 unavailable"
-CATALOGUE = """
-apiVersion: openslo/v1
-kind: DataSource
-metadata: {{name: thanos}}
-spec:
-  type: Thanos
-  connectionDetails: {{url: "{url}", timeout: 20s}}
----
-apiVersion: openslo/v1
-kind: SLO
-metadata: {{name: {name}}}
-spec:
-  service: api
-  indicator:
-    metadata: {{name: {name}-requests}}
-    spec:
-      ratioMetric:
-        counter: true
-        good: {{metricSource: {{metricSourceRef: thanos, spec: {{query: '{good}'}}}}}}
-        total: {{metricSource: {{metricSourceRef: thanos, spec: {{query: '{total}'}}}}}}
-  timeWindow: [{{duration: 30d, isRolling: true}}]
-  budgetingMethod: Occurrences
-  objectives: [{{target: 0.999}}]
-"""
 
 
 class Querier:
@@ -113,8 +90,9 @@ def test_a_partial_answer_is_said_and_asked_again(
     h = prom_history
     config = tmp_path / "slos.yaml"
     config.write_text(
-        CATALOGUE.format(
-            url=querier.url, name="api-availability", good=h.good_selector, total=h.total_selector
+        faults.catalogue(
+            faults.datasource("thanos", querier.url, kind="Thanos"),
+            faults.ratio_slo("api-availability", "thanos", h.good_selector, h.total_selector),
         )
     )
     first = _cli(database_url, config, "check", "--json")
@@ -145,7 +123,10 @@ def test_more_good_than_total_is_said_not_silently_clamped(
 ) -> None:
     h = prom_history
     config = tmp_path / "slos.yaml"
-    swapped = CATALOGUE.format(url=prometheus, name="swapped", good=h.total_selector, total=h.good_selector)
+    swapped = faults.catalogue(
+        faults.datasource("thanos", prometheus, kind="Thanos"),
+        faults.ratio_slo("swapped", "thanos", h.total_selector, h.good_selector),  # good and total swapped
+    )
     config.write_text(swapped)
     row = _cli(database_url, config, "check", "--json")
     assert any("more good than total" in w for w in row["warnings"])

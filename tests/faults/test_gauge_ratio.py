@@ -15,47 +15,25 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults import catalogues as faults
 from tests.promharness import History
-
-SLO = """
----
-apiVersion: openslo/v1
-kind: SLO
-metadata: {{name: {name}}}
-spec:
-  service: api
-  indicator:
-    metadata: {{name: {name}-requests}}
-    spec:
-      ratioMetric:
-        counter: {counter}
-        good: {{metricSource: {{metricSourceRef: prom, spec: {{query: '{good}'}}}}}}
-        total: {{metricSource: {{metricSourceRef: prom, spec: {{query: '{total}'}}}}}}
-  timeWindow: [{{duration: 30d, isRolling: true}}]
-  budgetingMethod: Occurrences
-  objectives: [{{target: 0.999}}]
-"""
 
 
 def test_a_gauge_ratio_gives_the_numbers_of_the_counter_form(
     tmp_path: Path, database_url: str, prometheus: str, prom_history: History
 ) -> None:
     h = prom_history
-    catalogue = f"""
-apiVersion: openslo/v1
-kind: DataSource
-metadata: {{name: prom}}
-spec:
-  type: Prometheus
-  connectionDetails: {{url: "{prometheus}", timeout: 20s}}
-"""
-    catalogue += SLO.format(name="counted", counter="true", good=h.good_selector, total=h.total_selector)
-    # requests per second, each sample standing for its minute
-    catalogue += SLO.format(
-        name="sampled",
-        counter="false",
-        good=f"sum(rate({h.good_selector}[{{{{window}}}}]))",
-        total=f"sum(rate({h.total_selector}[{{{{window}}}}]))",
+    catalogue = faults.catalogue(
+        faults.datasource("prom", prometheus),
+        faults.ratio_slo("counted", "prom", h.good_selector, h.total_selector),
+        # requests per second, each sample standing for its minute
+        faults.ratio_slo(
+            "sampled",
+            "prom",
+            f"sum(rate({h.good_selector}[{{{{window}}}}]))",
+            f"sum(rate({h.total_selector}[{{{{window}}}}]))",
+            counter=False,
+        ),
     )
     (tmp_path / "slos.yaml").write_text(catalogue)
     env = {**os.environ, "DATABASE_URL": database_url, "SLO_BOT_CONFIG": str(tmp_path / "slos.yaml")}

@@ -21,45 +21,10 @@ from sqlalchemy import text
 
 from bot.store import db
 from tests.fakeslack import FakeSlack
+from tests.faults import catalogues as faults
 from tests.promharness import History
 from tests.slack.conftest import BotFactory
 from tests.slack.harness import ALERTS, RESPONDER, catalogue, home_opened
-
-SLO = """
----
-apiVersion: openslo/v1
-kind: SLO
-metadata:
-  name: {name}
-  annotations: {{"slo-bot/min-bad-events": "3"}}
-spec:
-  service: api
-  indicator:
-    metadata: {{name: {name}-requests}}
-    spec:
-      ratioMetric:
-        counter: true
-        good: {{metricSource: {{metricSourceRef: {source}, spec: {{query: '{good}'}}}}}}
-        total: {{metricSource: {{metricSourceRef: {source}, spec: {{query: '{total}'}}}}}}
-  timeWindow: [{{duration: 30d, isRolling: true}}]
-  budgetingMethod: Occurrences
-  objectives: [{{target: 0.999}}]
-"""
-SOURCES = """
-apiVersion: openslo/v1
-kind: DataSource
-metadata: {{name: prom}}
-spec:
-  type: Prometheus
-  connectionDetails: {{url: "{url}", timeout: 10s}}
----
-apiVersion: openslo/v1
-kind: DataSource
-metadata: {{name: prom-tls}}
-spec:
-  type: Prometheus
-  connectionDetails: {{url: "{url}", timeout: 10s, caFile: "{ca}"}}
-"""
 
 
 def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -75,11 +40,16 @@ def test_a_broken_slo_and_a_lost_ca_file_fail_alone(
 ) -> None:
     ca = tmp_path / "ca.pem"
     shutil.copy(certifi.where(), ca)
-    catalogue = SOURCES.format(url=prometheus, ca=ca)
+    documents = [
+        faults.datasource("prom", prometheus),
+        faults.datasource("prom-tls", prometheus, extra=f'caFile: "{ca}"'),
+    ]
     for name, source in (("healthy", "prom"), ("odd-annotation", "prom"), ("lost-ca", "prom-tls")):
-        catalogue += SLO.format(
-            name=name, source=source, good=prom_history.good_selector, total=prom_history.total_selector
+        good, total = prom_history.good_selector, prom_history.total_selector
+        documents.append(
+            faults.ratio_slo(name, source, good, total, annotations='"slo-bot/min-bad-events": "3"')
         )
+    catalogue = faults.catalogue(*documents)
     (tmp_path / "slos.yaml").write_text(catalogue)
     applied = _cli(database_url, "apply", str(tmp_path / "slos.yaml"))
     assert applied.returncode == 0, applied.stderr

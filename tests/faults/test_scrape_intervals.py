@@ -16,6 +16,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from tests.faults import catalogues as faults
 from tests.faults.livetarget import RATE, LiveService, scraping_prometheus
 from tests.promharness import PrometheusServer
 
@@ -26,40 +27,13 @@ THEORY_S = 51.84
 EVALUATION_S = 60  # SLO_BOT_EVAL_INTERVAL=1m, Prometheus's and slo-bot's default
 SLACK_S = 20  # process start-up, a tick's own work, the poll below
 
-CATALOGUE = """
-apiVersion: openslo/v1
-kind: DataSource
-metadata: {{name: prom}}
-spec:
-  type: Prometheus
-  connectionDetails: {{url: "{url}", timeout: 10s}}
----
-apiVersion: openslo/v1
-kind: SLO
-metadata: {{name: api-availability}}
-spec:
-  service: api
-  indicator:
-    metadata: {{name: api-requests}}
-    spec:
-      ratioMetric:
-        counter: true
-        good:
-          metricSource:
-            metricSourceRef: prom
-            spec: {{query: 'http_requests_total{{job="api",code="200"}}'}}
-        total:
-          metricSource:
-            metricSourceRef: prom
-            spec: {{query: 'http_requests_total{{job="api"}}'}}
-  timeWindow: [{{duration: 30d, isRolling: true}}]
-  budgetingMethod: Occurrences
-  objectives: [{{target: 0.999}}]
-"""
-
 
 def _bot(tmp: Path, url: str) -> tuple[subprocess.Popen[bytes], Path]:
-    (tmp / "slos.yaml").write_text(CATALOGUE.format(url=url))
+    good, total = 'http_requests_total{job="api",code="200"}', 'http_requests_total{job="api"}'
+    text = faults.catalogue(
+        faults.datasource("prom", url), faults.ratio_slo("api-availability", "prom", good, total)
+    )
+    (tmp / "slos.yaml").write_text(text)
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp / 'bot.db'}",
