@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import evaluation, status
+from bot import breaches, evaluation, status
 from bot.alerting import FIRING
 from bot.app import SourcePool
 from bot.buckets import FetchRange, fetches_coarse_directly, tier_ranges, window_counts
@@ -207,10 +207,19 @@ def _alerts_as_of(
                 began[key] = at
             else:
                 following.discard(key)
-    alerts = []
+    # grouped as the live path groups them: one breach per kind, at its most severe signal; budget
+    # thresholds crossed during a burn breach are notices on it, not a breach of their own
+    kinds: dict[str, list[tuple[str, datetime, bool]]] = {}
     for key, signal in active.items():
         fired = began[key] + signal.alert_after
         if fired <= plan.end:
-            since = fired.isoformat().replace("+00:00", "Z") if key not in following else None
-            alerts.append({"severity": key, "state": FIRING, "since": since})
+            kinds.setdefault(breaches.kind_of(key), []).append((key, fired, key in following))
+    if breaches.BURN in kinds:
+        kinds.pop(breaches.BUDGET, None)
+    alerts = []
+    for found in kinds.values():
+        first = min(found, key=lambda f: f[1])
+        unknown = any(f[2] for f in found)  # began before the look-back: when is not known
+        since = None if unknown else first[1].isoformat().replace("+00:00", "Z")
+        alerts.append({"severity": breaches.top([f[0] for f in found]), "state": FIRING, "since": since})
     return sorted(alerts, key=lambda a: (a["since"] or "", a["severity"] or ""))

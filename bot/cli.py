@@ -18,16 +18,16 @@ from typing import TextIO
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import asof, jobs, replay, report
+from bot import asof, breaches, jobs, replay, report
 from bot.app import Settings, SourcePool, engine_from
 from bot.catalogue import load_paths
 from bot.domain import Bucket
 from bot.durations import parse_duration
 from bot.evaluation import data_checksum
 from bot.sources.base import BadQuery, SourceError
-from bot.store import alerts as alert_store
+from bot.store import breaches as breach_store
 from bot.store import db, history, repo
-from bot.store.models import AlertRecord
+from bot.store.models import BreachRecord
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -323,12 +323,13 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
                 code = EXIT_PROBLEM if isinstance(err, BadQuery) else EXIT_UNAVAILABLE
                 continue
             result = replay.replay(slo, history, args.start, args.end, args.step)
-            spent = {(e.key, e.resolved_at): e.budget_spent_ratio for e in result.episodes if e.resolved_at}
-            for transition in result.transitions:
+            spent = _breach_costs(result)
+            for i, transition in enumerate(result.transitions):
+                breach = result.breach_of.get(i)
                 print(
-                    json.dumps(report.transition_json(transition, spent))
+                    json.dumps(report.transition_json(transition, spent, breach))
                     if args.json
-                    else report.transition_line(transition),
+                    else report.transition_line(transition, breach),
                     flush=True,
                 )
             episodes += result.episodes
@@ -336,6 +337,22 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
         sources.close()
     print(report.render_episodes(episodes), file=sys.stderr if args.json else sys.stdout)
     return code
+
+
+def _breach_costs(result: replay.Replay) -> dict[tuple[str, datetime], float | None]:
+    """What each ended breach cost, on the line of its last signal's resolution: (key, at) -> cost."""
+    costs: dict[tuple[str, datetime], float | None] = {}
+    for episode in result.episodes:
+        last = [
+            t
+            for i, t in enumerate(result.transitions)
+            if result.breach_of.get(i) == episode.number
+            and t.event == "resolved"
+            and breaches.kind_of(t.key) == episode.kind
+        ]
+        if episode.resolved_at is not None and last:
+            costs[last[-1].key, last[-1].at] = episode.budget_spent_ratio
+    return costs
 
 
 def _stored_reader(engine: Engine, slo_id: int) -> Callable[[datetime, datetime], list[Bucket]]:
@@ -371,10 +388,10 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     engine = ctx.read_engine
     rows = []
     with Session(engine) as session:
-        by_slo: dict[int, list[AlertRecord]] = {}
-        for record, alert in alert_store.firing_alerts(session=session):
-            by_slo.setdefault(record.id or 0, []).append(alert)
-        firing = {slo_id: alert_store.summaries(alerts) for slo_id, alerts in by_slo.items()}
+        by_slo: dict[int, list[BreachRecord]] = {}
+        for record, breach in breach_store.firing_breaches(session=session):
+            by_slo.setdefault(record.id or 0, []).append(breach)
+        firing = {slo_id: breach_store.summaries(found) for slo_id, found in by_slo.items()}
         for record, snap in repo.latest_snapshots(session=session):
             try:
                 slo = jobs.slo_of(record)

@@ -20,10 +20,11 @@ from bot import jobs
 from bot.app import SourcePool
 from bot.buckets import floor_time
 from bot.catalogue import load_paths
+from bot.console import SHOWN, ConsoleHook
 from bot.durations import format_duration
 from bot.evaluation import data_checksum
 from bot.messages import span
-from bot.runner import ConsoleNotifier, Runner
+from bot.runner import Runner
 from bot.scheduler import start_scheduler
 from bot.store import db, repo
 
@@ -136,8 +137,8 @@ def run_demo(out: TextIO = sys.stdout, script: Script | None = None) -> int:
         )
         sources = SourcePool()
         clock = SimulatedClock(script.start)
-        notifier = ConsoleNotifier(out)
-        runner = Runner(engine, sources, notifier, concurrency=4, clock=clock)
+        console = ConsoleHook(out)
+        runner = Runner(engine, sources, concurrency=4, clock=clock, hooks=[console])
         ticks = int(script.length / timedelta(minutes=1)) + 1
         done = threading.Event()
 
@@ -155,7 +156,10 @@ def run_demo(out: TextIO = sys.stdout, script: Script | None = None) -> int:
             scheduler.shutdown(wait=True)
             sources.close()
             engine.dispose()
-    story = "; ".join(f"{t.key} {t.event} at {t.at:%H:%M}" for t in notifier.seen) or "no alert"
+    story = (
+        "; ".join(f"{c.severity} breach {c.event} at {c.at:%H:%M}" for c in console.seen if c.event in SHOWN)
+        or "no breach"
+    )
     print(f"demo finished: {story}.", file=out)
     return 0
 

@@ -1,5 +1,5 @@
-"""Alert episodes and what each cost: the error budget an SLO spent between an alert's start and its
-end, from stored buckets. Shown when an alert resolves and by `/slo show`."""
+"""Breaches as episodes and what each cost: the error budget an SLO spent between a breach's start and
+its end, from stored buckets. Shown when a breach resolves and by `/slo show`."""
 
 from __future__ import annotations
 
@@ -9,81 +9,88 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot import budget, impact
+from bot import breaches, budget, impact
+from bot.alerting import FIRING
 from bot.domain import SLO
-from bot.messages import label, span, spent_text, utc_time, window_name
+from bot.messages import BreachFacts, SignalLine, headline, span, spent_text, utc_time, window_name
 from bot.periods import period_bounds
+from bot.store import breaches as breach_store
 from bot.store import history
-from bot.store.models import AlertRecord
+from bot.store.models import BreachRecord
 from bot.store.repo import utc
 
 
 @dataclass(frozen=True)
 class Episode:
-    key: str
+    number: int  # the breach's
+    kind: str  # burn | no-data | budget
+    key: str  # its highest severity
     start: datetime  # when its failures began to count (see `bot.impact.episode_start`)
     fired_at: datetime
-    end: datetime | None  # None: still firing
+    end: datetime | None  # None: still open
     cost_ratio: float | None  # share of the window's budget; None: no events to measure against
     budget: timedelta  # the whole budget as full-outage time (43.2 min for 99.9 % over 30 days)
+    acknowledged_at: datetime | None = None
 
     @property
     def spent(self) -> timedelta | None:
         return None if self.cost_ratio is None else self.budget * self.cost_ratio
 
+    @property
+    def time_to_acknowledge(self) -> timedelta | None:
+        return None if self.acknowledged_at is None else self.acknowledged_at - self.fired_at
 
-def cost_between(session: Session, slo: SLO, slo_id: int, alert: AlertRecord, end: datetime) -> float | None:
-    """The share of the budget the alert's episode spent until `end` (see `bot.impact`)."""
-    fired = utc(alert.fired_at) or utc(alert.since)
-    assert fired is not None
+
+def cost_between(session: Session, slo: SLO, breach: BreachRecord, end: datetime) -> float | None:
+    """The share of the budget the breach spent until `end` (see `bot.impact`)."""
+    opened = utc(breach.opened_at)
+    assert opened is not None
 
     def sums(windows: Sequence[timedelta]) -> Mapping[timedelta, budget.WindowCounts]:
-        return history.window_sums(session=session, slo_id=slo_id, end=end, windows=windows)
+        return history.window_sums(session=session, slo_id=breach.slo_id, end=end, windows=windows)
 
-    return impact.episode_cost(slo, alert.key, fired, end, sums)
+    return impact.episode_cost(slo, breach.peak, opened, end, sums)
 
 
-def episode_of(session: Session, slo: SLO, alert: AlertRecord, now: datetime) -> Episode:
-    """A resolved alert's cost as measured when it resolved (older buckets get coarser, and the
-    window's start drops out of the store); a firing one's so far."""
-    fired = utc(alert.fired_at) or utc(alert.since)
-    assert fired is not None
-    end = utc(alert.resolved_at)
-    start = impact.episode_start(slo, alert.key, fired)
-    cost = alert.spent_ratio
+def episode_of(session: Session, slo: SLO, breach: BreachRecord, now: datetime) -> Episode:
+    """A resolved breach's cost as measured when it resolved (older buckets get coarser, and the
+    window's start drops out of the store); an open one's so far."""
+    opened = utc(breach.opened_at)
+    assert opened is not None
+    end = utc(breach.resolved_at)
+    cost = breach.spent_ratio
     if end is None or cost is None:
-        cost = cost_between(session, slo, alert.slo_id, alert, end or now)
+        cost = cost_between(session, slo, breach, end or now)
     return Episode(
-        key=alert.key,
-        start=start,
-        fired_at=fired,
+        number=breach.id or 0,
+        kind=breach.kind,
+        key=breach.peak,
+        start=impact.episode_start(slo, breach.peak, opened),
+        fired_at=opened,
         end=end,
         cost_ratio=cost,
         budget=impact.budget_minutes(slo, end or now),
+        acknowledged_at=utc(breach.acknowledged_at),
     )
 
 
-def record_cost(session: Session, slo: SLO, alert: AlertRecord, now: datetime) -> Episode:
-    """Measure and keep what a just-resolved alert's episode cost."""
-    episode = episode_of(session, slo, alert, now)
-    alert.spent_ratio = episode.cost_ratio
-    session.add(alert)
+def record_cost(session: Session, slo: SLO, breach: BreachRecord, now: datetime) -> Episode:
+    """Measure and keep what a just-resolved breach cost."""
+    episode = episode_of(session, slo, breach, now)
+    breach.spent_ratio = episode.cost_ratio
+    session.add(breach)
     return episode
 
 
 def episodes_in_window(session: Session, slo: SLO, slo_id: int, now: datetime) -> list[Episode]:
-    """Every alert of the SLO that fired within its current period, newest first."""
+    """Every breach of the SLO opened within its current period, newest first."""
     period_start, _ = period_bounds(slo.window, now)
-    alerts = session.exec(
-        select(AlertRecord)
-        .where(
-            AlertRecord.slo_id == slo_id,
-            col(AlertRecord.fired_at).is_not(None),
-            col(AlertRecord.fired_at) >= period_start,
-        )
-        .order_by(col(AlertRecord.fired_at).desc())
+    found = session.exec(
+        select(BreachRecord)
+        .where(BreachRecord.slo_id == slo_id, col(BreachRecord.opened_at) >= period_start)
+        .order_by(col(BreachRecord.opened_at).desc(), col(BreachRecord.id).desc())
     )
-    return [episode_of(session, slo, a, now) for a in alerts]
+    return [episode_of(session, slo, b, now) for b in found]
 
 
 def impact_text(episode: Episode, window: str) -> str:
@@ -94,6 +101,53 @@ def impact_text(episode: Episode, window: str) -> str:
 
 
 def episode_line(episode: Episode, window: str, time: Callable[[datetime], str] = utc_time) -> str:
-    """One line of `/slo show`: what fired, when, for how long, and what it cost."""
-    lasted = f"for {span(episode.end - episode.fired_at)}" if episode.end else "still firing"
-    return f"{label(episode.key)} at {time(episode.fired_at)}, {lasted}: {impact_text(episode, window)}"
+    """One line of `/slo show`: which breach, its highest severity, when, for how long, how soon it
+    was acknowledged, and what it cost."""
+    lasted = f"for {span(episode.end - episode.fired_at)}" if episode.end else "still open"
+    acked = episode.time_to_acknowledge
+    ack = "not acknowledged" if acked is None else f"acknowledged after {span(max(acked, timedelta(0)))}"
+    what = headline(episode.kind, episode.key)
+    return (
+        f"#{episode.number} {what} at {time(episode.fired_at)}, {lasted}, {ack}: "
+        f"{impact_text(episode, window)}"
+    )
+
+
+def budget_back_at(session: Session, slo: SLO, slo_id: int, now: datetime) -> datetime | None:
+    """When the SLO's spent budget is expected back (see `bot.impact.budget_back`)."""
+    if not slo.window.is_rolling:
+        return impact.budget_back(slo, (), now)
+    buckets = history.load_buckets(session=session, slo_id=slo_id, since=now - slo.window.duration)
+    return impact.budget_back(slo, buckets, now)
+
+
+def breach_facts(
+    session: Session, slo: SLO, breach: BreachRecord, now: datetime, incidents: tuple[str, ...] = ()
+) -> BreachFacts:
+    """The breach as its message shows it, from the store: its signals, notices, people, cost."""
+    signals = breach_store.signals_of(session=session, breach_id=breach.id or 0)
+    lines = [
+        SignalLine(a.key, utc(a.fired_at) or now, utc(a.resolved_at))
+        for a in signals
+        if a.fired_at is not None
+    ]
+    firing = breach.state == FIRING
+    exhausted = firing and (breach.severity == "budget-0" or any(s.key == "budget-0" for s in lines))
+    return BreachFacts(
+        number=breach.id or 0,
+        kind=breach.kind,
+        severity=breach.severity if firing else breach.peak,
+        firing=firing,
+        opened_at=utc(breach.opened_at) or now,
+        resolved_at=utc(breach.resolved_at),
+        clear_since=utc(breach.clear_since),
+        signals=tuple(s for s in lines if breaches.kind_of(s.key) != breaches.BUDGET),
+        notices=tuple(s for s in lines if breaches.kind_of(s.key) == breaches.BUDGET),
+        burn_rates=breach_store.burn_rates(breach),
+        reason=breach.reason,
+        acknowledged_by=breach.acknowledged_by,
+        acknowledged_at=utc(breach.acknowledged_at),
+        incidents=incidents,
+        spent_ratio=breach.spent_ratio,
+        budget_back_at=budget_back_at(session, slo, breach.slo_id, now) if exhausted else None,
+    )

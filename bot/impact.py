@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from bot import budget
 from bot.budget import WindowCounts
-from bot.domain import SLO
+from bot.domain import SLO, Bucket, BudgetingMethod
 from bot.periods import period_bounds, period_length
 from bot.policy import policy_for
 
@@ -52,3 +52,32 @@ def budget_minutes(slo: SLO, at: datetime) -> timedelta:
     """The whole budget as full-outage time in the period holding `at`: 43.2 minutes at 99.9 % over
     30 days, 44.64 in a 31-day calendar month, 40.32 in February 2026."""
     return budget.budget_time(slo.objective.target_ratio, period_length(slo.window, at))
+
+
+def budget_back(slo: SLO, buckets: Sequence[Bucket], now: datetime) -> datetime | None:
+    """When a spent budget is expected back above zero if nothing more fails: a calendar window's
+    next period; a rolling window's once enough of its failures have aged out of it, at the traffic
+    it holds now. `buckets`: the window's, any resolution. None: not within a window's length."""
+    if not slo.window.is_rolling:
+        return period_bounds(slo.window, now)[1]
+    method = slo.budgeting_method
+
+    def bad_and_all(b: Bucket) -> tuple[float, float]:
+        if method is BudgetingMethod.OCCURRENCES:
+            return max(0.0, b.total - b.good), b.total
+        if method is BudgetingMethod.TIMESLICES:
+            return max(0.0, b.slices - b.good_slices), b.slices
+        return max(0.0, b.slices - b.ratio_sum), b.slices
+
+    start = now - slo.window.duration
+    inside = sorted((b for b in buckets if b.end > start and b.start < now), key=lambda b: b.start)
+    counts = [bad_and_all(b) for b in inside]
+    bad = sum(c[0] for c in counts)
+    allowed = (1 - slo.objective.target_ratio) * sum(c[1] for c in counts)
+    if bad <= allowed:
+        return now
+    for bucket, (lost, _) in zip(inside, counts, strict=True):
+        bad -= lost
+        if bad <= allowed:
+            return bucket.end + slo.window.duration
+    return None

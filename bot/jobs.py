@@ -18,7 +18,7 @@ from typing import Protocol
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import alerting, episodes, evaluation
+from bot import alerting, breaches, episodes, evaluation
 from bot.alerting import FIRING, Transition
 from bot.app import SourcePool
 from bot.budget import Status
@@ -29,8 +29,9 @@ from bot.policy import Signal
 from bot.sources.base import BadQuery, SourceError
 from bot.status import Assessment
 from bot.store import alerts as alert_store
+from bot.store import breaches as breach_store
 from bot.store import repo
-from bot.store.models import AlertRecord, SLORecord
+from bot.store.models import AlertRecord, BreachRecord, SLORecord
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +41,23 @@ CONFIG = "config"  # the stored definition no longer builds (e.g. an unset varia
 INTERNAL = "internal"  # storing or alerting failed (the database, a hook): see the log
 
 
-class TickHook(Protocol):
-    """Runs inside an SLO's evaluation transaction, after its alerts moved (e.g. queue Slack messages).
-    `open_alerts`: the SLO's pending and firing alerts after the move, by key."""
+@dataclass(frozen=True)
+class Tick:
+    """What one evaluation of one SLO did, for the places breaches are shown (Slack, the incident
+    tools, the terminal): each breach change with its breach, and the breaches open afterwards."""
 
-    def __call__(
-        self,
-        session: Session,
-        record: SLORecord,
-        slo: SLO,
-        assessment: Assessment,
-        transitions: Sequence[Transition],
-        now: datetime,
-        open_alerts: Mapping[str, AlertRecord],
-    ) -> object: ...
+    record: SLORecord
+    slo: SLO
+    assessment: Assessment
+    now: datetime
+    changes: tuple[tuple[breaches.Change, BreachRecord], ...] = ()
+    open: tuple[BreachRecord, ...] = ()
+
+
+class TickHook(Protocol):
+    """Runs inside an SLO's evaluation transaction, after its breaches moved (e.g. queue Slack messages)."""
+
+    def __call__(self, session: Session, tick: Tick) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,10 @@ class Outcome:
     status: Status | None
     error: str | None = None
     error_kind: str | None = None
-    transitions: tuple[Transition, ...] = ()
-    alerts: Sequence[Mapping[str, str | None]] = field(default=())
-    spent: Mapping[str, float | None] = field(default_factory=dict)  # resolved now: what each cost
+    transitions: tuple[Transition, ...] = ()  # of the signals
+    alerts: Sequence[Mapping[str, str | None]] = field(default=())  # the open breaches, as SPEC's JSON
+    changes: tuple[breaches.Change, ...] = ()
+    spent: Mapping[int, float | None] = field(default_factory=dict)  # breaches resolved now: their cost
 
 
 _BUILT: dict[tuple[str, str, tuple[tuple[str, str | None], ...]], SLO] = {}
@@ -217,33 +222,51 @@ def _store(
             repo.clear_failure(session=session, record=fresh)
             warnings = result.warnings
         assessment = evaluation.assess(session, fresh, plan, warnings)
-        transitions, open_alerts = advance_alerts(session, fresh, assessment.signals, plan.now)
-        spent: dict[str, float | None] = {}
-        for transition in transitions:
-            if transition.event != FIRING:
-                ended = alert_store.latest(session=session, slo_id=fresh.id, key=transition.key)
-                if ended is not None and ended.fired_at is not None:
-                    spent[ended.key] = episodes.record_cost(session, plan.slo, ended, plan.now).cost_ratio
+        signals = alert_store.open_alerts(session=session, slo_id=fresh.id)
+        before = breach_store.current(breach_store.open_breaches(session=session, slo_id=fresh.id))
+        open_before = {kind: breach_store.as_open(b, signals) for kind, b in before.items()}
+        transitions, open_alerts = advance_alerts(session, fresh, assessment.signals, plan.now, signals)
+        firing = {a.key for a in open_alerts if a.state == FIRING}
+        after, changes = breaches.advance(fresh.name, open_before, transitions, firing, plan.now)
         by_key = {a.key: a for a in open_alerts}
+        done = breach_store.apply_changes(session, fresh.id, before, after, changes, by_key, plan.now)
+        spent: dict[int, float | None] = {}
+        for change, breach in done:
+            if change.event == breaches.RESOLVED and breach.id is not None:
+                spent[breach.id] = episodes.record_cost(session, plan.slo, breach, plan.now).cost_ratio
+        now_open = tuple(breach_store.open_breaches(session=session, slo_id=fresh.id))
+        tick = Tick(fresh, plan.slo, assessment, plan.now, tuple(done), now_open)
         for hook in hooks:
-            hook(session, fresh, plan.slo, assessment, transitions, plan.now, by_key)
+            hook(session, tick)
         repo.add_snapshot(session=session, slo_id=fresh.id, status=assessment.status, error=error)
         METRICS.inc("slo_bot_evaluations_total", outcome=kind or "ok")
-        summaries = alert_store.summaries([a for a in open_alerts if a.state == FIRING])
+        summaries = breach_store.summaries(now_open)
         session.commit()
     return Outcome(
-        record.name, record.service, plan.slo, assessment.status, error, kind, transitions, summaries, spent
+        record.name,
+        record.service,
+        plan.slo,
+        assessment.status,
+        error,
+        kind,
+        transitions,
+        summaries,
+        tuple(c for c, _ in done),
+        spent,
     )
 
 
 def advance_alerts(
-    session: Session, record: SLORecord, signals: Sequence[Signal], at: datetime
+    session: Session,
+    record: SLORecord,
+    signals: Sequence[Signal],
+    at: datetime,
+    current: Mapping[str, AlertRecord],
 ) -> tuple[tuple[Transition, ...], list[AlertRecord]]:
-    """Move each of the SLO's alerts by its signal; persist states and the event trail.
-
-    Returns the transitions and the alerts open afterwards."""
+    """Move each of the SLO's alerts (`current`: the open ones by key) by its signal; persist states
+    and the event trail. Returns the transitions and the alerts open afterwards."""
     assert record.id is not None
-    current = alert_store.open_alerts(session=session, slo_id=record.id)
+    current = dict(current)
     transitions = []
     still_open = []
     for signal in signals:

@@ -11,12 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot import policy
-from bot.alerting import FIRING, Transition
 from bot.budget import Status, budget_time
 from bot.domain import SLO
 from bot.periods import period_length
-
-ICONS = {FIRING: "🔴", "resolved": "✅"}
 
 
 @dataclass(frozen=True)
@@ -29,13 +26,27 @@ class AlertMessage:
 
 
 @dataclass(frozen=True)
-class AlertFacts:
-    """An alert as a message shows it: from a fresh transition, or from the stored alert."""
+class SignalLine:
+    """A signal that joined a breach: when it fired and, once clear, when it cleared."""
 
     key: str
-    event: str  # firing | resolved
-    at: datetime  # when it fired, or resolved
-    fired_at: datetime | None = None
+    fired_at: datetime
+    resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BreachFacts:
+    """A breach as its message shows it, read from the store (or built by `replay`)."""
+
+    number: int
+    kind: str  # burn | no-data | budget
+    severity: str  # the headline: the most severe signal firing now (resolved: the peak)
+    firing: bool
+    opened_at: datetime
+    resolved_at: datetime | None = None
+    clear_since: datetime | None = None
+    signals: tuple[SignalLine, ...] = ()  # burn or no-data signals that joined, in firing order
+    notices: tuple[SignalLine, ...] = ()  # budget thresholds crossed and noted on this breach
     burn_rates: Mapping[str, float | None] = field(default_factory=dict)
     reason: str = ""
     acknowledged_by: str | None = None
@@ -43,18 +54,8 @@ class AlertFacts:
     silenced_until: datetime | None = None
     silenced_by: str | None = None
     incidents: tuple[str, ...] = ()  # one line per incident tool it is open in, with its state there
-    spent_ratio: float | None = None  # a resolved alert: the share of the budget its episode spent
-
-    @classmethod
-    def of(cls, transition: Transition) -> AlertFacts:
-        return cls(
-            transition.key,
-            transition.event,
-            transition.at,
-            transition.fired_at,
-            transition.burn_rates,
-            transition.reason,
-        )
+    spent_ratio: float | None = None  # resolved: the share of the budget it spent
+    budget_back_at: datetime | None = None  # budget exhausted: when it is expected back
 
 
 def utc_time(at: datetime) -> str:
@@ -103,38 +104,63 @@ def label(key: str) -> str:
     return names.get(key, key.upper().replace("-", " "))
 
 
-def alert_message(
+def budget_level(key: str) -> str:
+    """`budget-25` -> `25 %`."""
+    return key.removeprefix("budget-") + " %"
+
+
+def headline(kind: str, severity: str) -> str:
+    """PAGE, TICKET, NO DATA, BUDGET EXHAUSTED, BUDGET BELOW 25 %."""
+    if kind == "budget":
+        level = severity.removeprefix("budget-")
+        return "BUDGET EXHAUSTED" if level == "0" else f"BUDGET BELOW {level} %"
+    return label(severity)
+
+
+def breach_message(
     slo: SLO,
-    facts: AlertFacts | Transition,
+    facts: BreachFacts,
     status: Status | None,
     *,
     time: Callable[[datetime], str] = utc_time,
     user: Callable[[str], str] = plain_user,
 ) -> AlertMessage:
-    """The words of an alert message; `time` and `user` render instants and people."""
-    if isinstance(facts, Transition):
-        facts = AlertFacts.of(facts)
-    firing = facts.event == FIRING
-    title = f"{ICONS.get(facts.event, '')} {label(facts.key)} {facts.event}: {slo.name} ({slo.service})"
-    if firing:
-        status_line = f"Firing since {time(facts.fired_at or facts.at)}"
+    """The words of a breach's one message; `time` and `user` render instants and people."""
+    name = f"{slo.name} ({slo.service})"
+    head = headline(facts.kind, facts.severity)
+    if facts.kind == "budget":
+        head = f"{head} (budget notice)"
+    if facts.firing:
+        icon = {"burn": "🔴" if facts.severity == policy.PAGE else "🟠", "no-data": "⚪"}.get(
+            facts.kind, "📉"
+        )
+        title = f"{icon} {head}: {name} · breach #{facts.number}"
+        status_line = f"Open since {time(facts.opened_at)}"
+        if facts.clear_since is not None:
+            status_line += (
+                f". Every signal is clear since {time(facts.clear_since)}: "
+                "it ends at the next evaluation if they stay so"
+            )
         if facts.acknowledged_by and facts.acknowledged_at:
             status_line += f". Acknowledged by {user(facts.acknowledged_by)} at {time(facts.acknowledged_at)}"
         if facts.silenced_until and facts.silenced_by:
             status_line += f". Silenced by {user(facts.silenced_by)} until {time(facts.silenced_until)}"
     else:
-        status_line = f"Resolved at {time(facts.at)}"
-        if facts.fired_at is not None:
-            status_line += f", after {span(facts.at - facts.fired_at)}"
+        title = f"✅ Resolved {head}: {name} · breach #{facts.number}"
+        end = facts.resolved_at or facts.opened_at
+        status_line = f"Resolved at {time(end)}, after {span(end - facts.opened_at)}"
         if facts.acknowledged_by:
             status_line += f". Acknowledged by {user(facts.acknowledged_by)}"
-    burns = ", ".join(f"{'-' if b is None else f'{b:.1f}x'} over {w}" for w, b in facts.burn_rates.items())
+    at = facts.resolved_at or facts.opened_at
     # a calendar month's budget is that of its real length: 44.64 minutes in January at 99.9 %
-    total_budget = budget_time(slo.objective.target_ratio, period_length(slo.window, facts.at))
+    total_budget = budget_time(slo.objective.target_ratio, period_length(slo.window, at))
     fields: list[tuple[str, str]] = [
         ("Objective", f"{slo.objective.target_ratio * 100:g} % over {slo.window.spec}"),
     ]
-    if burns:
+    if facts.signals and facts.kind != "budget":
+        fields.append(("Signals", " · ".join(_signal_text(s, time) for s in reversed(facts.signals))))
+    burns = ", ".join(f"{'-' if b is None else f'{b:.1f}x'} over {w}" for w, b in facts.burn_rates.items())
+    if burns and facts.kind == "burn":
         fields.append(("Burn rate", burns))
     if status is not None:
         remaining = status.remaining_ratio
@@ -144,25 +170,74 @@ def alert_message(
             else "no data"
         )
         fields.append(("Budget remaining", left))
-        if status.exhaustion_at is not None and firing:
+        if status.exhaustion_at is not None and facts.firing and facts.kind == "burn":
             until = status.exhaustion_at - status.evaluated_at
             fields.append(("Exhausted in", f"{span(until)} at the 1h burn rate"))
-    if facts.reason:
+    if facts.notices:
+        fields.append(
+            (
+                "Budget notices",
+                " · ".join(f"below {budget_level(n.key)} at {time(n.fired_at)}" for n in facts.notices),
+            )
+        )
+    if facts.reason and facts.kind != "budget":
         fields.append(("Why", facts.reason))
-    if not firing and facts.spent_ratio is not None:
+    if facts.budget_back_at is not None and facts.firing and _exhausted(facts):
+        fields.append(("Budget back", f"{time(facts.budget_back_at)}, if no more fails meanwhile"))
+    if not facts.firing and facts.spent_ratio is not None:
         fields.append(("Budget spent", spent_text(facts.spent_ratio, total_budget, slo.window.spec)))
     if facts.incidents:
         fields.append(("Incident", "\n".join(facts.incidents)))
-    meaning = _meaning(facts.key, firing, slo, status)
-    colour = ("danger" if facts.key == policy.PAGE else "warning") if firing else "good"
+    meaning = _meaning(facts, slo, status, time)
+    colour = "good"
+    if facts.firing:
+        colour = "danger" if facts.severity in (policy.PAGE, "budget-0") else "warning"
     return AlertMessage(title.strip(), status_line, tuple(fields), meaning, colour)
 
 
-def _meaning(key: str, firing: bool, slo: SLO, status: Status | None) -> str:
+def _signal_text(signal: SignalLine, time: Callable[[datetime], str]) -> str:
+    text = f"{label(signal.key)} since {time(signal.fired_at)}"
+    return text if signal.resolved_at is None else f"{text}, clear at {time(signal.resolved_at)}"
+
+
+def _exhausted(facts: BreachFacts) -> bool:
+    return facts.severity == "budget-0" or any(n.key == "budget-0" for n in facts.notices)
+
+
+def exhausted_meaning(slo: SLO, back: datetime | None, time: Callable[[datetime], str] = utc_time) -> str:
+    """What a spent budget means for the team, and when it comes back."""
+    window = window_name(slo.window.spec)
+    text = (
+        f"The {window} error budget is spent: the SLO is broken for this window, and every further "
+        "failure deepens the breach. Error-budget policy: freeze risky changes (releases, migrations, "
+        "experiments) and put reliability work first until the budget is back"
+    )
+    if back is not None:
+        text += f", expected {time(back)} if nothing more fails"
+    return text + "."
+
+
+def _meaning(facts: BreachFacts, slo: SLO, status: Status | None, time: Callable[[datetime], str]) -> str:
     window = slo.window.spec
-    if not firing:
-        return "The burn is back under the threshold; nothing more is needed unless it returns."
-    if key == policy.PAGE:
+    if not facts.firing:
+        if facts.kind == "budget":
+            return "The budget is back above the thresholds it had crossed."
+        if facts.kind == "no-data":
+            return "Data flows again; the budget is updated from here on."
+        return "Every burn rate is back under its threshold; nothing more is needed unless it returns."
+    if facts.kind == "budget":
+        if facts.severity == "budget-0":
+            return exhausted_meaning(slo, facts.budget_back_at, time)
+        return (
+            f"Only {budget_level(facts.severity)} or less of the {window} error budget is left. No burn "
+            "alert is open: this is a notice for whoever owns the error-budget policy."
+        )
+    if facts.kind == "no-data":
+        return (
+            "The source returned no data: it may be down, or the metric renamed. The SLO is blind: the "
+            "budget is not updated meanwhile, and the gap counts neither as good nor as bad."
+        )
+    if facts.severity == policy.PAGE:
         if status is not None and status.exhaustion_at is not None:
             left = span(status.exhaustion_at - status.evaluated_at)
             return (
@@ -170,22 +245,10 @@ def _meaning(key: str, firing: bool, slo: SLO, status: Status | None) -> str:
                 "Users are hurting now: someone should look at it right away."
             )
         return "The error budget is burning fast. Users are hurting now: look at it right away."
-    if key == policy.TICKET:
-        return (
-            f"The error budget is burning faster than the {window} window allows; it will run "
-            "out before the window ends if nothing changes. Worth a look during working hours."
-        )
-    if key == policy.NO_DATA:
-        return (
-            "The source returned no data: it may be down, or the metric renamed. The budget is "
-            "not updated meanwhile, and the gap counts neither as good nor as bad."
-        )
-    if key.startswith("budget-"):
-        level = key.removeprefix("budget-")
-        if level == "0":
-            return f"The {window} error budget is spent: every further failure breaks the SLO."
-        return f"Only {level} % or less of the {window} error budget is left."
-    return "A condition of this SLO's alert policy holds."
+    return (
+        f"The error budget is burning faster than the {window} window allows; it will run "
+        "out before the window ends if nothing changes. Worth a look during working hours."
+    )
 
 
 def render_text(message: AlertMessage) -> str:

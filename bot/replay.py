@@ -7,13 +7,13 @@ none, e.g. past its retention), keeps prefix sums, and runs the same `bot.status
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import accumulate
 
-from bot import alerting, impact, policy
-from bot.alerting import FIRING, RESOLVED, OpenAlert, Transition
+from bot import alerting, breaches, impact, policy
+from bot.alerting import FIRING, OpenAlert, Transition
 from bot.buckets import FetchRange, fine_resolution, floor_time
 from bot.budget import WindowCounts
 from bot.domain import SLO, Bucket
@@ -27,10 +27,12 @@ _FIELDS = ("good", "total", "good_slices", "slices", "ratio_sum", "covered")
 
 @dataclass(frozen=True)
 class Episode:
-    """One alert from firing to resolution (or to the end of the replay)."""
+    """One breach from opening to its end (or to the end of the replay)."""
 
     slo: str
-    key: str
+    number: int  # within the replay, in opening order
+    kind: str  # burn | no-data | budget
+    key: str  # its highest severity
     fired_at: datetime
     resolved_at: datetime | None
     onset: datetime | None  # when the budget began burning faster than it lasts (burn > 1)
@@ -43,8 +45,9 @@ class Episode:
 
 @dataclass(frozen=True)
 class Replay:
-    transitions: tuple[Transition, ...]
-    episodes: tuple[Episode, ...]
+    transitions: tuple[Transition, ...]  # of the signals
+    episodes: tuple[Episode, ...]  # the breaches
+    breach_of: Mapping[int, int] = field(default_factory=dict)  # transition index -> breach number
 
 
 class History:
@@ -137,12 +140,15 @@ def lookback(slo: SLO, at: datetime) -> timedelta:
 
 
 def replay(slo: SLO, history: History, start: datetime, end: datetime, step: timedelta) -> Replay:
-    """Run the policy at every `step` in [start, end]; alerts start closed."""
+    """Run the policy at every `step` in [start, end]; signals and breaches start closed."""
     # burn thresholds scale with the period's real length: a calendar month's change month by month
     policies: dict[timedelta, policy.Policy] = {}
     current: dict[str, OpenAlert | None] = {}
     transitions: list[Transition] = []
-    fired: dict[str, Transition] = {}
+    breach_of: dict[int, int] = {}
+    open_breaches: dict[str, breaches.OpenBreach] = {}
+    numbers: dict[str, int] = {}  # open breach kind -> its number
+    opened: dict[int, breaches.Change] = {}
     episodes: list[Episode] = []
     at = floor_time(start, history.resolution)
     while at <= end:
@@ -160,38 +166,56 @@ def replay(slo: SLO, history: History, start: datetime, end: datetime, step: tim
             period_end=period_end,
             period_span=span,
         )
+        stepped: list[Transition] = []
         for signal in result.signals:
             after, transition = alerting.step(slo.name, current.get(signal.key), signal, at)
             current[signal.key] = after
-            if transition is None:
-                continue
+            if transition is not None:
+                stepped.append(transition)
+        firing = {k for k, a in current.items() if a is not None and a.state == FIRING}
+        open_breaches, changes = breaches.advance(slo.name, open_breaches, stepped, firing, at)
+        for change in changes:
+            if change.event == breaches.OPENED:
+                numbers[change.kind] = len(opened) + 1
+                opened[numbers[change.kind]] = change
+            elif change.event == breaches.RESOLVED:
+                number = numbers.pop(change.kind)
+                episodes.append(_episode(slo, history, number, opened[number], change.severity, at))
+        for transition in stepped:
+            kind = breaches.kind_of(transition.key)
+            if kind == breaches.BUDGET and breaches.BURN in numbers:
+                kind = breaches.BURN  # a notice on the burn breach
+            if kind in numbers:
+                breach_of[len(transitions)] = numbers[kind]
             transitions.append(transition)
-            if transition.event == FIRING:
-                fired[signal.key] = transition
-            elif transition.event == RESOLVED and signal.key in fired:
-                episodes.append(_episode(slo, history, fired.pop(signal.key), at))
         at += step
-    episodes += [_episode(slo, history, t, None) for t in fired.values()]
-    return Replay(tuple(transitions), tuple(sorted(episodes, key=lambda e: e.fired_at)))
+    for kind, number in numbers.items():
+        episodes.append(_episode(slo, history, number, opened[number], open_breaches[kind].peak, None))
+    return Replay(tuple(transitions), tuple(sorted(episodes, key=lambda e: e.number)), breach_of)
 
 
-def _episode(slo: SLO, history: History, fired: Transition, resolved: datetime | None) -> Episode:
+def _episode(
+    slo: SLO, history: History, number: int, opening: breaches.Change, peak: str, resolved: datetime | None
+) -> Episode:
     until = resolved or history.start + history.length * history.resolution
     target = slo.objective.target_ratio
+    fired_at = opening.at
 
     def sums(windows: Sequence[timedelta]) -> dict[timedelta, WindowCounts]:
         return {w: history.counts(until - w, until) for w in windows}
 
-    index = history.index(fired.at) - 1
+    index = history.index(fired_at) - 1
     onset = None
     while index >= 0 and history.is_burning(index, target):
         onset = history.start + index * history.resolution
         index -= 1
     return Episode(
         slo.name,
-        fired.key,
-        fired.at,
+        number,
+        opening.kind,
+        peak,
+        fired_at,
         resolved,
         onset,
-        impact.episode_cost(slo, fired.key, fired.at, until, sums),
+        impact.episode_cost(slo, peak, fired_at, until, sums),
     )

@@ -170,10 +170,13 @@ def render_table(rows: Sequence[Row]) -> str:
 
 
 def transition_json(
-    t: Transition, spent: Mapping[tuple[str, datetime], float | None] | None = None
+    t: Transition,
+    spent: Mapping[tuple[str, datetime], float | None] | None = None,
+    breach: int | None = None,
 ) -> dict[str, Any]:
     """The `replay --json` line of SPEC.md; a resolution also says what its episode cost
-    (`budget_spent`, a share of the period's budget), from `spent` keyed by (alert, resolved at)."""
+    (`budget_spent`, a share of the period's budget), from `spent` keyed by (alert, resolved at);
+    `breach`: the number (within the replay) of the breach the signal belongs to."""
     line: dict[str, Any] = {
         "at": iso(t.at),
         "slo": t.slo,
@@ -183,12 +186,17 @@ def transition_json(
     }
     if spent is not None and (t.key, t.at) in spent:
         line["budget_spent"] = _round(spent[t.key, t.at])
+    if breach is not None:
+        line["breach"] = breach
     return line
 
 
-def transition_line(t: Transition) -> str:
+def transition_line(t: Transition, breach: int | None = None) -> str:
     burns = " ".join(f"{w}={_burn(b)}" for w, b in t.burn_rates.items())
-    return f"{t.at:%Y-%m-%d %H:%M}Z  {t.slo}  {t.key}  {t.event.upper()}  {burns}  {t.reason}".rstrip()
+    number = f"  #{breach}" if breach is not None else ""
+    return (
+        f"{t.at:%Y-%m-%d %H:%M}Z  {t.slo}{number}  {t.key}  {t.event.upper()}  {burns}  {t.reason}".rstrip()
+    )
 
 
 def _span(value: timedelta | None) -> str:
@@ -203,17 +211,19 @@ def _span(value: timedelta | None) -> str:
 
 
 def render_episodes(episodes: Sequence[Episode]) -> str:
+    """The breaches of a replay: one line each (time to acknowledge is a person's: not replayed)."""
     if not episodes:
-        return "no alert fired"
-    lines = [["SLO", "ALERT", "FIRED", "RESOLVED", "DURATION", "DETECTED AFTER", "BUDGET SPENT"]]
+        return "no breach opened"
+    lines = [["SLO", "BREACH", "HIGHEST", "OPENED", "ENDED", "DURATION", "DETECTED AFTER", "BUDGET SPENT"]]
     for e in episodes:
         duration = (e.resolved_at - e.fired_at) if e.resolved_at else None
         lines.append(
             [
                 e.slo,
+                f"#{e.number}",
                 e.key,
                 f"{e.fired_at:%Y-%m-%d %H:%M}Z",
-                f"{e.resolved_at:%Y-%m-%d %H:%M}Z" if e.resolved_at else "(still firing)",
+                f"{e.resolved_at:%Y-%m-%d %H:%M}Z" if e.resolved_at else "(still open)",
                 _span(duration),
                 _span(e.detection_delay),
                 _pct(e.budget_spent_ratio, 1),

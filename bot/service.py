@@ -18,13 +18,14 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.app import Settings, SourcePool, incident_client
+from bot.console import ConsoleHook
 from bot.durations import format_duration
 from bot.health import check
 from bot.incidents.delivery import IncidentDelivery
 from bot.incidents.inbound import Webhooks
 from bot.incidents.sync import IncidentHook
 from bot.jobs import TickHook
-from bot.runner import ConsoleNotifier, LogNotifier, Notifier, Runner
+from bot.runner import Runner
 from bot.scheduler import start_scheduler
 from bot.slack import register
 from bot.slack.channels import ChannelDirectory
@@ -91,18 +92,17 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
     sources = SourcePool(max_connections=settings.concurrency)
     bolt_app: App | None = None
     delivery: SlackDelivery | None = None
-    notifier: Notifier = ConsoleNotifier()
     client = incident_client()
     incidents = IncidentDelivery(engine, client)
     wake: Callable[[], None] = incidents.wake
     if mode != "console":
         bolt_app, delivery = build_slack(settings, engine, wake_incidents=incidents.wake)
         incidents.on_slack = delivery.wake
-        notifier = LogNotifier()
         wake = _both(delivery.wake, incidents.wake)
-    hooks: list[TickHook] = [SlackHook(settings.default_channel)] if delivery else []
+    # where breaches are shown: Slack (or the terminal, in console mode) and the incident tools
+    hooks: list[TickHook] = [SlackHook(settings.default_channel) if delivery else ConsoleHook()]
     hooks.append(IncidentHook())
-    runner = Runner(engine, sources, notifier, concurrency=settings.concurrency, hooks=hooks, after_tick=wake)
+    runner = Runner(engine, sources, concurrency=settings.concurrency, hooks=hooks, after_tick=wake)
     webhooks = Webhooks(
         engine,
         clock=lambda: datetime.now(UTC),

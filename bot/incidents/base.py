@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-# What slo-bot tells an incident tool about one alert.
-TRIGGER = "trigger"  # the alert fired (or someone declared an incident from Slack)
+# What slo-bot tells an incident tool about one breach.
+TRIGGER = "trigger"  # the breach opened (or someone declared an incident from Slack)
+RAISE = "raise"  # its severity rose (a ticket became a page): the same incident, more severe
 ACKNOWLEDGE = "acknowledge"
 UNACKNOWLEDGE = "unacknowledge"
 ESCALATE = "escalate"  # a page stayed unacknowledged past its escalation delay
 RESOLVE = "resolve"
-ACTIONS = (TRIGGER, ACKNOWLEDGE, UNACKNOWLEDGE, ESCALATE, RESOLVE)
+ACTIONS = (TRIGGER, RAISE, ACKNOWLEDGE, UNACKNOWLEDGE, ESCALATE, RESOLVE)
 
 # AlertNotificationTarget `spec.target` values slo-bot delivers to, besides `slack`
 INCIDENT_TARGET_KINDS = frozenset({"pagerduty", "opsgenie", "squadcast", "webhook"})
@@ -21,12 +22,12 @@ INCIDENT_TARGET_KINDS = frozenset({"pagerduty", "opsgenie", "squadcast", "webhoo
 
 @dataclass(frozen=True)
 class Incident:
-    """One alert as an incident tool sees it."""
+    """One breach as an incident tool sees it."""
 
-    dedup_key: str  # stable per SLO and severity: "slo-bot/checkout-availability/page"
+    dedup_key: str  # one per breach: "slo-bot/checkout-availability/42"
     slo: str
     service: str
-    severity: str  # the alert's key: page, ticket, budget-25, no-data ...
+    severity: str  # the breach's severity now: page or ticket
     summary: str  # one line, under 120 characters
     details: Mapping[str, Any] = field(default_factory=dict)  # burn rates, budget left, exhaustion ...
     links: tuple[tuple[str, str], ...] = ()  # (text, url): the Slack message, the dashboard

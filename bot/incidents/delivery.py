@@ -1,6 +1,6 @@
-"""Delivery of the outbox to the incident tools: in order per alert and target, retried until the tool
+"""Delivery of the outbox to the incident tools: in order per breach and target, retried until the tool
 takes it. An outage of a tool delays its calls, never loses them; a refusal (a bad key) is logged,
-counted and said in the alert's Slack thread, since a human must fix the target."""
+counted and said in the breach's Slack thread, since a human must fix the target."""
 
 from __future__ import annotations
 
@@ -34,12 +34,13 @@ from bot.policy import PAGE
 from bot.routing import all_incident_targets
 from bot.runner import utc_now
 from bot.slack.blocks import escape
-from bot.slack.notify import alert_channels, queue_alert_message, queue_note
-from bot.slack.state import alert_with_slo, latest_snapshot, status_of
+from bot.slack.notify import breach_channels, queue_message, queue_note
+from bot.slack.state import latest_snapshot, status_of
+from bot.store import breaches as breach_store
 from bot.store import repo
 from bot.store import slack as slack_store
 from bot.store.incidents import KIND, incident_of, vendor
-from bot.store.models import AlertRecord, IncidentRecord, OutboxRecord, SLORecord
+from bot.store.models import BreachRecord, IncidentRecord, OutboxRecord, SLORecord
 from bot.worker import OutboxWorker
 
 log = logging.getLogger(__name__)
@@ -125,12 +126,12 @@ class IncidentDelivery(OutboxWorker):
 
     def _send(self, session: Session, entry: OutboxRecord, now: datetime) -> bool:
         """Make the call; True when Slack has something new to show (queued in this transaction)."""
-        found = alert_with_slo(session, entry.alert_id or 0)
+        found = breach_store.with_slo(session, entry.breach_id or 0)
         if found is None:
-            entry.last_error = "skipped: the alert's SLO was removed"
+            entry.last_error = "skipped: the breach's SLO was removed"
             return False
-        alert, record = found
-        incident = incident_of(session=session, alert_id=alert.id or 0, target=entry.channel or "")
+        breach, record = found
+        incident = incident_of(session=session, breach_id=breach.id or 0, target=entry.channel or "")
         if incident is None:
             entry.last_error = "skipped: no incident for this target"
             return False
@@ -142,7 +143,7 @@ class IncidentDelivery(OutboxWorker):
         action = str(payload.get("action", ""))
         event = IncidentEvent(
             action=action,
-            incident=build_incident(session, slo, record, alert, incident),
+            incident=build_incident(session, slo, record, breach, incident),
             at=repo.utc(entry.created_at) or now,
             actor=payload.get("actor"),
             note=str(payload.get("note") or ""),
@@ -159,20 +160,20 @@ class IncidentDelivery(OutboxWorker):
         incident.last_error = None
         incident.updated_at = now
         session.add(incident)
-        channels = alert_channels(session, alert)  # none in console mode: nothing for Slack
+        channels = breach_channels(session, breach)  # none in console mode: nothing for Slack
         declared = action == TRIGGER and incident.declared_by is not None
         changed = incident.state != before  # the message shows each tool's state
         if declared:
             queue_note(
                 session,
-                alert,
+                breach,
                 f"Incident opened in {vendor(incident.kind)} (`{incident.target}`), declared by "
                 f"<@{incident.declared_by}>; key `{incident.dedup_key}`.",
                 now,
                 by=incident.declared_by,
             )
         if changed:
-            queue_alert_message(session, alert, channels, now)
+            queue_message(session, breach, channels, now)
         return bool(channels) and (changed or declared)
 
     def _refused(self, session: Session, entry_id: int, reason: str, now: datetime) -> None:
@@ -182,10 +183,10 @@ class IncidentDelivery(OutboxWorker):
         entry.status = "failed"
         entry.last_error = reason
         session.add(entry)
-        found = alert_with_slo(session, entry.alert_id or 0)
+        found = breach_store.with_slo(session, entry.breach_id or 0)
         incident = None
         if found is not None:
-            incident = incident_of(session=session, alert_id=found[0].id or 0, target=entry.channel or "")
+            incident = incident_of(session=session, breach_id=found[0].id or 0, target=entry.channel or "")
         if found is not None and incident is not None:
             incident.last_error = reason
             incident.updated_at = now
@@ -210,24 +211,26 @@ class IncidentDelivery(OutboxWorker):
 
 
 def build_incident(
-    session: Session, slo: SLO, record: SLORecord, alert: AlertRecord, incident: IncidentRecord
+    session: Session, slo: SLO, record: SLORecord, breach: BreachRecord, incident: IncidentRecord
 ) -> Incident:
-    """The alert as the tools see it, from what is stored now (its burn rates, the latest status)."""
+    """The breach as the tools see it, from what is stored now (its burn rates, the latest status)."""
     status = status_of(latest_snapshot(session, record.id or 0))
-    burns = json.loads(alert.burn_rates)
-    severity = PAGE if incident.declared_by else alert.key  # a declared incident pages
+    burns = breach_store.burn_rates(breach)
+    severity = PAGE if incident.declared_by else breach.severity  # a declared incident pages
     worst = max((b for b in burns.values() if b is not None), default=None)
-    summary = f"{label(alert.key)}: {slo.name} ({slo.service})"
+    summary = f"{label(severity)}: {slo.name} ({slo.service})"
     if worst is not None:
         summary += f" burning its error budget at {worst:.1f}x"
     details: dict[str, object] = {
         "slo": slo.name,
         "service": slo.service,
-        "alert": alert.key,
+        "breach": breach.id,
+        "alert": severity,
+        "signals": [s.key for s in breach_store.signals_of(session=session, breach_id=breach.id or 0)],
         "objective": f"{slo.objective.target_ratio * 100:g} % over {slo.window.spec}",
         "burn_rates": burns,
-        "why": alert.reason,
-        "fired_at": repo.utc(alert.fired_at),
+        "why": breach.reason,
+        "fired_at": repo.utc(breach.opened_at),
     }
     if status is not None:
         details["budget_remaining"] = status.remaining_ratio
@@ -235,7 +238,7 @@ def build_incident(
     if incident.declared_by:
         details["declared_by"] = f"{incident.declared_by} (Slack)"
     links: list[tuple[str, str]] = []
-    for message in slack_store.messages_of(session=session, alert_id=alert.id or 0):
+    for message in slack_store.messages_of(session=session, breach_id=breach.id or 0):
         if message.ts and (message.posted_channel or message.channel).startswith(("C", "G")):
             channel = message.posted_channel or message.channel
             links.append(

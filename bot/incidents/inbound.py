@@ -1,5 +1,5 @@
 """What the incident tools tell slo-bot: PagerDuty v3 and Opsgenie webhooks, verified, parsed and applied
-to the alert they speak of, so Slack shows what happened in the tool ("Acknowledged in PagerDuty by ...").
+to the breach they speak of, so Slack shows what happened in the tool ("Acknowledged in PagerDuty by ...").
 
 A forged request (bad signature or token) changes nothing; a retried or replayed delivery acts once.
 """
@@ -21,10 +21,10 @@ from sqlmodel import Session
 
 from bot.alerting import FIRING
 from bot.slack.blocks import escape
-from bot.slack.notify import alert_channels, queue_alert_message, queue_note, set_acknowledged
+from bot.slack.notify import queue_note, queue_update, set_acknowledged
 from bot.store import incidents as incident_store
 from bot.store.incidents import WEBHOOK_MEMORY, vendor
-from bot.store.models import AlertRecord, IncidentRecord
+from bot.store.models import BreachRecord, IncidentRecord
 
 log = logging.getLogger(__name__)
 
@@ -185,25 +185,27 @@ def parse_opsgenie(body: bytes) -> Inbound:
 
 
 def apply(session: Session, inbound: Inbound, now: datetime) -> str:
-    """Bring the alert and its Slack message in step with the tool; returns what was done, for the
+    """Bring the breach and its Slack message in step with the tool; returns what was done, for the
     log and the answer. The caller commits."""
     if inbound.occurred_at is not None and now - inbound.occurred_at > WEBHOOK_MEMORY:
         return "ignored: older than the replay window"
     source, event_id = inbound.source, inbound.event_id
     if not incident_store.first_webhook_sight(session=session, source=source, event_id=event_id, now=now):
         return "ignored: already handled"
+    # the tool's own id first: it names one incident for good; our key second (an event that came
+    # before the tool's answer gave us its id). Either way an older breach's event lands on that breach.
     incident = None
-    if inbound.dedup_key:
-        incident = incident_store.by_dedup_key(session=session, dedup_key=inbound.dedup_key, kind=source)
-    if incident is None and inbound.external_id:
+    if inbound.external_id:
         incident = incident_store.by_external_id(
             session=session, external_id=inbound.external_id, kind=source
         )
+    if incident is None and inbound.dedup_key:
+        incident = incident_store.by_dedup_key(session=session, dedup_key=inbound.dedup_key, kind=source)
     if incident is None:
         return "ignored: not an incident slo-bot opened"
-    alert = session.get(AlertRecord, incident.alert_id)
-    if alert is None:
-        return "ignored: its alert is gone"
+    breach = session.get(BreachRecord, incident.breach_id)
+    if breach is None:
+        return "ignored: its breach is gone"
     _learn(incident, inbound, now)
     session.add(incident)
     tool = vendor(source)
@@ -213,29 +215,29 @@ def apply(session: Session, inbound: Inbound, now: datetime) -> str:
     by = f" by {said}." if inbound.who else "."
     if inbound.kind == ACKNOWLEDGED:
         incident.state, incident.changed_by = ACKNOWLEDGED, who
-        _acknowledge(session, alert, incident, True, f"Acknowledged in {tool} by {said}.", now, who)
+        _acknowledge(session, breach, incident, True, f"Acknowledged in {tool} by {said}.", now, who)
     elif inbound.kind == UNACKNOWLEDGED:
         incident.state, incident.changed_by = TRIGGERED, None
         note = f"Unacknowledged in {tool}" + (by if inbound.who else " (its acknowledgement timed out).")
-        _acknowledge(session, alert, incident, False, note, now, who)
+        _acknowledge(session, breach, incident, False, note, now, who)
     elif inbound.kind == RESOLVED:
         incident.state, incident.changed_by = RESOLVED, who
         note = f"Resolved in {tool} by {said}."
-        if alert.state == FIRING:
-            note += " The alert stays open here until the burn rates are back under their thresholds."
+        if breach.state == FIRING:
+            note += " The breach stays open here until the burn rates are back under their thresholds."
         # someone handled it: it counts as acknowledged here, and escalates no further
-        _acknowledge(session, alert, incident, True, note, now, who)
+        _acknowledge(session, breach, incident, True, note, now, who)
     elif inbound.kind == TRIGGERED:
         if incident.state in ("queued", RESOLVED):
             incident.state = TRIGGERED
-        queue_alert_message(session, alert, alert_channels(session, alert), now)
+        queue_update(session, breach, now)
     elif inbound.kind in (REASSIGNED, ESCALATED):
         verb = "Reassigned" if inbound.kind == REASSIGNED else "Escalated"
         to = f" to {escape(inbound.detail)}" if inbound.detail else ""
-        _show(session, alert, f"{verb} in {tool}{to}{by}", now, who)
+        _show(session, breach, f"{verb} in {tool}{to}{by}", now, who)
     elif inbound.kind == NOTE and inbound.detail:
         text = escape(inbound.detail[:2000])
-        queue_note(session, alert, f"Note in {tool} by {said}: {text}", now, by=who)
+        queue_note(session, breach, f"Note in {tool} by {said}: {text}", now, by=who)
     else:
         return "ignored: nothing to show for this event"
     return f"applied: {inbound.kind}"
@@ -243,21 +245,21 @@ def apply(session: Session, inbound: Inbound, now: datetime) -> str:
 
 def _acknowledge(
     session: Session,
-    alert: AlertRecord,
+    breach: BreachRecord,
     incident: IncidentRecord,
     on: bool,
     note: str,
     now: datetime,
     who: str,
 ) -> None:
-    """Acknowledge the alert (or take it back) as the tool's person did; the other tools follow, the
+    """Acknowledge the breach (or take it back) as the tool's person did; the other tools follow, the
     one it came from is not told back. When there is nothing to change, the note still goes out."""
     person = f"{who} ({vendor(incident.kind)})"
-    changes = alert.state == FIRING and on != bool(alert.acknowledged_by)
+    changes = breach.state == FIRING and on != bool(breach.acknowledged_by)
     if not changes or not set_acknowledged(
-        session, alert, person, now, on=on, actor=person, note=note, origin=incident.target
+        session, breach, person, now, on=on, actor=person, note=note, origin=incident.target
     ):
-        _show(session, alert, note, now, who)
+        _show(session, breach, note, now, who)
 
 
 def _learn(incident: IncidentRecord, inbound: Inbound, now: datetime) -> None:
@@ -268,9 +270,9 @@ def _learn(incident: IncidentRecord, inbound: Inbound, now: datetime) -> None:
     incident.updated_at = now
 
 
-def _show(session: Session, alert: AlertRecord, note: str, now: datetime, who: str) -> None:
-    queue_alert_message(session, alert, alert_channels(session, alert), now)
-    queue_note(session, alert, note, now, by=who)
+def _show(session: Session, breach: BreachRecord, note: str, now: datetime, who: str) -> None:
+    queue_update(session, breach, now)
+    queue_note(session, breach, note, now, by=who)
 
 
 # --- the HTTP side -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from bot.domain import NotificationTarget
 from bot.incidents.base import (
     ACKNOWLEDGE,
     ESCALATE,
+    RAISE,
     RESOLVE,
     TRIGGER,
     UNACKNOWLEDGE,
@@ -81,6 +82,9 @@ class OpsgenieTarget:
             return self._call(
                 "POST", f"{path}/{ACTION_PATHS[event.action]}", self._about(event), by_alias=True
             )
+        if event.action == RAISE:
+            raised = {"priority": priority_of(event.incident.severity)}
+            return self._call("PUT", f"{path}/priority", raised, by_alias=True)
         if event.action == ESCALATE:
             if self._escalation:
                 body = {"escalation": {"type": "escalation", "name": self._escalation}, **self._about(event)}

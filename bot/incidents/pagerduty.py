@@ -17,6 +17,7 @@ from bot.domain import NotificationTarget
 from bot.incidents.base import (
     ACKNOWLEDGE,
     ESCALATE,
+    RAISE,
     RESOLVE,
     TRIGGER,
     UNACKNOWLEDGE,
@@ -76,7 +77,7 @@ class PagerDutyTarget:
 
     def send(self, event: IncidentEvent) -> Sent:
         key = event.incident.dedup_key
-        if event.action == TRIGGER:
+        if event.action in (TRIGGER, RAISE):  # a trigger under the same key updates its severity
             return self._enqueue(self._trigger(event, escalated=False))
         if event.action in (ACKNOWLEDGE, RESOLVE):
             # PagerDuty reads only the key for these; a payload would be ignored

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot.domain import NotificationTarget
-from bot.incidents.base import ACTIONS, RESOLVE, TRIGGER, IncidentEvent, Sent
+from bot.incidents.base import ACTIONS, RAISE, RESOLVE, TRIGGER, IncidentEvent, Sent
 from bot.incidents.http import annotation, host_of, plain, request
 
 # Squadcast refuses payloads over 30 KB (HTTP 413); the description is cut to leave room for the rest.
@@ -35,7 +35,7 @@ class SquadcastTarget:
     def send(self, event: IncidentEvent) -> Sent:
         incident = event.incident
         message = incident.summary.strip() or f"{incident.slo}: {incident.severity}"
-        if event.action == TRIGGER:
+        if event.action in (TRIGGER, RAISE):  # the same event_id: its incident, updated
             body: dict[str, Any] = {
                 "message": message,
                 "description": _clip(_description(event) or message, MAX_DESCRIPTION_BYTES),

@@ -1,87 +1,104 @@
-"""What each evaluation means for the incident tools: open incidents for firing alerts, resolve them,
-escalate unacknowledged pages. Runs inside the evaluation's transaction and only writes the outbox
-(and the `incident` rows); `bot.incidents.delivery` makes the calls."""
+"""What each evaluation means for the incident tools: one incident per burn breach, opened when it
+opens (in the tools of its severity), raised in place when a ticket becomes a page, resolved when it
+ends, escalated when a page stays unacknowledged. Runs inside the evaluation's transaction and only
+writes the outbox (and the `incident` rows); `bot.incidents.delivery` makes the calls."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.alerting import FIRING, Transition
+from bot import breaches
+from bot.alerting import FIRING
 from bot.domain import SLO
-from bot.incidents.base import ESCALATE, RESOLVE
-from bot.messages import span
+from bot.incidents.base import ESCALATE, RAISE, RESOLVE
+from bot.jobs import Tick
+from bot.messages import label, span
 from bot.policy import PAGE
 from bot.routing import escalate_after, incident_targets, oncall_group
 from bot.slack.notify import queue_note
-from bot.status import Assessment
-from bot.store import alerts as alert_store
+from bot.store import breaches as breach_store
 from bot.store import slack as slack_store
-from bot.store.incidents import open_incidents, queue_upstream
-from bot.store.models import AlertRecord, SLORecord
+from bot.store.incidents import incidents_of, open_incidents, queue_call, queue_upstream
+from bot.store.models import BreachRecord
 from bot.store.repo import utc
 
 
 class IncidentHook:
     """Called by each evaluation, inside its transaction (see `bot.jobs.evaluate_all`)."""
 
-    def __call__(
-        self,
-        session: Session,
-        record: SLORecord,
-        slo: SLO,
-        assessment: Assessment,
-        transitions: Sequence[Transition],
-        now: datetime,
-        open_alerts: Mapping[str, AlertRecord],
-    ) -> bool:
+    def __call__(self, session: Session, tick: Tick) -> bool:
+        record, slo, now = tick.record, tick.slo, tick.now
         assert record.id is not None
         queued = False
-        for transition in transitions:
-            if transition.event == FIRING:
-                continue  # opened below, with every other firing alert missing an incident
-            alert = alert_store.latest(session=session, slo_id=record.id, key=transition.key)
-            if alert is not None and alert.fired_at is not None:
-                queued = bool(queue_upstream(session, alert, RESOLVE, now)) or queued
-        firing = [a for a in open_alerts.values() if a.state == FIRING]
-        if not firing or slack_store.active_silence(session=session, slo_id=record.id, now=now):
-            return queued  # a silenced SLO pages nobody; its firing alerts open when the silence ends
-        for alert in firing:
-            targets = incident_targets(slo, alert.key)
-            if targets and open_incidents(session, alert, slo, targets, now):
+        for change, breach in tick.changes:
+            if change.event == breaches.RESOLVED:
+                queued = bool(queue_upstream(session, breach, RESOLVE, now)) or queued
+            elif change.event == breaches.RAISED:
+                queued = raise_incidents(session, breach, now) or queued
+        burning = [b for b in tick.open if b.kind == breaches.BURN]
+        if not burning or slack_store.active_silence(session=session, slo_id=record.id, now=now):
+            return queued  # a silenced SLO pages nobody; its breach opens upstream when the silence ends
+        for breach in burning:
+            targets = incident_targets(slo, breach.severity)
+            if targets and open_incidents(session, breach, slo, targets, now):
                 queued = True
-            if alert.key == PAGE and escalate(session, alert, slo, now):
+            if breach.severity == PAGE and escalate(session, breach, slo, now):
                 queued = True
         return queued
 
 
-def escalate(session: Session, alert: AlertRecord, slo: SLO, now: datetime) -> bool:
+def raise_incidents(session: Session, breach: BreachRecord, now: datetime) -> bool:
+    """The breach became more severe: its open incidents say so in place (same key, same incident)."""
+    queued = False
+    for incident in incidents_of(session=session, breach_id=breach.id or 0):
+        if incident.state == "resolved" or incident.severity == breach.severity:
+            continue
+        if breaches.rank(breach.severity) <= breaches.rank(incident.severity or ""):
+            continue
+        incident.severity = breach.severity
+        session.add(incident)
+        queue_call(session, breach, incident, RAISE, now, note=f"Raised to {label(breach.severity)}")
+        queued = True
+    return queued
+
+
+def page_since(session: Session, breach: BreachRecord) -> datetime | None:
+    """When the breach's page signal fired (the breach may have opened as a ticket)."""
+    pages = [
+        utc(s.fired_at)
+        for s in breach_store.signals_of(session=session, breach_id=breach.id or 0)
+        if s.key == PAGE and s.state == FIRING
+    ]
+    return max((p for p in pages if p is not None), default=None) or utc(breach.opened_at)
+
+
+def escalate(session: Session, breach: BreachRecord, slo: SLO, now: datetime) -> bool:
     """A page unacknowledged past its escalation delay: mention the on-call group in its thread and
     escalate it in the tools, once. Acknowledging before then stops it."""
-    fired = utc(alert.fired_at)
-    if fired is None or alert.acknowledged_by or alert.escalated_at is not None:
+    if breach.acknowledged_by or breach.escalated_at is not None:
         return False
-    after = escalate_after(slo, alert.key)
-    if now - fired < after:
+    fired = page_since(session, breach)
+    after = escalate_after(slo, PAGE)
+    if fired is None or now - fired < after:
         return False
-    alert.escalated_at = now
-    session.add(alert)
-    assert alert.id is not None
-    alert_store.add_event(
+    breach.escalated_at = now
+    session.add(breach)
+    assert breach.id is not None
+    breach_store.add_event(
         session=session,
-        alert_id=alert.id,
+        breach_id=breach.id,
         at=now,
         event="escalated",
         detail=f"unacknowledged for {span(after)}",
     )
-    group = oncall_group(slo, alert.key)
+    group = oncall_group(slo, PAGE)
     who = f"<!subteam^{group}>" if group else "On-call"
     text = (
         f"{who}: this page has been unacknowledged for {span(now - fired)}. "
         "Please acknowledge it (or silence it, with a reason)."
     )
-    queue_note(session, alert, text, now)
-    queue_upstream(session, alert, ESCALATE, now, note=f"Unacknowledged in Slack for {span(now - fired)}")
+    queue_note(session, breach, text, now)
+    queue_upstream(session, breach, ESCALATE, now, note=f"Unacknowledged in Slack for {span(now - fired)}")
     return True

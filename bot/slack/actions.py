@@ -1,6 +1,6 @@
-"""Buttons on alert messages and on `/slo status` pages: ack first, check who acts, then change state.
+"""Buttons on breach messages and on `/slo status` pages: ack first, check who acts, then change state.
 
-The alert message itself is updated through the outbox (`chat.update`), like every other post.
+The breach message itself is updated through the outbox (`chat.update`), like every other post.
 """
 
 from __future__ import annotations
@@ -21,17 +21,16 @@ from bot.slack import blocks
 from bot.slack.commands import FAILED, channels_of, status_page
 from bot.slack.deps import SlackDeps
 from bot.slack.notify import (
-    alert_channels,
-    queue_alert_message,
     queue_note,
+    queue_update,
     record_action,
     set_acknowledged,
     silence_slo,
     unsilence_slo,
 )
-from bot.slack.state import alert_with_slo
+from bot.store import breaches as breach_store
 from bot.store.incidents import open_incidents, vendor
-from bot.store.models import AlertRecord, SLORecord
+from bot.store.models import BreachRecord, SLORecord
 
 Respond = Callable[..., Any]
 log = logging.getLogger(__name__)
@@ -69,11 +68,11 @@ def _alert_action(deps: SlackDeps, body: dict[str, Any], respond: Respond) -> No
         return
     now = deps.clock()
     with Session(deps.engine) as session:
-        found = alert_with_slo(session, int(alert_text))
+        found = breach_store.with_slo(session, int(alert_text))
         if found is None:
-            _deny(respond, "This alert no longer exists (its SLO was removed).")
+            _deny(respond, "This breach no longer exists (its SLO was removed).")
             return
-        alert, record = found
+        breach, record = found
         # the SLO's own channels, not every channel the message went to: a subscribed channel's
         # members see the alert and its buttons, but are not its responders
         denied = deps.responders.check(user, channels_of(session, record, deps))
@@ -81,10 +80,10 @@ def _alert_action(deps: SlackDeps, body: dict[str, Any], respond: Respond) -> No
             _deny(respond, denied)
             return
         if action_id in ("alert_ack", "alert_unack"):
-            if alert.state != "firing":
-                _deny(respond, "This alert has resolved already.")
+            if breach.state != FIRING:
+                _deny(respond, "This breach has resolved already.")
                 return
-            set_acknowledged(session, alert, user, now, on=action_id == "alert_ack")
+            set_acknowledged(session, breach, user, now, on=action_id == "alert_ack")
         elif action_id == "alert_silence":
             try:
                 length = parse_duration(duration)
@@ -95,7 +94,7 @@ def _alert_action(deps: SlackDeps, body: dict[str, Any], respond: Respond) -> No
         elif action_id == "alert_unsilence":
             unsilence_slo(session, record, user, now)
         elif action_id == "alert_declare":
-            problem = declare_incident(session, alert, record, user, now)
+            problem = declare_incident(session, breach, record, user, now)
             if problem:
                 _deny(respond, problem)
                 return
@@ -104,9 +103,9 @@ def _alert_action(deps: SlackDeps, body: dict[str, Any], respond: Respond) -> No
 
 
 def declare_incident(
-    session: Session, alert: AlertRecord, record: SLORecord, user: str, now: datetime
+    session: Session, breach: BreachRecord, record: SLORecord, user: str, now: datetime
 ) -> str:
-    """Open the alert's incident in every incident tool of its SLO, now, whatever its severity.
+    """Open the breach's incident in every incident tool of its SLO, now, whatever its severity.
     Returns what stops it, or "" when it is on its way."""
     slo = slo_of(record)
     targets = all_incident_targets(slo)
@@ -116,15 +115,15 @@ def declare_incident(
             "pagerduty, opsgenie, squadcast or webhook AlertNotificationTarget, or name one in its "
             "`slo-bot/incident-targets` annotation."
         )
-    if alert.state != FIRING:
-        return "This alert has resolved already."
-    opened = open_incidents(session, alert, slo, targets, now, declared_by=user)
+    if breach.state != FIRING:
+        return "This breach has resolved already."
+    opened = open_incidents(session, breach, slo, targets, now, declared_by=user)
     if not opened:
         return "The incident is already open in " + ", ".join(f"`{t.name}`" for t in targets) + "."
     names = ", ".join(f"{vendor(i.kind)} (`{i.target}`)" for i in opened)
-    record_action(session, alert, "declared", user, now, detail=names)
-    queue_note(session, alert, f"<@{user}> declared an incident: opening it in {names}.", now, by=user)
-    queue_alert_message(session, alert, alert_channels(session, alert), now)
+    record_action(session, breach, "declared", user, now, detail=names)
+    queue_note(session, breach, f"<@{user}> declared an incident: opening it in {names}.", now, by=user)
+    queue_update(session, breach, now)
     return ""
 
 

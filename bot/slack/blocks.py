@@ -68,7 +68,7 @@ def _button(text: str, action_id: str, value: str, style: str | None = None) -> 
 def alert_payload(
     message: AlertMessage,
     *,
-    alert_id: int,
+    breach_id: int,
     active: bool,
     acknowledged: bool,
     silenced: bool,
@@ -82,7 +82,7 @@ def alert_payload(
         blocks.append({"type": "section", "fields": fields})
     blocks.append({"type": "context", "elements": [_text(message.meaning)]})
     elements: list[Block] = []
-    value = str(alert_id)
+    value = str(breach_id)
     if active:
         if acknowledged:
             elements.append(_button("Unacknowledge", "alert_unack", value))
@@ -97,7 +97,7 @@ def alert_payload(
                     "action_id": "alert_silence",
                     "placeholder": _text("Silence…", "plain_text"),
                     "options": [
-                        {"text": _text(f"Silence {d}", "plain_text"), "value": f"{alert_id}:{d}"}
+                        {"text": _text(f"Silence {d}", "plain_text"), "value": f"{breach_id}:{d}"}
                         for d in SILENCE_CHOICES
                     ],
                 }
@@ -114,7 +114,7 @@ def alert_payload(
             }
         )
     if elements:
-        blocks.append({"type": "actions", "block_id": f"alert-{alert_id}", "elements": elements})
+        blocks.append({"type": "actions", "block_id": f"alert-{breach_id}", "elements": elements})
     fallback = f"{message.title}. {message.status_line}. {message.meaning}"
     return {
         "text": fallback,

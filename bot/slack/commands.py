@@ -22,24 +22,21 @@ from bot import episodes, impact
 from bot.annotations import CHANNEL, dashboard_of, parse_channels
 from bot.durations import format_duration, parse_duration
 from bot.jobs import slo_of
-from bot.messages import percent, span, window_name
+from bot.messages import headline, percent, span, window_name
 from bot.slack import blocks
 from bot.slack.deps import SlackDeps
 from bot.slack.notify import channels_for, set_acknowledged, silence_slo, unsilence_slo
-from bot.slack.state import (
-    alert_with_slo,
-    detail,
-    firing_alerts_of,
-)
+from bot.slack.state import detail
+from bot.store import breaches as breach_store
 from bot.store import repo
 from bot.store import slack as slack_store
-from bot.store.models import AlertRecord, SlackMessageRecord, SLORecord
+from bot.store.models import BreachRecord, SlackMessageRecord, SLORecord
 
 USAGE = {
     "status": "/slo status [SERVICE|SLO] [page N]",
     "list": "/slo list",
     "show": "/slo show SLO",
-    "ack": "/slo ack ALERT  (an alert number, or an SLO name: its firing alerts)",
+    "ack": "/slo ack BREACH  (the number on its message, or an SLO name: its open breaches)",
     "silence": "/slo silence SLO DURATION [reason]  (e.g. 30m, 4h, 1d; at most 7d)",
     "unsilence": "/slo unsilence SLO",
     "subscribe": "/slo subscribe SERVICE [#channel]",
@@ -214,7 +211,11 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         evaluated = repo.utc(snap.evaluated_at)
         if evaluated:
             fields.append(("Evaluated", blocks.slack_time(evaluated)))
-    extra = [f"🚨 *{a.key}* firing since {_since(a)} (alert {a.id})" for a in found.alerts]
+    extra = [
+        f"🚨 *{headline(b.kind, b.severity)}* open since {_since(b)} (breach #{b.id})"
+        + (f", acknowledged by {blocks.slack_user(b.acknowledged_by)}" if b.acknowledged_by else "")
+        for b in found.breaches
+    ]
     if found.silence is not None:
         until = repo.utc(found.silence.until)
         reason = blocks.escape_typed(found.silence.reason)  # as typed: a typed @channel pings no one
@@ -227,7 +228,7 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         extra.append(f"<{blocks.escape(dashboard).replace('|', '%7C')}|Dashboard>")
     if slo is not None:
         window = window_name(slo.window.spec)
-        extra.append(f"*Episodes in the {window} window:* {len(past) or 'none'}")
+        extra.append(f"*Breaches in the {window} window:* {len(past) or 'none'}")
         extra += [
             "• " + episodes.episode_line(e, slo.window.spec, blocks.slack_time) for e in past[:MAX_EPISODES]
         ]
@@ -242,9 +243,9 @@ def _burns(text: str) -> str:
     return ", ".join(f"{w} {'-' if v is None else f'{v:.2f}x'}" for w, v in values.items())
 
 
-def _since(alert: AlertRecord) -> str:
-    fired = repo.utc(alert.fired_at)
-    return blocks.slack_time(fired) if fired else "?"
+def _since(breach: BreachRecord) -> str:
+    opened = repo.utc(breach.opened_at)
+    return blocks.slack_time(opened) if opened else "?"
 
 
 def channels_of(session: Session, record: SLORecord, deps: SlackDeps) -> list[str]:
@@ -260,8 +261,8 @@ def channels_of(session: Session, record: SLORecord, deps: SlackDeps) -> list[st
         m.channel: m.posted_channel
         for m in session.exec(
             select(SlackMessageRecord)
-            .join(AlertRecord, col(AlertRecord.id) == SlackMessageRecord.alert_id)
-            .where(AlertRecord.slo_id == record.id, col(SlackMessageRecord.posted_channel).is_not(None))
+            .join(BreachRecord, col(BreachRecord.id) == SlackMessageRecord.breach_id)
+            .where(BreachRecord.slo_id == record.id, col(SlackMessageRecord.posted_channel).is_not(None))
         )
     }
     return list(dict.fromkeys(posted.get(c) or c for c in routed))
@@ -282,33 +283,37 @@ def _annotated_channels(record: SLORecord) -> list[str]:
 
 def _ack(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
     if len(args) != 1:
-        return _usage("ack", "Which alert?")
+        return _usage("ack", "Which breach?")
     target = args[0].lstrip("#")
     now = deps.clock()
     with Session(deps.engine) as session:
         if target.isdigit():
-            found = alert_with_slo(session, int(target))
+            found = breach_store.with_slo(session, int(target))
             if found is None or found[0].state != "firing":
-                return blocks.text_payload(f"Alert {target} is not firing (or does not exist).")
-            alerts, record = [found[0]], found[1]
+                return blocks.text_payload(f"Breach #{target} is not open (or does not exist).")
+            open_now, record = [found[0]], found[1]
         else:
             record_or_none = repo.get_slo(session=session, name=target)
             if record_or_none is None:
                 return _unknown_slo(session, target)
             record = record_or_none
-            alerts = firing_alerts_of(session, record.id or 0)
-            if not alerts:
-                return blocks.text_payload(f"`{record.name}` has no firing alert to acknowledge.")
+            open_now = breach_store.open_breaches(session=session, slo_id=record.id or 0)
+            if not open_now:
+                return blocks.text_payload(f"`{record.name}` has no open breach to acknowledge.")
         denied = deps.responders.check(inv.user, channels_of(session, record, deps))
         if denied:
             return blocks.text_payload(denied)
         name = record.name  # read before the commit expires it
-        changed = [a.key for a in alerts if set_acknowledged(session, a, inv.user, now, on=True)]
+        changed = [
+            f"#{b.id} ({headline(b.kind, b.severity)})"
+            for b in open_now
+            if set_acknowledged(session, b, inv.user, now, on=True)
+        ]
         session.commit()
     deps.wake_delivery()
     if not changed:
         return blocks.text_payload("Already acknowledged.")
-    return blocks.text_payload(f"Acknowledged {', '.join(changed)} of `{name}`.")
+    return blocks.text_payload(f"Acknowledged breach {', '.join(changed)} of `{name}`.")
 
 
 def _silence(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:

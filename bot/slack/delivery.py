@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -20,21 +21,24 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from bot import breaches
 from bot.alerting import FIRING
 from bot.annotations import dashboard_of
+from bot.episodes import breach_facts
 from bot.jobs import slo_of
-from bot.messages import AlertFacts, alert_message
+from bot.messages import breach_message
 from bot.metrics import METRICS
 from bot.routing import all_incident_targets
 from bot.runner import utc_now
 from bot.slack import blocks
 from bot.slack.channels import ChannelDirectory
-from bot.slack.state import alert_with_slo, latest_snapshot, status_of
+from bot.slack.state import latest_snapshot, status_of
+from bot.store import breaches as breach_store
 from bot.store import incidents as incident_store
 from bot.store import repo
 from bot.store import slack as slack_store
 from bot.store.incidents import vendor
-from bot.store.models import AlertRecord, IncidentRecord, OutboxRecord, SlackMessageRecord, SLORecord
+from bot.store.models import BreachRecord, IncidentRecord, OutboxRecord, SlackMessageRecord, SLORecord
 from bot.worker import OutboxWorker
 
 log = logging.getLogger(__name__)
@@ -154,19 +158,19 @@ class SlackDelivery(OutboxWorker):
         METRICS.inc("slo_bot_slack_errors_total", reason="error")
 
     def _alert_message(self, session: Session, entry: OutboxRecord, now: datetime) -> None:
-        found = alert_with_slo(session, entry.alert_id or 0)
+        found = breach_store.with_slo(session, entry.breach_id or 0)
         if found is None or entry.channel is None:
             return  # the SLO was deleted meanwhile
-        alert, record = found
-        message = slack_store.message_for(session=session, alert_id=alert.id or 0, channel=entry.channel)
-        payload = self._render(session, alert, record, now)
+        breach, record = found
+        message = slack_store.message_for(session=session, breach_id=breach.id or 0, channel=entry.channel)
+        payload = self._render(session, breach, record, now)
         if message.ts is None:
             silence = slack_store.active_silence(session=session, slo_id=record.id or 0, now=now)
             if silence is not None:
                 raise Defer(repo.utc(silence.until) or now, f"{record.name} is silenced")
-            fired = repo.utc(alert.fired_at)
+            fired = repo.utc(breach.opened_at)
             if (
-                alert.state != FIRING
+                breach.state != FIRING
                 and fired
                 and slack_store.silenced_at(session=session, slo_id=record.id or 0, at=fired)
             ):
@@ -181,15 +185,15 @@ class SlackDelivery(OutboxWorker):
         )
 
     def _thread_note(self, session: Session, entry: OutboxRecord, now: datetime) -> None:
-        found = alert_with_slo(session, entry.alert_id or 0)
+        found = breach_store.with_slo(session, entry.breach_id or 0)
         if found is None or entry.channel is None:
             return
-        alert, record = found
-        message = slack_store.message_for(session=session, alert_id=alert.id or 0, channel=entry.channel)
+        breach, record = found
+        message = slack_store.message_for(session=session, breach_id=breach.id or 0, channel=entry.channel)
         if message.ts is None:
-            # the alert's post came earlier in this channel's order: it failed for good, or there
-            # was nothing to announce (fired and resolved while silenced). No thread to write in.
-            entry.last_error = "skipped: the alert's message was never posted"
+            # the breach's post came earlier in this channel's order: it failed for good, or there
+            # was nothing to announce (opened and resolved while silenced). No thread to write in.
+            entry.last_error = "skipped: the breach's message was never posted"
             return
         payload = json.loads(entry.payload)
         if not payload.get("by"):  # slo-bot's own re-evaluation notes keep quiet while silenced
@@ -285,44 +289,30 @@ class SlackDelivery(OutboxWorker):
             raise Retry(None, f"Slack unreachable: {err}", in_flight=kind in (POST, FIND)) from err
 
     def _render(
-        self, session: Session, alert: AlertRecord, record: SLORecord, now: datetime
+        self, session: Session, breach: BreachRecord, record: SLORecord, now: datetime
     ) -> dict[str, Any]:
         slo = slo_of(record)
-        incidents = incident_store.incidents_of(session=session, alert_id=alert.id or 0)
+        incidents = incident_store.incidents_of(session=session, breach_id=breach.id or 0)
         opened = {i.target for i in incidents}
-        declarable = any(t.name not in opened for t in all_incident_targets(slo))
+        declarable = breach.kind == breaches.BURN and any(
+            t.name not in opened for t in all_incident_targets(slo)
+        )
         snapshot = latest_snapshot(session, record.id or 0)
         silence = slack_store.active_silence(session=session, slo_id=record.id or 0, now=now)
-        fired = repo.utc(alert.fired_at) or repo.utc(alert.since) or now
-        facts = AlertFacts(
-            key=alert.key,
-            event=FIRING if alert.state == FIRING else "resolved",
-            at=fired if alert.state == FIRING else (repo.utc(alert.resolved_at) or now),
-            fired_at=fired,
-            burn_rates=json.loads(alert.burn_rates),
-            reason=alert.reason,
-            acknowledged_by=alert.acknowledged_by,
-            acknowledged_at=repo.utc(alert.acknowledged_at),
-            silenced_until=repo.utc(silence.until) if silence else None,
-            silenced_by=silence.created_by if silence else None,
-            incidents=tuple(incident_line(i) for i in incidents),
-            spent_ratio=alert.spent_ratio,
-        )
-        words = alert_message(
-            slo,
-            facts,
-            status_of(snapshot),
-            time=blocks.slack_time,
-            user=blocks.slack_user,
+        facts = breach_facts(session, slo, breach, now, incidents=tuple(incident_line(i) for i in incidents))
+        if silence is not None:
+            facts = replace(facts, silenced_until=repo.utc(silence.until), silenced_by=silence.created_by)
+        words = breach_message(
+            slo, facts, status_of(snapshot), time=blocks.slack_time, user=blocks.slack_user
         )
         return blocks.alert_payload(
             words,
-            alert_id=alert.id or 0,
-            active=alert.state == FIRING,
-            acknowledged=bool(alert.acknowledged_by),
+            breach_id=breach.id or 0,
+            active=breach.state == FIRING,
+            acknowledged=bool(breach.acknowledged_by),
             silenced=silence is not None,
             dashboard=dashboard_of(slo.annotations),
-            declarable=declarable and alert.state == FIRING,
+            declarable=declarable and breach.state == FIRING,
         )
 
 

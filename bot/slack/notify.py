@@ -1,33 +1,38 @@
-"""What alert changes mean for Slack: which channels, which messages to queue, who did what.
+"""What breach changes mean for Slack: which channels, which messages to queue, who did what.
 
 Everything here runs inside the caller's transaction and only writes the outbox; the delivery
-worker talks to Slack. So a transition and its messages are committed together or not at all.
+worker talks to Slack. So a change and its messages are committed together or not at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import Session, col, or_, select
 
-from bot import episodes
-from bot.alerting import FIRING, Transition
+from bot import breaches
 from bot.annotations import CHANNEL, parse_channels
 from bot.domain import SLO
 from bot.durations import format_duration
 from bot.incidents.base import ACKNOWLEDGE, UNACKNOWLEDGE
-from bot.status import Assessment
-from bot.store import alerts as alert_store
+from bot.jobs import Tick, slo_of
+from bot.messages import percent
+from bot.notes import thread_note
+from bot.slack.blocks import slack_time
+from bot.store import breaches as breach_store
 from bot.store import incidents as incident_store
 from bot.store import outbox
 from bot.store import slack as slack_store
-from bot.store.models import AlertRecord, OutboxRecord, SLORecord
+from bot.store.models import BreachRecord, OutboxRecord, SLORecord
 from bot.store.repo import utc
 
-# Re-evaluations of a firing, unacknowledged alert go in its thread at most this often.
+# Re-evaluations of an open, unacknowledged breach go in its thread at most this often.
 NOTE_INTERVAL = timedelta(minutes=30)
+# A signal joining or leaving an open breach is said in its thread at most this often: a flapping
+# ticket must not write a line a minute (the message itself always shows the signals as they are).
+SIGNAL_NOTE_INTERVAL = timedelta(minutes=10)
 
 
 def channels_for(slo: SLO, subscribed: Sequence[str], default: str | None) -> list[str]:
@@ -47,17 +52,17 @@ def channels_for(slo: SLO, subscribed: Sequence[str], default: str | None) -> li
     return list(dict.fromkeys(found))
 
 
-def alert_channels(session: Session, alert: AlertRecord, *, posted_ids: bool = False) -> list[str]:
-    """Every channel the alert went to: its messages, and its posts still waiting in the outbox (a
+def breach_channels(session: Session, breach: BreachRecord, *, posted_ids: bool = False) -> list[str]:
+    """Every channel the breach went to: its messages, and its posts still waiting in the outbox (a
     Slack outage must not make a later change skip a channel). `posted_ids`: the channel IDs
     Slack answered with where known, for the calls that take no `#name`."""
     found = [
         (m.posted_channel or m.channel) if posted_ids else m.channel
-        for m in slack_store.messages_of(session=session, alert_id=alert.id or 0)
+        for m in slack_store.messages_of(session=session, breach_id=breach.id or 0)
     ]
     queued = session.exec(
         select(OutboxRecord.channel).where(
-            OutboxRecord.alert_id == alert.id,
+            OutboxRecord.breach_id == breach.id,
             OutboxRecord.kind == "alert_message",
             OutboxRecord.status == "pending",
         )
@@ -66,21 +71,28 @@ def alert_channels(session: Session, alert: AlertRecord, *, posted_ids: bool = F
     return list(dict.fromkeys(found))
 
 
-def queue_alert_message(session: Session, alert: AlertRecord, channels: Sequence[str], now: datetime) -> None:
-    """Post (first time) or update (afterwards) the alert's message in each channel."""
+def queue_message(session: Session, breach: BreachRecord, channels: Sequence[str], now: datetime) -> None:
+    """Post (first time) or update (afterwards) the breach's message in each channel."""
     for channel in channels:
-        outbox.enqueue(session=session, kind="alert_message", alert_id=alert.id, channel=channel, now=now)
+        outbox.enqueue(session=session, kind="alert_message", breach_id=breach.id, channel=channel, now=now)
 
 
-def queue_note(session: Session, alert: AlertRecord, text: str, now: datetime, by: str | None = None) -> None:
-    """A line in the alert's thread, in every channel its message went to. `by`: the person whose
+def queue_update(session: Session, breach: BreachRecord, now: datetime) -> None:
+    """Update the breach's message wherever it went."""
+    queue_message(session, breach, breach_channels(session, breach), now)
+
+
+def queue_note(
+    session: Session, breach: BreachRecord, text: str, now: datetime, by: str | None = None
+) -> None:
+    """A line in the breach's thread, in every channel its message went to. `by`: the person whose
     action it reports (those go out even while the SLO is silenced; slo-bot's own notes do not)."""
     payload = {"text": text} if by is None else {"text": text, "by": by}
-    for channel in alert_channels(session, alert):
+    for channel in breach_channels(session, breach):
         outbox.enqueue(
             session=session,
             kind="thread_note",
-            alert_id=alert.id,
+            breach_id=breach.id,
             channel=channel,
             payload=payload,
             now=now,
@@ -93,66 +105,56 @@ class SlackHook:
     def __init__(self, default_channel: str | None) -> None:
         self.default_channel = default_channel
 
-    def __call__(
-        self,
-        session: Session,
-        record: SLORecord,
-        slo: SLO,
-        assessment: Assessment,
-        transitions: Sequence[Transition],
-        now: datetime,
-        open_alerts: Mapping[str, AlertRecord],
-    ) -> bool:
-        """Queue messages; True when something was queued."""
+    def __call__(self, session: Session, tick: Tick) -> bool:
+        """Queue messages and notes; True when something was queued."""
+        record, slo, now = tick.record, tick.slo, tick.now
         assert record.id is not None
         queued = False
-        changed = {t.key for t in transitions}
-        for transition in transitions:
-            alert = open_alerts.get(transition.key) or alert_store.latest(
-                session=session, slo_id=record.id, key=transition.key
-            )
-            if alert is None:
-                continue
-            subscribed = slack_store.subscribed_channels(session=session, service=record.service)
-            if transition.event == FIRING:
+        changed: set[int] = set()
+        for change, breach in tick.changes:
+            changed.add(breach.id or 0)
+            if change.event == breaches.OPENED:
+                subscribed = slack_store.subscribed_channels(session=session, service=record.service)
                 channels = channels_for(slo, subscribed, self.default_channel)
-            else:
-                channels = alert_channels(session, alert)
-            queue_alert_message(session, alert, channels, now)
-            queued = queued or bool(channels)
-            if transition.event != FIRING and alert.fired_at is not None:
-                episode = episodes.episode_of(session, slo, alert, now)  # measured by the evaluation
-                impact = episodes.impact_text(episode, slo.window.spec)
-                queue_note(session, alert, f"Budget impact: this episode {impact}.", now)
-        for key, alert in open_alerts.items():
-            if key in changed or alert.state != FIRING or alert.acknowledged_by:
+                queue_message(session, breach, channels, now)
+                queued = queued or bool(channels)
                 continue
-            last = utc(alert.noted_at) or utc(alert.fired_at)
+            queue_update(session, breach, now)
+            text = thread_note(session, tick, change, breach, slack_time)
+            if text:
+                queue_note(session, breach, text, now)
+            queued = True
+        for breach in tick.open:
+            if breach.id in changed or breach.kind != breaches.BURN or breach.acknowledged_by:
+                continue
+            last = utc(breach.noted_at) or utc(breach.opened_at)
             if last is not None and now - last >= NOTE_INTERVAL:
+                status = tick.assessment.status
                 burns = ", ".join(
                     f"{'-' if b is None else f'{b:.1f}x'} over {format_duration(w)}"
-                    for w, b in assessment.status.burn_rates.items()
+                    for w, b in status.burn_rates.items()
                 )
-                remaining = assessment.status.remaining_ratio
-                left = "no data" if remaining is None else f"{remaining * 100:.1f} %"
-                queue_note(session, alert, f"Still firing: burn {burns}; budget left {left}.", now)
-                alert.noted_at = now
-                session.add(alert)
+                left = "no data" if status.remaining_ratio is None else percent(status.remaining_ratio)
+                queue_note(session, breach, f"Still firing: burn {burns}; budget left {left}.", now)
+                breach.noted_at = now
+                session.add(breach)
                 queued = True
         return queued
 
 
 def record_action(
-    session: Session, alert: AlertRecord, event: str, user: str, now: datetime, detail: str = ""
+    session: Session, breach: BreachRecord, event: str, user: str, now: datetime, detail: str = ""
 ) -> None:
-    """The audit trail: who did what to which alert, and when."""
-    assert alert.id is not None
-    alert_store.add_event(session=session, alert_id=alert.id, at=now, event=event, actor=user, detail=detail)
+    """The audit trail: who did what to which breach, and when."""
+    assert breach.id is not None
+    breach_store.add_event(
+        session=session, breach_id=breach.id, at=now, event=event, actor=user, detail=detail
+    )
 
 
 def set_acknowledged(
     session: Session,
-    alert: AlertRecord,
+    breach: BreachRecord,
     user: str,
     now: datetime,
     on: bool,
@@ -161,25 +163,26 @@ def set_acknowledged(
     note: str | None = None,
     origin: str | None = None,
 ) -> bool:
-    """Acknowledge (or take it back); False when nothing changes (a double click, a retry).
+    """Acknowledge the breach, every signal of it, and stop its escalation (or take it back); False
+    when nothing changes (a double click, a retry).
 
     `user` is a Slack user ID, or a person named by an incident tool (then `origin` is that tool's
-    target, which is not told back, and `note` says it in the thread). The incident tools the alert
+    target, which is not told back, and `note` says it in the thread). The incident tools the breach
     is open in follow; `actor` is how they name the person."""
-    if on == bool(alert.acknowledged_by):
+    if on == bool(breach.acknowledged_by):
         return False
-    alert.acknowledged_by = user if on else None
-    alert.acknowledged_at = now if on else None
-    session.add(alert)
-    record_action(session, alert, "acknowledged" if on else "unacknowledged", user, now)
-    queue_alert_message(session, alert, alert_channels(session, alert), now)
+    breach.acknowledged_by = user if on else None
+    breach.acknowledged_at = now if on else None
+    session.add(breach)
+    record_action(session, breach, "acknowledged" if on else "unacknowledged", user, now)
+    queue_update(session, breach, now)
     if note is None:
         verb = "acknowledged" if on else "took back the acknowledgement of"
-        note = f"<@{user}> {verb} this alert."
-    queue_note(session, alert, note, now, by=user)
+        note = f"<@{user}> {verb} this breach."
+    queue_note(session, breach, note, now, by=user)
     incident_store.queue_upstream(
         session,
-        alert,
+        breach,
         ACKNOWLEDGE if on else UNACKNOWLEDGE,
         now,
         actor=actor or f"{user} (Slack)",
@@ -191,28 +194,29 @@ def set_acknowledged(
 def silence_slo(
     session: Session, record: SLORecord, until: datetime, reason: str, user: str, now: datetime
 ) -> None:
+    """Hold back every breach of the SLO (open ones and new ones) until `until`."""
     assert record.id is not None
     slack_store.unsilence(session=session, slo_id=record.id, by=user, now=now)
     slack_store.silence(session=session, slo_id=record.id, until=until, reason=reason, by=user, now=now)
-    for alert in alert_store.open_alerts(session=session, slo_id=record.id).values():
+    for breach in breach_store.open_breaches(session=session, slo_id=record.id):
         record_action(
-            session, alert, "silenced", user, now, detail=f"until {until.isoformat()} {reason}".strip()
+            session, breach, "silenced", user, now, detail=f"until {until.isoformat()} {reason}".strip()
         )
-        queue_alert_message(session, alert, alert_channels(session, alert), now)
+        queue_update(session, breach, now)
 
 
 def unsilence_slo(session: Session, record: SLORecord, user: str, now: datetime) -> bool:
     assert record.id is not None
     ended = slack_store.unsilence(session=session, slo_id=record.id, by=user, now=now)
-    open_alerts = list(alert_store.open_alerts(session=session, slo_id=record.id).values())
-    for alert in open_alerts:
-        record_action(session, alert, "unsilenced", user, now)
-        queue_alert_message(session, alert, alert_channels(session, alert), now)
+    open_now = breach_store.open_breaches(session=session, slo_id=record.id)
+    for breach in open_now:
+        record_action(session, breach, "unsilenced", user, now)
+        queue_update(session, breach, now)
     # posts held back until the silence's end go out now, not when it would have ended
     session.execute(
         update(OutboxRecord)
         .where(
-            col(OutboxRecord.alert_id).in_([a.id for a in open_alerts]),
+            col(OutboxRecord.breach_id).in_([b.id for b in open_now]),
             col(OutboxRecord.status) == "pending",
             col(OutboxRecord.next_attempt_at) > now,
             # held back by the silence (see `delivery.Defer`), not waiting out a Slack error
@@ -224,13 +228,11 @@ def unsilence_slo(session: Session, record: SLORecord, user: str, now: datetime)
 
 
 def queue_unannounced(session: Session, default_channel: str | None, now: datetime) -> int:
-    """At start in a Slack mode: queue the message of every firing alert that never got one (opened
-    by a `check` or a `run` without Slack credentials). Returns how many alerts were queued."""
-    from bot.jobs import slo_of  # the catalogue loads only when this runs
-
+    """At start in a Slack mode: queue the message of every open breach that never got one (opened
+    by a `check` or a `run` without Slack credentials). Returns how many breaches were queued."""
     queued = 0
-    for record, alert in alert_store.firing_alerts(session=session):
-        if alert_channels(session, alert):
+    for record, breach in breach_store.firing_breaches(session=session):
+        if breach_channels(session, breach):
             continue  # posted, or on its way
         try:
             slo = slo_of(record)
@@ -238,6 +240,6 @@ def queue_unannounced(session: Session, default_channel: str | None, now: dateti
             continue
         subscribed = slack_store.subscribed_channels(session=session, service=record.service)
         channels = channels_for(slo, subscribed, default_channel)
-        queue_alert_message(session, alert, channels, now)
+        queue_message(session, breach, channels, now)
         queued += bool(channels)
     return queued

@@ -1,6 +1,6 @@
-"""Reading what the Slack surface shows from the store: status lines, one SLO's detail, an alert.
+"""Reading what the Slack surface shows from the store: status lines, one SLO's detail.
 
-Three queries for any number of SLOs (snapshots, firing alerts, silences): `/slo status` must
+Three queries for any number of SLOs (snapshots, open breaches, silences): `/slo status` must
 answer well inside Slack's 3 seconds with a thousand SLOs stored.
 """
 
@@ -22,15 +22,25 @@ from bot.budget import Status
 from bot.domain import SLO
 from bot.durations import parse_duration
 from bot.jobs import slo_of
+from bot.messages import headline
 from bot.slack.blocks import StatusLine
 from bot.store import repo
-from bot.store.models import AlertEventRecord, AlertRecord, SilenceRecord, SLORecord, SnapshotRecord
+from bot.store.models import (
+    AlertEventRecord,
+    BreachEventRecord,
+    BreachRecord,
+    SilenceRecord,
+    SLORecord,
+    SnapshotRecord,
+)
 
 
-def _firing(session: Session) -> dict[int, list[AlertRecord]]:
-    found: dict[int, list[AlertRecord]] = {}
-    for alert in session.exec(select(AlertRecord).where(AlertRecord.state == FIRING)):
-        found.setdefault(alert.slo_id, []).append(alert)
+def _firing(session: Session) -> dict[int, list[BreachRecord]]:
+    """Open breaches by SLO, oldest first."""
+    found: dict[int, list[BreachRecord]] = {}
+    query = select(BreachRecord).where(BreachRecord.state == FIRING).order_by(col(BreachRecord.id))
+    for breach in session.exec(query):
+        found.setdefault(breach.slo_id, []).append(breach)
     return found
 
 
@@ -96,7 +106,7 @@ def status_lines(session: Session, now: datetime, services: Sequence[str] | None
                 remaining_ratio=remaining,
                 burn=None if burn is None else float(burn),
                 state=state or "no_data",
-                alerts=tuple(a.key for a in firing.get(slo_id, [])),
+                alerts=tuple(headline(b.kind, b.severity).lower() for b in firing.get(slo_id, [])),
                 silenced_until=repo.utc(silence.until) if silence else None,
                 failing_since=repo.utc(failing_since),
                 failure=failure,
@@ -142,8 +152,9 @@ class StatusBoard:
 
 def _versions(session: Session, now: datetime) -> tuple[tuple[object, ...], object]:
     """(what people and alerts changed, the newest snapshot): a few index lookups."""
-    events, silences, slos, snapshots = (
+    events, breach_events, silences, slos, snapshots = (
         AlertEventRecord.__table__.c,  # type: ignore[attr-defined]
+        BreachEventRecord.__table__.c,  # type: ignore[attr-defined]
         SilenceRecord.__table__.c,  # type: ignore[attr-defined]
         SLORecord.__table__.c,  # type: ignore[attr-defined]
         SnapshotRecord.__table__.c,  # type: ignore[attr-defined]
@@ -153,7 +164,8 @@ def _versions(session: Session, now: datetime) -> tuple[tuple[object, ...], obje
         session.connection()
         .execute(
             sa_select(
-                sa_select(func.max(events.id)).scalar_subquery(),  # alerts fired, resolved, acknowledged
+                sa_select(func.max(events.id)).scalar_subquery(),  # signals fired, resolved
+                sa_select(func.max(breach_events.id)).scalar_subquery(),  # breaches moved, acknowledged
                 sa_select(func.max(silences.id)).scalar_subquery(),  # silenced
                 sa_select(func.count(silences.id)).where(active).scalar_subquery(),  # ended, or ran out
                 sa_select(func.count(slos.id)).scalar_subquery(),  # SLOs added or removed
@@ -171,7 +183,7 @@ class Detail:
     record: SLORecord
     slo: SLO | None
     snapshot: SnapshotRecord | None
-    alerts: tuple[AlertRecord, ...]
+    breaches: tuple[BreachRecord, ...]  # open
     silence: SilenceRecord | None
 
 
@@ -184,22 +196,8 @@ def detail(session: Session, name: str, now: datetime) -> Detail | None:
     except Exception:  # an unset secret: show what is stored all the same
         slo = None
     snapshot = latest_snapshot(session, record.id)
-    alerts = tuple(_firing(session).get(record.id, []))
-    return Detail(record, slo, snapshot, alerts, _silences(session, now).get(record.id))
-
-
-def alert_with_slo(session: Session, alert_id: int) -> tuple[AlertRecord, SLORecord] | None:
-    alert = session.get(AlertRecord, alert_id)
-    if alert is None:
-        return None
-    record = session.get(SLORecord, alert.slo_id)
-    return None if record is None else (alert, record)
-
-
-def firing_alerts_of(session: Session, slo_id: int) -> list[AlertRecord]:
-    return list(
-        session.exec(select(AlertRecord).where(AlertRecord.slo_id == slo_id, AlertRecord.state == FIRING))
-    )
+    open_now = tuple(_firing(session).get(record.id, []))
+    return Detail(record, slo, snapshot, open_now, _silences(session, now).get(record.id))
 
 
 def latest_snapshot(session: Session, slo_id: int) -> SnapshotRecord | None:

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from bot.alerting import FIRING, PENDING, RESOLVED, OpenAlert, Transition
-from bot.store.models import AlertEventRecord, AlertRecord, SLORecord
+from bot.store.models import AlertEventRecord, AlertRecord
 from bot.store.repo import utc
 
 OPEN_STATES = (PENDING, FIRING)
@@ -108,30 +108,3 @@ def add_event(
             detail=detail,
         )
     )
-
-
-def firing_alerts(*, session: Session) -> list[tuple[SLORecord, AlertRecord]]:
-    """Every firing alert with its SLO, oldest first."""
-    rows = session.exec(
-        select(SLORecord, AlertRecord)
-        .join(AlertRecord, col(AlertRecord.slo_id) == SLORecord.id)
-        .where(AlertRecord.state == FIRING)
-        .order_by(col(AlertRecord.fired_at))
-    )
-    return [(slo, alert) for slo, alert in rows]
-
-
-def alert_summary(record: AlertRecord) -> dict[str, str | None]:
-    """The `alerts` items of SPEC.md's status JSON."""
-    fired = utc(record.fired_at) or utc(record.since)
-    state = "acknowledged" if record.acknowledged_by else record.state
-    return {
-        "severity": record.key,
-        "state": state,
-        "since": fired.isoformat().replace("+00:00", "Z") if fired else None,
-    }
-
-
-def summaries(records: list[AlertRecord]) -> list[dict[str, str | None]]:
-    """Alert summaries in a stable order: oldest first, then by severity."""
-    return sorted((alert_summary(r) for r in records), key=lambda a: (a["since"] or "", a["severity"] or ""))

@@ -1,4 +1,4 @@
-"""Store side of the incident tools: an alert's incidents per target, and webhook deliveries seen.
+"""Store side of the incident tools: a breach's incidents per target, and webhook deliveries seen.
 
 Functions over a caller-owned session; the caller commits.
 """
@@ -15,17 +15,19 @@ from sqlmodel import Session, col, select
 from bot.domain import SLO, NotificationTarget
 from bot.incidents.base import TRIGGER
 from bot.store import outbox
-from bot.store.models import AlertRecord, IncidentRecord, WebhookEventRecord
+from bot.store.models import BreachRecord, IncidentRecord, WebhookEventRecord
 
 # a webhook delivery older than this is refused, and its id remembered this long
 WEBHOOK_MEMORY = timedelta(hours=24)
 
 
-def incidents_of(*, session: Session, alert_id: int) -> list[IncidentRecord]:
-    """The alert's incidents, in the order they were opened."""
+def incidents_of(*, session: Session, breach_id: int) -> list[IncidentRecord]:
+    """The breach's incidents, in the order they were opened."""
     return list(
         session.exec(
-            select(IncidentRecord).where(IncidentRecord.alert_id == alert_id).order_by(col(IncidentRecord.id))
+            select(IncidentRecord)
+            .where(IncidentRecord.breach_id == breach_id)
+            .order_by(col(IncidentRecord.id))
         )
     )
 
@@ -33,18 +35,20 @@ def incidents_of(*, session: Session, alert_id: int) -> list[IncidentRecord]:
 def add_incident(
     *,
     session: Session,
-    alert_id: int,
+    breach_id: int,
     target: str,
     kind: str,
     dedup_key: str,
     now: datetime,
+    severity: str | None = None,
     declared_by: str | None = None,
 ) -> IncidentRecord:
     record = IncidentRecord(
-        alert_id=alert_id,
+        breach_id=breach_id,
         target=target,
         kind=kind,
         dedup_key=dedup_key,
+        severity=severity,
         declared_by=declared_by,
         created_at=now,
         updated_at=now,
@@ -54,15 +58,15 @@ def add_incident(
     return record
 
 
-def incident_of(*, session: Session, alert_id: int, target: str) -> IncidentRecord | None:
+def incident_of(*, session: Session, breach_id: int, target: str) -> IncidentRecord | None:
     return session.exec(
-        select(IncidentRecord).where(IncidentRecord.alert_id == alert_id, IncidentRecord.target == target)
+        select(IncidentRecord).where(IncidentRecord.breach_id == breach_id, IncidentRecord.target == target)
     ).first()
 
 
 def by_dedup_key(*, session: Session, dedup_key: str, kind: str) -> IncidentRecord | None:
-    """The newest incident opened in a tool of `kind` under `dedup_key` (a key is reused by every
-    firing of the same SLO and severity; the tool's webhook speaks of the latest)."""
+    """The incident opened in a tool of `kind` under `dedup_key`: one per breach. (A key from before
+    breaches, one per SLO and severity, was reused by every firing: the newest is the one.)"""
     return session.exec(
         select(IncidentRecord)
         .where(IncidentRecord.dedup_key == dedup_key, IncidentRecord.kind == kind)
@@ -97,9 +101,9 @@ KIND = "incident"  # outbox kind; the entry's `channel` is the target's name (or
 VENDORS = {"pagerduty": "PagerDuty", "opsgenie": "Opsgenie", "squadcast": "Squadcast", "webhook": "webhook"}
 
 
-def dedup_key(slo_name: str, severity: str) -> str:
-    """Stable per SLO and severity: every firing of it is the same incident key in the tools."""
-    return f"slo-bot/{slo_name}/{severity}"
+def dedup_key(slo_name: str, breach_id: int) -> str:
+    """One per breach: a late event about an earlier breach can never touch a newer one."""
+    return f"slo-bot/{slo_name}/{breach_id}"
 
 
 def vendor(kind: str) -> str:
@@ -108,7 +112,7 @@ def vendor(kind: str) -> str:
 
 def queue_call(
     session: Session,
-    alert: AlertRecord,
+    breach: BreachRecord,
     incident: IncidentRecord,
     action: str,
     now: datetime,
@@ -118,7 +122,7 @@ def queue_call(
     outbox.enqueue(
         session=session,
         kind=KIND,
-        alert_id=alert.id,
+        breach_id=breach.id,
         channel=incident.target,
         payload={"action": action, "actor": actor, "note": note},
         now=now,
@@ -127,49 +131,50 @@ def queue_call(
 
 def open_incidents(
     session: Session,
-    alert: AlertRecord,
+    breach: BreachRecord,
     slo: SLO,
     targets: Sequence[NotificationTarget],
     now: datetime,
     declared_by: str | None = None,
 ) -> list[IncidentRecord]:
-    """Open the alert's incident in each target it is not open in yet; returns those opened."""
-    assert alert.id is not None
-    have = {i.target for i in incidents_of(session=session, alert_id=alert.id)}
+    """Open the breach's incident in each target it is not open in yet; returns those opened."""
+    assert breach.id is not None
+    have = {i.target for i in incidents_of(session=session, breach_id=breach.id)}
     opened = []
     for target in targets:
         if target.name in have:
             continue
         incident = add_incident(
             session=session,
-            alert_id=alert.id,
+            breach_id=breach.id,
             target=target.name,
             kind=target.target.lower(),
-            dedup_key=dedup_key(slo.name, alert.key),
+            dedup_key=dedup_key(slo.name, breach.id),
             now=now,
+            severity=breach.severity,
             declared_by=declared_by,
         )
-        queue_call(session, alert, incident, TRIGGER, now, actor=declared_by)
+        queue_call(session, breach, incident, TRIGGER, now, actor=declared_by)
         opened.append(incident)
     return opened
 
 
 def queue_upstream(
     session: Session,
-    alert: AlertRecord,
+    breach: BreachRecord,
     action: str,
     now: datetime,
     actor: str | None = None,
     note: str = "",
     exclude: str | None = None,
 ) -> int:
-    """Tell every tool the alert's incident is open in (but `exclude`, where it came from) about
+    """Tell every tool the breach's incident is open in (but `exclude`, where it came from) about
     `action`. Returns how many calls were queued."""
-    assert alert.id is not None
+    assert breach.id is not None
     queued = 0
-    for incident in incidents_of(session=session, alert_id=alert.id):
+    for incident in incidents_of(session=session, breach_id=breach.id):
         if incident.target == exclude or incident.state == "resolved":
             continue  # where it came from, or closed in the tool already
-        queue_call(session, alert, incident, action, now, actor, note)
+        queue_call(session, breach, incident, action, now, actor, note)
         queued += 1
     return queued

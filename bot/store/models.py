@@ -87,11 +87,63 @@ class SnapshotRecord(SQLModel, table=True):
     notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+class BreachRecord(SQLModel, table=True):
+    """One breach of one SLO (see `bot.breaches`): what Slack shows as one message and the incident
+    tools as one incident. Its number, shown on the message, is its `id`.
+
+    `kind` is `burn`, `no-data` or `budget` (a budget notice of its own); `state` is `firing` or
+    `resolved`. At most one breach of each kind is firing per SLO.
+    """
+
+    __tablename__ = "breach"
+    __table_args__ = (Index("ix_breach_slo_kind_state", "slo_id", "kind", "state"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    slo_id: int = Field(sa_column=Column(Integer, ForeignKey("slo.id", ondelete="CASCADE"), nullable=False))
+    kind: str = Field(max_length=16)
+    severity: str = Field(max_length=32)  # the headline: the most severe signal firing now
+    peak: str = Field(max_length=32)  # the most severe it has been
+    state: str = Field(max_length=16)
+    opened_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    resolved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # every signal clear since then: the breach ends if they stay clear at the next evaluation
+    clear_since: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    burn_rates: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # of the headline
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    acknowledged_by: str | None = Field(default=None, max_length=255)
+    acknowledged_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # last re-evaluation posted in the breach's Slack thread: they are rate-limited
+    noted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # last note of a signal joining or leaving: a flapping signal writes one every few minutes at most
+    signal_noted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # when an unacknowledged page was escalated (on-call group mentioned, incident tools told): once
+    escalated_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # the share of the budget the breach spent, measured when it resolved (see `bot.episodes`)
+    spent_ratio: float | None = None
+
+
+class BreachEventRecord(SQLModel, table=True):
+    """What happened to a breach and who did it: acknowledged, silenced, escalated, declared ..."""
+
+    __tablename__ = "breach_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    breach_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("breach.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    event: str = Field(max_length=32)
+    actor: str | None = Field(default=None, max_length=255)  # None: slo-bot itself
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
 class AlertRecord(SQLModel, table=True):
-    """One alert of one SLO and key (`page`, `ticket`, `budget-25`, `no-data`), open or past.
+    """One alert signal of one SLO and key (`page`, `ticket`, `budget-25`, `no-data`), open or past.
 
     `state` is `pending` (its condition holds, `alertAfter` not yet elapsed), `firing` or
-    `resolved`. At most one pending or firing alert exists per SLO and key.
+    `resolved`. At most one pending or firing alert exists per SLO and key. A firing signal belongs to
+    a breach (`breach_id`): the one it opened or joined, or, for a budget threshold, the breach whose
+    thread noted the crossing.
     """
 
     __tablename__ = "alert"
@@ -99,6 +151,10 @@ class AlertRecord(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     slo_id: int = Field(sa_column=Column(Integer, ForeignKey("slo.id", ondelete="CASCADE"), nullable=False))
+    breach_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("breach.id", ondelete="SET NULL"), nullable=True, index=True),
+    )
     key: str = Field(max_length=32)
     state: str = Field(max_length=16)
     since: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
@@ -106,14 +162,6 @@ class AlertRecord(SQLModel, table=True):
     resolved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     burn_rates: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     reason: str = Field(default="", sa_column=Column(Text, nullable=False))
-    acknowledged_by: str | None = Field(default=None, max_length=255)
-    acknowledged_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    # last re-evaluation posted in the alert's Slack thread: they are rate-limited
-    noted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    # when an unacknowledged page was escalated (on-call group mentioned, incident tools told): once
-    escalated_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    # the share of the budget its episode spent, measured when it resolved (see `bot.episodes`)
-    spent_ratio: float | None = None
 
 
 class AlertEventRecord(SQLModel, table=True):
@@ -163,14 +211,14 @@ class SubscriptionRecord(SQLModel, table=True):
 
 
 class SlackMessageRecord(SQLModel, table=True):
-    """An alert's one message in one channel: posted once (then `ts` is known), updated in place."""
+    """A breach's one message in one channel: posted once (then `ts` is known), updated in place."""
 
     __tablename__ = "slack_message"
-    __table_args__ = (UniqueConstraint("alert_id", "channel", name="uq_slack_message_alert_channel"),)
+    __table_args__ = (UniqueConstraint("breach_id", "channel", name="uq_slack_message_breach_channel"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    alert_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("alert.id", ondelete="CASCADE"), nullable=False, index=True)
+    breach_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("breach.id", ondelete="CASCADE"), nullable=False, index=True)
     )
     channel: str = Field(max_length=64)  # as routed (an ID, or a #name)
     posted_channel: str | None = Field(default=None, max_length=64)  # the ID Slack answered with
@@ -179,16 +227,16 @@ class SlackMessageRecord(SQLModel, table=True):
 
 class OutboxRecord(SQLModel, table=True):
     """A Slack or incident tool call to make. Written in the transaction that decided it, so a crash
-    or an outage delays it but never loses it; delivered in `id` order per alert and destination."""
+    or an outage delays it but never loses it; delivered in `id` order per breach and destination."""
 
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=32)  # alert_message | thread_note | incident
-    alert_id: int | None = Field(
+    breach_id: int | None = Field(
         default=None,
-        sa_column=Column(Integer, ForeignKey("alert.id", ondelete="CASCADE"), nullable=True, index=True),
+        sa_column=Column(Integer, ForeignKey("breach.id", ondelete="CASCADE"), nullable=True, index=True),
     )
     channel: str | None = Field(default=None, max_length=64)  # Slack channel, or incident target name
     payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))
@@ -202,21 +250,23 @@ class OutboxRecord(SQLModel, table=True):
 
 
 class IncidentRecord(SQLModel, table=True):
-    """An alert as opened in one incident tool (one row per alert and AlertNotificationTarget), and
+    """A breach as opened in one incident tool (one row per breach and AlertNotificationTarget), and
     its state there as slo-bot last heard it: from its own calls, or from the tool's webhooks."""
 
     __tablename__ = "incident"
-    __table_args__ = (UniqueConstraint("alert_id", "target", name="uq_incident_alert_target"),)
+    __table_args__ = (UniqueConstraint("breach_id", "target", name="uq_incident_breach_target"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    alert_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("alert.id", ondelete="CASCADE"), nullable=False, index=True)
+    breach_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("breach.id", ondelete="CASCADE"), nullable=False, index=True)
     )
     target: str = Field(max_length=64)  # the AlertNotificationTarget's name
     kind: str = Field(max_length=32)  # pagerduty | opsgenie | squadcast | webhook
-    # stable per SLO and severity; PagerDuty's incident_key, Opsgenie's alias, Squadcast's event_id
+    # one per breach ("slo-bot/<slo>/<breach>"); PagerDuty's incident_key, Opsgenie's alias, Squadcast's
+    # event_id. (Incidents opened before breaches existed keep their "slo-bot/<slo>/<severity>".)
     dedup_key: str = Field(max_length=255, index=True)
     state: str = Field(default="queued", max_length=16)  # queued | triggered | acknowledged | resolved
+    severity: str | None = Field(default=None, max_length=32)  # as last sent: a page raises a ticket
     declared_by: str | None = Field(default=None, max_length=64)  # who declared it from Slack
     external_id: str | None = Field(default=None, max_length=64)  # the tool's incident id
     number: str | None = Field(default=None, max_length=32)  # the incident number people quote

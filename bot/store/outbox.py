@@ -23,13 +23,13 @@ def enqueue(
     session: Session,
     kind: str,
     now: datetime,
-    alert_id: int | None = None,
+    breach_id: int | None = None,
     channel: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> OutboxRecord:
     record = OutboxRecord(
         kind=kind,
-        alert_id=alert_id,
+        breach_id=breach_id,
         channel=channel,
         payload=json.dumps(payload or {}),
         next_attempt_at=now,
@@ -92,7 +92,7 @@ def _first_of_its_alert_and_destination(kinds: Sequence[str]) -> ColumnElement[b
     return ~exists().where(
         col(earlier.status) == "pending",
         col(earlier.kind).in_(kinds),
-        col(earlier.alert_id) == col(OutboxRecord.alert_id),
+        col(earlier.breach_id) == col(OutboxRecord.breach_id),
         func.coalesce(earlier.channel, "") == func.coalesce(OutboxRecord.channel, ""),
         col(earlier.id) < col(OutboxRecord.id),
     )

@@ -97,21 +97,21 @@ def services_of_user(*, session: Session, user: str) -> list[str]:
 # --- alert messages ------------------------------------------------------------------------------
 
 
-def message_for(*, session: Session, alert_id: int, channel: str) -> SlackMessageRecord:
+def message_for(*, session: Session, breach_id: int, channel: str) -> SlackMessageRecord:
     found = session.exec(
         select(SlackMessageRecord).where(
-            SlackMessageRecord.alert_id == alert_id, SlackMessageRecord.channel == channel
+            SlackMessageRecord.breach_id == breach_id, SlackMessageRecord.channel == channel
         )
     ).first()
     if found is None:
-        found = SlackMessageRecord(alert_id=alert_id, channel=channel)
+        found = SlackMessageRecord(breach_id=breach_id, channel=channel)
         session.add(found)
         session.flush()
     return found
 
 
-def messages_of(*, session: Session, alert_id: int) -> list[SlackMessageRecord]:
-    return list(session.exec(select(SlackMessageRecord).where(SlackMessageRecord.alert_id == alert_id)))
+def messages_of(*, session: Session, breach_id: int) -> list[SlackMessageRecord]:
+    return list(session.exec(select(SlackMessageRecord).where(SlackMessageRecord.breach_id == breach_id)))
 
 
 # --- Slack retries -------------------------------------------------------------------------------
