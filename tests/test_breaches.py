@@ -1,0 +1,110 @@
+"""One breach, one conversation: how signals group into breaches (`bot.breaches.advance`, pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from bot import breaches
+from bot.alerting import FIRING, RESOLVED, Transition
+from bot.breaches import BUDGET, BURN, NO_DATA_KIND, Change, OpenBreach
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+
+class Run:
+    """Feeds `advance` one evaluation at a time, as the scheduler does."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, OpenBreach] = {}
+        self.firing: set[str] = set()
+        self.changes: list[Change] = []
+        self.at = T0
+
+    def tick(self, fire: Sequence[str] = (), clear: Sequence[str] = ()) -> list[Change]:
+        self.at += MINUTE
+        transitions = [Transition(self.at, "api", k, FIRING) for k in fire]
+        transitions += [Transition(self.at, "api", k, RESOLVED) for k in clear]
+        self.firing |= set(fire)
+        self.firing -= set(clear)
+        self.open, changes = breaches.advance("api", self.open, transitions, self.firing, self.at)
+        self.changes += changes
+        return changes
+
+    def opened(self) -> list[Change]:
+        return [c for c in self.changes if c.event == breaches.OPENED]
+
+
+def events(changes: Sequence[Change]) -> list[tuple[str, str, str]]:
+    return [(c.kind, c.event, c.severity) for c in changes]
+
+
+def test_a_fast_outage_that_spends_the_budget_is_one_breach_with_notices() -> None:
+    run = Run()
+    run.tick(fire=["page"])
+    assert events(run.tick(fire=["budget-50", "budget-25", "budget-0"])) == [(BURN, "notice", "page")]
+    notice = run.changes[-1]
+    assert notice.keys == ("budget-50", "budget-25", "budget-0")  # one note for the three at once
+    assert len(run.opened()) == 1
+    assert BUDGET not in run.open  # no budget message of its own while the breach is open
+
+
+def test_a_ticket_that_becomes_a_page_raises_the_same_breach_and_back() -> None:
+    run = Run()
+    run.tick(fire=["ticket"])
+    assert events(run.tick(fire=["page"])) == [(BURN, "raised", "page")]
+    assert run.open[BURN].severity == "page"
+    assert events(run.tick(clear=["page"])) == [(BURN, "lowered", "ticket")]
+    assert run.open[BURN].severity == "ticket" and run.open[BURN].peak == "page"
+    assert len(run.opened()) == 1
+
+
+def test_a_breach_ends_one_evaluation_after_every_signal_cleared() -> None:
+    run = Run()
+    run.tick(fire=["page", "ticket"])
+    assert events(run.tick(clear=["page", "ticket"])) == [(BURN, "clearing", "page")]
+    assert BURN in run.open
+    # it comes back before the next evaluation: the same breach goes on
+    assert events(run.tick(fire=["page"])) == [(BURN, "joined", "page")]
+    run.tick(clear=["page"])
+    ended = run.tick()
+    assert events(ended) == [(BURN, "resolved", "page")]
+    assert run.open == {}
+    assert len(run.opened()) == 1
+
+
+def test_two_outages_an_hour_apart_are_two_breaches() -> None:
+    run = Run()
+    run.tick(fire=["page"])
+    run.tick(clear=["page"])
+    run.tick()
+    run.at += timedelta(hours=1)
+    run.tick(fire=["page"])
+    assert [c.opened_at for c in run.opened()] == [T0 + MINUTE, T0 + timedelta(hours=1, minutes=4)]
+
+
+def test_budget_crossings_without_a_breach_are_one_notice_that_ends_on_recovery() -> None:
+    run = Run()
+    assert events(run.tick(fire=["budget-50"])) == [(BUDGET, "opened", "budget-50")]
+    assert events(run.tick(fire=["budget-25"])) == [(BUDGET, "notice", "budget-25")]
+    assert run.open[BUDGET].severity == "budget-25"
+    run.tick(clear=["budget-25"])  # back above 25 % (+ margin): still below 50 %
+    assert run.open[BUDGET].severity == "budget-50"
+    assert events(run.tick(clear=["budget-50"])) == [(BUDGET, "resolved", "budget-25")]
+    assert len(run.opened()) == 1
+
+
+def test_a_breach_opening_while_a_budget_notice_is_open_takes_the_next_crossings() -> None:
+    run = Run()
+    run.tick(fire=["budget-50"])
+    run.tick(fire=["page"])
+    assert events(run.tick(fire=["budget-25"])) == [(BURN, "notice", "page")]
+    assert run.open[BUDGET].severity == "budget-25"  # the notice's message shows the level too
+
+
+def test_no_data_is_a_breach_of_its_own_kind() -> None:
+    run = Run()
+    run.tick(fire=["ticket"])
+    assert events(run.tick(fire=["no-data"])) == [(NO_DATA_KIND, "opened", "no-data")]
+    assert set(run.open) == {BURN, NO_DATA_KIND}
