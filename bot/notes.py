@@ -34,16 +34,15 @@ def thread_note(
     event, now = change.event, tick.now
     keys = ", ".join(label(k) for k in change.keys)
     reason = "; ".join(t.reason for t in change.transitions if t.reason)
-    if event == breaches.RAISED:
-        return f"Raised to {label(change.severity)}" + (f": {reason}." if reason else ".")
-    if event == breaches.LOWERED:
-        return f"{keys} cleared; {label(change.severity)} still firing."
-    if event in (breaches.JOINED, breaches.LEFT):
+    if event in (breaches.RAISED, breaches.LOWERED, breaches.JOINED, breaches.LEFT):
+        # a flapping signal must not write a line a minute: the message always shows the signals
         last = utc(breach.signal_noted_at)
         if last is not None and now - last < SIGNAL_NOTE_INTERVAL:
             return ""
         breach.signal_noted_at = now
         session.add(breach)
+        if event == breaches.RAISED:
+            return f"Raised to {label(change.severity)}" + (f": {reason}." if reason else ".")
         if event == breaches.JOINED:
             return f"{keys} fired too" + (f": {reason}." if reason else ".")
         return f"{keys} cleared; {label(change.severity)} still firing."

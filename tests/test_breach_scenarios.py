@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,14 +23,17 @@ from sqlmodel import Session, select
 from bot import cli, jobs
 from bot.app import SourcePool
 from bot.incidents.delivery import IncidentDelivery
+from bot.incidents.inbound import Webhooks, pagerduty_signature
 from bot.incidents.sync import IncidentHook
 from bot.slack.delivery import SlackDelivery
 from bot.slack.notify import SlackHook, set_acknowledged
 from bot.store import db
+from bot.store.incidents import incidents_of
 from bot.store.models import BreachRecord
 from tests.fakeincidents import FakeIncidents
 from tests.fakeslack import FakeSlack
-from tests.promharness import tools_problem
+from tests.faults import budgetdata
+from tests.promharness import HOUR, tools_problem
 from tests.scenarios import (
     MINUTE,
     Scenario,
@@ -42,6 +46,7 @@ from tests.scenarios import (
 
 CHANNEL = "C0ALERTS"
 ONCALL = "U0ONCALL"
+SECRET = "pd-webhook-secret"
 PD_TARGET = """
 ---
 apiVersion: openslo/v1
@@ -203,3 +208,208 @@ def test_a_slow_burn_ticket_stays_one_message_while_the_budget_crosses_50(
     notices = [r for r in pipeline.replies() if r.startswith("Budget notice")]
     assert len(notices) == 1, pipeline.replies()
     assert [b.kind for b in pipeline.breaches()] == ["burn"]
+
+
+# --- small exact histories (tests/faults/budgetdata.py) with explicit alert policies --------------
+
+SLOW_THEN_FAST = budgetdata._series(
+    "slow-then-fast",
+    [
+        (budgetdata.START, 0.0),
+        (budgetdata.EVENTS, 0.005),  # 5x: the 2h ticket fires after about 72 minutes
+        (budgetdata.EVENTS + 3 * HOUR, 1.0),  # a 10-minute full outage: the page
+        (budgetdata.EVENTS + 3 * HOUR + 10 * MINUTE, 0.005),
+        (budgetdata.EVENTS + 5 * HOUR, 0.0),
+    ],
+)
+TWO_OUTAGES = budgetdata._series(
+    "two-outages",
+    [
+        (budgetdata.START, 0.0),
+        (budgetdata.EVENTS + HOUR, 1.0),
+        (budgetdata.EVENTS + HOUR + 10 * MINUTE, 0.0),
+        (budgetdata.EVENTS + 2 * HOUR + 10 * MINUTE, 1.0),  # an hour after the first ended
+        (budgetdata.EVENTS + 2 * HOUR + 20 * MINUTE, 0.0),
+    ],
+)
+POLICIES = """
+---
+apiVersion: openslo/v1
+kind: AlertCondition
+metadata: {{name: fast}}
+spec:
+  severity: page
+  condition: {{kind: burnrate, op: gt, threshold: 14.4, lookbackWindow: 1h, alertAfter: 0m}}
+---
+apiVersion: openslo/v1
+kind: AlertCondition
+metadata: {{name: slow}}
+spec:
+  severity: ticket
+  condition: {{kind: burnrate, op: gt, threshold: 3, lookbackWindow: 2h, alertAfter: 0m}}
+---
+apiVersion: openslo/v1
+kind: AlertPolicy
+metadata: {{name: pages}}
+spec:
+  conditions: [{{conditionRef: fast}}]
+  notificationTargets: [{{targetRef: pd}}, {{targetRef: genie}}]
+{tickets}---
+apiVersion: openslo/v1
+kind: AlertNotificationTarget
+metadata:
+  name: pd
+  annotations: {{slo-bot/routing-key: "{routing_key}", slo-bot/url: "{pd_url}"}}
+spec: {{target: pagerduty}}
+---
+apiVersion: openslo/v1
+kind: AlertNotificationTarget
+metadata:
+  name: genie
+  annotations: {{slo-bot/api-key: "{genie_key}", slo-bot/url: "{genie_url}"}}
+spec: {{target: opsgenie}}
+"""
+TICKETS = """---
+apiVersion: openslo/v1
+kind: AlertPolicy
+metadata: {name: tickets}
+spec:
+  conditions: [{conditionRef: slow}]
+  notificationTargets: [{targetRef: pd}, {targetRef: genie}]
+"""
+
+
+@pytest.fixture(scope="module")
+def small_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    problem = tools_problem()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    series = [SLOW_THEN_FAST, TWO_OUTAGES, budgetdata.wobble()]
+    with budgetdata.serve(series, tmp_path_factory.mktemp("small")) as url:
+        yield url
+
+
+def _small_catalogue(series: budgetdata.Series, url: str, pipeline: Pipeline, *, tickets: bool) -> str:
+    base = budgetdata.catalogue(
+        series, url, annotations=f'slo-bot/channel: {CHANNEL}, slo-bot/budget-alerts: ""', window="30d"
+    )
+    policies = ", ".join(["{alertPolicyRef: pages}", *(["{alertPolicyRef: tickets}"] if tickets else [])])
+    base = base.rstrip() + f"\n  alertPolicies: [{policies}]\n"
+    fake = pipeline.incidents
+    return base + POLICIES.format(
+        tickets=TICKETS if tickets else "",
+        routing_key=fake.routing_key,
+        pd_url=fake.pagerduty_url,
+        genie_key=fake.opsgenie_key,
+        genie_url=fake.opsgenie_url,
+    )
+
+
+def _every(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime]:
+    at = start
+    while at <= end:
+        yield at
+        at += step
+
+
+def test_a_slow_burn_that_becomes_fast_is_one_message_and_one_incident_raised_in_place(
+    small_prometheus: str, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    pipeline.apply(_small_catalogue(SLOW_THEN_FAST, small_prometheus, pipeline, tickets=True), tmp_path)
+    events = budgetdata.EVENTS
+    for at in _every(events, events + 3 * HOUR + 30 * MINUTE, 2 * MINUTE):
+        pipeline.evaluate(at)
+    top = pipeline.top_level()
+    assert len(top) == 1, [m.get("text") for m in top]
+    headlines = [str(c.params.get("text", "")) for c in pipeline.slack.calls_of("chat.update")]
+    assert any(h.startswith("🔴 PAGE:") for h in headlines), headlines  # the same message, upgraded
+    assert any(r.startswith("Raised to PAGE") for r in pipeline.replies()), pipeline.replies()
+    pd = [c.json for c in pipeline.incidents.calls_of("pagerduty")]
+    assert {c["dedup_key"] for c in pd} == {f"slo-bot/{SLOW_THEN_FAST.name}/1"}
+    triggers = [c["payload"]["severity"] for c in pd if c["event_action"] == "trigger"]
+    assert triggers == ["warning", "critical"]  # opened as a ticket, raised in place to a page
+    genie = pipeline.incidents.calls_of("opsgenie")
+    assert [c.method for c in genie] == ["POST", "PUT"]  # one alert, its priority raised
+    assert genie[1].json == {"priority": "P1"}
+
+    # one Acknowledge: the breach and both tools
+    (breach,) = pipeline.breaches()
+    with Session(pipeline.engine) as session:
+        record = session.get(BreachRecord, breach.id)
+        assert record is not None
+        set_acknowledged(session, record, ONCALL, pipeline.clock_now, on=True)
+        session.commit()
+    pipeline.deliver()
+    assert [c.json["event_action"] for c in pipeline.incidents.calls_of("pagerduty")][-1] == "acknowledge"
+    assert pipeline.incidents.calls_of("opsgenie")[-1].path.endswith("/acknowledge")
+
+    # it ends once the burn is over: resolved in both tools, still one message
+    for at in _every(events + 3 * HOUR + 32 * MINUTE, events + 5 * HOUR + 30 * MINUTE, 4 * MINUTE):
+        pipeline.evaluate(at)
+    assert [b.state for b in pipeline.breaches()] == ["resolved"]
+    assert [c.json["event_action"] for c in pipeline.incidents.calls_of("pagerduty")][-1] == "resolve"
+    assert len(pipeline.top_level()) == 1
+
+
+def test_two_outages_an_hour_apart_are_two_breaches_and_a_late_resolve_of_the_first_spares_the_second(
+    small_prometheus: str, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    pipeline.apply(_small_catalogue(TWO_OUTAGES, small_prometheus, pipeline, tickets=False), tmp_path)
+    events = budgetdata.EVENTS
+    for at in _every(events + 50 * MINUTE, events + 2 * HOUR + 15 * MINUTE, MINUTE):
+        pipeline.evaluate(at)
+    top = pipeline.top_level()
+    assert len(top) == 2, [m.get("text") for m in top]
+    first, second = pipeline.breaches()
+    assert (first.state, second.state) == ("resolved", "firing")
+    keys = [c.json["dedup_key"] for c in pipeline.incidents.calls_of("pagerduty")]
+    assert sorted(set(keys)) == [f"slo-bot/two-outages/{first.id}", f"slo-bot/two-outages/{second.id}"]
+
+    # PagerDuty tells of the first incident's resolution late, after the second breach opened
+    webhooks = Webhooks(pipeline.engine, clock=lambda: pipeline.clock_now, pagerduty_secret=SECRET)
+    for n, key in enumerate([f"slo-bot/two-outages/{first.id}", None]):
+        body = json.dumps(
+            {
+                "event": {
+                    "id": f"late-{n}",
+                    "event_type": "incident.resolved",
+                    "occurred_at": pipeline.clock_now.isoformat(),
+                    "agent": {"summary": "Jane Doe"},
+                    "data": {"type": "incident", "id": "PFIRST", "number": 1, "incident_key": key},
+                }
+            }
+        ).encode()
+        status, outcome = webhooks.pagerduty(
+            {"x-pagerduty-signature": pagerduty_signature(SECRET, body)}, body
+        )
+        assert (status, outcome) == (200, "applied: resolved")
+    pipeline.deliver()
+    with Session(pipeline.engine) as session:
+        later = session.get(BreachRecord, second.id)
+        assert later is not None and later.state == "firing" and later.acknowledged_by is None
+        (incident,) = [
+            i for i in incidents_of(session=session, breach_id=second.id or 0) if i.kind == "pagerduty"
+        ]
+        assert incident.state == "triggered"
+        (old,) = [i for i in incidents_of(session=session, breach_id=first.id or 0) if i.kind == "pagerduty"]
+        assert old.state == "resolved" and old.external_id == "PFIRST"
+    assert any("Resolved in PagerDuty by Jane Doe" in r for r in pipeline.replies())
+
+
+def test_a_budget_hovering_around_50_percent_for_hours_is_one_notice(
+    small_prometheus: str, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    text = budgetdata.catalogue(
+        budgetdata.wobble(),
+        small_prometheus,
+        # no burn breach on this 1-day SLO (its burst would ticket): the budget alone speaks
+        annotations=f'slo-bot/channel: {CHANNEL}, slo-bot/budget-alerts: "50", slo-bot/min-bad-events: "1e9"',
+    )
+    pipeline.apply(text, tmp_path)
+    for k in range(10):  # the remaining budget alternates 49.75 % / 50.25 % for 8 hours, then recovers
+        pipeline.evaluate(budgetdata.WOBBLE_START + 45 * MINUTE + k * HOUR)
+    top = pipeline.top_level()
+    assert len(top) == 1, [m.get("text") for m in top]
+    assert "BUDGET BELOW 50 % (budget notice)" in str(top[0]["text"])  # now resolved: the first post's words
+    assert [(b.kind, b.state) for b in pipeline.breaches()] == [("budget", "resolved")]
+    assert not [r for r in pipeline.replies() if r.startswith("Budget notice")]

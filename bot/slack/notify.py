@@ -30,9 +30,6 @@ from bot.store.repo import utc
 
 # Re-evaluations of an open, unacknowledged breach go in its thread at most this often.
 NOTE_INTERVAL = timedelta(minutes=30)
-# A signal joining or leaving an open breach is said in its thread at most this often: a flapping
-# ticket must not write a line a minute (the message itself always shows the signals as they are).
-SIGNAL_NOTE_INTERVAL = timedelta(minutes=10)
 
 
 def channels_for(slo: SLO, subscribed: Sequence[str], default: str | None) -> list[str]:
@@ -56,6 +53,7 @@ def breach_channels(session: Session, breach: BreachRecord, *, posted_ids: bool 
     """Every channel the breach went to: its messages, and its posts still waiting in the outbox (a
     Slack outage must not make a later change skip a channel). `posted_ids`: the channel IDs
     Slack answered with where known, for the calls that take no `#name`."""
+    session.flush()  # a post queued earlier in this transaction counts (evaluations never autoflush)
     found = [
         (m.posted_channel or m.channel) if posted_ids else m.channel
         for m in slack_store.messages_of(session=session, breach_id=breach.id or 0)
