@@ -183,7 +183,7 @@ def breach_message(
     if facts.reason and facts.kind != "budget":
         fields.append(("Why", facts.reason))
     if facts.budget_back_at is not None and facts.firing and _exhausted(facts):
-        fields.append(("Budget back", f"{time(facts.budget_back_at)}, if no more fails meanwhile"))
+        fields.append(("Budget back", f"{time(facts.budget_back_at)}, if nothing more fails meanwhile"))
     if not facts.firing and facts.spent_ratio is not None:
         fields.append(("Budget spent", spent_text(facts.spent_ratio, total_budget, slo.window.spec)))
     if facts.incidents:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from bot import breaches
+from bot import breaches, impact
 from bot.alerting import FIRING, RESOLVED, Transition
 from bot.breaches import BUDGET, BURN, NO_DATA_KIND, Change, OpenBreach
+from bot.domain import SLO, Bucket, Indicator, IndicatorKind, Objective, TimeWindow
+from bot.messages import BreachFacts, breach_message
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -108,3 +110,40 @@ def test_no_data_is_a_breach_of_its_own_kind() -> None:
     run.tick(fire=["ticket"])
     assert events(run.tick(fire=["no-data"])) == [(NO_DATA_KIND, "opened", "no-data")]
     assert set(run.open) == {BURN, NO_DATA_KIND}
+
+
+# --- budget exhausted: what it means and when the budget comes back ----------------------------------
+
+
+def _slo(window: TimeWindow) -> SLO:
+    return SLO("api", "shop", Indicator("api", IndicatorKind.RATIO), Objective(0.99), window)
+
+
+def test_a_rolling_budget_is_back_once_the_failures_age_out_of_the_window() -> None:
+    slo = _slo(TimeWindow("1d", timedelta(days=1)))
+    now = T0 + timedelta(days=1)
+    hours = [Bucket(T0 + k * timedelta(hours=1), timedelta(hours=1), 100.0, 100.0) for k in range(24)]
+    # 50 failures in the first hour, 10 in the fifth: 60 of the 24 allowed (1 % of 2,400)
+    hours[0] = Bucket(T0, timedelta(hours=1), 50.0, 100.0)
+    hours[4] = Bucket(T0 + timedelta(hours=4), timedelta(hours=1), 90.0, 100.0)
+    # the first hour leaving leaves 10 failures (<= 24): back an hour after the window passes it
+    assert impact.budget_back(slo, hours, now) == T0 + timedelta(hours=1, days=1)
+    assert impact.budget_back(slo, [Bucket(T0, timedelta(hours=1), 99.0, 100.0)], now) == now
+
+
+def test_a_calendar_budget_is_back_with_the_next_period() -> None:
+    month = TimeWindow("1M", timedelta(days=30), is_rolling=False, calendar_start=datetime(2026, 1, 1))
+    assert impact.budget_back(_slo(month), (), T0) == datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def test_an_exhausted_budget_notice_says_what_it_means_and_when_it_is_back() -> None:
+    slo = _slo(TimeWindow("30d", timedelta(days=30)))
+    back = T0 + timedelta(days=3)
+    facts = BreachFacts(7, "budget", "budget-0", True, T0, budget_back_at=back)
+    words = breach_message(slo, facts, None)
+    assert words.title == "📉 BUDGET EXHAUSTED (budget notice): api (shop) · breach #7"
+    assert "the SLO is broken for this window" in words.meaning
+    assert "freeze risky changes" in words.meaning
+    assert "expected 2026-12-03 12:00 UTC" in words.meaning
+    assert ("Budget back", "2026-12-03 12:00 UTC, if nothing more fails meanwhile") in words.fields
+    assert words.colour == "danger"
