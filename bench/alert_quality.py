@@ -12,7 +12,9 @@ What it does, all on 127.0.0.1 and in one temp dir removed at the end:
    `query_range` at a 1m step over the same span (ticket inhibited while the page fires, as
    Alertmanager's inhibit_rules would) and `absent_over_time` for no data;
 4. prints per scenario the detection time against the theory, the reset time, the false alerts
-   (alerts the scenario should not raise) of both, and how they differ;
+   (alerts the scenario should not raise) of both, and how they differ; then the messages and
+   acknowledgements per breach of slo-bot, of slo-bot before breaches (one message per alert key),
+   and of Alertmanager grouping Sloth's alerts by SLO (bench/grouping.py);
 5. runs `promtool test rules` on a rule file generated for the outage, to show the rules are valid;
 6. times `slo-bot replay` of 30 days at a 1-minute step for one SLO.
 """
@@ -38,6 +40,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import grouping  # noqa: E402
 from tests.scenarios import (  # noqa: E402  (the repo root must be on sys.path first)
     HISTORY_END,
     HISTORY_START,
@@ -56,6 +59,7 @@ from tests.scenarios import (  # noqa: E402  (the repo root must be on sys.path 
 )
 
 SLO_BOT = Path(sys.executable).parent / "slo-bot"
+BREACHES: dict[str, list[int | None]] = {}  # per scenario: each replayed transition's breach number
 REPLAY_TARGET_S = 60.0
 
 
@@ -96,6 +100,7 @@ def replay(scenario: Scenario, url: str, work: Path) -> tuple[list[Transition], 
     )
     seconds = time.perf_counter() - began
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    BREACHES[scenario.name] = [x.get("breach") for x in lines]
     return [(parse_time(x["at"]), x["severity"], x["event"]) for x in lines], seconds
 
 
@@ -288,6 +293,14 @@ def bench(work: Path) -> int:
             bot = measure("slo-bot", scenario, transitions)
             prom = measure("Prometheus", scenario, prometheus_transitions(client, scenario))
             print(report(scenario, [bot, prom]) + "\n")
+            numbers = BREACHES[scenario.name]
+            loads = [
+                grouping.slo_bot(transitions, numbers),
+                grouping.per_alert(transitions),
+                grouping.alertmanager(prom.transitions, scenario.span[1]),
+            ]
+            breaches = len({n for n in numbers if n is not None})
+            print(grouping.render(scenario.name, loads, breaches) + "\n")
         print(promtool_rules(next(s for s in scenarios if s.name == "outage"), work))
         baseline = next(s for s in scenarios if s.name == "baseline")
         end = HISTORY_END
