@@ -61,7 +61,7 @@ class Upstream:
     status: str = "triggered"  # triggered | acknowledged | resolved (Opsgenie: open | acked | closed)
     level: int = 1  # escalation level
     priority: str | None = None  # Opsgenie
-    severity: str | None = None  # PagerDuty
+    severity: str | None = None  # PagerDuty; the webhook's incident.severity
     summary: str = ""
     triggers: int = 0  # trigger events folded into it
     actions: list[str] = field(default_factory=list)  # every change, in order
@@ -663,8 +663,8 @@ def _tag(value: Any) -> bool:
 
 # --- the generic webhook receiver -------------------------------------------------------------------
 
-HOOK_ACTIONS = {"trigger": "triggered", "acknowledge": "acknowledged", "unacknowledge": "triggered",
-                "escalate": None, "resolve": "resolved"}  # fmt: skip
+HOOK_ACTIONS = {"trigger": "triggered", "raise": None, "acknowledge": "acknowledged",
+                "unacknowledge": "triggered", "escalate": None, "resolve": "resolved"}  # fmt: skip
 
 
 def _hook(fake: FakeIncidents, headers: dict[str, str], raw: bytes, body: Any) -> tuple[int, JSON | None]:
@@ -679,11 +679,14 @@ def _hook(fake: FakeIncidents, headers: dict[str, str], raw: bytes, body: Any) -
     fake._deliveries.add(body["id"])
     key, action = body["incident"]["dedup_key"], body["action"]
     if action == "trigger":
-        fake.open_incident("hook", key, body, body["incident"]["summary"])
+        found = fake.open_incident("hook", key, body, body["incident"]["summary"])
+        found.severity = body["incident"]["severity"]
     else:
         changed = fake.change("hook", key, action, HOOK_ACTIONS[action], body)
         if changed is not None and action == "escalate" and changed.status != "resolved":
             changed.level += 1
+        if changed is not None and action == "raise" and changed.status != "resolved":
+            changed.severity = body["incident"]["severity"]  # the same incident, more severe
     return 200, {"ok": True}
 
 

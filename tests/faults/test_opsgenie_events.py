@@ -10,21 +10,27 @@ from datetime import timedelta
 from typing import Any
 
 from bot.incidents.inbound import Webhooks
-from bot.store.incidents import dedup_key
 from tests.incidents.harness import T0, Bot, fake, make_bot
 
 __all__ = ["fake", "make_bot"]  # the incident flow's fixtures
 TOKEN = "genie-webhook-token"
-KEY = dedup_key("checkout-availability", "page")
 HEADERS = {"x-slo-bot-token": TOKEN}
 
 
-def _delivery(action: str, *, updated_ns: int | None, note: str | None = None, **alert: Any) -> bytes:
+def _delivery(
+    action: str,
+    *,
+    updated_ns: int | None,
+    note: str | None = None,
+    key: str = "slo-bot/checkout-availability/1",
+    **alert: Any,
+) -> bytes:
+    """An Opsgenie webhook delivery about the alert whose alias is `key` (a breach's dedup key)."""
     body: dict[str, Any] = {
         "action": action,
         "alert": {
             "alertId": "70413a06-38d6-4c85-92b8-5ebc900d42e2",
-            "alias": KEY,
+            "alias": key,
             "tinyId": "1791",
             "message": "PAGE: checkout-availability (checkout)",
             "username": "ana@example.com",
@@ -44,7 +50,7 @@ def _fired(make_bot: Any) -> tuple[Bot, Webhooks]:
     bot: Bot = make_bot(targets="genie")
     bot.tick(T0)
     bot.run_until(T0 + timedelta(minutes=3))
-    assert bot.alert().state == "firing"
+    assert bot.alert().state == "firing" and bot.breach().state == "firing"
     return bot, Webhooks(bot.engine, clock=lambda: bot.now, opsgenie_token=TOKEN)
 
 
@@ -54,9 +60,10 @@ def _ns(at: Any) -> int:
 
 def test_opsgenie_events_act_once_each_by_their_own_identifiers(make_bot: Any) -> None:
     bot, hooks = _fired(make_bot)
+    key = bot.key()
     # two notes on the same alert, in deliveries without updatedAt: two events, both shown
-    first = _delivery("AddNote", updated_ns=None, note="rolling back")
-    second = _delivery("AddNote", updated_ns=None, note="rollback done")
+    first = _delivery("AddNote", updated_ns=None, note="rolling back", key=key)
+    second = _delivery("AddNote", updated_ns=None, note="rollback done", key=key)
     assert hooks.opsgenie(HEADERS, first) == (200, "applied: note")
     assert hooks.opsgenie(HEADERS, second) == (200, "applied: note")
     assert hooks.opsgenie(HEADERS, first) == (200, "ignored: already handled")  # a retry of one
@@ -67,13 +74,13 @@ def test_opsgenie_events_act_once_each_by_their_own_identifiers(make_bot: Any) -
     ]
 
     # an acknowledgement Opsgenie made two days ago, delivered (replayed) now: ignored
-    old = _delivery("Acknowledge", updated_ns=_ns(bot.now - timedelta(days=2)))
+    old = _delivery("Acknowledge", updated_ns=_ns(bot.now - timedelta(days=2)), key=key)
     assert hooks.opsgenie(HEADERS, old) == (200, "ignored: older than the replay window")
-    assert bot.alert().acknowledged_by is None
-    fresh = _delivery("Acknowledge", updated_ns=_ns(bot.now))
+    assert bot.breach().acknowledged_by is None
+    fresh = _delivery("Acknowledge", updated_ns=_ns(bot.now), key=key)
     assert hooks.opsgenie(HEADERS, fresh) == (200, "applied: acknowledged")
     assert hooks.opsgenie(HEADERS, fresh) == (200, "ignored: already handled")
-    assert bot.alert().acknowledged_by == "ana@example.com (Opsgenie)"
+    assert bot.breach().acknowledged_by == "ana@example.com (Opsgenie)"
 
 
 def test_an_infinite_or_huge_opsgenie_time_is_refused_at_once() -> None:

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from bot.incidents.delivery import IncidentDelivery
 from bot.slack.delivery import SlackDelivery
 from bot.store import outbox, repo
-from bot.store.models import AlertRecord, OutboxRecord
+from bot.store.models import BreachRecord, OutboxRecord
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 PILE = 1_000
@@ -58,7 +58,8 @@ def _settle(engine: Engine, entry_id: int, sent: list[int]) -> bool:
     return True
 
 
-def _alert(session: Session, slo: str) -> int:
+def _breach(session: Session, slo: str) -> int:
+    """A firing page breach of a new SLO `slo`: what one message and one incident are about."""
     repo.upsert_slo(
         session=session,
         name=slo,
@@ -69,18 +70,19 @@ def _alert(session: Session, slo: str) -> int:
     )
     record = repo.get_slo(session=session, name=slo)
     assert record is not None
-    alert = AlertRecord(
+    breach = BreachRecord(
         slo_id=record.id or 0,
-        key="page",
+        kind="burn",
+        severity="page",
+        peak="page",
         state="firing",
-        since=NOW,
-        fired_at=NOW,
+        opened_at=NOW,
         burn_rates=json.dumps({"1h": 20.0}),
         reason="burning",
     )
-    session.add(alert)
+    session.add(breach)
     session.flush()
-    return alert.id or 0
+    return breach.id or 0
 
 
 def _pile(engine: Engine, rows: list[dict[str, Any]]) -> None:
@@ -101,20 +103,20 @@ def test_a_due_page_goes_out_in_the_first_pass_behind_a_thousand_deferred_posts(
     """A silenced SLO's posts wait for the silence's end (and a backed-off one for its retry):
     a page for another channel, queued after them, still goes out at once."""
     with Session(engine) as session:
-        quiet, loud = _alert(session, "quiet"), _alert(session, "loud")
+        quiet, loud = _breach(session, "quiet"), _breach(session, "loud")
         session.commit()
     later = NOW + timedelta(hours=2)
     _pile(
         engine,
-        [{"kind": "alert_message", "alert_id": None, "channel": "C0QUIET", "next_attempt_at": later}]
+        [{"kind": "alert_message", "breach_id": None, "channel": "C0QUIET", "next_attempt_at": later}]
         * (PILE // 2)
-        # one alert's own order: its first post waits, so the ones queued behind it wait too
-        + [{"kind": "alert_message", "alert_id": quiet, "channel": "C0QUIET", "next_attempt_at": later}]
-        + [{"kind": "thread_note", "alert_id": quiet, "channel": "C0QUIET", "next_attempt_at": NOW}]
+        # one breach's own order: its first post waits, so the ones queued behind it wait too
+        + [{"kind": "alert_message", "breach_id": quiet, "channel": "C0QUIET", "next_attempt_at": later}]
+        + [{"kind": "thread_note", "breach_id": quiet, "channel": "C0QUIET", "next_attempt_at": NOW}]
         * (PILE // 2 - 1),
     )
-    page = _queue(engine, kind="alert_message", alert_id=loud, channel="C0PAGES")
-    note = _queue(engine, kind="thread_note", alert_id=loud, channel="C0PAGES")
+    page = _queue(engine, kind="alert_message", breach_id=loud, channel="C0PAGES")
+    note = _queue(engine, kind="thread_note", breach_id=loud, channel="C0PAGES")
 
     worker = RecordingSlack(engine)
     assert worker.deliver_due() == 2
@@ -127,10 +129,10 @@ def test_a_due_page_goes_out_in_the_first_pass_behind_a_thousand_deferred_posts(
 def test_a_tool_asking_to_wait_holds_back_only_its_own_calls(engine: Engine) -> None:
     """PagerDuty answered 429 with Retry-After: its thousand queued calls wait, Opsgenie's go now."""
     with Session(engine) as session:
-        alert = _alert(session, "checkout")
+        breach = _breach(session, "checkout")
         session.commit()
-    _pile(engine, [{"kind": "incident", "alert_id": None, "channel": "pd", "next_attempt_at": NOW}] * PILE)
-    genie = _queue(engine, kind="incident", alert_id=alert, channel="genie")
+    _pile(engine, [{"kind": "incident", "breach_id": None, "channel": "pd", "next_attempt_at": NOW}] * PILE)
+    genie = _queue(engine, kind="incident", breach_id=breach, channel="genie")
 
     with httpx.Client() as client:
         worker = RecordingTools(engine, client)

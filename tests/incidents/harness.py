@@ -22,10 +22,12 @@ from bot.incidents.delivery import IncidentDelivery
 from bot.incidents.sync import IncidentHook
 from bot.slack.notify import SlackHook
 from bot.store import db
-from bot.store.models import AlertRecord, IncidentRecord, OutboxRecord
+from bot.store.incidents import dedup_key
+from bot.store.models import AlertRecord, BreachRecord, IncidentRecord, OutboxRecord
 from tests.fakeincidents import FakeIncidents
 
 CHANNEL = "C0ALERTS"
+SLO = "checkout-availability"
 ONCALL = "S0ONCALL"
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # the outage starts; it lasts OUTAGE
 OUTAGE = timedelta(minutes=30)
@@ -103,7 +105,7 @@ class Bot:
 
     def tick(self, at: datetime) -> list[jobs.Outcome]:
         self.now = at
-        hooks = [SlackHook(None), IncidentHook()]
+        hooks: list[jobs.TickHook] = [SlackHook(None), IncidentHook()]
         return jobs.evaluate_all(self.engine, now=at, sources=self.sources, concurrency=2, hooks=hooks)
 
     def deliver(self) -> int:
@@ -124,6 +126,25 @@ class Bot:
             ).first()
             assert found is not None, f"no {key} alert"
             return found
+
+    def breach(self, kind: str = "burn") -> BreachRecord:
+        """The newest breach of `kind`: what Slack shows as one message and the tools as one incident."""
+        with Session(self.engine) as session:
+            found = session.exec(
+                select(BreachRecord).where(BreachRecord.kind == kind).order_by(col(BreachRecord.id).desc())
+            ).first()
+            assert found is not None, f"no {kind} breach"
+            return found
+
+    def breaches(self) -> list[BreachRecord]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(BreachRecord).order_by(col(BreachRecord.id))))
+
+    def key(self, kind: str = "burn") -> str:
+        """The dedup key of the newest breach of `kind`: one per breach."""
+        breach = self.breach(kind)
+        assert breach.id is not None
+        return dedup_key(SLO, breach.id)
 
     def incidents(self) -> list[IncidentRecord]:
         with Session(self.engine) as session:

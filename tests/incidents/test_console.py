@@ -11,15 +11,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from sqlmodel import Session, col, select
 
 from bot.incidents.inbound import pagerduty_signature
 from bot.store.incidents import dedup_key
+from bot.store.models import BreachRecord
 from tests.fakeincidents import FakeIncidents
-from tests.incidents.harness import CATALOGUE, CHANNEL, ONCALL
+from tests.incidents.harness import CATALOGUE, CHANNEL, ONCALL, SLO
 from tests.slack.harness import Store, free_port
 
 SECRET = "console-webhook-secret"
-KEY = dedup_key("checkout-availability", "page")
+
+
+def breaches(store: Store) -> list[BreachRecord]:
+    with Session(store.engine) as session:
+        return list(session.exec(select(BreachRecord).order_by(col(BreachRecord.id))))
 
 
 def test_console_mode_pages_and_hears_back(tmp_path: Path, database_url: str, fake: FakeIncidents) -> None:
@@ -59,7 +65,10 @@ def test_console_mode_pages_and_hears_back(tmp_path: Path, database_url: str, fa
     store = Store(database_url)
     try:
         trigger = fake.wait_calls("pagerduty", 1, timeout=60)[0]
-        assert trigger.status == 202 and trigger.json["dedup_key"] == KEY
+        (breach,) = breaches(store)
+        assert breach.id is not None and breach.severity == "page"
+        key = dedup_key(SLO, breach.id)  # the breach's
+        assert trigger.status == 202 and trigger.json["dedup_key"] == key
         url = f"http://127.0.0.1:{port}/webhooks/pagerduty"
         body = json.dumps(
             {
@@ -68,18 +77,20 @@ def test_console_mode_pages_and_hears_back(tmp_path: Path, database_url: str, fa
                     "event_type": "incident.acknowledged",
                     "occurred_at": datetime.now(UTC).isoformat(),
                     "agent": {"type": "user_reference", "summary": "Jane Doe"},
-                    "data": {"id": "QCONSOLE", "type": "incident", "incident_key": KEY},
+                    "data": {"id": "QCONSOLE", "type": "incident", "incident_key": key},
                 }
             }
         ).encode()
         forged = httpx.post(url, content=body, headers={"X-PagerDuty-Signature": "v1=" + "0" * 64})
         assert forged.status_code == 401
-        assert store.alerts("checkout-availability")[0].acknowledged_by is None
+        assert breaches(store)[0].acknowledged_by is None
         signed = {"X-PagerDuty-Signature": pagerduty_signature(SECRET, body)}
         answer = httpx.post(url, content=body, headers=signed)
         assert (answer.status_code, answer.text.strip()) == (200, "applied: acknowledged")
-        page = store.alerts("checkout-availability")[0]
-        assert page.key == "page" and page.acknowledged_by == "Jane Doe (PagerDuty)"
+        (acknowledged,) = breaches(store)
+        assert (acknowledged.id, acknowledged.acknowledged_by) == (breach.id, "Jane Doe (PagerDuty)")
+        page = store.alerts(SLO)[0]
+        assert (page.key, page.breach_id) == ("page", breach.id)
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
     finally:
         process.terminate()
@@ -87,5 +98,5 @@ def test_console_mode_pages_and_hears_back(tmp_path: Path, database_url: str, fa
         store.close()
     text = log_path.read_text()
     assert "console mode" in text and f"incident tool webhooks on 127.0.0.1:{port}" in text
-    assert "PAGE firing: checkout-availability" in text
+    assert f"🔴 PAGE: checkout-availability (checkout) · breach #{breach.id}" in text
     assert process.returncode == 0, text

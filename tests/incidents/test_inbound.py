@@ -1,4 +1,4 @@
-"""The tools' webhooks back into slo-bot: verified, applied once, and shown in the alert's thread."""
+"""The tools' webhooks back into slo-bot: verified, applied once, and shown in the breach's thread."""
 
 from __future__ import annotations
 
@@ -7,19 +7,17 @@ from datetime import timedelta
 from typing import Any
 
 from bot.incidents.inbound import Webhooks, pagerduty_signature
-from bot.store.incidents import dedup_key
 from tests.fakeincidents import FakeIncidents
 from tests.incidents.harness import T0, Bot
 
 SECRET = "pd-webhook-secret"
 TOKEN = "genie-webhook-token"
-KEY = dedup_key("checkout-availability", "page")
 
 
 def pd_event(
-    event_type: str, event_id: str, *, at: Any = None, who: str | None = "Jane Doe", **data: Any
+    event_type: str, event_id: str, *, key: str, at: Any = None, who: str | None = "Jane Doe", **data: Any
 ) -> bytes:
-    """A PagerDuty v3 webhook body, as PagerDuty documents it."""
+    """A PagerDuty v3 webhook body, as PagerDuty documents it; `key`: the breach's dedup key."""
     incident = {
         "id": "Q1P3AHC",
         "type": "incident",
@@ -27,7 +25,7 @@ def pd_event(
         "html_url": "https://acme.pagerduty.com/incidents/Q1P3AHC",
         "number": 42,
         "status": event_type.removeprefix("incident."),
-        "incident_key": KEY,
+        "incident_key": key,
         "title": "PAGE: checkout-availability (checkout)",
         "assignees": [{"id": "PUSER1", "type": "user_reference", "summary": "Ravi Kumar"}],
         **data,
@@ -56,7 +54,7 @@ def fired(make_bot: Any, targets: str = "pd, genie") -> tuple[Bot, Webhooks]:
     bot: Bot = make_bot(targets=targets)
     bot.tick(T0)
     bot.run_until(T0 + timedelta(minutes=3))
-    assert bot.alert().state == "firing"
+    assert bot.alert().state == "firing" and bot.breach().severity == "page"
     hooks = Webhooks(bot.engine, clock=lambda: bot.now, pagerduty_secret=SECRET, opsgenie_token=TOKEN)
     return bot, hooks
 
@@ -65,18 +63,18 @@ def test_an_acknowledgement_in_pagerduty_shows_in_slack_and_reaches_the_other_to
     make_bot: Any, fake: FakeIncidents
 ) -> None:
     bot, hooks = fired(make_bot)
-    status, text = hooks.pagerduty(signed(body := pd_event("incident.triggered", "E1")), body)
+    key = bot.key()
+    status, text = hooks.pagerduty(signed(body := pd_event("incident.triggered", "E1", key=key)), body)
     assert (status, text) == (200, "applied: triggered")
     assert bot.incidents()[0].url == "https://acme.pagerduty.com/incidents/Q1P3AHC"
     assert bot.incidents()[0].number == "42"
 
-    body = pd_event("incident.acknowledged", "E2")
+    body = pd_event("incident.acknowledged", "E2", key=key)
     assert hooks.pagerduty(signed(body), body) == (200, "applied: acknowledged")
-    alert = bot.alert()
-    assert alert.acknowledged_by == "Jane Doe (PagerDuty)"
+    assert bot.breach().acknowledged_by == "Jane Doe (PagerDuty)"
     assert "Acknowledged in PagerDuty by Jane Doe." in bot.notes()
     bot.deliver()
-    genie = fake.incident("opsgenie", KEY)
+    genie = fake.incident("opsgenie", key)
     assert genie is not None and genie.status == "acknowledged"  # the other tool follows
     assert "acknowledge" not in [c.json["event_action"] for c in fake.calls_of("pagerduty")]  # not echoed
 
@@ -86,31 +84,32 @@ def test_an_acknowledgement_in_pagerduty_shows_in_slack_and_reaches_the_other_to
     assert len(bot.outbox()) == entries
 
     # reassigned, then resolved in PagerDuty while the burn goes on
-    body = pd_event("incident.reassigned", "E3")
+    body = pd_event("incident.reassigned", "E3", key=key)
     assert hooks.pagerduty(signed(body), body)[0] == 200
     assert "Reassigned in PagerDuty to Ravi Kumar by Jane Doe." in bot.notes()
-    body = pd_event("incident.resolved", "E4")
+    body = pd_event("incident.resolved", "E4", key=key)
     assert hooks.pagerduty(signed(body), body) == (200, "applied: resolved")
     assert any(n.startswith("Resolved in PagerDuty by Jane Doe.") for n in bot.notes())
     assert [i.state for i in bot.incidents()] == ["resolved", "acknowledged"]
-    assert bot.alert().state == "firing"  # the SLO decides when the alert ends
+    assert bot.breach().state == "firing"  # the SLO decides when the breach ends
 
 
 def test_a_forged_stale_or_garbled_webhook_changes_nothing(make_bot: Any, fake: FakeIncidents) -> None:
     bot, hooks = fired(make_bot)
-    before = (bot.alert().acknowledged_by, len(bot.outbox()), [i.state for i in bot.incidents()])
-    body = pd_event("incident.acknowledged", "F1")
+    key = bot.key()
+    before = (bot.breach().acknowledged_by, len(bot.outbox()), [i.state for i in bot.incidents()])
+    body = pd_event("incident.acknowledged", "F1", key=key)
     assert hooks.pagerduty(signed(body, "not-the-secret"), body) == (401, "bad signature")
     assert hooks.pagerduty({}, body) == (401, "bad signature")
     tampered = body.replace(b"Jane Doe", b"Mallory")
     assert hooks.pagerduty(signed(body), tampered) == (401, "bad signature")
-    old = pd_event("incident.acknowledged", "F2", at=T0 - timedelta(days=2))
+    old = pd_event("incident.acknowledged", "F2", key=key, at=T0 - timedelta(days=2))
     assert hooks.pagerduty(signed(old), old) == (200, "ignored: older than the replay window")
     garbage = b"{not json"
     assert hooks.pagerduty(signed(garbage), garbage)[0] == 400
-    other = pd_event("incident.acknowledged", "F3", incident_key="somebody-elses-key", id="QOTHER")
+    other = pd_event("incident.acknowledged", "F3", key="somebody-elses-key", id="QOTHER")
     assert hooks.pagerduty(signed(other), other) == (200, "ignored: not an incident slo-bot opened")
-    after = (bot.alert().acknowledged_by, len(bot.outbox()), [i.state for i in bot.incidents()])
+    after = (bot.breach().acknowledged_by, len(bot.outbox()), [i.state for i in bot.incidents()])
     assert after == before
     # during a secret rotation PagerDuty signs with both: one valid signature is enough
     both = {"x-pagerduty-signature": "v1=" + "0" * 64 + ", " + pagerduty_signature(SECRET, body)}
@@ -119,23 +118,25 @@ def test_a_forged_stale_or_garbled_webhook_changes_nothing(make_bot: Any, fake: 
 
 def test_an_unacknowledgement_in_pagerduty_takes_the_slack_acknowledgement_back(make_bot: Any) -> None:
     bot, hooks = fired(make_bot, targets="pd")
-    body = pd_event("incident.acknowledged", "U1")
+    key = bot.key()
+    body = pd_event("incident.acknowledged", "U1", key=key)
     hooks.pagerduty(signed(body), body)
-    assert bot.alert().acknowledged_by
-    body = pd_event("incident.unacknowledged", "U2", who=None)  # its acknowledgement timed out
+    assert bot.breach().acknowledged_by
+    body = pd_event("incident.unacknowledged", "U2", key=key, who=None)  # its acknowledgement timed out
     assert hooks.pagerduty(signed(body), body) == (200, "applied: unacknowledged")
-    assert bot.alert().acknowledged_by is None
+    assert bot.breach().acknowledged_by is None
     assert "Unacknowledged in PagerDuty (its acknowledgement timed out)." in bot.notes()
 
 
 def test_opsgenie_webhooks_need_the_token_and_act_once(make_bot: Any, fake: FakeIncidents) -> None:
     bot, hooks = fired(make_bot)
+    key = bot.key()
     body = json.dumps(
         {
             "action": "Acknowledge",
             "alert": {
                 "alertId": "70413a06-38d6-4c85-92b8-5ebc900d42e2",
-                "alias": KEY,
+                "alias": key,
                 "tinyId": "1791",
                 "message": "PAGE: checkout-availability (checkout)",
                 "username": "ana@example.com",
@@ -147,18 +148,18 @@ def test_opsgenie_webhooks_need_the_token_and_act_once(make_bot: Any, fake: Fake
         }
     ).encode()
     assert hooks.opsgenie({"x-slo-bot-token": "wrong"}, body) == (401, "bad token")
-    assert bot.alert().acknowledged_by is None
+    assert bot.breach().acknowledged_by is None
     assert hooks.opsgenie({"x-slo-bot-token": TOKEN}, body) == (200, "applied: acknowledged")
-    assert bot.alert().acknowledged_by == "ana@example.com (Opsgenie)"
+    assert bot.breach().acknowledged_by == "ana@example.com (Opsgenie)"
     assert hooks.opsgenie({"x-slo-bot-token": TOKEN}, body) == (200, "ignored: already handled")
     bot.deliver()
-    pd = fake.incident("pagerduty", KEY)
+    pd = fake.incident("pagerduty", key)
     assert pd is not None and pd.status == "acknowledged"  # PagerDuty follows Opsgenie
 
 
 def test_webhooks_are_off_until_their_secret_is_set(make_bot: Any) -> None:
     bot, _ = fired(make_bot, targets="pd")
     off = Webhooks(bot.engine, clock=lambda: bot.now)
-    body = pd_event("incident.acknowledged", "O1")
+    body = pd_event("incident.acknowledged", "O1", key=bot.key())
     assert off.pagerduty(signed(body), body)[0] == 404
     assert off.opsgenie({"x-slo-bot-token": ""}, b"{}")[0] == 404

@@ -19,12 +19,13 @@ from bot.incidents import (
     TargetRejected,
     TargetUnavailable,
 )
+from bot.incidents.base import RAISE
 from bot.incidents.opsgenie import OpsgenieTarget
 from tests.fakeincidents import OPSGENIE_KEY, FakeIncidents
 from tests.incidents import event, incident, mock_client, raises, settings
 
-KEY = "slo-bot/checkout-availability/page"
-QUOTED = "slo-bot%2Fcheckout-availability%2Fpage"
+KEY = "slo-bot/checkout-availability/7"  # breach #7's, whatever its severity
+QUOTED = "slo-bot%2Fcheckout-availability%2F7"
 REQUEST_ID = "43a29c5c-3dbf-4fa4-9c26-f4f71023e120"
 ACCEPTED = {"result": "Request will be processed", "took": 0.302, "requestId": REQUEST_ID}
 
@@ -68,7 +69,7 @@ def test_trigger_creates_an_alert_keyed_by_its_alias(severity: str, priority: st
     assert request.headers["Authorization"] == f"GenieKey {OPSGENIE_KEY}"
     body = json.loads(request.content)
     assert body["message"] == "checkout-availability: burning error budget 14.4x too fast"
-    assert body["alias"] == f"slo-bot/checkout-availability/{severity}"
+    assert body["alias"] == KEY
     assert body["priority"] == priority
     assert body["responders"] == [{"type": "team", "name": "sre"}, {"type": "team", "name": "payments"}]
     assert body["entity"] == "checkout-availability"
@@ -127,7 +128,7 @@ def test_escalate_without_an_escalation_raises_the_priority() -> None:
     with mock_client(accepted, seen) as client:
         target(client).send(event(ESCALATE, "ticket"))
     assert seen[0].method == "PUT"
-    assert seen[0].url.raw_path.decode().endswith("%2Fticket/priority?identifierType=alias")
+    assert seen[0].url.raw_path.decode().endswith(f"{QUOTED}/priority?identifierType=alias")
     assert json.loads(seen[0].content) == {"priority": "P1"}
 
 
@@ -201,14 +202,31 @@ def test_an_alert_lives_and_closes_in_opsgenie(fake: FakeIncidents, client: http
     assert fake.out_of_order == []
 
 
+def test_a_ticket_raised_to_a_page_gets_the_page_priority_by_its_alias(
+    fake: FakeIncidents, client: httpx.Client
+) -> None:
+    opsgenie = target(client, url=fake.opsgenie_url)
+    opsgenie.send(event(TRIGGER, "ticket"))
+    assert fake.incident("opsgenie", KEY).priority == "P3"  # type: ignore[union-attr]
+    opsgenie.send(event(RAISE, "page"))
+    alert = fake.incident("opsgenie", KEY)
+    assert alert is not None and (alert.status, alert.priority, alert.triggers) == ("triggered", "P1", 1)
+    call = fake.calls_of("opsgenie", ok_only=True)[-1]
+    assert (call.method, call.path) == (
+        "PUT",
+        f"/opsgenie/v2/alerts/{QUOTED}/priority",
+    )
+    assert fake.out_of_order == []
+
+
 def test_escalating_without_an_escalation_makes_the_alert_p1(
     fake: FakeIncidents, client: httpx.Client
 ) -> None:
     opsgenie = target(client, url=fake.opsgenie_url)
     opsgenie.send(event(TRIGGER, "ticket"))
-    assert fake.incident("opsgenie", "slo-bot/checkout-availability/ticket").priority == "P3"  # type: ignore[union-attr]
+    assert fake.incident("opsgenie", KEY).priority == "P3"  # type: ignore[union-attr]
     opsgenie.send(event(ESCALATE, "ticket"))
-    assert fake.incident("opsgenie", "slo-bot/checkout-availability/ticket").priority == "P1"  # type: ignore[union-attr]
+    assert fake.incident("opsgenie", KEY).priority == "P1"  # type: ignore[union-attr]
 
 
 def test_an_oversized_alert_is_still_accepted(fake: FakeIncidents, client: httpx.Client) -> None:

@@ -19,11 +19,12 @@ from bot.incidents import (
     TargetRejected,
     TargetUnavailable,
 )
+from bot.incidents.base import RAISE
 from bot.incidents.pagerduty import PagerDutyTarget
 from tests.fakeincidents import PAGERDUTY_FROM, PAGERDUTY_TOKEN, ROUTING_KEY, FakeIncidents
 from tests.incidents import event, incident, mock_client, raises, settings
 
-KEY = "slo-bot/checkout-availability/page"
+KEY = "slo-bot/checkout-availability/7"  # breach #7's, whatever its severity
 ACCEPTED = {"status": "success", "message": "Event processed", "dedup_key": KEY}
 
 
@@ -70,7 +71,7 @@ def test_trigger_is_an_events_api_v2_event_with_the_alert_in_it(severity: str, e
     body = json.loads(request.content)
     assert body["routing_key"] == ROUTING_KEY
     assert body["event_action"] == "trigger"
-    assert body["dedup_key"] == f"slo-bot/checkout-availability/{severity}"
+    assert body["dedup_key"] == KEY
     assert body["payload"] == {
         "summary": "checkout-availability: burning error budget 14.4x too fast",
         "source": "checkout",
@@ -141,7 +142,7 @@ def test_escalate_without_an_api_token_re_triggers_as_critical() -> None:
         target(client).send(event(ESCALATE, "ticket", note="unacknowledged for 30m"))
     body = json.loads(seen[0].content)
     assert body["event_action"] == "trigger"
-    assert body["dedup_key"] == "slo-bot/checkout-availability/ticket"  # lands on the open alert
+    assert body["dedup_key"] == KEY  # lands on the open incident
     assert body["payload"]["severity"] == "critical"
     assert body["payload"]["summary"].startswith("Escalated: checkout-availability")
     assert body["payload"]["custom_details"]["escalated"] is True
@@ -235,6 +236,21 @@ def test_an_incident_lives_and_ends_in_pagerduty(fake: FakeIncidents, client: ht
     pagerduty.send(event(RESOLVE))
     assert fake.incident("pagerduty", KEY).status == "resolved"  # type: ignore[union-attr]
     assert fake.out_of_order == []
+
+
+def test_a_ticket_raised_to_a_page_is_the_same_incident_made_critical(
+    fake: FakeIncidents, client: httpx.Client
+) -> None:
+    pagerduty = on_fake(fake, client)
+    pagerduty.send(event(TRIGGER, "ticket"))
+    assert fake.incident("pagerduty", KEY).severity == "warning"  # type: ignore[union-attr]
+    pagerduty.send(event(RAISE, "page", note="Raised to PAGE"))
+    upstream = fake.incident("pagerduty", KEY)
+    assert upstream is not None and list(fake.incidents("pagerduty")) == [KEY]
+    assert (upstream.status, upstream.severity, upstream.triggers) == ("triggered", "critical", 2)
+    raised = fake.calls_of("pagerduty", ok_only=True)[-1].json
+    assert raised["event_action"] == "trigger" and raised["dedup_key"] == KEY
+    assert raised["payload"]["custom_details"]["note"] == "Raised to PAGE"
 
 
 def test_escalate_with_the_rest_api_moves_the_incident_one_level_up(

@@ -22,7 +22,7 @@ from bot.incidents.squadcast import SquadcastTarget
 from tests.fakeincidents import SQUADCAST_KEY, FakeIncidents
 from tests.incidents import event, incident, mock_client, raises, settings
 
-KEY = "slo-bot/checkout-availability/page"
+KEY = "slo-bot/checkout-availability/7"  # breach #7's, whatever its severity
 WEBHOOK = f"https://api.squadcast.com/v2/incidents/api/{SQUADCAST_KEY}"
 UNKNOWN_KEY = {"meta": {"status": 404, "error_message": f"no key {SQUADCAST_KEY}"}}  # the key echoed back
 

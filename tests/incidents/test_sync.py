@@ -1,5 +1,5 @@
-"""From an evaluation to the incident tools and back into the alert's Slack thread, on a real database:
-incidents opened, acknowledged, escalated and resolved in order; the budget an episode cost."""
+"""From an evaluation to the incident tools and back into the breach's Slack thread, on a real database:
+one incident per breach, opened, acknowledged, escalated and resolved in order; the budget it cost."""
 
 from __future__ import annotations
 
@@ -16,12 +16,10 @@ from bot.slack.deps import SlackDeps
 from bot.slack.notify import set_acknowledged
 from bot.slack.permissions import Responders
 from bot.sources.simulated import SimulatedSource
-from bot.store.incidents import dedup_key
-from bot.store.models import AlertRecord
+from bot.store.models import BreachRecord
+from bot.store.repo import utc
 from tests.fakeincidents import FakeIncidents
 from tests.incidents.harness import CHANNEL, ONCALL, T0, Bot
-
-KEY = dedup_key("checkout-availability", "page")
 
 
 def truth_cost(start_s: int, end_s: int, window_end_s: int) -> float:
@@ -59,14 +57,19 @@ def test_a_page_opens_escalates_and_resolves_upstream_and_tells_its_cost(
     bot.run_until(T0 + timedelta(minutes=3))
     page = bot.alert("page")
     assert page.state == "firing"
-    opened = fake.incident("pagerduty", KEY)
+    breach = bot.breach()
+    assert breach.state == "firing" and breach.severity == "page"
+    key = bot.key()
+    assert key == f"slo-bot/checkout-availability/{breach.id}"  # one per breach
+    opened = fake.incident("pagerduty", key)
     assert opened is not None and opened.status == "triggered"
     sent = fake.calls_of("pagerduty", ok_only=True)[0].json
-    assert sent["event_action"] == "trigger" and sent["dedup_key"] == KEY
+    assert sent["event_action"] == "trigger" and sent["dedup_key"] == key
     assert sent["payload"]["severity"] == "critical"
     assert sent["payload"]["summary"].startswith("PAGE: checkout-availability (checkout)")
     assert "burn_rates" in sent["payload"]["custom_details"]
-    assert [i.state for i in bot.incidents()] == ["triggered"]
+    assert sent["payload"]["custom_details"]["breach"] == breach.id
+    assert [(i.breach_id, i.state) for i in bot.incidents()] == [(breach.id, "triggered")]
 
     # unacknowledged for 10 minutes (its `slo-bot/escalate-after`): the on-call group is called
     bot.run_until(T0 + timedelta(minutes=10))
@@ -74,32 +77,52 @@ def test_a_page_opens_escalates_and_resolves_upstream_and_tells_its_cost(
     bot.run_until(T0 + timedelta(minutes=13))
     escalations = [n for n in bot.notes() if f"<!subteam^{ONCALL}>" in n]
     assert len(escalations) == 1 and "unacknowledged for 10 min" in escalations[0]
-    assert bot.alert("page").escalated_at is not None
-    upstream = fake.incident("pagerduty", KEY)
+    assert bot.breach().escalated_at is not None
+    upstream = fake.incident("pagerduty", key)
     assert upstream is not None and upstream.severity == "critical" and upstream.triggers >= 2
     bot.run_until(T0 + timedelta(minutes=25))
     assert len([n for n in bot.notes() if ONCALL in n]) == 1  # once
 
-    # the outage ends at T0 + 30m; the page resolves when its windows cool down
+    # the outage ends at T0 + 30m; the page clears when its windows cool down, but the slow burn
+    # (a ticket) goes on: the same breach, lowered, its incident still open
     bot.run_until(T0 + timedelta(hours=3))
     page = bot.alert("page")
     assert page.state == "resolved"
-    resolved = fake.incident("pagerduty", KEY)
+    assert bot.alert("ticket").state == "firing" and bot.alert("ticket").breach_id == breach.id
+    lowered = bot.breach()
+    assert (lowered.id, lowered.state, lowered.severity, lowered.peak) == (
+        breach.id,
+        "firing",
+        "ticket",
+        "page",
+    )
+    still = fake.incident("pagerduty", key)
+    assert still is not None and still.status == "triggered"
+    assert "PAGE cleared; TICKET still firing." in bot.notes()
+
+    # the breach ends one evaluation after its last signal cleared; its incident resolves with it
+    bot.run_until(T0 + timedelta(hours=8), step=timedelta(minutes=10))
+    ended = bot.breach()
+    assert ended.id == breach.id and ended.state == "resolved" and ended.resolved_at is not None
+    assert len(bot.breaches()) == 1  # the budget thresholds crossed were notes in its thread
+    resolved = fake.incident("pagerduty", key)
     assert resolved is not None and resolved.status == "resolved"
+    assert list(fake.incidents("pagerduty")) == [key]  # one incident for the whole episode
     assert fake.out_of_order == []
     actions = [c.json["event_action"] for c in fake.calls_of("pagerduty", ok_only=True)]
-    assert actions[0] == "trigger" and actions[-1] == "resolve"
+    assert actions[0] == "trigger" and actions[-1] == "resolve" and actions.count("resolve") == 1
     assert all(e.status == "done" for e in bot.outbox("incident"))
 
-    impact = [n for n in bot.notes() if n.startswith("Budget impact")]
-    assert len(impact) == 1
+    impact = [n for n in bot.notes() if "Budget impact" in n]
+    assert len(impact) == 1 and impact[0].startswith("Resolved. Budget impact: this breach consumed")
     found = re.search(r"consumed ([\d.]+) % of the 30-day budget \(([\d.]+) of 43.2 minutes\)", impact[0])
     assert found, impact[0]
-    assert page.fired_at is not None and page.resolved_at is not None
-    start = page.fired_at - timedelta(minutes=5)
-    expected = truth_cost(
-        int(start.timestamp()), int(page.resolved_at.timestamp()), int(page.resolved_at.timestamp())
-    )
+    assert page.fired_at is not None and ended.resolved_at is not None
+    opened_at, resolved_at = utc(breach.opened_at), utc(ended.resolved_at)
+    assert opened_at is not None and resolved_at is not None
+    start = opened_at - timedelta(minutes=5)  # a page's failures count from its 5-minute window
+    end = int(resolved_at.timestamp())
+    expected = truth_cost(int(start.timestamp()), end, end)
     # a 30-minute full outage of flat traffic: 30 of 43.2 minutes, about 69 %
     assert abs(float(found.group(1)) / 100 - expected) < 0.01
     assert abs(float(found.group(2)) - expected * 43.2) < 0.5
@@ -108,35 +131,38 @@ def test_a_page_opens_escalates_and_resolves_upstream_and_tells_its_cost(
     # `/slo show` lists the episode with the same cost
     deps = SlackDeps(bot.engine, lambda: bot.now, Responders(WebClient(token="unused")), lambda: None)
     shown = json.dumps(answer(deps, Invocation("U0ANA", CHANNEL, ("show", "checkout-availability"))))
-    # the page; the budget-50 alert its outage caused (31 % of the budget is left); the ticket the
-    # page held back (a slow burn over 1 day) until it resolved
-    assert "Episodes in the 30-day window:* 3" in shown
-    line = re.search(r"PAGE at <!date\^(\d+)\^[^>]*>, for (\d+) min: consumed ([\d.]+) %", shown)
-    assert line and int(line.group(1)) == int(page.fired_at.timestamp())
-    assert line.group(3) == found.group(1)
-    assert "BUDGET 50 at" in shown and "TICKET at" in shown and "still firing" in shown
+    # one breach: the page, the budget-50 notice its outage caused and the slow burn after it
+    assert "Breaches in the 30-day window:* 1" in shown, shown
+    line = re.search(
+        rf"#{breach.id} PAGE at <!date\^(\d+)\^[^>]*>, for 6 h \d+ min, [^:]*: consumed ([\d.]+) %", shown
+    )
+    assert line, shown
+    assert int(line.group(1)) == int(opened_at.timestamp())
+    assert line.group(2) == found.group(1)
+    assert "BUDGET 50" not in shown and "TICKET at" not in shown and "still open" not in shown
 
 
 def test_acknowledging_stops_the_escalation_and_reaches_every_tool(make_bot, fake: FakeIncidents) -> None:
     bot: Bot = make_bot(targets="pd, genie")
     bot.tick(T0)
     bot.run_until(T0 + timedelta(minutes=3))
-    assert fake.incident("pagerduty", KEY) is not None
-    assert fake.incident("opsgenie", KEY) is not None
+    key = bot.key()
+    assert fake.incident("pagerduty", key) is not None
+    assert fake.incident("opsgenie", key) is not None
     with Session(bot.engine) as session:
-        alert = session.get(AlertRecord, bot.alert().id)
-        assert alert is not None
-        assert set_acknowledged(session, alert, "U0ANA", bot.now, on=True)
+        breach = session.get(BreachRecord, bot.breach().id)
+        assert breach is not None
+        assert set_acknowledged(session, breach, "U0ANA", bot.now, on=True)
         session.commit()
     bot.deliver()
-    acked = fake.incident("pagerduty", KEY)
+    acked = fake.incident("pagerduty", key)
     assert acked is not None and acked.status == "acknowledged"
-    genie = fake.incident("opsgenie", KEY)
+    genie = fake.incident("opsgenie", key)
     assert genie is not None and genie.status == "acknowledged"
     bot.run_until(T0 + timedelta(minutes=25))
     assert not any(ONCALL in n for n in bot.notes())
-    assert bot.alert().escalated_at is None
-    pd = fake.incident("pagerduty", KEY)
+    assert bot.breach().escalated_at is None
+    pd = fake.incident("pagerduty", key)
     assert pd is not None and pd.severity == "critical" and pd.triggers == 1  # never re-triggered
     assert fake.out_of_order == []
 
@@ -148,10 +174,11 @@ def test_an_outage_of_the_tool_delays_but_loses_nothing_and_keeps_the_order(
     bot.tick(T0)
     fake.fail("pagerduty", status=500)  # PagerDuty is down from before the page fires...
     bot.run_until(T0 + timedelta(minutes=3))
+    key = bot.key()
     with Session(bot.engine) as session:
-        alert = session.get(AlertRecord, bot.alert().id)
-        assert alert is not None
-        set_acknowledged(session, alert, "U0ANA", bot.now, on=True)
+        breach = session.get(BreachRecord, bot.breach().id)
+        assert breach is not None
+        set_acknowledged(session, breach, "U0ANA", bot.now, on=True)
         session.commit()
     bot.run_until(T0 + timedelta(minutes=8))
     assert fake.calls_of("pagerduty") and not fake.calls_of("pagerduty", ok_only=True)
@@ -165,7 +192,7 @@ def test_an_outage_of_the_tool_delays_but_loses_nothing_and_keeps_the_order(
         "trigger",
         "acknowledge",
     ]
-    state = fake.incident("pagerduty", KEY)
+    state = fake.incident("pagerduty", key)
     assert state is not None and state.status == "acknowledged"
     assert fake.out_of_order == []
     assert all(e.status == "done" for e in bot.outbox("incident"))

@@ -13,11 +13,12 @@ import httpx
 import pytest
 
 from bot.incidents import ACTIONS, ESCALATE, RESOLVE, TRIGGER, Sent, TargetRejected, TargetUnavailable
+from bot.incidents.base import RAISE
 from bot.incidents.webhook import WebhookTarget, delivery_id, sign, verify
 from tests.fakeincidents import HOOK_SECRET, FakeIncidents
 from tests.incidents import T0, event, incident, mock_client, raises, settings
 
-KEY = "slo-bot/checkout-availability/page"
+KEY = "slo-bot/checkout-availability/7"  # breach #7's, whatever its severity
 URL = "https://hooks.example.com/slo?token=t0k3n-in-the-query"
 
 
@@ -190,13 +191,28 @@ def test_every_action_reaches_the_receiver_and_moves_the_incident(
     fake: FakeIncidents, client: httpx.Client
 ) -> None:
     hook = target(client, fake.hook_url)
-    expected = {"trigger": "triggered", "acknowledge": "acknowledged", "unacknowledge": "triggered",
-                "escalate": "triggered", "resolve": "resolved"}  # fmt: skip
+    expected = {"trigger": "triggered", "raise": "triggered", "acknowledge": "acknowledged",
+                "unacknowledge": "triggered", "escalate": "triggered", "resolve": "resolved"}  # fmt: skip
     for action in ACTIONS:
         hook.send(event(action))
         assert fake.incident("hook", KEY).status == expected[action]  # type: ignore[union-attr]
     assert fake.incident("hook", KEY).level == 2  # type: ignore[union-attr]
     assert [c.status for c in fake.calls_of("hook")] == [200] * len(ACTIONS)
+
+
+def test_a_raise_tells_the_receiver_the_new_severity_of_the_same_incident(
+    fake: FakeIncidents, client: httpx.Client
+) -> None:
+    hook = target(client, fake.hook_url)
+    hook.send(event(TRIGGER, "ticket"))
+    hook.send(event(RAISE, "page"))
+    upstream = fake.incident("hook", KEY)
+    assert upstream is not None and (upstream.status, upstream.severity, upstream.triggers) == (
+        "triggered",
+        "page",
+        1,
+    )
+    assert [c.headers["x-slo-bot-event"] for c in fake.calls_of("hook")] == ["trigger", "raise"]
 
 
 def test_a_wrong_secret_is_refused_by_the_receiver(fake: FakeIncidents, client: httpx.Client) -> None:
