@@ -17,7 +17,6 @@ from sqlmodel import Session
 from bot.incidents.inbound import pagerduty_signature
 from bot.slack.blocks import escape, escape_typed, slack_user
 from bot.store import repo
-from bot.store.incidents import dedup_key
 from bot.store.models import SnapshotRecord
 from tests.fakeincidents import FakeIncidents
 from tests.fakeslack import FakeSlack
@@ -26,7 +25,6 @@ from tests.slack.conftest import BotFactory
 from tests.slack.harness import ALERTS, RESPONDER, Store, catalogue
 
 SECRET = "pd-webhook-secret-for-outside-text"
-KEY = dedup_key("checkout-availability", "page")
 TARGET = """
 ---
 apiVersion: openslo/v1
@@ -64,13 +62,14 @@ def _webhook(bot_url: str, event_type: str, event_id: str, **event: Any) -> http
     return httpx.post(f"{bot_url}/webhooks/pagerduty", content=body, headers=headers, timeout=10)
 
 
-def _incident(**extra: Any) -> dict[str, Any]:
+def _incident(key: str, **extra: Any) -> dict[str, Any]:
+    """PagerDuty's incident for the breach whose dedup key is `key`."""
     return {
         "id": "Q2W3E4R",
         "type": "incident",
         "html_url": "https://acme.pagerduty.com/incidents/Q2W3E4R",
         "number": 77,
-        "incident_key": KEY,
+        "incident_key": key,
         "title": "PAGE: checkout-availability (checkout)",
         **extra,
     }
@@ -79,18 +78,21 @@ def _incident(**extra: Any) -> dict[str, Any]:
 def test_incident_tool_text_is_escaped_in_slack(start_bot: BotFactory, slack: FakeSlack) -> None:
     with FakeIncidents() as pagerduty:
         bot = start_bot(_with_pagerduty(pagerduty), env={"PAGERDUTY_WEBHOOK_SECRET": SECRET})
-        pagerduty.wait_calls("pagerduty", 1, timeout=60)
+        key = pagerduty.wait_calls("pagerduty", 1, timeout=60)[0].json["dedup_key"]
+        assert key.startswith("slo-bot/checkout-availability/")  # the breach's
         slack.wait_calls("chat.postMessage", 1)
         note = {
             "id": "PNOTE1",
             "type": "incident_note",
             "content": "<!channel> rolling back <https://evil.example.com|the fix> & <@U0RESPONDER>",
-            "incident": _incident(),
+            "incident": _incident(key),
         }
         assert _webhook(bot.url, "incident.annotated", "N1", data=note).status_code == 200
-        assigned = _incident(assignees=[{"id": "PX", "type": "user_reference", "summary": "<!everyone>"}])
+        assigned = _incident(
+            key, assignees=[{"id": "PX", "type": "user_reference", "summary": "<!everyone>"}]
+        )
         assert _webhook(bot.url, "incident.reassigned", "N2", data=assigned).status_code == 200
-        assert _webhook(bot.url, "incident.acknowledged", "N3", data=_incident()).status_code == 200
+        assert _webhook(bot.url, "incident.acknowledged", "N3", data=_incident(key)).status_code == 200
 
         def shown() -> str:
             return json.dumps(slack.messages(ALERTS), ensure_ascii=False)

@@ -9,15 +9,30 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.store import slack as slack_store
+from bot.store.models import BreachRecord, SLORecord
 from tests.fakeslack import FakeSlack
 from tests.faults.answers import answer
 from tests.slack.conftest import BotFactory
 from tests.slack.harness import ALERTS, RESPONDER, STRANGER, BotProcess, Store, block_action, catalogue
 
 MINE = "C0STRANGERS"  # a channel of the stranger's own
+
+
+def _breach(store: Store, slo: str = "checkout-availability") -> BreachRecord:
+    """The SLO's one breach: what its message shows and one acknowledgement acknowledges."""
+    with Session(store.engine) as session:
+        found = list(
+            session.exec(
+                select(BreachRecord)
+                .join(SLORecord, col(SLORecord.id) == BreachRecord.slo_id)
+                .where(SLORecord.name == slo)
+            )
+        )
+    assert len(found) == 1, found
+    return found[0]
 
 
 def _answer(bot: BotProcess, text: str, user: str, channel: str = ALERTS) -> str:
@@ -42,7 +57,7 @@ def test_a_stranger_cannot_subscribe_their_channel_to_gain_the_right_to_silence(
     assert store.silences() == []
     with Session(store.engine) as session:
         assert slack_store.subscribed_channels(session=session, service="checkout") == []
-    assert store.alerts("checkout-availability")[0].acknowledged_by is None
+    assert _breach(store).acknowledged_by is None
 
     # a responder may subscribe any channel of theirs: its members see the alerts, and still may not act
     assert _answer(bot, f"subscribe checkout <#{MINE}|mine>", RESPONDER).endswith(
@@ -52,11 +67,11 @@ def test_a_stranger_cannot_subscribe_their_channel_to_gain_the_right_to_silence(
     assert store.silences() == []
 
 
-def test_members_of_a_subscribed_channel_see_the_alert_but_cannot_click_it_away(
+def test_members_of_a_subscribed_channel_see_the_breach_but_cannot_click_it_away(
     start_bot: BotFactory, slack: FakeSlack, store: Store
 ) -> None:
     slack.add_channel(MINE, "mine", [STRANGER])
-    with Session(store.engine) as session:  # subscribed (by a responder) before the alert fires
+    with Session(store.engine) as session:  # subscribed (by a responder) before the breach opens
         slack_store.subscribe(
             session=session, service="checkout", channel=MINE, by=RESPONDER, now=datetime.now(UTC)
         )
@@ -70,5 +85,5 @@ def test_members_of_a_subscribed_channel_see_the_alert_but_cannot_click_it_away(
         assert bot.interaction(click).status_code == 200
     slack.wait_until(lambda: len(slack.responses) >= 2, what="the two refusals")
     assert all("Only members of" in json.dumps(r) for _, r in slack.responses), slack.responses
-    assert store.alerts("checkout-availability")[0].acknowledged_by is None
+    assert _breach(store).acknowledged_by is None
     assert store.silences() == []

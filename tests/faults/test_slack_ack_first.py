@@ -15,16 +15,32 @@ from typing import Any
 
 from slack_sdk import WebClient
 from sqlalchemy import create_engine
+from sqlmodel import Session, col, select
 
 from bot.slack.commands import handle_slo_command
 from bot.slack.deps import SlackDeps
 from bot.slack.permissions import Responders
+from bot.store.models import BreachRecord, SLORecord
 from tests.fakeslack import FakeSlack
 from tests.slack.conftest import BotFactory
 from tests.slack.harness import ALERTS, RESPONDER, SECOND, STRANGER, Store, block_action, catalogue
 
 SLOW = 5.0  # seconds Slack takes to answer conversations.members
 ACK = 1.0  # the most an acknowledgement may take (Slack's own limit is 3 s)
+
+
+def _breach(store: Store, slo: str = "checkout-availability") -> BreachRecord:
+    """The SLO's one breach: what its message shows and one acknowledgement acknowledges."""
+    with Session(store.engine) as session:
+        found = list(
+            session.exec(
+                select(BreachRecord)
+                .join(SLORecord, col(SLORecord.id) == BreachRecord.slo_id)
+                .where(SLORecord.name == slo)
+            )
+        )
+    assert len(found) == 1, found
+    return found[0]
 
 
 def test_a_click_is_acknowledged_at_once_and_its_outcome_follows(
@@ -54,7 +70,7 @@ def test_a_click_is_acknowledged_at_once_and_its_outcome_follows(
     update = slack.wait_calls("chat.update", 1, timeout=SLOW + 20)[0]
     assert update.params["ts"] == page["ts"] and update.at - clicked[RESPONDER] >= SLOW - 0.5
     assert f"Acknowledged by <@{RESPONDER}>" in json.dumps(slack.messages(ALERTS)[0])
-    assert store.alerts("checkout-availability")[0].acknowledged_by == RESPONDER
+    assert _breach(store).acknowledged_by == RESPONDER
 
 
 def test_every_command_is_acknowledged_at_once_and_answered_at_its_response_url(
@@ -81,14 +97,15 @@ def test_every_command_is_acknowledged_at_once_and_answered_at_its_response_url(
     answers = {key: slack.wait_response(key, timeout=SLOW + 10) for key, _ in sent}
     assert all(a["response_type"] == "ephemeral" for a in answers.values())
     acked, silenced, status, helped = (answers[key]["text"] for key, _ in sent)
-    assert "Acknowledged page of `checkout-availability`" in acked
+    breach = _breach(store)
+    assert f"Acknowledged breach #{breach.id} (PAGE) of `checkout-availability`." in acked
     assert "`search-latency` is silenced for 30m" in silenced
     assert "checkout-availability" in json.dumps(answers["command-3"]) and "SLO status" in status
     assert "/slo silence SLO DURATION [reason]" in helped
     arrived = {c.path.rsplit("/", 1)[-1]: c.at for c in slack.calls_of("response_url")}
     for key, started in sent[:2]:  # the ones that needed Slack: answered after it, not before the ack
         assert arrived[key] - started >= SLOW - 0.5, key
-    assert store.alerts("checkout-availability")[0].acknowledged_by == RESPONDER
+    assert _breach(store).acknowledged_by == RESPONDER
     assert store.silences()[-1].created_by == SECOND
 
 
