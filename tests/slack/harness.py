@@ -33,6 +33,8 @@ from bot.store import db, repo
 from bot.store.models import (
     AlertEventRecord,
     AlertRecord,
+    BreachEventRecord,
+    BreachRecord,
     OutboxRecord,
     SilenceRecord,
     SLORecord,
@@ -390,8 +392,8 @@ def store_status(
     database_url: str, *, history: int = 1, alerts_every: int = 20, silences_every: int = 100, seed: int = 7
 ) -> None:
     """Write what a running bot leaves: `history` snapshots per SLO a minute apart (the newest one
-    varied: budget left, burn, state), a firing page for every `alerts_every`-th SLO, a silence for
-    every `silences_every`-th."""
+    varied: budget left, burn, state), an open breach with its firing page signal for every
+    `alerts_every`-th SLO, a silence for every `silences_every`-th."""
     rng = random.Random(seed)
     engine = db.make_engine(database_url)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -427,18 +429,35 @@ def store_status(
         if rows:
             session.execute(insert(SnapshotRecord), rows)
         for record in records[::alerts_every]:
+            fired = now - timedelta(minutes=20)
+            page_burns = json.dumps({"1h": 20.0, "5m": 40.0})
+            reason = "burn 20x over 1h and 40x over 5m (threshold 14.4x)"
+            breach = BreachRecord(
+                slo_id=record.id or 0,
+                kind="burn",
+                severity="page",
+                peak="page",
+                state="firing",
+                opened_at=fired,
+                burn_rates=page_burns,
+                reason=reason,
+            )
+            session.add(breach)
+            session.flush()
             alert = AlertRecord(
                 slo_id=record.id or 0,
+                breach_id=breach.id,
                 key="page",
                 state="firing",
-                since=now - timedelta(minutes=20),
-                fired_at=now - timedelta(minutes=20),
-                burn_rates=json.dumps({"1h": 20.0, "5m": 40.0}),
-                reason="burn 20x over 1h and 40x over 5m (threshold 14.4x)",
+                since=fired,
+                fired_at=fired,
+                burn_rates=page_burns,
+                reason=reason,
             )
             session.add(alert)
             session.flush()
-            session.add(AlertEventRecord(alert_id=alert.id or 0, at=now, event="firing"))
+            session.add(AlertEventRecord(alert_id=alert.id or 0, at=fired, event="firing"))
+            session.add(BreachEventRecord(breach_id=breach.id or 0, at=fired, event="opened", detail="page"))
         for record in records[::silences_every]:
             session.add(
                 SilenceRecord(
@@ -466,15 +485,30 @@ class Store:
         self.engine.dispose()
 
     def alerts(self, slo: str | None = None) -> list[AlertRecord]:
+        """The alert signals (page, ticket, budget-25 ...), each with the breach it belongs to."""
         with Session(self.engine) as session:
             query = select(AlertRecord).join(SLORecord, col(SLORecord.id) == AlertRecord.slo_id)
             if slo is not None:
                 query = query.where(SLORecord.name == slo)
             return list(session.exec(query.order_by(col(AlertRecord.id))))
 
+    def breaches(self, slo: str | None = None) -> list[BreachRecord]:
+        """The breaches: what people see as one message and acknowledge once."""
+        with Session(self.engine) as session:
+            query = select(BreachRecord).join(SLORecord, col(SLORecord.id) == BreachRecord.slo_id)
+            if slo is not None:
+                query = query.where(SLORecord.name == slo)
+            return list(session.exec(query.order_by(col(BreachRecord.id))))
+
     def events(self) -> list[AlertEventRecord]:
+        """The signals' trail: firing, resolved."""
         with Session(self.engine) as session:
             return list(session.exec(select(AlertEventRecord).order_by(col(AlertEventRecord.id))))
+
+    def breach_events(self) -> list[BreachEventRecord]:
+        """The breaches' trail: opened, raised, resolved, and what people did (acknowledged ...)."""
+        with Session(self.engine) as session:
+            return list(session.exec(select(BreachEventRecord).order_by(col(BreachEventRecord.id))))
 
     def silences(self) -> list[SilenceRecord]:
         with Session(self.engine) as session:
@@ -490,9 +524,11 @@ class Store:
             return len(set(session.exec(select(SnapshotRecord.slo_id)).all()))
 
     def fingerprint(self) -> tuple[object, ...]:
-        """What a user's action could change: alerts, their trail, silences, the outbox."""
+        """What a user's action could change: breaches, their trail, silences, the outbox."""
         return (
-            [(a.id, a.state, a.acknowledged_by) for a in self.alerts()],
+            [(b.id, b.state, b.acknowledged_by, b.escalated_at) for b in self.breaches()],
+            [(a.id, a.state, a.breach_id) for a in self.alerts()],
+            [(e.id, e.event, e.actor) for e in self.breach_events()],
             [(e.id, e.event, e.actor) for e in self.events()],
             [(s.id, s.until, s.ended_at) for s in self.silences()],
             [(o.id, o.status) for o in self.outbox()],

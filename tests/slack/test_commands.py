@@ -106,7 +106,9 @@ def test_every_slo_command_answers_usefully_and_fast(
 
     shown = ask("show checkout-availability")
     assert "99.9 % over 30d" in shown and "Budget remaining" in shown and "Burn rate" in shown
-    assert "*page* firing since" in shown and re.search(r"1h (1[5-9]|[2-9][0-9])\.[0-9]+x", shown)
+    assert "*PAGE* open since" in shown and "(breach #" in shown
+    assert re.search(r"1h (1[5-9]|[2-9][0-9])\.[0-9]+x", shown)
+    assert "still open, not acknowledged" in shown
     assert "Which SLO?" in ask("show") and "Usage: `/slo show SLO`" in ask("show")
     typo = ask("show checkout-availabilty")
     assert "There is no SLO called `checkout-availabilty`" in typo and "`checkout-availability`" in typo
@@ -130,8 +132,10 @@ def test_every_slo_command_answers_usefully_and_fast(
     assert store.fingerprint() == before
     assert not slack.calls_of("chat.update")
 
-    # ack by name: the alert message says who, and its thread gets a note
-    assert ask("ack checkout-availability") == "Acknowledged page of `checkout-availability`."
+    # ack by name: the breach's message says who, and its thread gets a note
+    breach = store.breaches("checkout-availability")[0]
+    acked = f"Acknowledged breach #{breach.id} (PAGE) of `checkout-availability`."
+    assert ask("ack checkout-availability") == acked
     updated = slack.wait_calls("chat.update", 1)[0]
     assert updated.params["ts"] == page["ts"] and updated.params["channel"] == ALERTS
     message = slack.messages(ALERTS)[0]
@@ -141,9 +145,11 @@ def test_every_slo_command_answers_usefully_and_fast(
     note = slack.messages(ALERTS)[1]
     assert note["thread_ts"] == page["ts"] and f"<@{RESPONDER}> acknowledged" in note["text"]
     assert ask("ack checkout-availability") == "Already acknowledged."
-    alert = store.alerts("checkout-availability")[0]
-    assert alert.acknowledged_by == RESPONDER
-    assert "is not firing" in ask(f"ack {(alert.id or 0) + 100}")
+    assert ask(f"ack #{breach.id}") == "Already acknowledged."
+    assert store.breaches("checkout-availability")[0].acknowledged_by == RESPONDER
+    missing_breach = (breach.id or 0) + 100
+    assert ask(f"ack {missing_breach}") == f"Breach #{missing_breach} is not open (or does not exist)."
+    assert "has no open breach to acknowledge" in ask("ack search-latency", user=SECOND)
 
     # silence with a reason, by another member, then unsilence
     silenced = ask("silence checkout-availability 30m deploy in progress", user=SECOND)
@@ -176,7 +182,7 @@ def test_every_slo_command_answers_usefully_and_fast(
     assert "is not a channel" in ask("subscribe search sre-team")
     assert "Did you mean `search`" in ask("subscribe serach")
 
-    trail = [(e.event, e.actor) for e in store.events()]
+    trail = [(e.event, e.actor) for e in store.breach_events()]
     assert ("acknowledged", RESPONDER) in trail
     assert ("silenced", SECOND) in trail and ("unsilenced", SECOND) in trail
     assert max(ask.seconds) < SLACK_DEADLINE, ask.seconds

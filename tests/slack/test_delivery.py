@@ -15,7 +15,7 @@ from tests.slack.conftest import BotFactory
 from tests.slack.harness import ALERTS, RESPONDER, BotProcess, Store, catalogue, wait_for
 
 SRE = "C0SRE"
-TWO_CHANNELS = f"{ALERTS},#sre"  # one alert, two messages; a channel may be routed to by name
+TWO_CHANNELS = f"{ALERTS},#sre"  # one breach, two messages; a channel may be routed to by name
 ON_CALL = "U0ONCALL"  # a member of #sre only
 RETRY_AFTER = 2
 
@@ -44,11 +44,11 @@ def _acknowledged_everywhere(slack: FakeSlack, by: str = RESPONDER) -> bool:
 
 
 def _exactly_once_in_order(slack: FakeSlack, by: str = RESPONDER) -> None:
-    """In each channel: one alert message, updated in place after it was posted, and one note."""
+    """In each channel: one breach message, updated in place after it was posted, and one note."""
     for channel in (ALERTS, SRE):
         alerts = _alerts_in(slack, channel)
-        assert len(alerts) == 1, f"{channel}: {len(alerts)} alert messages"
-        assert _notes_in(slack, channel) == [f"<@{by}> acknowledged this alert."]
+        assert len(alerts) == 1, f"{channel}: {len(alerts)} breach messages"
+        assert _notes_in(slack, channel) == [f"<@{by}> acknowledged this breach."]
         posts = [c for c in _to(slack, "chat.postMessage", channel) if not c.params.get("thread_ts")]
         assert len(posts) == 1  # Slack took exactly one post, never a repeat
         updates = _to(slack, "chat.update", channel)
@@ -71,7 +71,8 @@ def test_rate_limits_and_server_errors_delay_messages_but_lose_and_repeat_none(
     # the on-call of #sre acts during the outage: the answer is immediate, the messages wait
     started = time.monotonic()
     answer = bot.answer("ack checkout-availability", user=ON_CALL, channel=SRE)
-    assert time.monotonic() - started < 3.0 and "Acknowledged page" in answer["text"]
+    assert time.monotonic() - started < 3.0
+    assert f"Acknowledged breach #{store.breaches()[0].id} (PAGE)" in answer["text"]
 
     slack.wait_until(lambda: _acknowledged_everywhere(slack, ON_CALL), 60, "every message after the outage")
     assert time.monotonic() >= outage_ends - 0.5
@@ -101,7 +102,7 @@ def test_a_post_whose_answer_never_comes_is_found_in_the_channel_not_sent_twice(
     slack.drop("chat.postMessage", times=1, apply=True)  # then a connection dies after the post
     bot = start_bot(catalogue(channel=TWO_CHANNELS))
     slack.wait_until(lambda: _alerts_in(slack, ALERTS) and _alerts_in(slack, SRE), 40, "both posts")
-    slack.wait_until(lambda: len(store.alerts()[0:1]) == 1, 10, "the alert")
+    slack.wait_until(lambda: len(store.breaches()) == 1, 10, "the breach")
     wait_for(lambda: not any(o.in_flight for o in store.outbox()), 30, "the lost answers sorted out")
     assert bot.command("ack checkout-availability").status_code == 200
     slack.wait_until(lambda: _acknowledged_everywhere(slack), 40, "the acknowledgement everywhere")
@@ -128,7 +129,8 @@ def test_kill_9_in_the_middle_of_a_post_then_restart_loses_and_repeats_nothing(
 
     # killed again in the middle of the work an acknowledgement queues (two updates, two notes)
     slack.hang("chat.update", times=1, seconds=60, apply=True)
-    assert "Acknowledged page" in second.answer("ack checkout-availability")["text"]
+    acked = f"Acknowledged breach #{store.breaches()[0].id} (PAGE)"
+    assert acked in second.answer("ack checkout-availability")["text"]
     slack.wait_until(lambda: slack.calls_of("chat.update"), 30, "the first update")
     second.kill()
     assert not _notes_in(slack, ALERTS) and not _notes_in(slack, SRE)
@@ -138,8 +140,11 @@ def test_kill_9_in_the_middle_of_a_post_then_restart_loses_and_repeats_nothing(
     time.sleep(2)
     _exactly_once_in_order(slack)
     assert third.http.get("/healthz").status_code == 200
-    events = [(e.event, e.actor) for e in store.events()]
-    assert events.count(("firing", None)) == 1 and events.count(("acknowledged", RESPONDER)) == 1
+    assert len(store.breaches()) == 1  # three processes, one breach
+    signals = [(e.event, e.actor) for e in store.events()]
+    assert signals.count(("firing", None)) == 1
+    events = [(e.event, e.actor) for e in store.breach_events()]
+    assert events.count(("opened", None)) == 1 and events.count(("acknowledged", RESPONDER)) == 1
 
 
 def test_a_silence_holds_back_an_unsent_alert_and_unsilence_lets_it_out_at_once(

@@ -41,7 +41,7 @@ class Channel:
         return [m["text"] for m in self.slack.messages(ALERTS)[1:] if m.get("thread_ts") == self.page()["ts"]]
 
     def click(self, action_id: str, user: str, option: str | None = None) -> str:
-        """Click on the alert message; returns the response_url key of this click."""
+        """Click on the breach message; returns the response_url key of this click."""
         self.clicks += 1
         key = f"click-{self.clicks}"
         payload = block_action(
@@ -72,7 +72,8 @@ def test_a_breach_is_posted_then_acknowledged_silenced_and_unsilenced_with_butto
     # the page goes to the SLO's channel, once, with what it means and the buttons
     assert posted.params["channel"] == ALERTS
     page = channel.page()
-    assert page["text"].startswith("🔴 PAGE firing: checkout-availability (checkout)")
+    breach = store.breaches("checkout-availability")[0]
+    assert page["text"].startswith(f"🔴 PAGE: checkout-availability (checkout) · breach #{breach.id}")
     shown = _shown(page)
     assert "Acknowledge" in shown and "Silence 30m" in shown and "View SLO" in shown
     assert "99.9 % over 30d" in shown and "Burn rate" in shown and "Budget remaining" in shown
@@ -88,8 +89,8 @@ def test_a_breach_is_posted_then_acknowledged_silenced_and_unsilenced_with_butto
     shown = _shown(channel.page())
     assert f"Acknowledged by <@{RESPONDER}> at <!date^" in shown and "Unacknowledge" in shown
     slack.wait_until(lambda: channel.thread(), what="the thread note")
-    assert channel.thread() == [f"<@{RESPONDER}> acknowledged this alert."]
-    assert store.alerts("checkout-availability")[0].acknowledged_by == RESPONDER
+    assert channel.thread() == [f"<@{RESPONDER}> acknowledged this breach."]
+    assert store.breaches("checkout-availability")[0].acknowledged_by == RESPONDER
 
     # Silence 30m from the select, by another member
     channel.click("alert_silence", SECOND, option="30m")
@@ -113,7 +114,7 @@ def test_a_breach_is_posted_then_acknowledged_silenced_and_unsilenced_with_butto
     shown = _shown(channel.page())
     assert "Acknowledged by" not in shown and '"Acknowledge"' in shown
     slack.wait_until(lambda: len(channel.thread()) == 2, what="the second note")
-    assert channel.thread()[1] == f"<@{RESPONDER}> took back the acknowledgement of this alert."
+    assert channel.thread()[1] == f"<@{RESPONDER}> took back the acknowledgement of this breach."
 
     # a stranger's click: an explanation only they see, and nothing else happens
     slack.wait_until(lambda: all(o.status != "pending" for o in store.outbox()), what="the outbox drained")
@@ -137,16 +138,16 @@ def test_a_breach_is_posted_then_acknowledged_silenced_and_unsilenced_with_butto
     ).is_success
 
     # the audit trail: every action, with its actor
-    alert = store.alerts("checkout-availability")[0]
-    trail = [(e.event, e.actor) for e in store.events() if e.alert_id == alert.id]
+    assert [b.id for b in store.breaches()] == [breach.id]  # one breach all along
+    trail = [(e.event, e.actor) for e in store.breach_events() if e.breach_id == breach.id]
     assert trail == [
-        ("firing", None),
+        ("opened", None),
         ("acknowledged", RESPONDER),
         ("silenced", SECOND),
         ("unsilenced", RESPONDER),
         ("unacknowledged", RESPONDER),
     ]
-    assert len(slack.calls_of("chat.postMessage", ok_only=True)) == 3  # the alert and its two notes
+    assert len(slack.calls_of("chat.postMessage", ok_only=True)) == 3  # the breach and its two notes
 
 
 def test_app_home_shows_the_slos_and_a_retried_event_acts_once(

@@ -1,6 +1,6 @@
 """From a breach in a real Prometheus to PagerDuty and back: the trigger, the Slack click, the
 upstream acknowledge, PagerDuty's signed webhook, the Slack update; and Declare incident on a lesser
-alert. `slo-bot run` as a process, Slack and PagerDuty as local fakes."""
+breach. `slo-bot run` as a process, Slack and PagerDuty as local fakes."""
 
 from __future__ import annotations
 
@@ -19,10 +19,8 @@ from tests.slack.conftest import BotFactory
 from tests.slack.harness import ALERTS, RESPONDER, Store, block_action, wait_for
 
 SECRET = "pd-webhook-secret-for-tests"
-PAGE_KEY = "slo-bot/api-availability/page"
-WARNING_KEY = "slo-bot/api-errors/ticket"  # `severity: warning` acts as a ticket
-PAGE = "🔴 PAGE firing"
-WARNING = "🔴 TICKET firing: api-errors"
+PAGE = "🔴 PAGE: api-availability (api) · breach #"
+WARNING = "🟠 TICKET: api-errors (api) · breach #"  # `severity: warning` acts as a ticket
 
 CATALOGUE = """
 apiVersion: openslo/v1
@@ -109,7 +107,7 @@ def _shown(message: dict[str, Any]) -> str:
 
 
 def _find(slack: FakeSlack, title: str) -> dict[str, Any] | None:
-    """The alert message whose text starts with `title` (not a reply in a thread)."""
+    """The breach message whose text starts with `title` (not a reply in a thread)."""
     for message in slack.messages(ALERTS):
         if message["text"].startswith(title) and message.get("thread_ts", message["ts"]) == message["ts"]:
             return message
@@ -135,7 +133,16 @@ def _thread(slack: FakeSlack, parent: dict[str, Any]) -> list[str]:
     ]
 
 
-def _webhook(bot_url: str, event_type: str, event_id: str, secret: str = SECRET) -> httpx.Response:
+def _dedup_key(store: Store, slo: str) -> str:
+    """The incident tools' key of the SLO's one breach: one incident per breach."""
+    breaches = store.breaches(slo)
+    assert len(breaches) == 1, breaches
+    return f"slo-bot/{slo}/{breaches[0].id}"
+
+
+def _webhook(
+    bot_url: str, event_type: str, event_id: str, incident_key: str, secret: str = SECRET
+) -> httpx.Response:
     body = json.dumps(
         {
             "event": {
@@ -151,7 +158,7 @@ def _webhook(bot_url: str, event_type: str, event_id: str, secret: str = SECRET)
                     "html_url": "https://acme.pagerduty.com/incidents/Q2W3E4R",
                     "number": 77,
                     "status": event_type.removeprefix("incident."),
-                    "incident_key": PAGE_KEY,
+                    "incident_key": incident_key,
                     "title": "PAGE: api-availability (api)",
                 },
             }
@@ -178,7 +185,8 @@ def test_a_breach_reaches_pagerduty_and_both_stay_in_step(
 
         # the page goes to PagerDuty; its Slack message says so
         trigger = pagerduty.wait_calls("pagerduty", 1, timeout=60)[0]
-        assert trigger.status == 202 and trigger.json["dedup_key"] == PAGE_KEY
+        page_key = _dedup_key(store, "api-availability")
+        assert trigger.status == 202 and trigger.json["dedup_key"] == page_key
         assert trigger.json["payload"]["severity"] == "critical"
         slack.wait_until(
             lambda: _shows(slack, PAGE, "PagerDuty `pd-api`: open"),
@@ -188,18 +196,21 @@ def test_a_breach_reaches_pagerduty_and_both_stay_in_step(
         page = _message(slack, PAGE)
         slack.wait_until(lambda: _find(slack, WARNING), 30, "the warning's message")
         warning = _message(slack, WARNING)
-        assert pagerduty.incident("pagerduty", WARNING_KEY) is None  # no target on the warning's policy
+        warning_key = _dedup_key(store, "api-errors")
+        assert warning["text"].startswith(WARNING + warning_key.rsplit("/", 1)[1])
+        assert page["text"].startswith(PAGE + page_key.rsplit("/", 1)[1])
+        assert pagerduty.incident("pagerduty", warning_key) is None  # no target on the warning's policy
 
         # Acknowledge in Slack: PagerDuty follows
         bot.interaction(
             block_action(page, ALERTS, "alert_ack", user=RESPONDER, response_url=slack.response_url("a"))
         )
         pagerduty.wait_calls("pagerduty", 2, timeout=30)
-        acked = pagerduty.incident("pagerduty", PAGE_KEY)
+        acked = pagerduty.incident("pagerduty", page_key)
         assert acked is not None and acked.status == "acknowledged"
 
         # PagerDuty says it is resolved there: Slack shows who did it, and where
-        assert _webhook(bot.url, "incident.resolved", "01EVENTRESOLVED").status_code == 200
+        assert _webhook(bot.url, "incident.resolved", "01EVENTRESOLVED", page_key).status_code == 200
         slack.wait_until(
             lambda: "Resolved in PagerDuty by Jane Doe." in " ".join(_thread(slack, page)), 30, "the note"
         )
@@ -212,12 +223,13 @@ def test_a_breach_reaches_pagerduty_and_both_stay_in_step(
 
         # a forged webhook and a replayed one change nothing
         calls = len(slack.calls)
-        assert _webhook(bot.url, "incident.unacknowledged", "01FORGED", secret="guess").status_code == 401
-        replay = _webhook(bot.url, "incident.resolved", "01EVENTRESOLVED")
+        forged = _webhook(bot.url, "incident.unacknowledged", "01FORGED", page_key, secret="guess")
+        assert forged.status_code == 401
+        replay = _webhook(bot.url, "incident.resolved", "01EVENTRESOLVED", page_key)
         assert replay.status_code == 200 and "already handled" in replay.text
         time.sleep(1.5)
         assert len(slack.calls) == calls
-        assert store.alerts("api-availability")[0].acknowledged_by == RESPONDER
+        assert [b.acknowledged_by for b in store.breaches("api-availability")] == [RESPONDER]
         metrics = bot.http.get("/metrics").text
         assert 'slo_bot_webhooks_total{path="/webhooks/pagerduty",status="401"} 1' in metrics
         assert 'slo_bot_incident_calls_total{outcome="ok"} 2' in metrics
@@ -229,8 +241,8 @@ def test_a_breach_reaches_pagerduty_and_both_stay_in_step(
                 warning, ALERTS, "alert_declare", user=RESPONDER, response_url=slack.response_url("d")
             )
         )
-        wait_for(lambda: pagerduty.incident("pagerduty", WARNING_KEY), 30, "the declared incident")
-        declared = pagerduty.incident("pagerduty", WARNING_KEY)
+        wait_for(lambda: pagerduty.incident("pagerduty", warning_key), 30, "the declared incident")
+        declared = pagerduty.incident("pagerduty", warning_key)
         assert declared is not None and declared.severity == "critical"
         slack.wait_until(
             lambda: any("Incident opened in PagerDuty (`pd-api`)" in n for n in _thread(slack, warning)),

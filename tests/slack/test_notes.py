@@ -1,4 +1,4 @@
-"""Re-evaluations of a firing alert go in its thread, at most every 30 minutes, and not once acked.
+"""Re-evaluations of a firing breach go in its thread, at most every 30 minutes, and not once acked.
 
 In-process with a simulated clock: the scheduler's `jobs.evaluate_all` with the Slack hook, no
 Slack needed (the hook only writes the outbox).
@@ -18,7 +18,7 @@ from bot.catalogue import load_paths
 from bot.evaluation import data_checksum
 from bot.slack.notify import NOTE_INTERVAL, SlackHook, queue_unannounced, set_acknowledged
 from bot.store import repo
-from bot.store.models import AlertRecord, OutboxRecord
+from bot.store.models import BreachRecord, OutboxRecord
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 CATALOGUE = f"""
@@ -59,6 +59,12 @@ def _queued(engine: Engine) -> list[tuple[str, str | None]]:
         return [(r.kind, r.payload if r.kind == "thread_note" else r.channel) for r in rows]
 
 
+def _breaches_queued(engine: Engine) -> set[int | None]:
+    """The breaches the outbox holds messages and notes of."""
+    with Session(engine) as session:
+        return set(session.exec(select(OutboxRecord.breach_id)).all())
+
+
 def _apply(tmp_path: Path, engine: Engine) -> None:
     path = tmp_path / "slos.yaml"
     path.write_text(CATALOGUE)
@@ -89,30 +95,38 @@ def test_still_firing_notes_are_rate_limited_and_stop_when_acknowledged(
     def notes(at: datetime) -> list[str]:
         return [p or "" for kind, p in tick(at) if kind == "thread_note"]
 
+    def still_firing(at: datetime) -> list[str]:
+        return [n for n in notes(at) if "Still firing" in n]
+
     queued = tick(T0)
     assert ("alert_message", "C0ALERTS") in queued  # the page, posted once
-    assert notes(T0 + NOTE_INTERVAL - timedelta(minutes=1)) == []  # too soon for a note
-    first = notes(T0 + NOTE_INTERVAL)
-    # one note per firing alert (the page, and the budget alerts the outage set off meanwhile)
-    assert first and all("Still firing: burn" in n and "budget left" in n for n in first)
-    assert notes(T0 + NOTE_INTERVAL + timedelta(minutes=10)) == first  # rate-limited
+    # the budget the outage spent meanwhile is a notice in the page's thread, not a message of its own
+    assert [n for k, n in queued if k == "thread_note"] == [
+        '{"text": "Budget notice: the error budget fell below 50 % (36.0 % left)."}'
+    ]
+    assert still_firing(T0 + NOTE_INTERVAL - timedelta(minutes=1)) == []  # too soon for a note
+    first = still_firing(T0 + NOTE_INTERVAL)
+    # one note for the one breach (its budget notices are not re-announced on their own)
+    assert len(first) == 1 and "Still firing: burn" in first[0] and "budget left" in first[0]
+    assert still_firing(T0 + NOTE_INTERVAL + timedelta(minutes=10)) == first  # rate-limited
     before_ack = notes(T0 + timedelta(minutes=45))
     with Session(engine) as session:
-        firing = session.exec(select(AlertRecord).where(AlertRecord.state == "firing")).all()
-        for alert in firing:
-            set_acknowledged(session, alert, "U0RESPONDER", T0 + timedelta(minutes=45), on=True)
+        firing = session.exec(select(BreachRecord).where(BreachRecord.state == "firing")).all()
+        assert len(firing) == 1  # the page and the budget thresholds it crossed: one breach
+        for breach in firing:
+            set_acknowledged(session, breach, "U0RESPONDER", T0 + timedelta(minutes=45), on=True)
         session.commit()
-    acked = _queued(engine)
-    acked = [p or "" for kind, p in acked if kind == "thread_note"]
-    # each acknowledgement is said in its alert's thread
+    acked = [p or "" for kind, p in _queued(engine) if kind == "thread_note"]
+    # the acknowledgement is said in the breach's thread
     assert acked[len(before_ack) :] == [
-        '{"text": "<@U0RESPONDER> acknowledged this alert.", "by": "U0RESPONDER"}'
-    ] * len(firing)
-    assert notes(T0 + 3 * NOTE_INTERVAL) == acked  # acknowledged alerts are not re-announced
+        '{"text": "<@U0RESPONDER> acknowledged this breach.", "by": "U0RESPONDER"}'
+    ]
+    assert notes(T0 + 3 * NOTE_INTERVAL) == acked  # an acknowledged breach is not re-announced
+    assert len(_breaches_queued(engine)) == 1  # every message and note: of that one breach
     sources.close()
 
 
-def test_alerts_opened_without_slack_are_announced_when_a_slack_bot_starts(
+def test_breaches_opened_without_slack_are_announced_when_a_slack_bot_starts(
     tmp_path: Path, engine: Engine
 ) -> None:
     _apply(tmp_path, engine)
@@ -121,9 +135,10 @@ def test_alerts_opened_without_slack_are_announced_when_a_slack_bot_starts(
     sources.close()
     assert _queued(engine) == []
     with Session(engine) as session:
-        firing = session.exec(select(AlertRecord).where(AlertRecord.state == "firing")).all()
-        assert queue_unannounced(session, None, T0) == len(firing) > 0
+        firing = session.exec(select(BreachRecord).where(BreachRecord.state == "firing")).all()
+        assert len(firing) == 1  # the page, with the budget notice it noted: one breach
+        assert queue_unannounced(session, None, T0) == len(firing)
         session.commit()
         assert queue_unannounced(session, None, T0) == 0  # queued once
         session.commit()
-    assert _queued(engine) == [("alert_message", "C0ALERTS")] * len(firing)
+    assert _queued(engine) == [("alert_message", "C0ALERTS")]

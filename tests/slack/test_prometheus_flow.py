@@ -65,7 +65,8 @@ def test_a_prometheus_breach_is_posted_then_acknowledged(
     posted = slack.wait_calls("chat.postMessage", 1, timeout=60)[0]
     assert posted.params["channel"] == ALERTS
     page = slack.messages(ALERTS)[0]
-    assert page["text"].startswith("🔴 PAGE firing: api-availability (api)")
+    breach = store.breaches("api-availability")[0]
+    assert page["text"].startswith(f"🔴 PAGE: api-availability (api) · breach #{breach.id}")
     response = bot.interaction(
         block_action(page, ALERTS, "alert_ack", user=RESPONDER, response_url=slack.response_url("ack"))
     )
@@ -75,4 +76,4 @@ def test_a_prometheus_breach_is_posted_then_acknowledged(
     assert update.params["ts"] == page["ts"]
     shown = json.dumps(slack.messages(ALERTS)[0].get("attachments"), ensure_ascii=False)
     assert f"Acknowledged by <@{RESPONDER}>" in shown
-    assert store.alerts("api-availability")[0].acknowledged_by == RESPONDER
+    assert [b.acknowledged_by for b in store.breaches("api-availability")] == [RESPONDER]

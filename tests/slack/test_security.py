@@ -119,7 +119,9 @@ def test_forged_stale_or_unsigned_requests_get_401_and_change_nothing(
     assert bot.post(challenge, js, signed_headers(challenge)).json() == {"challenge": "c-123"}
     assert bot.post(ack, form, signed_headers(ack)).status_code == 200
     key = parse_qs(ack)["response_url"][0].rsplit("/", 1)[-1]
-    assert "Acknowledged page" in slack.wait_response(key)["text"]
-    assert store.alerts("checkout-availability")[0].acknowledged_by == RESPONDER
+    answer = slack.wait_response(key)["text"]
+    breach = store.breaches("checkout-availability")[0]
+    assert answer == f"Acknowledged breach #{breach.id} (PAGE) of `checkout-availability`."
+    assert breach.acknowledged_by == RESPONDER
     assert bot.post(event, js, signed_headers(event)).status_code == 200
     slack.wait_calls("views.publish", 1)
