@@ -176,3 +176,121 @@ def test_a_database_newer_than_the_code_is_refused_with_a_sentence(fresh_url: st
         assert "Traceback" not in result.stderr, result.stderr
         assert "9999_from_a_newer_slo_bot" in result.stderr and "newer" in result.stderr, result.stderr
     assert _revision(fresh_url) == "9999_from_a_newer_slo_bot"
+
+
+def test_0007_turns_each_fired_alert_into_a_breach_and_moves_what_belonged_to_it(fresh_url: str) -> None:
+    """An operator upgrading with an open, acknowledged page keeps its Slack message, its incident, its
+    queued outbox call and its acknowledgement: all now belong to breach #N, N the alert's id."""
+    engine = db.make_engine(fresh_url)
+    command.upgrade(db.alembic_config(engine), "0006")
+    at = "2026-11-23 10:00:00+00:00"
+    later = "2026-11-23 11:00:00+00:00"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO slo (id, name, service, documents, checksum, data_checksum, created_at,"
+                " updated_at) VALUES (1, 'api-availability', 'api', '[]', 'c', 'd', :at, :at)"
+            ),
+            {"at": at},
+        )
+        # id 7: a page firing, acknowledged; id 8: a ticket that fired and resolved; id 9: still pending
+        conn.execute(
+            text(
+                "INSERT INTO alert (id, slo_id, key, state, since, fired_at, resolved_at, burn_rates, reason,"
+                " acknowledged_by, acknowledged_at, noted_at, escalated_at, spent_ratio) VALUES"
+                " (7, 1, 'page', 'firing', :at, :at, NULL, '{\"1h\": 15.0}', 'burning fast',"
+                "  'U123', :later, NULL, NULL, NULL),"
+                " (8, 1, 'ticket', 'resolved', :at, :at, :later, '{}', 'burning slowly',"
+                "  NULL, NULL, NULL, NULL, 0.125),"
+                " (9, 1, 'budget-25', 'pending', :at, NULL, NULL, '{}', '', NULL, NULL, NULL, NULL, NULL)"
+            ),
+            {"at": at, "later": later},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO alert_event (alert_id, at, event, actor, burn_rates, detail) VALUES"
+                " (7, :at, 'firing', NULL, '{}', ''),"
+                " (7, :later, 'acknowledged', 'U123', '{}', 'from Slack'),"
+                " (8, :at, 'firing', NULL, '{}', ''),"
+                " (8, :later, 'resolved', NULL, '{}', '')"
+            ),
+            {"at": at, "later": later},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO slack_message (id, alert_id, channel, posted_channel, ts)"
+                " VALUES (3, 7, '#api-oncall', 'C0API', '1700000000.000100')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO incident (id, alert_id, target, kind, dedup_key, state, created_at, updated_at)"
+                " VALUES (4, 7, 'pagerduty-api', 'pagerduty', 'slo-bot/api-availability/page', 'triggered',"
+                " :at, :at)"
+            ),
+            {"at": at},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO outbox (id, kind, alert_id, channel, payload, status, attempts, in_flight,"
+                " next_attempt_at, created_at) VALUES"
+                " (5, 'alert_message', 7, '#api-oncall', '{}', 'pending', 0, false, :at, :at),"
+                " (6, 'thread_note', 8, '#api-oncall', '{}', 'done', 1, false, :at, :at)"
+            ),
+            {"at": at},
+        )
+    command.upgrade(db.alembic_config(engine), "head")
+
+    with engine.begin() as conn:
+        breaches = {
+            row.id: row
+            for row in conn.execute(
+                text(
+                    "SELECT id, slo_id, kind, severity, peak, state, acknowledged_by, acknowledged_at,"
+                    " spent_ratio, burn_rates, reason FROM breach ORDER BY id"
+                )
+            )
+        }
+        assert sorted(breaches) == [7, 8]  # the pending alert never fired: no breach
+        page, ticket = breaches[7], breaches[8]
+        assert (page.slo_id, page.kind, page.severity, page.peak, page.state) == (
+            1,
+            "burn",
+            "page",
+            "page",
+            "firing",
+        )
+        assert page.acknowledged_by == "U123" and page.acknowledged_at is not None
+        assert page.reason == "burning fast" and "15.0" in page.burn_rates
+        assert (ticket.kind, ticket.severity, ticket.state) == ("burn", "ticket", "resolved")
+        assert ticket.acknowledged_by is None and ticket.spent_ratio == 0.125
+
+        signals = dict(conn.execute(text("SELECT id, breach_id FROM alert ORDER BY id")).all())
+        assert signals == {7: 7, 8: 8, 9: None}
+        assert conn.execute(text("SELECT breach_id, channel, ts FROM slack_message")).all() == [
+            (7, "#api-oncall", "1700000000.000100")
+        ]
+        assert conn.execute(text("SELECT breach_id, dedup_key, severity FROM incident")).all() == [
+            (7, "slo-bot/api-availability/page", "page")
+        ]
+        assert conn.execute(text("SELECT id, breach_id FROM outbox ORDER BY id")).all() == [(5, 7), (6, 8)]
+        assert conn.execute(text("SELECT breach_id, event, actor, detail FROM breach_event")).all() == [
+            (7, "acknowledged", "U123", "from Slack")
+        ]
+        # the signal trail keeps the signal's own transitions only
+        assert conn.execute(text("SELECT alert_id, event FROM alert_event ORDER BY id")).all() == [
+            (7, "firing"),
+            (8, "firing"),
+            (8, "resolved"),
+        ]
+
+        # breaches opened from now on are numbered after the migrated ones (PostgreSQL: the sequence moved on)
+        fresh = conn.execute(
+            text(
+                "INSERT INTO breach (slo_id, kind, severity, peak, state, opened_at, burn_rates, reason)"
+                " VALUES (1, 'no-data', 'no-data', 'no-data', 'firing', :at, '{}', '') RETURNING id"
+            ),
+            {"at": later},
+        ).scalar_one()
+        assert fresh == 9
+    engine.dispose()
