@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from sqlalchemy import event
 from sqlmodel import Session
 
 from bot import breaches
@@ -27,15 +28,26 @@ class ConsoleHook:
     seen: list[Change] = field(default_factory=list)
 
     def __call__(self, session: Session, tick: Tick) -> bool:
+        lines: list[str] = []
         for change, breach in tick.changes:
-            self.seen.append(change)
             if change.event in SHOWN:
                 facts = breach_facts(session, tick.slo, breach, tick.now)
                 message = breach_message(tick.slo, facts, tick.assessment.status)
-                print(render_text(message), file=self.out, flush=True)
+                lines.append(render_text(message))
             note = thread_note(session, tick, change, breach)
             if note:
-                print(f"  ↳ breach #{breach.id} of {tick.slo.name}: {note}", file=self.out, flush=True)
+                lines.append(f"  ↳ breach #{breach.id} of {tick.slo.name}: {note}")
             if change.event in SHOWN or note:
-                print(file=self.out, flush=True)
+                lines.append("")
+        changes = [change for change, _ in tick.changes]
+
+        def show(_session: Session) -> None:
+            # once the tick is stored: a crash before that loses the tick, and the next run announces
+            # its breaches then, never twice (a rolled-back tick prints nothing)
+            self.seen.extend(changes)
+            if lines:
+                print("\n".join(lines), file=self.out, flush=True)
+
+        if changes:
+            event.listen(session, "after_commit", show, once=True)
         return bool(tick.changes)

@@ -68,8 +68,8 @@ def test_a_hook_that_fails_for_one_slo_loses_only_that_slos_tick(
 ) -> None:
     _apply(tmp_path, database_url, monkeypatch)
 
-    def hook(session: Session, record: Any, *args: Any) -> None:
-        if record.name == "beta":
+    def hook(session: Session, tick: jobs.Tick) -> None:
+        if tick.record.name == "beta":
             raise RuntimeError("the Slack queue is broken")
 
     before = _failures(jobs.INTERNAL)

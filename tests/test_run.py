@@ -17,7 +17,14 @@ from sqlmodel import Session, select
 
 from bot.demo import Script, run_demo
 from bot.store import db
-from bot.store.models import AlertEventRecord, AlertRecord, SnapshotRecord
+from bot.store.models import (
+    AlertEventRecord,
+    AlertRecord,
+    BreachEventRecord,
+    BreachRecord,
+    SLORecord,
+    SnapshotRecord,
+)
 
 CATALOGUE = """
 apiVersion: openslo/v1
@@ -111,7 +118,7 @@ def test_kill_with_an_open_alert_then_restart_neither_refires_nor_forgets(
     with first_log.open("wb") as log:
         first = _start(tmp_path, database_url, log)
     try:
-        _wait(lambda: "PAGE firing: down-api" in first_log.read_text())
+        _wait(lambda: "🔴 PAGE: down-api (api) · breach #" in first_log.read_text())
         first.send_signal(signal.SIGKILL)  # no clean shutdown
     finally:
         first.kill()
@@ -129,13 +136,25 @@ def test_kill_with_an_open_alert_then_restart_neither_refires_nor_forgets(
     finally:
         second.kill()
         second.wait()
-    # the page open before the kill is not announced again (the outage goes on, so the budget
-    # alerts may cross their thresholds during either run: each fires once, whichever run it is)
-    assert "PAGE firing" not in second_log.read_text()
+    # the breach open before the kill is not announced again (the outage goes on, so the budget
+    # thresholds may be crossed during either run: each signal fires once, whichever run it is, and
+    # the crossings are notes in the breach's thread, not messages of their own)
+    assert "PAGE: down-api" not in second_log.read_text()
     engine = db.make_engine(database_url)
     with Session(engine) as session:
+        down = session.exec(select(SLORecord).where(SLORecord.name == "down-api")).one()
+        breaches = session.exec(select(BreachRecord).where(BreachRecord.slo_id == down.id)).all()
+        assert [(b.kind, b.severity, b.state, b.acknowledged_by) for b in breaches] == [
+            ("burn", "page", "firing", None)
+        ]
+        trail = session.exec(select(BreachEventRecord)).all()
+        # every breach (the unreachable SLO is blind: a no-data one) opened once, whichever run it was
+        every_breach = session.exec(select(BreachRecord)).all()
+        assert len({(b.slo_id, b.kind) for b in every_breach}) == len(every_breach)
+        for breach in every_breach:
+            assert [e.event for e in trail if e.breach_id == breach.id].count("opened") == 1
         alerts = session.exec(select(AlertRecord).where(AlertRecord.key == "page")).all()
-        assert [(a.state, a.acknowledged_by) for a in alerts] == [("firing", None)]
+        assert [(a.state, a.breach_id) for a in alerts] == [("firing", breaches[0].id)]
         events = session.exec(select(AlertEventRecord)).all()
         assert [e.event for e in events if e.alert_id == alerts[0].id] == ["firing"]
         every = session.exec(select(AlertRecord)).all()
@@ -150,12 +169,13 @@ def test_the_demo_shows_a_page_fire_and_resolve() -> None:
     script = Script(start=datetime(2026, 11, 27, 9, 0, tzinfo=UTC), tick_seconds=0.05)
     assert run_demo(out, script) == 0
     text = out.getvalue()
-    assert "PAGE firing: checkout-availability" in text
-    assert "PAGE resolved: checkout-availability" in text
-    assert text.index("PAGE firing") < text.index("PAGE resolved")
-    assert "demo finished: page firing at 09:07; page resolved at 09:18." in text
+    assert "🔴 PAGE: checkout-availability (checkout) · breach #1" in text
+    assert "✅ Resolved PAGE: checkout-availability (checkout) · breach #1" in text
+    assert text.index("🔴 PAGE") < text.index("✅ Resolved PAGE")
+    # the page cleared at 09:18; the breach ends one evaluation later, the signal still clear
+    assert "demo finished: page breach opened at 09:07; page breach resolved at 09:19." in text
     # the resolved message says what the episode cost
     spent = re.search(r"Budget spent +([\d.]+) % of the 30-day budget \(([\d.]+) of 43.2 minutes\)", text)
-    assert spent and text.index("PAGE resolved") < spent.start()
+    assert spent and text.index("✅ Resolved PAGE") < spent.start()
     assert 0 < float(spent.group(1)) < 100
     assert abs(float(spent.group(1)) / 100 * 43.2 - float(spent.group(2))) < 0.06

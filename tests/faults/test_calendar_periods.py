@@ -24,10 +24,10 @@ from bot.domain import (
     Objective,
     TimeWindow,
 )
-from bot.messages import AlertFacts
+from bot.messages import BreachFacts
 from bot.periods import period_length
 from bot.status import assess
-from bot.store.models import AlertRecord
+from bot.store.models import BreachRecord
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -64,8 +64,8 @@ def test_budget_minutes_are_those_of_the_real_period(
 
 
 def _resolved_text(window: TimeWindow, at: datetime) -> dict[str, str]:
-    facts = AlertFacts("page", RESOLVED, at, at - HOUR, spent_ratio=0.5)
-    return dict(messages.alert_message(_slo(window), facts, None).fields)
+    facts = BreachFacts(1, "burn", "page", False, at - HOUR, resolved_at=at, spent_ratio=0.5)
+    return dict(messages.breach_message(_slo(window), facts, None).fields)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def test_a_resolved_alert_says_its_cost_in_the_months_real_minutes(at: datetime,
 
 def test_the_budget_remaining_of_a_firing_alert_counts_the_months_real_minutes() -> None:
     at = datetime(2026, 1, 20, tzinfo=UTC)
-    facts = AlertFacts("page", "firing", at, at)
+    facts = BreachFacts(1, "burn", "page", True, at)
     span = at - datetime(2026, 1, 1, tzinfo=UTC)
     rules = policy.policy_for(_slo(MONTH), period_length(MONTH, at))
     counts = {
@@ -96,7 +96,7 @@ def test_the_budget_remaining_of_a_firing_alert_counts_the_months_real_minutes()
         period_end=datetime(2026, 2, 1, tzinfo=UTC),
         period_span=span,
     ).status
-    fields = dict(messages.alert_message(_slo(MONTH), facts, status).fields)
+    fields = dict(messages.breach_message(_slo(MONTH), facts, status).fields)
     # half the budget left of 44.64 minutes
     assert fields["Budget remaining"] == "50.0 % of 44 min of full outage"
 
@@ -158,12 +158,13 @@ def test_slo_show_lists_the_episodes_of_the_current_month_only(tmp_path: Path) -
     with Session(engine) as session:
         for fired in (datetime(2026, 1, 20, tzinfo=UTC), datetime(2026, 2, 2, tzinfo=UTC)):
             session.add(
-                AlertRecord(
+                BreachRecord(
                     slo_id=1,
-                    key="page",
-                    state="resolved",
-                    since=fired,
-                    fired_at=fired,
+                    kind="burn",
+                    severity="page",
+                    peak="page",
+                    state=RESOLVED,
+                    opened_at=fired,
                     resolved_at=fired + HOUR,
                     spent_ratio=0.25,
                 )
