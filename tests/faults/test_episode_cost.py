@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -40,13 +40,16 @@ def _slo_bot(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 
 
 def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """JSON's `...Z` and SQLite's naive UTC alike."""
+    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def test_replay_and_the_live_path_measure_the_same_episode_cost(prometheus: str, tmp_path: Path) -> None:
-    """10 minutes at 10 % errors on a 1-day 99.9 % SLO: the page fires 5 minutes in and resolves when
-    its 30m window is clean; its episode (from 5 minutes before the firing) holds all 1,000 failed
-    requests, 69.4 % of the 1,440 the day's 1.44 million requests allow."""
+    """10 minutes at 10 % errors on a 1-day 99.9 % SLO: the page fires 5 minutes in and clears when its
+    30m window is clean, the ticket fires then and clears when its 2h window is; the one breach (from 5
+    minutes before the page) ends one evaluation later and holds all 1,000 failed requests, 69.4 % of
+    the 1,440 the day's 1.44 million requests allow."""
     path = tmp_path / "slos.yaml"
     path.write_text(budgetdata.catalogue(budgetdata.outage(), prometheus))
     database = tmp_path / "slo-bot.db"
@@ -54,7 +57,8 @@ def test_replay_and_the_live_path_measure_the_same_episode_cost(prometheus: str,
     applied = _slo_bot(["apply", str(path)], env)
     assert applied.returncode == 0, applied.stderr
     start = budgetdata.OUTAGE_START - STEP
-    end = budgetdata.OUTAGE_END + 35 * MINUTE
+    ticket_cleared = budgetdata.OUTAGE_END + 6 * 60 * MINUTE
+    end = ticket_cleared + STEP
     at = start
     engine = db.make_engine(env["DATABASE_URL"])
     sources = SourcePool(max_connections=4)
@@ -67,25 +71,37 @@ def test_replay_and_the_live_path_measure_the_same_episode_cost(prometheus: str,
         sources.close()
         engine.dispose()
     with sqlite3.connect(database) as connection:
+        signals = connection.execute(
+            "SELECT key, fired_at, resolved_at, breach_id FROM alert WHERE key IN ('page', 'ticket')"
+            " ORDER BY fired_at"
+        ).fetchall()
         live = connection.execute(
-            "SELECT fired_at, resolved_at, spent_ratio FROM alert WHERE key = 'page'"
+            "SELECT id, kind, peak, opened_at, resolved_at, spent_ratio FROM breach"
         ).fetchall()
     assert len(live) == 1, live
-    fired, resolved, live_cost = live[0]
-    assert _time(fired).replace(tzinfo=start.tzinfo) == budgetdata.OUTAGE_START + STEP
-    assert _time(resolved).replace(tzinfo=start.tzinfo) == budgetdata.OUTAGE_END + 30 * MINUTE
+    number, kind, peak, opened, resolved, live_cost = live[0]
+    assert (kind, peak) == ("burn", "page")
+    assert [(k, _time(f), _time(r), b) for k, f, r, b in signals] == [
+        ("page", budgetdata.OUTAGE_START + STEP, budgetdata.OUTAGE_END + 30 * MINUTE, number),
+        ("ticket", budgetdata.OUTAGE_END + 30 * MINUTE, ticket_cleared, number),
+    ]
+    assert _time(opened) == budgetdata.OUTAGE_START + STEP
+    assert _time(resolved) == end  # one evaluation after its last signal cleared
 
     argv = ["replay", "--from", start.isoformat(), "--to", end.isoformat(), "--step", "5m", "--json"]
     replayed = _slo_bot(argv, env)
     assert replayed.returncode == 0, replayed.stderr
     lines = [json.loads(line) for line in replayed.stdout.splitlines()]
-    page = [x for x in lines if x["severity"] == "page"]
-    assert [(_time(x["at"]), x["event"]) for x in page] == [
-        (budgetdata.OUTAGE_START + STEP, "firing"),
-        (budgetdata.OUTAGE_END + 30 * MINUTE, "resolved"),
+    burn = [x for x in lines if x["severity"] in ("page", "ticket")]
+    assert [(_time(x["at"]), x["severity"], x["event"], x["breach"]) for x in burn] == [
+        (budgetdata.OUTAGE_START + STEP, "page", "firing", 1),
+        (budgetdata.OUTAGE_END + 30 * MINUTE, "page", "resolved", 1),
+        (budgetdata.OUTAGE_END + 30 * MINUTE, "ticket", "firing", 1),
+        (ticket_cleared, "ticket", "resolved", 1),
     ]
-    assert page[1]["budget_spent"] == pytest.approx(live_cost, abs=1e-6)  # printed to 6 digits
+    # the breach's cost, on the line of its last signal's resolution
+    assert burn[-1]["budget_spent"] == pytest.approx(live_cost, abs=1e-6)  # printed to 6 digits
     assert live_cost == pytest.approx(1000 / 1440, rel=1e-9)
-    # the episode table on stderr says the same
-    row = next(line for line in replayed.stderr.splitlines() if line.split()[:2] == ["outage", "page"])
+    # the breach table on stderr says the same
+    row = next(line for line in replayed.stderr.splitlines() if line.split()[:3] == ["outage", "#1", "page"])
     assert row.endswith("69.4%"), row
