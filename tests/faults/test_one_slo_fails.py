@@ -90,7 +90,7 @@ def test_a_broken_slo_and_a_lost_ca_file_fail_alone(
     assert not any("lost-ca" in line for line in status.stdout.splitlines() if "not evaluated" in line)
 
 
-PAGE = "🔴 PAGE firing: checkout-availability"
+PAGE = "🔴 PAGE: checkout-availability"
 LOST_CA = """
 ---
 apiVersion: openslo/v1
@@ -129,9 +129,7 @@ def test_slack_shows_which_slo_is_not_evaluated_and_why(
     bot = start_bot(text)
     # checkout-availability still pages; the blind one says it has no data
     slack.wait_until(
-        lambda: any(
-            m["text"].startswith("🔴 PAGE firing: checkout-availability") for m in slack.messages(ALERTS)
-        ),
+        lambda: any(m["text"].startswith(PAGE) for m in slack.messages(ALERTS)),
         30,
         "the page",
     )

@@ -84,7 +84,7 @@ def test_a_full_outage_pages_in_time_at_every_scrape_interval(tmp_path: Path) ->
         limit = THEORY_S + max(INTERVALS) + EVALUATION_S + SLACK_S
         while len(paged) < len(setups) and time.time() < outage + limit:
             for interval, (_, _, _, log) in setups.items():
-                if interval not in paged and "PAGE firing: api-availability" in log.read_text():
+                if interval not in paged and "🔴 PAGE: api-availability" in log.read_text():
                     paged[interval] = time.time() - outage
             time.sleep(1)
         logs = {i: log.read_text() for i, (_, _, _, log) in setups.items()}
@@ -92,7 +92,7 @@ def test_a_full_outage_pages_in_time_at_every_scrape_interval(tmp_path: Path) ->
             assert interval in paged, f"no page at a {interval} s scrape; log:\n{logs[interval][-3000:]}"
             allowed = THEORY_S + interval + EVALUATION_S + SLACK_S
             assert paged[interval] <= allowed, (interval, paged[interval], allowed)
-            assert logs[interval].index("PAGE firing") > 0
+            assert logs[interval].index("🔴 PAGE: api-availability") > 0
         # the stored counts are the true ones, within one scrape's worth of events at the edges
         for interval, (service, _, process, _) in setups.items():
             process.terminate()
