@@ -99,6 +99,12 @@ def replayed(
             assert code == 0, err
             lines = [json.loads(line) for line in out.splitlines()]
             assert all(line["slo"] == name for line in lines)
+            # SPEC.md's fields, and the breach each signal's transition belongs to (numbered from 1)
+            for line in lines:
+                assert {"at", "slo", "severity", "event", "burn_rates"} <= set(line), line
+                assert isinstance(line["breach"], int) and line["breach"] >= 1, line
+            if lines:  # the breach table, on stderr beside the JSON
+                assert any(x.split()[:3] == ["SLO", "BREACH", "HIGHEST"] for x in err.splitlines()), err
             cache[name, annotations] = [(_parse_time(x["at"]), x["severity"], x["event"]) for x in lines]
         return cache[name, annotations]
 
