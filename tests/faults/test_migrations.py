@@ -265,8 +265,8 @@ def test_0007_turns_each_fired_alert_into_a_breach_and_moves_what_belonged_to_it
         assert (ticket.kind, ticket.severity, ticket.state) == ("burn", "ticket", "resolved")
         assert ticket.acknowledged_by is None and ticket.spent_ratio == 0.125
 
-        signals = dict(conn.execute(text("SELECT id, breach_id FROM alert ORDER BY id")).all())
-        assert signals == {7: 7, 8: 8, 9: None}
+        signals = conn.execute(text("SELECT id, breach_id FROM alert ORDER BY id")).all()
+        assert [tuple(row) for row in signals] == [(7, 7), (8, 8), (9, None)]
         assert conn.execute(text("SELECT breach_id, channel, ts FROM slack_message")).all() == [
             (7, "#api-oncall", "1700000000.000100")
         ]
