@@ -242,7 +242,7 @@ def profiled(enabled: bool) -> Iterator[list[cProfile.Profile]]:
 TIMED = (
     (0, "jobs.evaluate_all", "bot.jobs", "evaluate_all"),
     (1, "waiting for fetch results (jobs.wait)", "bot.jobs", "wait"),
-    (1, "jobs.slo_of (rebuild SLO from JSON)", "bot.jobs", "slo_of"),
+    (1, "slo_of (rebuild SLO from JSON)", "bot.catalogue.stored", "slo_of"),
     (1, "evaluation.make_plan", "bot.evaluation", "make_plan"),
     (1, "jobs._store (one transaction per SLO)", "bot.jobs", "_store"),
     (2, "evaluation.store", "bot.evaluation", "store"),

@@ -33,25 +33,22 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 import check_bench  # noqa: E402  (the catalogue generator)
 from sqlmodel import Session  # noqa: E402
 
-from bot import cli, evaluation, jobs  # noqa: E402
-from bot.app import SourcePool  # noqa: E402
-from bot.incidents.sync import IncidentHook  # noqa: E402
+from bot import cli, evaluation  # noqa: E402
+from bot.catalogue.stored import slo_of  # noqa: E402
+from bot.conversation import Conversation  # noqa: E402
+from bot.incidents.sync import IncidentDestination  # noqa: E402
 from bot.runner import Runner  # noqa: E402
-from bot.slack.notify import SlackHook  # noqa: E402
+from bot.slack.notify import SlackDestination  # noqa: E402
+from bot.sources.pool import SourcePool  # noqa: E402
 from bot.store import db, repo  # noqa: E402
 from tests.promharness import History, PrometheusServer, build_tsdb  # noqa: E402
-
-
-class Quiet:
-    def alert(self, outcome: object, transition: object) -> None:
-        pass
 
 
 def bare_cycle(engine: object, sources: SourcePool, at: object, concurrency: int) -> float:
     """The cycle's source queries alone, at the same concurrency: the floor of a cycle."""
     with Session(engine) as session:  # type: ignore[call-overload]
         records = repo.list_slos(session=session)
-    plans = [evaluation.make_plan(jobs.slo_of(r), r, at) for r in records]  # type: ignore[arg-type]
+    plans = [evaluation.make_plan(slo_of(r), r, at) for r in records]  # type: ignore[arg-type]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(lambda p: evaluation.fetch(p, sources.get), plans))
@@ -85,10 +82,9 @@ def main() -> int:
         sources = SourcePool(max_connections=args.concurrency)
         clock_at = [history.end - timedelta(minutes=args.cycles + 1)]
         # what `slo-bot run` adds to each SLO's transaction
-        hooks = [] if args.without_hooks else [SlackHook("C0BENCH"), IncidentHook()]
-        runner = Runner(
-            engine, sources, Quiet(), concurrency=args.concurrency, clock=lambda: clock_at[0], hooks=hooks
-        )
+        conversation = Conversation([SlackDestination("C0BENCH"), IncidentDestination()])
+        hooks = [] if args.without_hooks else [conversation]
+        runner = Runner(engine, sources, concurrency=args.concurrency, clock=lambda: clock_at[0], hooks=hooks)
         started = time.perf_counter()
         runner.tick()
         backfill = time.perf_counter() - started

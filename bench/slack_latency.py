@@ -146,6 +146,7 @@ def hammer(name: str, request: Callable[[httpx.Client], str | None], total: int,
 def profile_handler(database_url: str, count: int) -> str:
     """cProfile of the `/slo status` answer in-process, against the same database: computed afresh
     each time (as after every change), then served from the kept status lines."""
+    from bot.conversation import Conversation
     from bot.slack.commands import Invocation, answer
     from bot.slack.deps import SlackDeps
     from bot.slack.permissions import Responders
@@ -157,6 +158,7 @@ def profile_handler(database_url: str, count: int) -> str:
         clock=lambda: datetime.now(UTC),
         responders=Responders(None, ()),  # type: ignore[arg-type]  (status checks no one)
         wake_delivery=lambda: None,
+        conversation=Conversation([]),  # status acknowledges nothing
     )
     invocation = Invocation(user="U0BENCH", channel="C0BENCH00", words=("status",))
     runs = 20

@@ -15,13 +15,14 @@ from sqlmodel import Session
 
 from bot import breaches, evaluation, status
 from bot.alerting import FIRING
-from bot.app import SourcePool
 from bot.buckets import FetchRange, fetches_coarse_directly, tier_ranges, window_counts
 from bot.catalogue import CatalogueError
+from bot.catalogue.stored import slo_of
 from bot.domain import Bucket
-from bot.jobs import BAD_QUERY, CONFIG, INTERNAL, UNAVAILABLE, Outcome, describe_error, slo_of
+from bot.jobs import BAD_QUERY, CONFIG, INTERNAL, UNAVAILABLE, Outcome, describe_error
 from bot.periods import period_bounds
 from bot.sources.base import BadQuery, SourceError
+from bot.sources.pool import SourcePool
 from bot.status import Assessment
 from bot.store import history, repo
 from bot.store.models import SLORecord

@@ -19,12 +19,14 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot import asof, breaches, jobs, replay, report
-from bot.app import Settings, SourcePool, engine_from
 from bot.catalogue import load_paths
+from bot.catalogue.stored import slo_of
 from bot.domain import Bucket
 from bot.durations import parse_duration
 from bot.evaluation import data_checksum
+from bot.settings import Settings
 from bot.sources.base import BadQuery, SourceError
+from bot.sources.pool import SourcePool
 from bot.store import breaches as breach_store
 from bot.store import db, history, repo
 from bot.store.models import BreachRecord
@@ -131,7 +133,7 @@ class Context:
 
     def _database(self, prepare: Callable[[Engine], None]) -> Engine:
         if self._engine is None:
-            engine = engine_from(self.settings)
+            engine = db.make_engine(self.settings.database_url)
             try:
                 prepare(engine)
             except db.SchemaError as err:
@@ -266,9 +268,10 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
             # with Slack configured, alerts that `check` opens are queued for the running bot to post
             hooks: list[jobs.TickHook] = []
             if settings.mode != "console":
-                from bot.slack.notify import SlackHook  # Slack's libraries load only when needed
+                from bot.conversation import Conversation  # Slack's libraries load only when needed
+                from bot.slack.notify import SlackDestination
 
-                hooks.append(SlackHook(settings.default_channel))
+                hooks.append(Conversation([SlackDestination(settings.default_channel)]))
             outcomes = jobs.evaluate_all(
                 engine,
                 now=now,
@@ -310,7 +313,7 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
     try:
         for record in chosen:
             try:
-                slo = jobs.slo_of(record)
+                slo = slo_of(record)
                 history = replay.load_history(
                     slo,
                     sources.get,
@@ -394,7 +397,7 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
         firing = {slo_id: breach_store.summaries(found) for slo_id, found in by_slo.items()}
         for record, snap in repo.latest_snapshots(session=session):
             try:
-                slo = jobs.slo_of(record)
+                slo = slo_of(record)
             except Exception:  # the definition may not build here (unset secret): show what's stored
                 slo = None
             failing_since = repo.utc(record.failing_since)

@@ -17,15 +17,16 @@ from typing import TextIO
 from sqlmodel import Session
 
 from bot import jobs
-from bot.app import SourcePool
 from bot.buckets import floor_time
 from bot.catalogue import load_paths
-from bot.console import SHOWN, ConsoleHook
+from bot.console import SHOWN, ConsoleDestination
+from bot.conversation import Conversation
 from bot.durations import format_duration
 from bot.evaluation import data_checksum
 from bot.messages import span
 from bot.runner import Runner
 from bot.scheduler import start_scheduler
+from bot.sources.pool import SourcePool
 from bot.store import db, repo
 
 CATALOGUE = """\
@@ -137,8 +138,8 @@ def run_demo(out: TextIO = sys.stdout, script: Script | None = None) -> int:
         )
         sources = SourcePool()
         clock = SimulatedClock(script.start)
-        console = ConsoleHook(out)
-        runner = Runner(engine, sources, concurrency=4, clock=clock, hooks=[console])
+        console = ConsoleDestination(out)
+        runner = Runner(engine, sources, concurrency=4, clock=clock, hooks=[Conversation([console])])
         ticks = int(script.length / timedelta(minutes=1)) + 1
         done = threading.Event()
 

@@ -5,10 +5,7 @@ A failure belongs to its SLO: one broken query or unreachable source never stops
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -20,13 +17,14 @@ from sqlmodel import Session
 
 from bot import alerting, breaches, episodes, evaluation
 from bot.alerting import FIRING, Transition
-from bot.app import SourcePool
 from bot.budget import Status
-from bot.catalogue import CatalogueError, build_slos
+from bot.catalogue import CatalogueError
+from bot.catalogue.stored import slo_of
 from bot.domain import SLO
 from bot.metrics import METRICS
 from bot.policy import Signal
 from bot.sources.base import BadQuery, SourceError
+from bot.sources.pool import SourcePool
 from bot.status import Assessment
 from bot.store import alerts as alert_store
 from bot.store import breaches as breach_store
@@ -72,28 +70,6 @@ class Outcome:
     alerts: Sequence[Mapping[str, str | None]] = field(default=())  # the open breaches, as SPEC's JSON
     changes: tuple[breaches.Change, ...] = ()
     spent: Mapping[int, float | None] = field(default_factory=dict)  # breaches resolved now: their cost
-
-
-_BUILT: dict[tuple[str, str, tuple[tuple[str, str | None], ...]], SLO] = {}
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def slo_of(record: SLORecord) -> SLO:
-    """Rebuild the domain SLO from its stored documents (secrets substituted now, from the env).
-
-    Built once per definition and values of the variables it uses.
-    """
-    variables = tuple((n, os.environ.get(n)) for n in sorted(set(_VARIABLE.findall(record.documents))))
-    key = (record.name, record.checksum, variables)
-    built = _BUILT.get(key)
-    if built is None:
-        for slo in build_slos(json.loads(record.documents)):
-            if slo.name == record.name:
-                built = _BUILT[key] = slo
-                break
-        else:
-            raise CatalogueError(())
-    return built
 
 
 def evaluate_all(

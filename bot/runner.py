@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 
 from bot import jobs
-from bot.app import SourcePool
 from bot.health import Heartbeat, describe, refresh_failing
 from bot.metrics import METRICS
+from bot.sources.pool import SourcePool
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
 """`slo-bot run`: the scheduler plus, by the credentials present, Slack over HTTP or Socket Mode,
-or console mode. Builds every long-lived part once and stops them in order."""
+or console mode. The composition root: builds every long-lived part once (the destinations breaches
+are shown in, the deliveries, the web app) and stops them in order."""
 
 from __future__ import annotations
 
@@ -11,35 +12,40 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import uvicorn
 from slack_bolt import App
 from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.app import Settings, SourcePool, incident_client
-from bot.console import ConsoleHook
+from bot.console import ConsoleDestination
+from bot.conversation import Conversation, Destination
 from bot.durations import format_duration
 from bot.health import check
 from bot.incidents.delivery import IncidentDelivery
 from bot.incidents.inbound import Webhooks
-from bot.incidents.sync import IncidentHook
-from bot.jobs import TickHook
+from bot.incidents.sync import IncidentDestination
 from bot.runner import Runner
 from bot.scheduler import start_scheduler
+from bot.settings import Settings
 from bot.slack import register
 from bot.slack.channels import ChannelDirectory
 from bot.slack.delivery import SlackDelivery
 from bot.slack.deps import SlackDeps
-from bot.slack.notify import SlackHook, queue_unannounced
+from bot.slack.notify import SlackDestination, queue_unannounced
 from bot.slack.permissions import Responders
+from bot.sources.pool import SourcePool
 from bot.web import Health, create_web_app
 
 log = logging.getLogger(__name__)
 
 
 def build_slack(
-    settings: Settings, engine: Engine, wake_incidents: Callable[[], None] | None = None
+    settings: Settings,
+    engine: Engine,
+    conversation: Conversation,
+    wake_incidents: Callable[[], None] | None = None,
 ) -> tuple[App, SlackDelivery]:
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
     # The outbox retries by itself and checks whether a lost post went through; the SDK's own retry
@@ -48,7 +54,7 @@ def build_slack(
         token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[]
     )
     channels = ChannelDirectory(client)
-    delivery = SlackDelivery(engine, posting, channels=channels)
+    delivery = SlackDelivery(engine, posting, channels=channels, conversation=conversation)
     _quiet_token_notice()
     app = App(
         client=client,
@@ -65,6 +71,7 @@ def build_slack(
         engine=engine,
         clock=lambda: datetime.now(UTC),
         responders=Responders(client, settings.responders, channels=channels),
+        conversation=conversation,
         wake_delivery=_both(delivery.wake, wake_incidents) if wake_incidents else delivery.wake,
         default_channel=settings.default_channel,
     )
@@ -92,20 +99,24 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
     sources = SourcePool(max_connections=settings.concurrency)
     bolt_app: App | None = None
     delivery: SlackDelivery | None = None
+    # where breaches are shown: Slack (or the terminal, in console mode) and the incident tools;
+    # a new destination is a module and a line here
+    shown: Destination = (
+        SlackDestination(settings.default_channel) if mode != "console" else ConsoleDestination()
+    )
+    conversation = Conversation([shown, IncidentDestination()])
     client = incident_client()
-    incidents = IncidentDelivery(engine, client)
+    incidents = IncidentDelivery(engine, client, conversation=conversation)
     wake: Callable[[], None] = incidents.wake
     if mode != "console":
-        bolt_app, delivery = build_slack(settings, engine, wake_incidents=incidents.wake)
+        bolt_app, delivery = build_slack(settings, engine, conversation, wake_incidents=incidents.wake)
         incidents.on_slack = delivery.wake
         wake = _both(delivery.wake, incidents.wake)
-    # where breaches are shown: Slack (or the terminal, in console mode) and the incident tools
-    hooks: list[TickHook] = [SlackHook(settings.default_channel) if delivery else ConsoleHook()]
-    hooks.append(IncidentHook())
-    runner = Runner(engine, sources, concurrency=settings.concurrency, hooks=hooks, after_tick=wake)
+    runner = Runner(engine, sources, concurrency=settings.concurrency, hooks=[conversation], after_tick=wake)
     webhooks = Webhooks(
         engine,
         clock=lambda: datetime.now(UTC),
+        conversation=conversation,
         pagerduty_secret=settings.pagerduty_webhook_secret,
         opsgenie_token=settings.opsgenie_webhook_token,
         on_change=wake,
@@ -163,6 +174,11 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
         incidents.stop()
         client.close()
         sources.close()
+
+
+def incident_client() -> httpx.Client:
+    """The one client of the incident tools: a call that hangs is retried from the outbox, not waited on."""
+    return httpx.Client(timeout=httpx.Timeout(10.0), follow_redirects=False)
 
 
 def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:

@@ -21,12 +21,13 @@ from slack_sdk import WebClient
 from sqlmodel import Session, select
 
 from bot import cli, jobs
-from bot.app import SourcePool
+from bot.conversation import Conversation
 from bot.incidents.delivery import IncidentDelivery
 from bot.incidents.inbound import Webhooks, pagerduty_signature
-from bot.incidents.sync import IncidentHook
+from bot.incidents.sync import IncidentDestination
 from bot.slack.delivery import SlackDelivery
-from bot.slack.notify import SlackHook, set_acknowledged
+from bot.slack.notify import SlackDestination
+from bot.sources.pool import SourcePool
 from bot.store import db
 from bot.store.incidents import incidents_of
 from bot.store.models import BreachRecord
@@ -82,10 +83,15 @@ class Pipeline:
         self.slack, self.incidents = slack, incidents
         client = WebClient(token=slack.token, base_url=slack.api_url, retry_handlers=[])
         self.clock_now = datetime.now().astimezone()
-        self.slack_delivery = SlackDelivery(self.engine, client, clock=lambda: self.clock_now)
+        self.conversation = Conversation([SlackDestination(CHANNEL), IncidentDestination()])
+        self.slack_delivery = SlackDelivery(
+            self.engine, client, clock=lambda: self.clock_now, conversation=self.conversation
+        )
         self.http = httpx.Client(timeout=10)
-        self.incident_delivery = IncidentDelivery(self.engine, self.http, clock=lambda: self.clock_now)
-        self.hooks = [SlackHook(CHANNEL), IncidentHook()]
+        self.incident_delivery = IncidentDelivery(
+            self.engine, self.http, clock=lambda: self.clock_now, conversation=self.conversation
+        )
+        self.hooks = [self.conversation]
         self.sources = SourcePool(max_connections=2)
 
     def apply(self, text: str, tmp: Path) -> None:
@@ -187,7 +193,7 @@ def test_an_outage_that_crosses_budget_thresholds_is_one_message_one_incident_on
     with Session(pipeline.engine) as session:
         record = session.get(BreachRecord, breach.id)
         assert record is not None
-        assert set_acknowledged(session, record, ONCALL, pipeline.clock_now, on=True)
+        assert pipeline.conversation.acknowledge(session, record, ONCALL, pipeline.clock_now, on=True)
         session.commit()
     pipeline.deliver()
     actions = [c.json.get("event_action") for c in pipeline.incidents.calls_of("pagerduty")]
@@ -337,7 +343,7 @@ def test_a_slow_burn_that_becomes_fast_is_one_message_and_one_incident_raised_in
     with Session(pipeline.engine) as session:
         record = session.get(BreachRecord, breach.id)
         assert record is not None
-        set_acknowledged(session, record, ONCALL, pipeline.clock_now, on=True)
+        pipeline.conversation.acknowledge(session, record, ONCALL, pipeline.clock_now, on=True)
         session.commit()
     pipeline.deliver()
     assert [c.json["event_action"] for c in pipeline.incidents.calls_of("pagerduty")][-1] == "acknowledge"
@@ -366,7 +372,12 @@ def test_two_outages_an_hour_apart_are_two_breaches_and_a_late_resolve_of_the_fi
     assert sorted(set(keys)) == [f"slo-bot/two-outages/{first.id}", f"slo-bot/two-outages/{second.id}"]
 
     # PagerDuty tells of the first incident's resolution late, after the second breach opened
-    webhooks = Webhooks(pipeline.engine, clock=lambda: pipeline.clock_now, pagerduty_secret=SECRET)
+    webhooks = Webhooks(
+        pipeline.engine,
+        clock=lambda: pipeline.clock_now,
+        conversation=pipeline.conversation,
+        pagerduty_secret=SECRET,
+    )
     for n, key in enumerate([f"slo-bot/two-outages/{first.id}", None]):
         body = json.dumps(
             {

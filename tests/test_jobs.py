@@ -13,10 +13,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot import cli, jobs
-from bot.app import SourcePool
 from bot.domain import DataSource, MetricQuery
 from bot.metrics import METRICS
 from bot.sources.base import Source
+from bot.sources.pool import SourcePool
 from bot.store import repo
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import Engine
 
 from bot import cli, jobs
-from bot.app import SourcePool
 from bot.domain import DataSource
 from bot.sources import Source
+from bot.sources.pool import SourcePool
 from tests.promharness import tools_problem
 from tests.scenarios import (
     HOUR,

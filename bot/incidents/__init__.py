@@ -28,7 +28,7 @@ from bot.incidents.pagerduty import PagerDutyTarget
 from bot.incidents.squadcast import SquadcastTarget
 from bot.incidents.webhook import WebhookTarget
 
-# Every target takes an httpx.Client built by the composition root (`bot.app`).
+# Every target takes an httpx.Client built by the composition root (`bot.service`).
 TARGETS: dict[str, Callable[[NotificationTarget, httpx.Client], IncidentTarget]] = {
     "pagerduty": PagerDutyTarget,
     "opsgenie": OpsgenieTarget,

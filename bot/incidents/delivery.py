@@ -14,6 +14,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.annotations import dashboard_of
+from bot.catalogue.stored import slo_of
+from bot.conversation import Conversation
 from bot.domain import SLO, NotificationTarget
 from bot.incidents import make_target
 from bot.incidents.base import (
@@ -27,15 +29,12 @@ from bot.incidents.base import (
     TargetRejected,
     TargetUnavailable,
 )
-from bot.jobs import slo_of
 from bot.messages import label
 from bot.metrics import METRICS
+from bot.mrkdwn import escape
 from bot.policy import PAGE
 from bot.routing import all_incident_targets
 from bot.runner import utc_now
-from bot.slack.blocks import escape
-from bot.slack.notify import breach_channels, queue_message, queue_note
-from bot.slack.state import latest_snapshot, status_of
 from bot.store import breaches as breach_store
 from bot.store import repo
 from bot.store import slack as slack_store
@@ -62,10 +61,13 @@ class IncidentDelivery(OutboxWorker):
         client: httpx.Client,
         clock: Callable[[], datetime] = utc_now,
         on_slack: Callable[[], None] | None = None,
+        conversation: Conversation | None = None,
     ) -> None:
         super().__init__(engine, clock)
         self.client = client
-        self.on_slack = on_slack  # wake the Slack delivery: a note or a message update was queued
+        self.on_slack = on_slack  # wake the other deliveries: a note or a message update was queued
+        self.conversation = conversation  # where what the tools answered is told
+
         self._targets: dict[str, IncidentTarget] = {}
         self.paused_targets: dict[str, datetime] = {}  # a 429 pauses that tool only
 
@@ -125,7 +127,8 @@ class IncidentDelivery(OutboxWorker):
         return True
 
     def _send(self, session: Session, entry: OutboxRecord, now: datetime) -> bool:
-        """Make the call; True when Slack has something new to show (queued in this transaction)."""
+        """Make the call; True when the other destinations have something new to show (queued in this
+        transaction)."""
         found = breach_store.with_slo(session, entry.breach_id or 0)
         if found is None:
             entry.last_error = "skipped: the breach's SLO was removed"
@@ -160,21 +163,23 @@ class IncidentDelivery(OutboxWorker):
         incident.last_error = None
         incident.updated_at = now
         session.add(incident)
-        channels = breach_channels(session, breach)  # none in console mode: nothing for Slack
         declared = action == TRIGGER and incident.declared_by is not None
         changed = incident.state != before  # the message shows each tool's state
+        if self.conversation is None:
+            return False
         if declared:
-            queue_note(
+            self.conversation.note(
                 session,
                 breach,
                 f"Incident opened in {vendor(incident.kind)} (`{incident.target}`), declared by "
                 f"<@{incident.declared_by}>; key `{incident.dedup_key}`.",
                 now,
                 by=incident.declared_by,
+                source=self.name,
             )
         if changed:
-            queue_message(session, breach, channels, now)
-        return bool(channels) and (changed or declared)
+            self.conversation.changed(session, breach, now, source=self.name)
+        return changed or declared
 
     def _refused(self, session: Session, entry_id: int, reason: str, now: datetime) -> None:
         entry = session.get(OutboxRecord, entry_id)
@@ -195,7 +200,8 @@ class IncidentDelivery(OutboxWorker):
             said = escape(reason)  # may quote the tool's answer: shown, never acted on by Slack
             text = f"{vendor(incident.kind)} (`{incident.target}`) refused the {action}: {said}"
             # `by`: like a person's action, it is said even while the SLO is silenced
-            queue_note(session, found[0], text, now, by="slo-bot")
+            if self.conversation is not None:
+                self.conversation.note(session, found[0], text, now, by="slo-bot", source=self.name)
         session.commit()
         METRICS.inc("slo_bot_incident_errors_total", reason="refused")
         log.error("incident tool refused entry %s for good: %s", entry_id, reason)
@@ -214,7 +220,7 @@ def build_incident(
     session: Session, slo: SLO, record: SLORecord, breach: BreachRecord, incident: IncidentRecord
 ) -> Incident:
     """The breach as the tools see it, from what is stored now (its burn rates, the latest status)."""
-    status = status_of(latest_snapshot(session, record.id or 0))
+    status = repo.status_of(repo.latest_snapshot(session, record.id or 0))
     burns = breach_store.burn_rates(breach)
     severity = PAGE if incident.declared_by else breach.severity  # a declared incident pages
     worst = max((b for b in burns.values() if b is not None), default=None)

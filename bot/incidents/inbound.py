@@ -20,8 +20,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.alerting import FIRING
-from bot.slack.blocks import escape
-from bot.slack.notify import queue_note, queue_update, set_acknowledged
+from bot.conversation import Conversation
+from bot.mrkdwn import escape
 from bot.store import incidents as incident_store
 from bot.store.incidents import WEBHOOK_MEMORY, vendor
 from bot.store.models import BreachRecord, IncidentRecord
@@ -184,7 +184,7 @@ def parse_opsgenie(body: bytes) -> Inbound:
 # --- applying ----------------------------------------------------------------------------------
 
 
-def apply(session: Session, inbound: Inbound, now: datetime) -> str:
+def apply(session: Session, inbound: Inbound, now: datetime, conversation: Conversation) -> str:
     """Bring the breach and its Slack message in step with the tool; returns what was done, for the
     log and the answer. The caller commits."""
     if inbound.occurred_at is not None and now - inbound.occurred_at > WEBHOOK_MEMORY:
@@ -215,35 +215,38 @@ def apply(session: Session, inbound: Inbound, now: datetime) -> str:
     by = f" by {said}." if inbound.who else "."
     if inbound.kind == ACKNOWLEDGED:
         incident.state, incident.changed_by = ACKNOWLEDGED, who
-        _acknowledge(session, breach, incident, True, f"Acknowledged in {tool} by {said}.", now, who)
+        _acknowledge(
+            conversation, session, breach, incident, True, f"Acknowledged in {tool} by {said}.", now, who
+        )
     elif inbound.kind == UNACKNOWLEDGED:
         incident.state, incident.changed_by = TRIGGERED, None
         note = f"Unacknowledged in {tool}" + (by if inbound.who else " (its acknowledgement timed out).")
-        _acknowledge(session, breach, incident, False, note, now, who)
+        _acknowledge(conversation, session, breach, incident, False, note, now, who)
     elif inbound.kind == RESOLVED:
         incident.state, incident.changed_by = RESOLVED, who
         note = f"Resolved in {tool} by {said}."
         if breach.state == FIRING:
             note += " The breach stays open here until the burn rates are back under their thresholds."
         # someone handled it: it counts as acknowledged here, and escalates no further
-        _acknowledge(session, breach, incident, True, note, now, who)
+        _acknowledge(conversation, session, breach, incident, True, note, now, who)
     elif inbound.kind == TRIGGERED:
         if incident.state in ("queued", RESOLVED):
             incident.state = TRIGGERED
-        queue_update(session, breach, now)
+        conversation.changed(session, breach, now)
     elif inbound.kind in (REASSIGNED, ESCALATED):
         verb = "Reassigned" if inbound.kind == REASSIGNED else "Escalated"
         to = f" to {escape(inbound.detail)}" if inbound.detail else ""
-        _show(session, breach, f"{verb} in {tool}{to}{by}", now, who)
+        _show(conversation, session, breach, f"{verb} in {tool}{to}{by}", now, who)
     elif inbound.kind == NOTE and inbound.detail:
         text = escape(inbound.detail[:2000])
-        queue_note(session, breach, f"Note in {tool} by {said}: {text}", now, by=who)
+        conversation.note(session, breach, f"Note in {tool} by {said}: {text}", now, by=who)
     else:
         return "ignored: nothing to show for this event"
     return f"applied: {inbound.kind}"
 
 
 def _acknowledge(
+    conversation: Conversation,
     session: Session,
     breach: BreachRecord,
     incident: IncidentRecord,
@@ -256,10 +259,10 @@ def _acknowledge(
     one it came from is not told back. When there is nothing to change, the note still goes out."""
     person = f"{who} ({vendor(incident.kind)})"
     changes = breach.state == FIRING and on != bool(breach.acknowledged_by)
-    if not changes or not set_acknowledged(
+    if not changes or not conversation.acknowledge(
         session, breach, person, now, on=on, actor=person, note=note, origin=incident.target
     ):
-        _show(session, breach, note, now, who)
+        _show(conversation, session, breach, note, now, who)
 
 
 def _learn(incident: IncidentRecord, inbound: Inbound, now: datetime) -> None:
@@ -270,9 +273,11 @@ def _learn(incident: IncidentRecord, inbound: Inbound, now: datetime) -> None:
     incident.updated_at = now
 
 
-def _show(session: Session, breach: BreachRecord, note: str, now: datetime, who: str) -> None:
-    queue_update(session, breach, now)
-    queue_note(session, breach, note, now, by=who)
+def _show(
+    conversation: Conversation, session: Session, breach: BreachRecord, note: str, now: datetime, who: str
+) -> None:
+    conversation.changed(session, breach, now)
+    conversation.note(session, breach, note, now, by=who)
 
 
 # --- the HTTP side -----------------------------------------------------------------------------
@@ -284,6 +289,7 @@ class Webhooks:
 
     engine: Engine
     clock: Callable[[], datetime]
+    conversation: Conversation  # where what the tool says is shown
     pagerduty_secret: str | None = None
     opsgenie_token: str | None = None
     on_change: Callable[[], None] | None = None  # wake the deliveries
@@ -310,7 +316,7 @@ class Webhooks:
         except (ValueError, TypeError, AttributeError, OverflowError) as err:
             return 400, f"unreadable webhook: {err}"
         with Session(self.engine) as session:
-            outcome = apply(session, inbound, self.clock())
+            outcome = apply(session, inbound, self.clock(), self.conversation)
             session.commit()
         log.info("%s webhook %s (%s): %s", inbound.source, inbound.event_id, inbound.kind, outcome)
         if outcome.startswith("applied") and self.on_change is not None:

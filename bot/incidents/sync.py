@@ -11,24 +11,44 @@ from sqlmodel import Session
 
 from bot import breaches
 from bot.alerting import FIRING
+from bot.conversation import Conversation
 from bot.domain import SLO
-from bot.incidents.base import ESCALATE, RAISE, RESOLVE
+from bot.incidents.base import ACKNOWLEDGE, ESCALATE, RAISE, RESOLVE, UNACKNOWLEDGE
 from bot.jobs import Tick
 from bot.messages import label, span
+from bot.mrkdwn import escape
 from bot.policy import PAGE
 from bot.routing import escalate_after, incident_targets, oncall_group
-from bot.slack.notify import queue_note
 from bot.store import breaches as breach_store
 from bot.store import slack as slack_store
-from bot.store.incidents import incidents_of, open_incidents, queue_call, queue_upstream
-from bot.store.models import BreachRecord
+from bot.store.incidents import incidents_of, open_incidents, queue_call, queue_upstream, vendor
+from bot.store.models import BreachRecord, IncidentRecord
 from bot.store.repo import utc
 
 
-class IncidentHook:
-    """Called by each evaluation, inside its transaction (see `bot.jobs.evaluate_all`)."""
+class IncidentDestination:
+    """The incident tools as a place breaches are shown (see `bot.conversation`): one incident per
+    burn breach in each tool of its severity."""
 
-    def __call__(self, session: Session, tick: Tick) -> bool:
+    name = "incidents"
+
+    def acknowledged(
+        self, session: Session, breach: BreachRecord, on: bool, actor: str, now: datetime, origin: str | None
+    ) -> None:
+        queue_upstream(
+            session, breach, ACKNOWLEDGE if on else UNACKNOWLEDGE, now, actor=actor, exclude=origin
+        )
+
+    def note(self, session: Session, breach: BreachRecord, text: str, now: datetime, by: str | None) -> None:
+        return None  # the tools keep their own timelines; what happens in them comes back by webhook
+
+    def changed(self, session: Session, breach: BreachRecord, now: datetime) -> None:
+        return None
+
+    def lines(self, session: Session, breach: BreachRecord) -> list[str]:
+        return [incident_line(i) for i in incidents_of(session=session, breach_id=breach.id or 0)]
+
+    def tick(self, session: Session, tick: Tick, conversation: Conversation) -> bool:
         record, slo, now = tick.record, tick.slo, tick.now
         assert record.id is not None
         queued = False
@@ -44,7 +64,7 @@ class IncidentHook:
             targets = incident_targets(slo, breach.severity)
             if targets and open_incidents(session, breach, slo, targets, now):
                 queued = True
-            if breach.severity == PAGE and escalate(session, breach, slo, now):
+            if breach.severity == PAGE and escalate(session, breach, slo, now, conversation):
                 queued = True
         return queued
 
@@ -74,7 +94,9 @@ def page_since(session: Session, breach: BreachRecord) -> datetime | None:
     return max((p for p in pages if p is not None), default=None) or utc(breach.opened_at)
 
 
-def escalate(session: Session, breach: BreachRecord, slo: SLO, now: datetime) -> bool:
+def escalate(
+    session: Session, breach: BreachRecord, slo: SLO, now: datetime, conversation: Conversation
+) -> bool:
     """A page unacknowledged past its escalation delay: mention the on-call group in its thread and
     escalate it in the tools, once. Acknowledging before then stops it."""
     if breach.acknowledged_by or breach.escalated_at is not None:
@@ -99,6 +121,20 @@ def escalate(session: Session, breach: BreachRecord, slo: SLO, now: datetime) ->
         f"{who}: this page has been unacknowledged for {span(now - fired)}. "
         "Please acknowledge it (or silence it, with a reason)."
     )
-    queue_note(session, breach, text, now)
+    conversation.note(session, breach, text, now, source=IncidentDestination.name)
     queue_upstream(session, breach, ESCALATE, now, note=f"Unacknowledged in Slack for {span(now - fired)}")
     return True
+
+
+def incident_line(incident: IncidentRecord) -> str:
+    """PagerDuty `pd-checkout`: acknowledged by Jane Doe · #42 (linked)."""
+    state = {"queued": "opening…", "triggered": "open"}.get(incident.state, incident.state)
+    if incident.changed_by and incident.state in ("acknowledged", "resolved"):
+        state += f" by {escape(incident.changed_by)}"
+    line = f"{vendor(incident.kind)} `{incident.target}`: {state}"
+    if incident.url:  # the tool's link and number: a `>` or `|` in them must not make another link
+        number = escape("#" + incident.number) if incident.number else "open it"
+        line += f" · <{escape(incident.url).replace('|', '%7C')}|{number}>"
+    if incident.last_error:
+        line += f" · ⚠ {escape(incident.last_error[:200])}"
+    return line

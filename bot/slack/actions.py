@@ -14,20 +14,13 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.alerting import FIRING
+from bot.catalogue.stored import slo_of
 from bot.durations import parse_duration
-from bot.jobs import slo_of
+from bot.mrkdwn import escape
 from bot.routing import all_incident_targets
-from bot.slack import blocks
 from bot.slack.commands import FAILED, channels_of, status_page
 from bot.slack.deps import SlackDeps
-from bot.slack.notify import (
-    queue_note,
-    queue_update,
-    record_action,
-    set_acknowledged,
-    silence_slo,
-    unsilence_slo,
-)
+from bot.slack.notify import record_action, silence_slo, unsilence_slo
 from bot.store import breaches as breach_store
 from bot.store.incidents import open_incidents, vendor
 from bot.store.models import BreachRecord, SLORecord
@@ -83,18 +76,18 @@ def _alert_action(deps: SlackDeps, body: dict[str, Any], respond: Respond) -> No
             if breach.state != FIRING:
                 _deny(respond, "This breach has resolved already.")
                 return
-            set_acknowledged(session, breach, user, now, on=action_id == "alert_ack")
+            deps.conversation.acknowledge(session, breach, user, now, on=action_id == "alert_ack")
         elif action_id == "alert_silence":
             try:
                 length = parse_duration(duration)
             except ValueError:
-                _deny(respond, f"`{blocks.escape(duration)}` is not a duration.")
+                _deny(respond, f"`{escape(duration)}` is not a duration.")
                 return
             silence_slo(session, record, now + min(length, timedelta(days=7)), "", user, now)
         elif action_id == "alert_unsilence":
             unsilence_slo(session, record, user, now)
         elif action_id == "alert_declare":
-            problem = declare_incident(session, breach, record, user, now)
+            problem = declare_incident(deps, session, breach, record, user, now)
             if problem:
                 _deny(respond, problem)
                 return
@@ -103,7 +96,7 @@ def _alert_action(deps: SlackDeps, body: dict[str, Any], respond: Respond) -> No
 
 
 def declare_incident(
-    session: Session, breach: BreachRecord, record: SLORecord, user: str, now: datetime
+    deps: SlackDeps, session: Session, breach: BreachRecord, record: SLORecord, user: str, now: datetime
 ) -> str:
     """Open the breach's incident in every incident tool of its SLO, now, whatever its severity.
     Returns what stops it, or "" when it is on its way."""
@@ -122,8 +115,9 @@ def declare_incident(
         return "The incident is already open in " + ", ".join(f"`{t.name}`" for t in targets) + "."
     names = ", ".join(f"{vendor(i.kind)} (`{i.target}`)" for i in opened)
     record_action(session, breach, "declared", user, now, detail=names)
-    queue_note(session, breach, f"<@{user}> declared an incident: opening it in {names}.", now, by=user)
-    queue_update(session, breach, now)
+    text = f"<@{user}> declared an incident: opening it in {names}."
+    deps.conversation.note(session, breach, text, now, by=user)
+    deps.conversation.changed(session, breach, now)
     return ""
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.messages import AlertMessage
+from bot.mrkdwn import escape
 
 MAX_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -30,12 +31,6 @@ SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 def slack_time(at: datetime) -> str:
     """An instant each reader sees in their own time zone; UTC in clients that cannot."""
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
-
-
-def escape(text: str) -> str:
-    """Text from outside (an incident tool's names and notes, an error a server sent) as mrkdwn shows
-    it literally: `<!channel>` must not ping a channel, `<url|text>` must not become a link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def escape_typed(text: str) -> str:

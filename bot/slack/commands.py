@@ -20,12 +20,13 @@ from sqlmodel import Session, col, select
 
 from bot import episodes, impact
 from bot.annotations import CHANNEL, dashboard_of, parse_channels
+from bot.catalogue.stored import slo_of
 from bot.durations import format_duration, parse_duration
-from bot.jobs import slo_of
 from bot.messages import headline, percent, span, window_name
+from bot.mrkdwn import escape
 from bot.slack import blocks
 from bot.slack.deps import SlackDeps
-from bot.slack.notify import channels_for, set_acknowledged, silence_slo, unsilence_slo
+from bot.slack.notify import channels_for, silence_slo, unsilence_slo
 from bot.slack.state import detail
 from bot.store import breaches as breach_store
 from bot.store import repo
@@ -204,10 +205,10 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         fields.append(("Burn rate", burns or "-"))
         exhaustion = repo.utc(snap.exhaustion_at)
         fields.append(("Exhausted", blocks.slack_time(exhaustion) if exhaustion else "not at this pace"))
-        error = f" ({blocks.escape(snap.error)})" if snap.error else ""  # a server's words, as text
+        error = f" ({escape(snap.error)})" if snap.error else ""  # a server's words, as text
         fields.append(("State", snap.state + error))
         if snap.notes:
-            fields.append(("Data quality", blocks.escape(snap.notes.replace("\n", "; "))))
+            fields.append(("Data quality", escape(snap.notes.replace("\n", "; "))))
         evaluated = repo.utc(snap.evaluated_at)
         if evaluated:
             fields.append(("Evaluated", blocks.slack_time(evaluated)))
@@ -225,7 +226,7 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         )
     dashboard = None if slo is None else dashboard_of(slo.annotations)
     if dashboard:
-        extra.append(f"<{blocks.escape(dashboard).replace('|', '%7C')}|Dashboard>")
+        extra.append(f"<{escape(dashboard).replace('|', '%7C')}|Dashboard>")
     if slo is not None:
         window = window_name(slo.window.spec)
         extra.append(f"*Breaches in the {window} window:* {len(past) or 'none'}")
@@ -307,7 +308,7 @@ def _ack(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         changed = [
             f"#{b.id} ({headline(b.kind, b.severity)})"
             for b in open_now
-            if set_acknowledged(session, b, inv.user, now, on=True)
+            if deps.conversation.acknowledge(session, b, inv.user, now, on=True)
         ]
         session.commit()
     deps.wake_delivery()

@@ -24,21 +24,20 @@ from sqlmodel import Session
 from bot import breaches
 from bot.alerting import FIRING
 from bot.annotations import dashboard_of
+from bot.catalogue.stored import slo_of
+from bot.conversation import Conversation
 from bot.episodes import breach_facts
-from bot.jobs import slo_of
 from bot.messages import breach_message
 from bot.metrics import METRICS
 from bot.routing import all_incident_targets
 from bot.runner import utc_now
 from bot.slack import blocks
 from bot.slack.channels import ChannelDirectory
-from bot.slack.state import latest_snapshot, status_of
 from bot.store import breaches as breach_store
 from bot.store import incidents as incident_store
 from bot.store import repo
 from bot.store import slack as slack_store
-from bot.store.incidents import vendor
-from bot.store.models import BreachRecord, IncidentRecord, OutboxRecord, SlackMessageRecord, SLORecord
+from bot.store.models import BreachRecord, OutboxRecord, SlackMessageRecord, SLORecord
 from bot.worker import OutboxWorker
 
 log = logging.getLogger(__name__)
@@ -79,12 +78,14 @@ class SlackDelivery(OutboxWorker):
         client: WebClient,
         clock: Callable[[], datetime] = utc_now,
         channels: ChannelDirectory | None = None,
+        conversation: Conversation | None = None,
     ) -> None:
         # after a 429 (`paused_until`), nothing goes to Slack before its Retry-After has passed: its
         # limits are per method and workspace (chat.postMessage also per channel), not per message
         super().__init__(engine, clock)
         self.client = client
         self.channels = channels
+        self.conversation = conversation  # what the other destinations add to a message (incidents)
 
     def paused(self, destination: str | None) -> bool:
         # a 429 holds back every call to Slack until its Retry-After has passed
@@ -297,13 +298,14 @@ class SlackDelivery(OutboxWorker):
         declarable = breach.kind == breaches.BURN and any(
             t.name not in opened for t in all_incident_targets(slo)
         )
-        snapshot = latest_snapshot(session, record.id or 0)
+        snapshot = repo.latest_snapshot(session, record.id or 0)
         silence = slack_store.active_silence(session=session, slo_id=record.id or 0, now=now)
-        facts = breach_facts(session, slo, breach, now, incidents=tuple(incident_line(i) for i in incidents))
+        lines = tuple(self.conversation.lines(session, breach)) if self.conversation else ()
+        facts = breach_facts(session, slo, breach, now, incidents=lines)
         if silence is not None:
             facts = replace(facts, silenced_until=repo.utc(silence.until), silenced_by=silence.created_by)
         words = breach_message(
-            slo, facts, status_of(snapshot), time=blocks.slack_time, user=blocks.slack_user
+            slo, facts, repo.status_of(snapshot), time=blocks.slack_time, user=blocks.slack_user
         )
         return blocks.alert_payload(
             words,
@@ -314,17 +316,3 @@ class SlackDelivery(OutboxWorker):
             dashboard=dashboard_of(slo.annotations),
             declarable=declarable and breach.state == FIRING,
         )
-
-
-def incident_line(incident: IncidentRecord) -> str:
-    """PagerDuty `pd-checkout`: acknowledged by Jane Doe · #42 (linked)."""
-    state = {"queued": "opening…", "triggered": "open"}.get(incident.state, incident.state)
-    if incident.changed_by and incident.state in ("acknowledged", "resolved"):
-        state += f" by {blocks.escape(incident.changed_by)}"
-    line = f"{vendor(incident.kind)} `{incident.target}`: {state}"
-    if incident.url:  # the tool's link and number: a `>` or `|` in them must not make another link
-        number = blocks.escape("#" + incident.number) if incident.number else "open it"
-        line += f" · <{blocks.escape(incident.url).replace('|', '%7C')}|{number}>"
-    if incident.last_error:
-        line += f" · ⚠ {blocks.escape(incident.last_error[:200])}"
-    return line

@@ -1,6 +1,6 @@
 """What the Slack handlers need, passed in at registration: the database, the clock, the
-responder check, a way to wake the delivery of queued messages, and the status lines kept
-between requests."""
+responder check, the breach conversation, a way to wake the delivery of queued messages, and the
+status lines kept between requests."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from bot.conversation import Conversation
 from bot.slack.permissions import Responders
 from bot.slack.state import StatusBoard
 
@@ -20,5 +21,6 @@ class SlackDeps:
     clock: Callable[[], datetime]
     responders: Responders
     wake_delivery: Callable[[], None]
+    conversation: Conversation  # every place a breach is shown: an acknowledgement reaches them all
     default_channel: str | None = None
     board: StatusBoard = field(default_factory=StatusBoard)

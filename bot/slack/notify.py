@@ -14,15 +14,15 @@ from sqlmodel import Session, col, or_, select
 
 from bot import breaches
 from bot.annotations import CHANNEL, parse_channels
+from bot.catalogue.stored import slo_of
+from bot.conversation import Conversation
 from bot.domain import SLO
 from bot.durations import format_duration
-from bot.incidents.base import ACKNOWLEDGE, UNACKNOWLEDGE
-from bot.jobs import Tick, slo_of
+from bot.jobs import Tick
 from bot.messages import percent
 from bot.notes import thread_note
 from bot.slack.blocks import slack_time
 from bot.store import breaches as breach_store
-from bot.store import incidents as incident_store
 from bot.store import outbox
 from bot.store import slack as slack_store
 from bot.store.models import BreachRecord, OutboxRecord, SLORecord
@@ -97,13 +97,30 @@ def queue_note(
         )
 
 
-class SlackHook:
-    """Called by each evaluation, inside its transaction (see `bot.jobs.evaluate_all`)."""
+class SlackDestination:
+    """Slack as a place breaches are shown (see `bot.conversation`): one message per breach and
+    channel, updated in place, and its thread."""
+
+    name = "slack"
 
     def __init__(self, default_channel: str | None) -> None:
         self.default_channel = default_channel
 
-    def __call__(self, session: Session, tick: Tick) -> bool:
+    def acknowledged(
+        self, session: Session, breach: BreachRecord, on: bool, actor: str, now: datetime, origin: str | None
+    ) -> None:
+        return None  # the message is updated (`changed`) and the thread told (`note`) for every destination
+
+    def note(self, session: Session, breach: BreachRecord, text: str, now: datetime, by: str | None) -> None:
+        queue_note(session, breach, text, now, by=by)
+
+    def changed(self, session: Session, breach: BreachRecord, now: datetime) -> None:
+        queue_update(session, breach, now)
+
+    def lines(self, session: Session, breach: BreachRecord) -> list[str]:
+        return []
+
+    def tick(self, session: Session, tick: Tick, conversation: Conversation) -> bool:
         """Queue messages and notes; True when something was queued."""
         record, slo, now = tick.record, tick.slo, tick.now
         assert record.id is not None
@@ -148,45 +165,6 @@ def record_action(
     breach_store.add_event(
         session=session, breach_id=breach.id, at=now, event=event, actor=user, detail=detail
     )
-
-
-def set_acknowledged(
-    session: Session,
-    breach: BreachRecord,
-    user: str,
-    now: datetime,
-    on: bool,
-    *,
-    actor: str | None = None,
-    note: str | None = None,
-    origin: str | None = None,
-) -> bool:
-    """Acknowledge the breach, every signal of it, and stop its escalation (or take it back); False
-    when nothing changes (a double click, a retry).
-
-    `user` is a Slack user ID, or a person named by an incident tool (then `origin` is that tool's
-    target, which is not told back, and `note` says it in the thread). The incident tools the breach
-    is open in follow; `actor` is how they name the person."""
-    if on == bool(breach.acknowledged_by):
-        return False
-    breach.acknowledged_by = user if on else None
-    breach.acknowledged_at = now if on else None
-    session.add(breach)
-    record_action(session, breach, "acknowledged" if on else "unacknowledged", user, now)
-    queue_update(session, breach, now)
-    if note is None:
-        verb = "acknowledged" if on else "took back the acknowledgement of"
-        note = f"<@{user}> {verb} this breach."
-    queue_note(session, breach, note, now, by=user)
-    incident_store.queue_upstream(
-        session,
-        breach,
-        ACKNOWLEDGE if on else UNACKNOWLEDGE,
-        now,
-        actor=actor or f"{user} (Slack)",
-        exclude=origin,
-    )
-    return True
 
 
 def silence_slo(

@@ -18,10 +18,8 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot.alerting import FIRING
-from bot.budget import Status
+from bot.catalogue.stored import slo_of
 from bot.domain import SLO
-from bot.durations import parse_duration
-from bot.jobs import slo_of
 from bot.messages import headline
 from bot.slack.blocks import StatusLine
 from bot.store import repo
@@ -195,36 +193,6 @@ def detail(session: Session, name: str, now: datetime) -> Detail | None:
         slo: SLO | None = slo_of(record)
     except Exception:  # an unset secret: show what is stored all the same
         slo = None
-    snapshot = latest_snapshot(session, record.id)
+    snapshot = repo.latest_snapshot(session, record.id)
     open_now = tuple(_firing(session).get(record.id, []))
     return Detail(record, slo, snapshot, open_now, _silences(session, now).get(record.id))
-
-
-def latest_snapshot(session: Session, slo_id: int) -> SnapshotRecord | None:
-    """The newest evaluation of the SLO (a later `check --at` of a past time does not replace it)."""
-    return session.exec(
-        select(SnapshotRecord)
-        .where(SnapshotRecord.slo_id == slo_id)
-        .order_by(col(SnapshotRecord.evaluated_at).desc(), col(SnapshotRecord.id).desc())
-        .limit(1)
-    ).first()
-
-
-def status_of(snapshot: SnapshotRecord | None) -> Status | None:
-    """The stored snapshot as the budget arithmetic's Status (burn windows as written)."""
-    if snapshot is None:
-        return None
-    evaluated = repo.utc(snapshot.evaluated_at)
-    assert evaluated is not None
-    return Status(
-        evaluated_at=evaluated,
-        sli=snapshot.sli,
-        good=snapshot.good,
-        total=snapshot.total,
-        consumed_ratio=snapshot.consumed_ratio,
-        remaining_ratio=snapshot.remaining_ratio,
-        burn_rates={parse_duration(w): b for w, b in json.loads(snapshot.burn_rates).items()},
-        exhaustion_at=repo.utc(snapshot.exhaustion_at),
-        state=snapshot.state,
-        coverage_ratio=snapshot.coverage_ratio,
-    )

@@ -6,7 +6,7 @@ from bot.sources.base import KNOWN_SOURCE_TYPES, BadQuery, Source, SourceError, 
 from bot.sources.prometheus import PrometheusSource
 from bot.sources.simulated import SimulatedSource
 
-# Sources that speak HTTP take an httpx.Client built by the composition root (`bot.app`).
+# Sources that speak HTTP take an httpx.Client built by the composition root (`bot.service`).
 HTTP_SOURCES: dict[str, type[PrometheusSource]] = {
     "Prometheus": PrometheusSource,
     "Thanos": PrometheusSource,

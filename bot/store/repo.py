@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 from sqlmodel import select as select_model
 
 from bot.buckets import EPOCH
 from bot.budget import Status
-from bot.durations import format_duration
+from bot.durations import format_duration, parse_duration
 from bot.store.models import BucketRecord, SLORecord, SnapshotRecord
 
 BUCKETS = BucketRecord.__table__  # type: ignore[attr-defined]
@@ -198,3 +198,33 @@ def latest_snapshots(*, session: Session) -> list[tuple[SLORecord, SnapshotRecor
     ):
         snapshots[s.slo_id] = s  # of two at the same time, the later written
     return [(r, snapshots.get(r.id or 0)) for r in list_slos(session=session)]
+
+
+def latest_snapshot(session: Session, slo_id: int) -> SnapshotRecord | None:
+    """The newest evaluation of the SLO (a later `check --at` of a past time does not replace it)."""
+    return session.exec(
+        select_model(SnapshotRecord)
+        .where(SnapshotRecord.slo_id == slo_id)
+        .order_by(col(SnapshotRecord.evaluated_at).desc(), col(SnapshotRecord.id).desc())
+        .limit(1)
+    ).first()
+
+
+def status_of(snapshot: SnapshotRecord | None) -> Status | None:
+    """The stored snapshot as the budget arithmetic's Status (burn windows as written)."""
+    if snapshot is None:
+        return None
+    evaluated = utc(snapshot.evaluated_at)
+    assert evaluated is not None
+    return Status(
+        evaluated_at=evaluated,
+        sli=snapshot.sli,
+        good=snapshot.good,
+        total=snapshot.total,
+        consumed_ratio=snapshot.consumed_ratio,
+        remaining_ratio=snapshot.remaining_ratio,
+        burn_rates={parse_duration(w): b for w, b in json.loads(snapshot.burn_rates).items()},
+        exhaustion_at=utc(snapshot.exhaustion_at),
+        state=snapshot.state,
+        coverage_ratio=snapshot.coverage_ratio,
+    )

@@ -16,7 +16,6 @@ import pytest
 
 from bot import alerting, jobs, policy
 from bot.alerting import OpenAlert
-from bot.app import SourcePool
 from bot.domain import (
     SLO,
     BudgetingMethod,
@@ -27,6 +26,7 @@ from bot.domain import (
     Objective,
     TimeWindow,
 )
+from bot.sources.pool import SourcePool
 from bot.store import db
 from tests.faults import budgetdata
 from tests.promharness import HOUR, tools_problem

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bot import jobs
-from bot.app import SourcePool
+from bot.sources.pool import SourcePool
 from bot.store import db
 from tests.faults import catalogues as faults
 from tests.promharness import DAY, History

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot import jobs
-from bot.app import SourcePool
+from bot.sources.pool import SourcePool
 from bot.store import db
 from tests.faults import budgetdata
 from tests.promharness import MINUTE, tools_problem

@@ -51,7 +51,9 @@ def _fired(make_bot: Any) -> tuple[Bot, Webhooks]:
     bot.tick(T0)
     bot.run_until(T0 + timedelta(minutes=3))
     assert bot.alert().state == "firing" and bot.breach().state == "firing"
-    return bot, Webhooks(bot.engine, clock=lambda: bot.now, opsgenie_token=TOKEN)
+    return bot, Webhooks(
+        bot.engine, clock=lambda: bot.now, conversation=bot.conversation, opsgenie_token=TOKEN
+    )
 
 
 def _ns(at: Any) -> int:

@@ -17,8 +17,10 @@ from slack_sdk import WebClient
 from sqlalchemy import create_engine
 from sqlmodel import Session, col, select
 
+from bot.conversation import Conversation
 from bot.slack.commands import handle_slo_command
 from bot.slack.deps import SlackDeps
+from bot.slack.notify import SlackDestination
 from bot.slack.permissions import Responders
 from bot.store.models import BreachRecord, SLORecord
 from tests.fakeslack import FakeSlack
@@ -117,6 +119,7 @@ def test_a_command_that_fails_inside_is_said_not_swallowed(tmp_path: Path) -> No
         clock=lambda: datetime.now(UTC),
         responders=Responders(WebClient(token="xoxb-unused")),
         wake_delivery=lambda: None,
+        conversation=Conversation([SlackDestination(None)]),
     )
     acks: list[dict[str, Any]] = []
     answers: list[dict[str, Any]] = []

@@ -17,10 +17,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot import cli, jobs
-from bot.app import SourcePool
+from bot.conversation import Conversation
 from bot.incidents.delivery import IncidentDelivery
-from bot.incidents.sync import IncidentHook
-from bot.slack.notify import SlackHook
+from bot.incidents.sync import IncidentDestination
+from bot.slack.notify import SlackDestination
+from bot.sources.pool import SourcePool
 from bot.store import db
 from bot.store.incidents import dedup_key
 from bot.store.models import AlertRecord, BreachRecord, IncidentRecord, OutboxRecord
@@ -101,11 +102,14 @@ class Bot:
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5))
 
     def __post_init__(self) -> None:
-        self.delivery = IncidentDelivery(self.engine, self.client, clock=lambda: self.now)
+        self.conversation = Conversation([SlackDestination(None), IncidentDestination()])
+        self.delivery = IncidentDelivery(
+            self.engine, self.client, clock=lambda: self.now, conversation=self.conversation
+        )
 
     def tick(self, at: datetime) -> list[jobs.Outcome]:
         self.now = at
-        hooks: list[jobs.TickHook] = [SlackHook(None), IncidentHook()]
+        hooks: list[jobs.TickHook] = [self.conversation]
         return jobs.evaluate_all(self.engine, now=at, sources=self.sources, concurrency=2, hooks=hooks)
 
     def deliver(self) -> int:

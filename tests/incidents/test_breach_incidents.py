@@ -248,7 +248,9 @@ def test_two_breaches_are_two_incidents_and_a_late_webhook_lands_on_its_own(
     bot = breach_bot(
         [outage(timedelta(0), 10), outage(timedelta(minutes=60), 10)], tickets=False, targets=("pd",)
     )
-    hooks = Webhooks(bot.engine, clock=lambda: bot.now, pagerduty_secret=SECRET)
+    hooks = Webhooks(
+        bot.engine, clock=lambda: bot.now, conversation=bot.conversation, pagerduty_secret=SECRET
+    )
     bot.tick(T0)
     bot.run_until(T0 + timedelta(minutes=3))
     first = bot.breach()
@@ -316,7 +318,11 @@ def test_one_acknowledgement_of_the_breach_reaches_every_tool(
     assert {i.dedup_key for i in bot.incidents()} == {key}
 
     deps = SlackDeps(
-        bot.engine, lambda: bot.now, Responders(WebClient(token="unused"), allowed=[RESPONDER]), lambda: None
+        bot.engine,
+        lambda: bot.now,
+        Responders(WebClient(token="unused"), allowed=[RESPONDER]),
+        lambda: None,
+        bot.conversation,
     )
     said = json.dumps(answer(deps, Invocation(RESPONDER, CHANNEL, ("ack", str(breach.id)))))
     assert f"Acknowledged breach #{breach.id} (PAGE) of `checkout-availability`." in said

@@ -55,7 +55,13 @@ def fired(make_bot: Any, targets: str = "pd, genie") -> tuple[Bot, Webhooks]:
     bot.tick(T0)
     bot.run_until(T0 + timedelta(minutes=3))
     assert bot.alert().state == "firing" and bot.breach().severity == "page"
-    hooks = Webhooks(bot.engine, clock=lambda: bot.now, pagerduty_secret=SECRET, opsgenie_token=TOKEN)
+    hooks = Webhooks(
+        bot.engine,
+        clock=lambda: bot.now,
+        conversation=bot.conversation,
+        pagerduty_secret=SECRET,
+        opsgenie_token=TOKEN,
+    )
     return bot, hooks
 
 
@@ -159,7 +165,7 @@ def test_opsgenie_webhooks_need_the_token_and_act_once(make_bot: Any, fake: Fake
 
 def test_webhooks_are_off_until_their_secret_is_set(make_bot: Any) -> None:
     bot, _ = fired(make_bot, targets="pd")
-    off = Webhooks(bot.engine, clock=lambda: bot.now)
+    off = Webhooks(bot.engine, clock=lambda: bot.now, conversation=bot.conversation)
     body = pd_event("incident.acknowledged", "O1", key=bot.key())
     assert off.pagerduty(signed(body), body)[0] == 404
     assert off.opsgenie({"x-slo-bot-token": ""}, b"{}")[0] == 404

@@ -13,7 +13,6 @@ from sqlmodel import Session
 from bot.domain import DataSource
 from bot.slack.commands import Invocation, answer
 from bot.slack.deps import SlackDeps
-from bot.slack.notify import set_acknowledged
 from bot.slack.permissions import Responders
 from bot.sources.simulated import SimulatedSource
 from bot.store.models import BreachRecord
@@ -129,7 +128,9 @@ def test_a_page_opens_escalates_and_resolves_upstream_and_tells_its_cost(
     assert 0.6 < expected < 0.75
 
     # `/slo show` lists the episode with the same cost
-    deps = SlackDeps(bot.engine, lambda: bot.now, Responders(WebClient(token="unused")), lambda: None)
+    deps = SlackDeps(
+        bot.engine, lambda: bot.now, Responders(WebClient(token="unused")), lambda: None, bot.conversation
+    )
     shown = json.dumps(answer(deps, Invocation("U0ANA", CHANNEL, ("show", "checkout-availability"))))
     # one breach: the page, the budget-50 notice its outage caused and the slow burn after it
     assert "Breaches in the 30-day window:* 1" in shown, shown
@@ -152,7 +153,7 @@ def test_acknowledging_stops_the_escalation_and_reaches_every_tool(make_bot, fak
     with Session(bot.engine) as session:
         breach = session.get(BreachRecord, bot.breach().id)
         assert breach is not None
-        assert set_acknowledged(session, breach, "U0ANA", bot.now, on=True)
+        assert bot.conversation.acknowledge(session, breach, "U0ANA", bot.now, on=True)
         session.commit()
     bot.deliver()
     acked = fake.incident("pagerduty", key)
@@ -178,7 +179,7 @@ def test_an_outage_of_the_tool_delays_but_loses_nothing_and_keeps_the_order(
     with Session(bot.engine) as session:
         breach = session.get(BreachRecord, bot.breach().id)
         assert breach is not None
-        set_acknowledged(session, breach, "U0ANA", bot.now, on=True)
+        bot.conversation.acknowledge(session, breach, "U0ANA", bot.now, on=True)
         session.commit()
     bot.run_until(T0 + timedelta(minutes=8))
     assert fake.calls_of("pagerduty") and not fake.calls_of("pagerduty", ok_only=True)

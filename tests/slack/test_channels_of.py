@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from bot.conversation import Conversation
 from bot.slack.commands import channels_of
 from bot.slack.deps import SlackDeps
 from bot.store import repo
@@ -39,6 +40,7 @@ def _channels(engine: Engine, annotations: dict[str, str], default: str | None) 
         clock=lambda: NOW,
         responders=None,  # type: ignore[arg-type]
         wake_delivery=lambda: None,
+        conversation=Conversation([]),
         default_channel=default,
     )
     with Session(engine) as session:

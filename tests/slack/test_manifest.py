@@ -18,9 +18,11 @@ import yaml
 from slack_bolt import App, BoltRequest
 from sqlalchemy import Engine
 
-from bot.app import Settings
+from bot.conversation import Conversation
 from bot.service import build_slack
+from bot.settings import Settings
 from bot.slack import ACTIONS, COMMANDS, EVENTS, SCOPES
+from bot.slack.notify import SlackDestination
 from bot.store import db
 from tests.fakeslack import FakeSlack
 from tests.slack.harness import SECRET, signed_headers
@@ -78,7 +80,7 @@ def bolt_app(tmp_path: Path) -> Iterator[tuple[App, FakeSlack]]:
         settings = Settings(
             slack_bot_token=slack.token, slack_signing_secret=SECRET, slack_api_url=slack.api_url
         )
-        app, _ = build_slack(settings, engine)
+        app, _ = build_slack(settings, engine, Conversation([SlackDestination(None)]))
         yield app, slack
     engine.dispose()
 

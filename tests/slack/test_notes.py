@@ -13,10 +13,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot import jobs
-from bot.app import SourcePool
 from bot.catalogue import load_paths
+from bot.conversation import Conversation
 from bot.evaluation import data_checksum
-from bot.slack.notify import NOTE_INTERVAL, SlackHook, queue_unannounced, set_acknowledged
+from bot.slack.notify import NOTE_INTERVAL, SlackDestination, queue_unannounced
+from bot.sources.pool import SourcePool
 from bot.store import repo
 from bot.store.models import BreachRecord, OutboxRecord
 
@@ -86,7 +87,7 @@ def test_still_firing_notes_are_rate_limited_and_stop_when_acknowledged(
 ) -> None:
     _apply(tmp_path, engine)
     sources = SourcePool()
-    hook = SlackHook(None)
+    hook = Conversation([SlackDestination(None)])
 
     def tick(at: datetime) -> list[tuple[str, str | None]]:
         jobs.evaluate_all(engine, now=at, sources=sources, concurrency=2, hooks=[hook])
@@ -114,7 +115,7 @@ def test_still_firing_notes_are_rate_limited_and_stop_when_acknowledged(
         firing = session.exec(select(BreachRecord).where(BreachRecord.state == "firing")).all()
         assert len(firing) == 1  # the page and the budget thresholds it crossed: one breach
         for breach in firing:
-            set_acknowledged(session, breach, "U0RESPONDER", T0 + timedelta(minutes=45), on=True)
+            hook.acknowledge(session, breach, "U0RESPONDER", T0 + timedelta(minutes=45), on=True)
         session.commit()
     acked = [p or "" for kind, p in _queued(engine) if kind == "thread_note"]
     # the acknowledgement is said in the breach's thread

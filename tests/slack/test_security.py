@@ -13,8 +13,10 @@ import pytest
 from slack_bolt import BoltRequest
 from slack_sdk.signature import Clock
 
-from bot.app import Settings
+from bot.conversation import Conversation
 from bot.service import build_slack
+from bot.settings import Settings
+from bot.slack.notify import SlackDestination
 from bot.store import db
 from tests.fakeslack import FakeSlack
 from tests.slack.conftest import BotFactory
@@ -56,7 +58,7 @@ def test_slacks_signature_test_vector_is_accepted_and_a_changed_byte_is_not(
         slack_signing_secret=vector["signing_secret"],
         slack_api_url=slack.api_url,
     )
-    app, _ = build_slack(settings, engine)
+    app, _ = build_slack(settings, engine, Conversation([SlackDestination(None)]))
     headers = {
         "x-slack-request-timestamp": vector["x-slack-request-timestamp"],
         "x-slack-signature": vector["x-slack-signature"],
