@@ -168,6 +168,25 @@ class FakeIncidents:
     def hook_url(self) -> str:
         return self.url + "/hook"
 
+    def target_documents(self, *names: str, routing_key: str | None = None) -> str:
+        """OpenSLO AlertNotificationTargets pointed at this fake, by name: `pd` (PagerDuty), `genie`
+        (Opsgenie), `squad` (Squadcast), `hook` (a signed webhook); each document led by `---`."""
+        targets = {
+            "pd": ("pagerduty", {"routing-key": routing_key or self.routing_key, "url": self.pagerduty_url}),
+            "genie": ("opsgenie", {"api-key": self.opsgenie_key, "url": self.opsgenie_url}),
+            "squad": ("squadcast", {"url": self.squadcast_url}),
+            "hook": ("webhook", {"url": self.hook_url, "secret": self.hook_secret}),
+        }
+        documents = []
+        for name in names:
+            kind, settings = targets[name]
+            metadata = {"name": name, "annotations": {f"slo-bot/{k}": v for k, v in settings.items()}}
+            documents.append(
+                "---\napiVersion: openslo/v1\nkind: AlertNotificationTarget\n"
+                f"metadata: {json.dumps(metadata)}\nspec: {json.dumps({'target': kind})}\n"
+            )
+        return "".join(documents)
+
     # --- misbehaviour ------------------------------------------------------------------------
 
     def fail(

@@ -48,15 +48,6 @@ from tests.scenarios import (
 CHANNEL = "C0ALERTS"
 ONCALL = "U0ONCALL"
 SECRET = "pd-webhook-secret"
-PD_TARGET = """
----
-apiVersion: openslo/v1
-kind: AlertNotificationTarget
-metadata:
-  name: pd
-  annotations: {{slo-bot/routing-key: "{routing_key}", slo-bot/url: "{pd_url}"}}
-spec: {{target: pagerduty}}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +144,7 @@ def _catalogue(scenario: Scenario, url: str, pipeline: Pipeline, budget_alerts: 
     notes = (
         f'slo-bot/channel: {CHANNEL}, slo-bot/budget-alerts: "{budget_alerts}", slo-bot/incident-targets: pd'
     )
-    pd = PD_TARGET.format(routing_key=pipeline.incidents.routing_key, pd_url=pipeline.incidents.pagerduty_url)
-    return catalogue(scenario, url, annotations=notes) + pd
+    return catalogue(scenario, url, annotations=notes) + pipeline.incidents.target_documents("pd")
 
 
 def _instants(scenario: Scenario, start: datetime, end: datetime) -> list[datetime]:
@@ -260,21 +250,7 @@ metadata: {{name: pages}}
 spec:
   conditions: [{{conditionRef: fast}}]
   notificationTargets: [{{targetRef: pd}}, {{targetRef: genie}}]
-{tickets}---
-apiVersion: openslo/v1
-kind: AlertNotificationTarget
-metadata:
-  name: pd
-  annotations: {{slo-bot/routing-key: "{routing_key}", slo-bot/url: "{pd_url}"}}
-spec: {{target: pagerduty}}
----
-apiVersion: openslo/v1
-kind: AlertNotificationTarget
-metadata:
-  name: genie
-  annotations: {{slo-bot/api-key: "{genie_key}", slo-bot/url: "{genie_url}"}}
-spec: {{target: opsgenie}}
-"""
+{tickets}"""
 TICKETS = """---
 apiVersion: openslo/v1
 kind: AlertPolicy
@@ -301,14 +277,8 @@ def _small_catalogue(series: budgetdata.Series, url: str, pipeline: Pipeline, *,
     )
     policies = ", ".join(["{alertPolicyRef: pages}", *(["{alertPolicyRef: tickets}"] if tickets else [])])
     base = base.rstrip() + f"\n  alertPolicies: [{policies}]\n"
-    fake = pipeline.incidents
-    return base + POLICIES.format(
-        tickets=TICKETS if tickets else "",
-        routing_key=fake.routing_key,
-        pd_url=fake.pagerduty_url,
-        genie_key=fake.opsgenie_key,
-        genie_url=fake.opsgenie_url,
-    )
+    policies_text = POLICIES.format(tickets=TICKETS if tickets else "")
+    return base + policies_text + pipeline.incidents.target_documents("pd", "genie")
 
 
 def _every(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime]:

@@ -46,21 +46,7 @@ spec:
     night_ratio: 1.0
     error_ratio: 0.0
     incidents: [{{start: "{start}", duration: "{outage}", error_ratio: 1.0}}]
----
-apiVersion: openslo/v1
-kind: AlertNotificationTarget
-metadata:
-  name: pd
-  annotations: {{slo-bot/routing-key: "{routing_key}", slo-bot/url: "{pd_url}"}}
-spec: {{target: pagerduty, description: the checkout rotation}}
----
-apiVersion: openslo/v1
-kind: AlertNotificationTarget
-metadata:
-  name: genie
-  annotations: {{slo-bot/api-key: "{genie_key}", slo-bot/url: "{genie_url}"}}
-spec: {{target: opsgenie}}
----
+{targets_documents}---
 apiVersion: openslo/v1
 kind: SLO
 metadata:
@@ -189,10 +175,7 @@ def make_bot(
             CATALOGUE.format(
                 start=T0.isoformat().replace("+00:00", "Z"),
                 outage=f"{int(OUTAGE.total_seconds() // 60)}m",
-                routing_key=routing_key or fake.routing_key,
-                pd_url=fake.pagerduty_url,
-                genie_key=fake.opsgenie_key,
-                genie_url=fake.opsgenie_url,
+                targets_documents=fake.target_documents("pd", "genie", routing_key=routing_key),
                 channel=CHANNEL,
                 targets=targets,
                 oncall=ONCALL,

@@ -23,7 +23,7 @@ from bot.slack.deps import SlackDeps
 from bot.slack.permissions import Responders
 from bot.store import db
 from bot.store.incidents import dedup_key
-from tests.fakeincidents import HOOK_SECRET, FakeIncidents
+from tests.fakeincidents import FakeIncidents
 from tests.incidents.harness import CHANNEL, SLO, T0, Bot, apply
 
 SECRET = "pd-webhook-secret"
@@ -43,35 +43,7 @@ spec:
     night_ratio: 1.0
     error_ratio: 0.0
     incidents: {incidents}
----
-apiVersion: openslo/v1
-kind: AlertNotificationTarget
-metadata:
-  name: pd
-  annotations: {{slo-bot/routing-key: "{routing_key}", slo-bot/url: "{pd_url}"}}
-spec: {{target: pagerduty}}
----
-apiVersion: openslo/v1
-kind: AlertNotificationTarget
-metadata:
-  name: genie
-  annotations: {{slo-bot/api-key: "{genie_key}", slo-bot/url: "{genie_url}"}}
-spec: {{target: opsgenie}}
----
-apiVersion: openslo/v1
-kind: AlertNotificationTarget
-metadata:
-  name: squad
-  annotations: {{slo-bot/url: "{squad_url}"}}
-spec: {{target: squadcast}}
----
-apiVersion: openslo/v1
-kind: AlertNotificationTarget
-metadata:
-  name: hook
-  annotations: {{slo-bot/url: "{hook_url}", slo-bot/secret: "{hook_secret}"}}
-spec: {{target: webhook}}
----
+{targets_documents}---
 apiVersion: openslo/v1
 kind: AlertPolicy
 metadata: {{name: pages}}
@@ -145,13 +117,7 @@ def breach_bot(
         path.write_text(
             CATALOGUE.format(
                 incidents=json.dumps(incidents),
-                routing_key=fake.routing_key,
-                pd_url=fake.pagerduty_url,
-                genie_key=fake.opsgenie_key,
-                genie_url=fake.opsgenie_url,
-                squad_url=fake.squadcast_url,
-                hook_url=fake.hook_url,
-                hook_secret=HOOK_SECRET,
+                targets_documents=fake.target_documents("pd", "genie", "squad", "hook"),
                 channel=CHANNEL,
                 targets="[" + ", ".join(f"{{targetRef: {t}}}" for t in targets) + "]",
                 policies="[" + ", ".join(policies) + "]",

@@ -34,10 +34,7 @@ def test_console_mode_pages_and_hears_back(tmp_path: Path, database_url: str, fa
         CATALOGUE.format(
             start=start.isoformat().replace("+00:00", "Z"),
             outage="2h",
-            routing_key=fake.routing_key,
-            pd_url=fake.pagerduty_url,
-            genie_key=fake.opsgenie_key,
-            genie_url=fake.opsgenie_url,
+            targets_documents=fake.target_documents("pd", "genie"),
             channel=CHANNEL,
             targets="pd",
             oncall=ONCALL,
