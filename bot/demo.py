@@ -176,7 +176,7 @@ def _progress(out: TextIO, outcome: jobs.Outcome) -> None:
     alerts = ", ".join(a["severity"] or "" for a in outcome.alerts) or "none"
     print(
         f"{status.evaluated_at:%H:%M}  {outcome.name}  burn {burns}  budget left {remaining}  "
-        f"open alerts: {alerts}",
+        f"open breaches: {alerts}",
         file=out,
         flush=True,
     )

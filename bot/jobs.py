@@ -205,7 +205,8 @@ def _store(
         firing = {a.key for a in open_alerts if a.state == FIRING}
         after, changes = breaches.advance(fresh.name, open_before, transitions, firing, plan.now)
         by_key = {a.key: a for a in open_alerts}
-        done = breach_store.apply_changes(session, fresh.id, before, after, changes, by_key, plan.now)
+        burns = {s.key: s.burn_rates for s in assessment.signals}
+        done = breach_store.apply_changes(session, fresh.id, before, after, changes, by_key, plan.now, burns)
         spent: dict[int, float | None] = {}
         for change, breach in done:
             if change.event == breaches.RESOLVED and breach.id is not None:

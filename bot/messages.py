@@ -160,7 +160,7 @@ def breach_message(
     if facts.signals and facts.kind != "budget":
         fields.append(("Signals", " · ".join(_signal_text(s, time) for s in reversed(facts.signals))))
     burns = ", ".join(f"{'-' if b is None else f'{b:.1f}x'} over {w}" for w, b in facts.burn_rates.items())
-    if burns and facts.kind == "burn":
+    if burns and facts.kind == "burn" and facts.firing:  # resolved: what it spent says more
         fields.append(("Burn rate", burns))
     if status is not None:
         remaining = status.remaining_ratio
@@ -174,14 +174,9 @@ def breach_message(
             until = status.exhaustion_at - status.evaluated_at
             fields.append(("Exhausted in", f"{span(until)} at the 1h burn rate"))
     if facts.notices:
-        fields.append(
-            (
-                "Budget notices",
-                " · ".join(f"below {budget_level(n.key)} at {time(n.fired_at)}" for n in facts.notices),
-            )
-        )
+        fields.append(("Budget notices", " · ".join(_notice_text(n, time) for n in facts.notices)))
     if facts.reason and facts.kind != "budget":
-        fields.append(("Why", facts.reason))
+        fields.append(("Why it opened", facts.reason))
     if facts.budget_back_at is not None and facts.firing and _exhausted(facts):
         fields.append(("Budget back", f"{time(facts.budget_back_at)}, if nothing more fails meanwhile"))
     if not facts.firing and facts.spent_ratio is not None:
@@ -198,6 +193,12 @@ def breach_message(
 def _signal_text(signal: SignalLine, time: Callable[[datetime], str]) -> str:
     text = f"{label(signal.key)} since {time(signal.fired_at)}"
     return text if signal.resolved_at is None else f"{text}, clear at {time(signal.resolved_at)}"
+
+
+def _notice_text(notice: SignalLine, time: Callable[[datetime], str]) -> str:
+    if notice.key == "budget-0":
+        return f"exhausted at {time(notice.fired_at)}"
+    return f"below {budget_level(notice.key)} at {time(notice.fired_at)}"
 
 
 def _exhausted(facts: BreachFacts) -> bool:

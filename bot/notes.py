@@ -58,10 +58,11 @@ def budget_notice(
     session: Session, tick: Tick, change: Change, time: Callable[[datetime], str] = utc_time
 ) -> str:
     """Budget thresholds crossed (one or several at once): what is left, and what it means."""
-    remaining = tick.assessment.status.remaining_ratio
-    levels = " and ".join(budget_level(k) for k in change.keys)
-    text = f"Budget notice: the error budget fell below {levels} ({percent(remaining)} left)."
-    if "budget-0" in change.keys:
-        back = episodes.budget_back_at(session, tick.slo, tick.record.id or 0, tick.now)
-        text += " " + exhausted_meaning(tick.slo, back, time)
-    return text
+    left = percent(tick.assessment.status.remaining_ratio)
+    levels = " and ".join(budget_level(k) for k in change.keys if k != "budget-0")
+    if "budget-0" not in change.keys:
+        return f"Budget notice: the error budget fell below {levels} ({left} left)."
+    passed = f" (below {levels} too)" if levels else ""
+    text = f"Budget notice: the error budget is exhausted{passed}: {left} left."
+    back = episodes.budget_back_at(session, tick.slo, tick.record.id or 0, tick.now)
+    return text + " " + exhausted_meaning(tick.slo, back, time)

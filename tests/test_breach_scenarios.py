@@ -228,6 +228,11 @@ TWO_OUTAGES = budgetdata._series(
         (budgetdata.EVENTS + 2 * HOUR + 20 * MINUTE, 0.0),
     ],
 )
+FAST_EXHAUST = budgetdata._series(
+    "fast-exhaust",
+    # 5 quiet days, then 30 minutes of full outage: several times the budget of the days stored
+    [(budgetdata.START, 0.0), (budgetdata.EVENTS + HOUR, 1.0), (budgetdata.EVENTS + HOUR + 30 * MINUTE, 0.0)],
+)
 POLICIES = """
 ---
 apiVersion: openslo/v1
@@ -266,15 +271,16 @@ def small_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     problem = tools_problem()
     if problem:
         pytest.fail(problem, pytrace=False)
-    series = [SLOW_THEN_FAST, TWO_OUTAGES, budgetdata.wobble()]
+    series = [SLOW_THEN_FAST, TWO_OUTAGES, FAST_EXHAUST, budgetdata.wobble()]
     with budgetdata.serve(series, tmp_path_factory.mktemp("small")) as url:
         yield url
 
 
-def _small_catalogue(series: budgetdata.Series, url: str, pipeline: Pipeline, *, tickets: bool) -> str:
-    base = budgetdata.catalogue(
-        series, url, annotations=f'slo-bot/channel: {CHANNEL}, slo-bot/budget-alerts: ""', window="30d"
-    )
+def _small_catalogue(
+    series: budgetdata.Series, url: str, pipeline: Pipeline, *, tickets: bool, budget_alerts: str = ""
+) -> str:
+    notes = f'slo-bot/channel: {CHANNEL}, slo-bot/budget-alerts: "{budget_alerts}"'
+    base = budgetdata.catalogue(series, url, annotations=notes, window="30d")
     policies = ", ".join(["{alertPolicyRef: pages}", *(["{alertPolicyRef: tickets}"] if tickets else [])])
     base = base.rstrip() + f"\n  alertPolicies: [{policies}]\n"
     policies_text = POLICIES.format(tickets=TICKETS if tickets else "")
@@ -293,8 +299,15 @@ def test_a_slow_burn_that_becomes_fast_is_one_message_and_one_incident_raised_in
 ) -> None:
     pipeline.apply(_small_catalogue(SLOW_THEN_FAST, small_prometheus, pipeline, tickets=True), tmp_path)
     events = budgetdata.EVENTS
+    opening: dict[str, float] = {}
     for at in _every(events, events + 3 * HOUR + 30 * MINUTE, 2 * MINUTE):
         pipeline.evaluate(at)
+        if not opening and pipeline.breaches():
+            opening = json.loads(pipeline.breaches()[0].burn_rates)
+    # the message shows its headline's burn as of the last evaluation, not as it opened
+    assert set(opening) == {"2h", "10m"}
+    latest = json.loads(pipeline.breaches()[0].burn_rates)
+    assert set(latest) == {"2h", "10m"} and latest["2h"] > 2 * opening["2h"], (opening, latest)
     top = pipeline.top_level()
     assert len(top) == 1, [m.get("text") for m in top]
     headlines = [str(c.params.get("text", "")) for c in pipeline.slack.calls_of("chat.update")]
@@ -323,6 +336,8 @@ def test_a_slow_burn_that_becomes_fast_is_one_message_and_one_incident_raised_in
     for at in _every(events + 3 * HOUR + 32 * MINUTE, events + 5 * HOUR + 30 * MINUTE, 4 * MINUTE):
         pipeline.evaluate(at)
     assert [b.state for b in pipeline.breaches()] == ["resolved"]
+    resolved = json.dumps(pipeline.top_level()[0].get("attachments"), ensure_ascii=False)
+    assert "*Budget spent*" in resolved and "*Burn rate*" not in resolved
     assert [c.json["event_action"] for c in pipeline.incidents.calls_of("pagerduty")][-1] == "resolve"
     assert len(pipeline.top_level()) == 1
 
@@ -394,3 +409,34 @@ def test_a_budget_hovering_around_50_percent_for_hours_is_one_notice(
     assert "BUDGET BELOW 50 % (budget notice)" in str(top[0]["text"])  # now resolved: the first post's words
     assert [(b.kind, b.state) for b in pipeline.breaches()] == [("budget", "resolved")]
     assert not [r for r in pipeline.replies() if r.startswith("Budget notice")]
+
+
+def test_a_fast_outage_that_exhausts_the_budget_is_one_message_with_the_notices_in_its_thread(
+    small_prometheus: str, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    text = _small_catalogue(FAST_EXHAUST, small_prometheus, pipeline, tickets=False, budget_alerts="50,25,0")
+    pipeline.apply(text, tmp_path)
+    events = budgetdata.EVENTS
+    for at in _every(events + 50 * MINUTE, events + HOUR + 30 * MINUTE, MINUTE):  # to the outage's end
+        pipeline.evaluate(at)
+    top = pipeline.top_level()
+    assert len(top) == 1, [m.get("text") for m in top]  # not PAGE + BUDGET 50 + BUDGET 25 + BUDGET 0
+    assert str(top[0]["text"]).startswith("🔴 PAGE: fast-exhaust (faults) · breach #1")
+    notices = [r for r in pipeline.replies() if r.startswith("Budget notice")]
+    said = " | ".join(notices)
+    assert "below 50 %" in said and "below 25 %" in said and "is exhausted" in said, said
+    assert len(notices) <= 3
+    exhausted = next(n for n in notices if "is exhausted" in n)
+    assert "the SLO is broken for this window" in exhausted and "freeze risky changes" in exhausted
+    assert "expected" in exhausted  # when the budget comes back
+    shown = json.dumps(top[0].get("attachments"), ensure_ascii=False)
+    assert "*Budget notices*" in shown and "*Budget back*" in shown
+    keys = {c.json["dedup_key"] for c in pipeline.incidents.calls_of("pagerduty")}
+    assert keys == {"slo-bot/fast-exhaust/1"}
+    genie = {c.json.get("alias") for c in pipeline.incidents.calls_of("opsgenie") if c.method == "POST"}
+    assert genie == {"slo-bot/fast-exhaust/1"}
+    for at in _every(events + HOUR + 31 * MINUTE, events + HOUR + 45 * MINUTE, MINUTE):
+        pipeline.evaluate(at)
+    # the page ends; the spent budget was said once, in its thread: no message of its own follows
+    assert [(b.kind, b.state) for b in pipeline.breaches()] == [("burn", "resolved")]
+    assert len(pipeline.top_level()) == 1

@@ -49,10 +49,12 @@ def apply_changes(
     changes: Sequence[Change],
     signals: Mapping[str, AlertRecord],
     at: datetime,
+    burns: Mapping[str, Mapping[str, float | None]] | None = None,
 ) -> list[tuple[Change, BreachRecord]]:
     """Persist what `bot.breaches.advance` decided; each change with the breach it belongs to.
 
-    `signals`: the SLO's open alerts after this evaluation, by key."""
+    `signals`: the SLO's open alerts after this evaluation, by key; `burns`: this evaluation's burn
+    rates by signal key (an open breach shows those of its headline as of its last evaluation)."""
     records = dict(before)
     done: list[tuple[Change, BreachRecord]] = []
     for change in changes:
@@ -91,6 +93,9 @@ def apply_changes(
         headline = signals.get(breach.severity)
         if headline is not None and headline.state == FIRING and kind != BUDGET:
             record.burn_rates, record.reason = headline.burn_rates, headline.reason
+            now_burning = (burns or {}).get(breach.severity)
+            if now_burning:
+                record.burn_rates = json.dumps(dict(now_burning))
         for key in breach.firing:
             signal = signals.get(key)
             if signal is not None and signal.breach_id is None:
