@@ -84,6 +84,9 @@ def evaluate_all(
     """Fetch, store and evaluate every SLO (or those named) as of `now`; outcomes sorted by name."""
     with Session(engine) as session:
         records = repo.list_slos(session=session)
+        # breaches open and close only in their SLO's own evaluation: one read for all, so the many
+        # SLOs without one cost no query for it
+        breached = breach_store.slos_with_open_breaches(session=session)
     if names is not None:
         records = [r for r in records if r.name in set(names)]
     outcomes: list[Outcome] = []
@@ -100,7 +103,7 @@ def evaluate_all(
             outcomes.append(_failed(engine, record, now, CONFIG, describe_error(err)))
     for record, plan, result in _fetch_all(work, sources, concurrency):
         try:
-            outcome = _store(engine, record, plan, result, hooks)
+            outcome = _store(engine, record, plan, result, hooks, record.id in breached)
         except Exception as err:  # the database or a hook: this SLO's tick is lost, not the others'
             log.exception("%s: evaluation failed while storing or alerting", record.name)
             outcome = _failed(engine, record, now, INTERNAL, describe_error(err), plan.slo)
@@ -171,6 +174,7 @@ def _store(
     plan: evaluation.Plan,
     result: evaluation.Fetched | SourceError,
     hooks: Sequence[TickHook] = (),
+    breached: bool = True,
 ) -> Outcome | None:
     with Session(engine, autoflush=False) as session:
         fresh = session.get(SLORecord, record.id)
@@ -199,7 +203,11 @@ def _store(
             warnings = result.warnings
         assessment = evaluation.assess(session, fresh, plan, warnings)
         signals = alert_store.open_alerts(session=session, slo_id=fresh.id)
-        before = breach_store.current(breach_store.open_breaches(session=session, slo_id=fresh.id))
+        # (a firing signal may belong to a breach another process opened since the tick began)
+        if breached or any(a.state == FIRING for a in signals.values()):
+            before = breach_store.current(breach_store.open_breaches(session=session, slo_id=fresh.id))
+        else:
+            before = {}
         open_before = {kind: breach_store.as_open(b, signals) for kind, b in before.items()}
         transitions, open_alerts = advance_alerts(session, fresh, assessment.signals, plan.now, signals)
         firing = {a.key for a in open_alerts if a.state == FIRING}
@@ -211,7 +219,10 @@ def _store(
         for change, breach in done:
             if change.event == breaches.RESOLVED and breach.id is not None:
                 spent[breach.id] = episodes.record_cost(session, plan.slo, breach, plan.now).cost_ratio
-        now_open = tuple(breach_store.open_breaches(session=session, slo_id=fresh.id))
+        # most SLOs have no breach and nothing changed: no need to read again what was just read
+        now_open = (
+            tuple(breach_store.open_breaches(session=session, slo_id=fresh.id)) if before or done else ()
+        )
         tick = Tick(fresh, plan.slo, assessment, plan.now, tuple(done), now_open)
         for hook in hooks:
             hook(session, tick)

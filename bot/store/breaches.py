@@ -28,6 +28,11 @@ def open_breaches(*, session: Session, slo_id: int) -> list[BreachRecord]:
     )
 
 
+def slos_with_open_breaches(*, session: Session) -> set[int]:
+    rows = session.exec(select(BreachRecord.slo_id).where(BreachRecord.state == FIRING).distinct())
+    return set(rows)
+
+
 def current(records: Sequence[BreachRecord]) -> dict[str, BreachRecord]:
     """The open breach of each kind (the newest, should an older one be open too)."""
     return {r.kind: r for r in sorted(records, key=lambda r: r.id or 0)}
@@ -102,7 +107,8 @@ def apply_changes(
                 signal.breach_id = record.id
                 session.add(signal)
         session.add(record)
-    session.flush()  # the hooks read the open breaches back (the evaluation's session never autoflushes)
+    if done or after:
+        session.flush()  # the hooks read the open breaches back (the evaluation's session never autoflushes)
     return done
 
 
