@@ -1,4 +1,5 @@
-"""Alert state in the store: open alerts per SLO and key, and the event trail of every transition.
+"""Alert signals in the store: open signals per SLO and key, and the event trail of every transition.
+(What people see and act on is the breach they belong to: `bot.store.breaches`.)
 
 Functions over a caller-owned session; the caller commits (with the tick's buckets: one transaction).
 """
@@ -23,15 +24,6 @@ def open_alerts(*, session: Session, slo_id: int) -> dict[str, AlertRecord]:
         select(AlertRecord).where(AlertRecord.slo_id == slo_id, col(AlertRecord.state).in_(OPEN_STATES))
     )
     return {r.key: r for r in rows}
-
-
-def latest(*, session: Session, slo_id: int, key: str) -> AlertRecord | None:
-    """The SLO's most recent alert of `key`, open or resolved."""
-    return session.exec(
-        select(AlertRecord)
-        .where(AlertRecord.slo_id == slo_id, AlertRecord.key == key)
-        .order_by(col(AlertRecord.id).desc())
-    ).first()
 
 
 def as_open(record: AlertRecord | None) -> OpenAlert | None:
