@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlmodel import Session, col, or_, select
 
 from bot import breaches
@@ -70,9 +70,34 @@ def breach_channels(session: Session, breach: BreachRecord, *, posted_ids: bool 
 
 
 def queue_message(session: Session, breach: BreachRecord, channels: Sequence[str], now: datetime) -> None:
-    """Post (first time) or update (afterwards) the breach's message in each channel."""
+    """Post (first time) or update (afterwards) the breach's message in each channel.
+
+    Once per channel and transaction: the entry is rendered when it is delivered, after the commit,
+    so it shows everything the transaction changed (a breach opened with a budget notice in the same
+    evaluation is one post, not a post and an identical update)."""
+    queued = _queued_in(session)
     for channel in channels:
+        if (breach.id, channel) in queued:
+            continue
+        queued.add((breach.id, channel))
         outbox.enqueue(session=session, kind="alert_message", breach_id=breach.id, channel=channel, now=now)
+
+
+def _queued_in(session: Session) -> set[tuple[int | None, str]]:
+    """The (breach, channel) messages queued in the session's open transaction."""
+    queued: set[tuple[int | None, str]] | None = session.info.get(_QUEUED)
+    if queued is None:
+        queued = session.info[_QUEUED] = set()
+
+        def forget(_session: Session, *_: object) -> None:
+            queued.clear()
+
+        event.listen(session, "after_commit", forget)
+        event.listen(session, "after_rollback", forget)
+    return queued
+
+
+_QUEUED = "slo_bot_messages_queued"
 
 
 def queue_update(session: Session, breach: BreachRecord, now: datetime) -> None:
