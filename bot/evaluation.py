@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from bot.buckets import (
     tiers_for,
 )
 from bot.domain import SLO, Bucket, DataSource, IndicatorKind, MetricQuery
+from bot.metrics import METRICS
 from bot.periods import period_bounds, period_length
 from bot.sources.base import PartialAnswer, Source
 from bot.status import Assessment
@@ -135,6 +137,7 @@ def fetch_buckets(
     indicator = slo.indicator
 
     def ask(metric: MetricQuery, counter: bool) -> dict[datetime, float]:
+        started = time.monotonic()
         try:
             return source_for(metric.source).fetch_range(
                 metric, counter=counter, start=rng.start, end=rng.end, step=rng.step
@@ -143,6 +146,8 @@ def fetch_buckets(
             if notes is not None:
                 notes.append(str(partial))
             return partial.values
+        finally:  # failed queries too: a source that times out is a slow source
+            METRICS.source_query_took(metric.source.name, time.monotonic() - started)
 
     steps = _step_starts(rng)
     if indicator.kind is IndicatorKind.RATIO:

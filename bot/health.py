@@ -67,7 +67,7 @@ class Heartbeat:
                 self.completed += 1
                 self.completed_mono, self.completed_at = self.monotonic(), self.wall()
         if failure is None:
-            METRICS.gauge("slo_bot_last_evaluation_completed_timestamp_seconds", time.time())
+            METRICS.evaluation_completed(time.time())
 
     def assess(self, interval: timedelta) -> tuple[str, list[str], dict[str, Any]]:
         """("ok" | "starting" | "unhealthy", reasons, facts) as of now."""
@@ -114,8 +114,7 @@ def _iso(at: datetime | None) -> str | None:
 
 def publish_failing(counts: Mapping[str, int]) -> None:
     """`slo_bot_slos_failing{kind}`: SLOs whose last evaluation failed, by kind (0 for the others)."""
-    for kind in sorted(set(FAILURE_KINDS) | set(counts)):
-        METRICS.gauge("slo_bot_slos_failing", counts.get(kind, 0), kind=kind)
+    METRICS.failing({kind: counts.get(kind, 0) for kind in sorted(set(FAILURE_KINDS) | set(counts))})
 
 
 def refresh_failing(engine: Engine) -> dict[str, int]:

@@ -87,7 +87,9 @@ def evaluate_all(
         # breaches open and close only in their SLO's own evaluation: one read for all, so the many
         # SLOs without one cost no query for it
         breached = breach_store.slos_with_open_breaches(session=session)
-    if names is not None:
+    if names is None:  # an SLO removed since (`apply --prune`) has no series any more
+        METRICS.slos.keep_only(r.name for r in records)
+    else:
         records = [r for r in records if r.name in set(names)]
     outcomes: list[Outcome] = []
     work: list[tuple[SLORecord, evaluation.Plan]] = []
@@ -156,8 +158,8 @@ def _failed(
 ) -> Outcome:
     """Count, log and keep one SLO's failed evaluation; `/slo status` shows it until a success."""
     log.warning("%s is not evaluated: %s", record.name, why)
-    METRICS.inc("slo_bot_evaluation_failures_total", kind=kind)
-    METRICS.inc("slo_bot_evaluations_total", outcome=kind)
+    METRICS.evaluation_failed(kind)
+    METRICS.evaluated(kind)
     try:
         with Session(engine) as session:
             assert record.id is not None
@@ -180,6 +182,7 @@ def _store(
         fresh = session.get(SLORecord, record.id)
         if fresh is None or fresh.id is None:  # removed (apply --prune) while its data was fetched
             log.info("%s was removed during the evaluation; skipped", record.name)
+            METRICS.slos.forget(record.name)
             return None
         error: str | None = None
         kind: str | None = None
@@ -194,8 +197,8 @@ def _store(
                 else UNAVAILABLE
             )
             log.warning("%s: %s", record.name, error)
-            METRICS.inc("slo_bot_source_errors_total", kind=kind)
-            METRICS.inc("slo_bot_evaluation_failures_total", kind=kind)
+            METRICS.source_failed(kind)
+            METRICS.evaluation_failed(kind)
             repo.record_failure(session=session, slo_id=fresh.id, at=plan.now, kind=kind, why=error)
         else:
             evaluation.store(session, fresh, plan, result)
@@ -227,9 +230,11 @@ def _store(
         for hook in hooks:
             hook(session, tick)
         repo.add_snapshot(session=session, slo_id=fresh.id, status=assessment.status, error=error)
-        METRICS.inc("slo_bot_evaluations_total", outcome=kind or "ok")
+        METRICS.evaluated(kind or "ok")
         summaries = breach_store.summaries(now_open)
+        open_kinds = [(b.kind, b.severity) for b in now_open]  # read before the commit expires them
         session.commit()
+    METRICS.slos.evaluated(record.name, record.service, assessment.status, open_kinds)
     return Outcome(
         record.name,
         record.service,

@@ -1,91 +1,302 @@
-"""Process metrics in the Prometheus text format, for `GET /metrics`: counters, gauges, histograms."""
+"""slo-bot's numbers for `GET /metrics`, with prometheus-client: one registry of its own (not the
+library's global one), the process metrics, and a small typed helper for each thing counted.
+
+Per-SLO gauges hold what the last evaluation of each SLO found; an SLO's series go when it is removed.
+Outbox depth and age are read from the database when `/metrics` is scraped.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import prometheus_client
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.budget import Status
+from bot.durations import format_duration
+from bot.store import outbox
+
+log = logging.getLogger(__name__)
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-HELP = {
-    "slo_bot_evaluations_total": ("counter", "SLO evaluations, by outcome"),
-    "slo_bot_evaluation_failures_total": ("counter", "SLO evaluations that failed, by kind"),
-    "slo_bot_slos_failing": ("gauge", "SLOs whose last evaluation failed, by kind"),
-    "slo_bot_last_evaluation_completed_timestamp_seconds": (
-        "gauge",
-        "Unix time at which the last evaluation of every SLO completed",
-    ),
-    "slo_bot_source_errors_total": ("counter", "Source queries that failed, by kind"),
-    "slo_bot_slack_errors_total": ("counter", "Slack calls that failed, by reason"),
-    "slo_bot_outbox_pending": ("gauge", "Outbox entries waiting for delivery, by destination"),
-    "slo_bot_incident_calls_total": ("counter", "Calls the incident tools took, by outcome"),
-    "slo_bot_incident_errors_total": ("counter", "Incident tool calls that failed, by reason"),
-    "slo_bot_webhooks_total": ("counter", "Webhooks received from incident tools, by path and status"),
-    "slo_bot_evaluation_seconds": ("histogram", "Duration of one evaluation of every SLO"),
-    "slo_bot_slack_request_seconds": ("histogram", "Time to answer a request from Slack"),
-}
+CONTENT_TYPE = prometheus_client.CONTENT_TYPE_PLAIN_0_0_4  # what `generate_latest` writes
 
-Labels = tuple[tuple[str, str], ...]
+# a `_created` series beside every counter and histogram doubles the series and says nothing graphed
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """Every metric slo-bot exports, in `registry`. Tests build their own; the bot uses `METRICS`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self._evaluations = Counter(
+            "slo_bot_evaluations_total", "SLO evaluations, by outcome", ["outcome"], registry=r
+        )
+        self._failures = Counter(
+            "slo_bot_evaluation_failures_total", "SLO evaluations that failed, by kind", ["kind"], registry=r
+        )
+        self._failing = Gauge(
+            "slo_bot_slos_failing", "SLOs whose last evaluation failed, by kind", ["kind"], registry=r
+        )
+        self._completed = Gauge(
+            "slo_bot_last_evaluation_completed_timestamp_seconds",
+            "Unix time at which the last evaluation of every SLO completed",
+            registry=r,
+        )
+        self._source_errors = Counter(
+            "slo_bot_source_errors_total", "Source queries that failed, by kind", ["kind"], registry=r
+        )
+        self._source_seconds = Histogram(
+            "slo_bot_source_query_seconds",
+            "Time of one source query, by DataSource name",
+            ["datasource"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self._slack_errors = Counter(
+            "slo_bot_slack_errors_total", "Slack calls that failed, by reason", ["reason"], registry=r
+        )
+        self._incident_calls = Counter(
+            "slo_bot_incident_calls_total",
+            "Calls the incident tools took, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self._incident_errors = Counter(
+            "slo_bot_incident_errors_total",
+            "Incident tool calls that failed, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self._webhooks = Counter(
+            "slo_bot_webhooks_total",
+            "Webhooks received from incident tools, by path and status",
+            ["path", "status"],
+            registry=r,
+        )
+        self._evaluation_seconds = Histogram(
+            "slo_bot_evaluation_seconds",
+            "Duration of one evaluation of every SLO",
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self._slack_seconds = Histogram(
+            "slo_bot_slack_request_seconds",
+            "Time to answer a request from Slack",
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.slos = SLOGauges(r)
+        self.outbox = OutboxCollector()
+        r.register(self.outbox)
+
+    # evaluations
+    def evaluated(self, outcome: str) -> None:
+        """One SLO evaluated: `ok`, or the kind of its failure."""
+        self._evaluations.labels(outcome=outcome).inc()
+
+    def evaluation_failed(self, kind: str) -> None:
+        self._failures.labels(kind=kind).inc()
+
+    def source_failed(self, kind: str) -> None:
+        self._source_errors.labels(kind=kind).inc()
+
+    def source_query_took(self, datasource: str, seconds: float) -> None:
+        self._source_seconds.labels(datasource=datasource).observe(seconds)
+
+    def evaluation_took(self, seconds: float) -> None:
+        self._evaluation_seconds.observe(seconds)
+
+    def evaluation_completed(self, at: float) -> None:
+        """Unix time `at` the last evaluation of every SLO completed."""
+        self._completed.set(at)
+
+    def failing(self, counts: Mapping[str, int]) -> None:
+        """SLOs whose last evaluation failed, by kind (give every kind: a recovery is a series at 0)."""
+        for kind, count in counts.items():
+            self._failing.labels(kind=kind).set(count)
+
+    # Slack, incident tools, webhooks
+    def slack_failed(self, reason: str) -> None:
+        self._slack_errors.labels(reason=reason).inc()
+
+    def slack_request_took(self, seconds: float) -> None:
+        self._slack_seconds.observe(seconds)
+
+    def incident_call(self, outcome: str) -> None:
+        self._incident_calls.labels(outcome=outcome).inc()
+
+    def incident_failed(self, reason: str) -> None:
+        self._incident_errors.labels(reason=reason).inc()
+
+    def webhook(self, path: str, status: int) -> None:
+        self._webhooks.labels(path=path, status=str(status)).inc()
+
+    def render(self) -> bytes:
+        """The exposition in the Prometheus text format (`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)
+
+
+_Series = tuple[str, tuple[str, ...]]  # a gauge's name and its label values
+
+
+class SLOGauges:
+    """Per SLO, from its last evaluation: SLI, budget remaining, burn rate per window, open breaches.
+
+    Each SLO's series are remembered, so what the last evaluation no longer has (a window dropped,
+    a breach resolved, the service renamed, the SLO removed) is removed rather than kept forever."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._gauges = {
+            "sli": Gauge(
+                "slo_bot_slo_sli",
+                "The SLO's SLI over its period at the last evaluation (a ratio)",
+                ["slo", "service"],
+                registry=registry,
+            ),
+            "budget": Gauge(
+                "slo_bot_slo_budget_remaining",
+                "Share of the SLO's error budget left at the last evaluation (a ratio; below 0 overspent)",
+                ["slo", "service"],
+                registry=registry,
+            ),
+            "burn": Gauge(
+                "slo_bot_slo_burn_rate",
+                "The SLO's burn rate over each window of its alert policy at the last evaluation",
+                ["slo", "service", "window"],
+                registry=registry,
+            ),
+            "breach": Gauge(
+                "slo_bot_slo_breach",
+                "1 while a breach of the SLO of this kind and (headline) severity is open",
+                ["slo", "service", "kind", "severity"],
+                registry=registry,
+            ),
+        }
+        self._held: dict[str, set[_Series]] = {}
         self._lock = threading.Lock()
-        self._values: dict[str, dict[Labels, float]] = defaultdict(dict)
-        self._histograms: dict[str, dict[Labels, list[float]]] = defaultdict(dict)
 
-    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
+    def evaluated(self, slo: str, service: str, status: Status, breaches: Iterable[tuple[str, str]]) -> None:
+        """Publish one evaluation: its status, and the open breaches as (kind, severity)."""
+        values: dict[_Series, float] = {}
+        if status.sli is not None:
+            values["sli", (slo, service)] = status.sli
+        if status.remaining_ratio is not None:
+            values["budget", (slo, service)] = status.remaining_ratio
+        for window, burn in status.burn_rates.items():
+            if burn is not None:
+                values["burn", (slo, service, format_duration(window))] = burn
+        for kind, severity in breaches:
+            values["breach", (slo, service, kind, severity)] = 1
         with self._lock:
-            self._values[name][key] = self._values[name].get(key, 0.0) + amount
+            for name, labels in self._held.get(slo, set()) - set(values):
+                self._gauges[name].remove(*labels)
+            for (name, labels), value in values.items():
+                self._gauges[name].labels(*labels).set(value)
+            self._held[slo] = set(values)
 
-    def gauge(self, name: str, value: float, **labels: str) -> None:
+    def forget(self, slo: str) -> None:
+        """Remove the SLO's series (it was removed)."""
         with self._lock:
-            self._values[name][tuple(sorted(labels.items()))] = value
+            for name, labels in self._held.pop(slo, set()):
+                self._gauges[name].remove(*labels)
 
-    def observe(self, name: str, seconds: float, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
+    def keep_only(self, slos: Iterable[str]) -> None:
+        """Remove the series of every SLO not in `slos` (the SLOs stored now)."""
+        keep = set(slos)
         with self._lock:
-            counts = self._histograms[name].setdefault(key, [0.0] * (len(BUCKETS) + 2))
-            for i, bound in enumerate(BUCKETS):
-                if seconds <= bound:
-                    counts[i] += 1
-            counts[-2] += 1  # count
-            counts[-1] += seconds  # sum
+            gone = [slo for slo in self._held if slo not in keep]
+        for slo in gone:
+            self.forget(slo)
 
-    def render(self) -> str:
-        lines: list[str] = []
+
+@dataclass(frozen=True)
+class _Watched:
+    engine: Engine
+    kinds: tuple[str, ...]
+    clock: Callable[[], datetime]
+    owner: object
+
+
+class OutboxCollector(Collector):
+    """`slo_bot_outbox_pending` and `slo_bot_outbox_oldest_pending_age_seconds` by destination, read
+    from the outbox table when `/metrics` is scraped. Each delivery worker watches its destination
+    while it runs. A database that does not answer leaves the destination out (and is logged)."""
+
+    def __init__(self) -> None:
+        self._watched: dict[str, _Watched] = {}
+        self._lock = threading.Lock()
+
+    def watch(
+        self,
+        destination: str,
+        engine: Engine,
+        kinds: Sequence[str],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owner: object = None,
+    ) -> None:
         with self._lock:
-            for name in sorted(set(self._values) | set(self._histograms)):
-                kind, text = HELP.get(name, ("untyped", name))
-                lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-                for key, value in sorted(self._values.get(name, {}).items()):
-                    lines.append(f"{name}{_labels(key)} {_number(value)}")
-                for key, counts in sorted(self._histograms.get(name, {}).items()):
-                    for bound, count in zip(BUCKETS, counts, strict=False):
-                        lines.append(f"{name}_bucket{_labels(key, le=f'{bound:g}')} {_number(count)}")
-                    lines.append(f"{name}_bucket{_labels(key, le='+Inf')} {_number(counts[-2])}")
-                    lines.append(f"{name}_count{_labels(key)} {_number(counts[-2])}")
-                    lines.append(f"{name}_sum{_labels(key)} {_number(counts[-1])}")
-        return "\n".join(lines) + "\n"
+            self._watched[destination] = _Watched(engine, tuple(kinds), clock, owner)
 
+    def unwatch(self, destination: str, owner: object = None) -> None:
+        """Stop reading the destination (only if `owner` still watches it)."""
+        with self._lock:
+            watched = self._watched.get(destination)
+            if watched is not None and watched.owner is owner:
+                del self._watched[destination]
 
-def _number(value: float) -> str:
-    """Every digit: `:g` keeps six, so a Unix time or a counter past a million came out rounded."""
-    value = float(value)  # gauges may be set from ints
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "+Inf" if value > 0 else "-Inf"
-    if value.is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return repr(value)
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
 
+    def collect(self) -> Iterable[Metric]:
+        pending, age = self._families()
+        with self._lock:
+            watched = sorted(self._watched.items())
+        for destination, w in watched:
+            try:
+                with Session(w.engine) as session:
+                    count, oldest = outbox.pending_summary(session=session, kinds=w.kinds)
+            except Exception as err:
+                log.warning("reading the %s outbox for /metrics failed: %s", destination, err)
+                continue
+            pending.add_metric([destination], count)
+            age.add_metric([destination], 0 if oldest is None else (w.clock() - oldest).total_seconds())
+        return [pending, age]
 
-def _labels(key: Labels, **extra: str) -> str:
-    items = list(key) + list(extra.items())
-    if not items:
-        return ""
-    return "{" + ",".join(f'{k}="{v}"' for k, v in items) + "}"
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "slo_bot_outbox_pending",
+                "Outbox entries waiting for delivery, by destination",
+                labels=["destination"],
+            ),
+            GaugeMetricFamily(
+                "slo_bot_outbox_oldest_pending_age_seconds",
+                "Age of the oldest outbox entry waiting for delivery, by destination (0 when none waits)",
+                labels=["destination"],
+            ),
+        )
 
 
 METRICS = Metrics()

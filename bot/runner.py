@@ -63,7 +63,7 @@ class Runner:
                         change.severity,
                         change.at,
                     )
-            METRICS.observe("slo_bot_evaluation_seconds", time.monotonic() - started)
+            METRICS.evaluation_took(time.monotonic() - started)
             self.ticks += 1
             self.heartbeat.ended()
             try:

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.incidents.inbound import Webhooks
-from bot.metrics import METRICS
+from bot.metrics import CONTENT_TYPE, METRICS
 
 # `GET /healthz`: the HTTP status and the JSON body (bot/health.py decides both)
 Health = Callable[[], tuple[int, dict[str, Any]]]
@@ -75,7 +75,7 @@ def create_web_app(bolt_app: App | None, health: Health, webhooks: Webhooks | No
         bolt_headers: dict[str, str | Sequence[str]] = dict(headers)
         bolt_request = BoltRequest(body=body, query=str(request.url.query), headers=bolt_headers)
         answer = await anyio.to_thread.run_sync(bolt_app.dispatch, bolt_request)
-        METRICS.observe("slo_bot_slack_request_seconds", time.monotonic() - started)
+        METRICS.slack_request_took(time.monotonic() - started)
         return Response(
             content=answer.body,
             status_code=answer.status,
@@ -87,7 +87,9 @@ def create_web_app(bolt_app: App | None, health: Health, webhooks: Webhooks | No
         return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
     async def metrics(request: Request) -> Response:
-        return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
+        # the outbox gauges are read from the database: not on the event loop
+        body = await anyio.to_thread.run_sync(METRICS.render)
+        return Response(body, headers={"Content-Type": CONTENT_TYPE})
 
     def tool_webhook(handle: Callable[[Mapping[str, str], bytes], tuple[int, str]]) -> Callable[..., Any]:
         async def endpoint(request: Request) -> Response:
@@ -98,7 +100,7 @@ def create_web_app(bolt_app: App | None, health: Health, webhooks: Webhooks | No
                 status, text = 413, "request body too large"
             else:
                 status, text = await anyio.to_thread.run_sync(handle, headers, body)
-            METRICS.inc("slo_bot_webhooks_total", path=request.url.path, status=str(status))
+            METRICS.webhook(request.url.path, status)
             return PlainTextResponse(text + "\n", status_code=status)
 
         return endpoint

@@ -79,10 +79,12 @@ class OutboxWorker:
         self._wake.set()
 
     def start(self) -> None:
+        METRICS.outbox.watch(self.name, self.engine, self.kinds, self.clock, owner=self)
         self._thread = threading.Thread(target=self._loop, name=f"{self.name}-delivery", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        METRICS.outbox.unwatch(self.name, owner=self)
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -98,8 +100,6 @@ class OutboxWorker:
                     upcoming = outbox.next_due_at(session=session, kinds=self.kinds, paused=list(paused))
                     if paused:  # a paused destination's entries are due again when its pause ends
                         upcoming = min([*paused.values(), *([upcoming] if upcoming else [])])
-                    pending = outbox.pending_count(session=session, kinds=self.kinds)
-                    METRICS.gauge("slo_bot_outbox_pending", pending, destination=self.name)
                     now = self.clock()
                     if purged_at is None or now - purged_at > PURGE_EVERY:
                         outbox.purge_done(session=session, kinds=self.kinds, before=now - KEEP_DONE)

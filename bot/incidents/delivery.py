@@ -96,7 +96,7 @@ class IncidentDelivery(OutboxWorker):
                 entry.last_error = str(err)
                 session.add(entry)
                 session.commit()
-                METRICS.inc("slo_bot_incident_errors_total", reason="retry")
+                METRICS.incident_failed("retry")
                 log.warning("incident tool: %s (entry %s, retry in %s)", err, entry.id, delay)
                 return False
             except TargetRejected as err:
@@ -115,13 +115,13 @@ class IncidentDelivery(OutboxWorker):
                     entry.last_error = f"{err.__class__.__name__}: {err}"
                     session.add(entry)
                     session.commit()
-                METRICS.inc("slo_bot_incident_errors_total", reason="error")
+                METRICS.incident_failed("error")
                 return False
             entry.status = "done"
             entry.done_at = now
             session.add(entry)
             session.commit()
-        METRICS.inc("slo_bot_incident_calls_total", outcome="ok")
+        METRICS.incident_call("ok")
         if slack_changed and self.on_slack is not None:
             self.on_slack()
         return True
@@ -203,7 +203,7 @@ class IncidentDelivery(OutboxWorker):
             if self.conversation is not None:
                 self.conversation.note(session, found[0], text, now, by="slo-bot", source=self.name)
         session.commit()
-        METRICS.inc("slo_bot_incident_errors_total", reason="refused")
+        METRICS.incident_failed("refused")
         log.error("incident tool refused entry %s for good: %s", entry_id, reason)
         if self.on_slack is not None:
             self.on_slack()

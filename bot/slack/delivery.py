@@ -123,7 +123,7 @@ class SlackDelivery(OutboxWorker):
                 entry.last_error = str(retry)
                 session.add(entry)
                 session.commit()
-                METRICS.inc("slo_bot_slack_errors_total", reason="retry")
+                METRICS.slack_failed("retry")
                 log.warning("slack: %s (entry %s, retry in %s)", retry, entry.id, delay)
                 return False
             except SlackApiError as err:
@@ -132,7 +132,7 @@ class SlackDelivery(OutboxWorker):
                 entry.last_error = str(err.response.get("error") or err)
                 session.add(entry)
                 session.commit()
-                METRICS.inc("slo_bot_slack_errors_total", reason="failed")
+                METRICS.slack_failed("failed")
                 log.error("slack refused entry %s for good: %s", entry.id, entry.last_error)
                 return True
             except Exception as err:  # a bug, a definition that no longer builds: not the others' problem
@@ -156,7 +156,7 @@ class SlackDelivery(OutboxWorker):
         entry.last_error = reason
         session.add(entry)
         session.commit()
-        METRICS.inc("slo_bot_slack_errors_total", reason="error")
+        METRICS.slack_failed("error")
 
     def _alert_message(self, session: Session, entry: OutboxRecord, now: datetime) -> None:
         found = breach_store.with_slo(session, entry.breach_id or 0)

@@ -103,6 +103,15 @@ def pending_count(*, session: Session, kinds: Sequence[str]) -> int:
     return int(session.exec(query).one())  # counted by the database: a long queue is not read whole
 
 
+def pending_summary(*, session: Session, kinds: Sequence[str]) -> tuple[int, datetime | None]:
+    """How many entries of `kinds` wait for delivery, and when the oldest of them was queued."""
+    query = select(func.count(), func.min(OutboxRecord.created_at)).where(
+        OutboxRecord.status == "pending", col(OutboxRecord.kind).in_(kinds)
+    )
+    count, oldest = session.exec(query).one()
+    return int(count), utc(oldest)
+
+
 def purge_done(*, session: Session, kinds: Sequence[str], before: datetime) -> None:
     session.execute(
         delete(OutboxRecord).where(
