@@ -136,7 +136,7 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
             served = "/healthz, /metrics and incident tool webhooks" if listening else "/healthz and /metrics"
             print(
                 f"slo-bot running in console mode (no SLACK_BOT_TOKEN): evaluating every "
-                f"{format_duration(interval)}; alerts print here; {served} on {settings.host}:{port}. "
+                f"{format_duration(interval)}; breaches print here; {served} on {settings.host}:{port}. "
                 "Ctrl-C stops.",
                 file=sys.stderr,
                 flush=True,
