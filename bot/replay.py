@@ -178,9 +178,7 @@ def replay(slo: SLO, history: History, start: datetime, end: datetime, step: tim
             if change.event == breaches.OPENED:
                 numbers[change.kind] = len(opened) + 1
                 opened[numbers[change.kind]] = change
-            elif change.event == breaches.RESOLVED:
-                number = numbers.pop(change.kind)
-                episodes.append(_episode(slo, history, number, opened[number], change.severity, at))
+        # numbered before the breaches that ended are let go: the transition that ends one names it
         for transition in stepped:
             kind = breaches.kind_of(transition.key)
             if kind == breaches.BUDGET and breaches.BURN in numbers:
@@ -188,6 +186,10 @@ def replay(slo: SLO, history: History, start: datetime, end: datetime, step: tim
             if kind in numbers:
                 breach_of[len(transitions)] = numbers[kind]
             transitions.append(transition)
+        for change in changes:
+            if change.event == breaches.RESOLVED:
+                number = numbers.pop(change.kind)
+                episodes.append(_episode(slo, history, number, opened[number], change.severity, at))
         at += step
     for kind, number in numbers.items():
         episodes.append(_episode(slo, history, number, opened[number], open_breaches[kind].peak, None))

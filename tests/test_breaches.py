@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from bot import breaches, impact
+from bot import breaches, impact, replay
 from bot.alerting import FIRING, RESOLVED, Transition
 from bot.breaches import BUDGET, BURN, NO_DATA_KIND, Change, OpenBreach
 from bot.domain import SLO, Bucket, Indicator, IndicatorKind, Objective, TimeWindow
@@ -147,3 +148,30 @@ def test_an_exhausted_budget_notice_says_what_it_means_and_when_it_is_back() -> 
     assert "expected 2026-12-03 12:00 UTC" in words.meaning
     assert ("Budget back", "2026-12-03 12:00 UTC, if nothing more fails meanwhile") in words.fields
     assert words.colour == "danger"
+
+
+# --- replay numbers every signal transition with its breach ------------------------------------------
+
+
+def test_replay_numbers_the_transition_that_ends_a_budget_notice() -> None:
+    """A budget notice ends in the same evaluation as its signal clears (its hysteresis was the wait):
+    that transition still names the notice, and the notice's cost is on its line."""
+    window = TimeWindow("1d", timedelta(days=1))
+    quiet = {"slo-bot/min-bad-events": "1e9"}  # no burn breach: the budget alone speaks
+    slo = replace(_slo(window), annotations=quiet)
+    minute = timedelta(minutes=1)
+    start = T0 - timedelta(days=1)
+    # a bad first hour (6 % errors): while the 1-day window holds little else, less than half its
+    # budget is left; as the day's traffic fills it, the budget is back above 52 %
+    buckets = [
+        Bucket(start + k * minute, minute, 94.0 if k < 60 else 100.0, 100.0, minute) for k in range(3 * 1440)
+    ]
+    history = replay.History(start, minute, buckets)
+    result = replay.replay(
+        slo, history, start + timedelta(hours=2), start + timedelta(days=1, hours=3), minute
+    )
+    budget = [(i, t) for i, t in enumerate(result.transitions) if t.key == "budget-50"]
+    assert [t.event for _, t in budget] == ["firing", "resolved"]
+    assert [result.breach_of.get(i) for i, _ in budget] == [1, 1]
+    (notice,) = result.episodes
+    assert (notice.kind, notice.resolved_at) == ("budget", budget[1][1].at)
