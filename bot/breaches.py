@@ -21,6 +21,8 @@ from datetime import datetime
 from bot.alerting import FIRING, Transition
 from bot.policy import NO_DATA, PAGE, TICKET
 
+EXHAUSTED = "budget-0"  # the budget-threshold signal of a spent budget (0 % left)
+
 BURN = "burn"
 NO_DATA_KIND = "no-data"
 BUDGET = "budget"
@@ -56,6 +58,11 @@ def rank(key: str) -> int:
         except ValueError:
             return 0
     return {TICKET: 1, PAGE: 2}.get(key, 1)
+
+
+def exhausts(keys: Collection[str]) -> bool:
+    """Whether these signals include the spent budget's."""
+    return EXHAUSTED in keys
 
 
 def top(keys: Collection[str]) -> str:

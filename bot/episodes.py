@@ -132,7 +132,7 @@ def breach_facts(
         if a.fired_at is not None
     ]
     firing = breach.state == FIRING
-    exhausted = firing and (breach.severity == "budget-0" or any(s.key == "budget-0" for s in lines))
+    exhausted = firing and breaches.exhausts({breach.severity, *(s.key for s in lines)})
     return BreachFacts(
         number=breach.id or 0,
         kind=breach.kind,

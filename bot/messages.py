@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot import policy
+from bot.breaches import BUDGET, BURN, EXHAUSTED, NO_DATA_KIND
 from bot.budget import Status, budget_time
 from bot.domain import SLO
 from bot.periods import period_length
@@ -111,9 +112,9 @@ def budget_level(key: str) -> str:
 
 def headline(kind: str, severity: str) -> str:
     """PAGE, TICKET, NO DATA, BUDGET EXHAUSTED, BUDGET BELOW 25 %."""
-    if kind == "budget":
+    if kind == BUDGET:
         level = severity.removeprefix("budget-")
-        return "BUDGET EXHAUSTED" if level == "0" else f"BUDGET BELOW {level} %"
+        return "BUDGET EXHAUSTED" if severity == EXHAUSTED else f"BUDGET BELOW {level} %"
     return label(severity)
 
 
@@ -128,10 +129,10 @@ def breach_message(
     """The words of a breach's one message; `time` and `user` render instants and people."""
     name = f"{slo.name} ({slo.service})"
     head = headline(facts.kind, facts.severity)
-    if facts.kind == "budget":
+    if facts.kind == BUDGET:
         head = f"{head} (budget notice)"
     if facts.firing:
-        icon = {"burn": "🔴" if facts.severity == policy.PAGE else "🟠", "no-data": "⚪"}.get(
+        icon = {BURN: "🔴" if facts.severity == policy.PAGE else "🟠", NO_DATA_KIND: "⚪"}.get(
             facts.kind, "📉"
         )
         title = f"{icon} {head}: {name} · breach #{facts.number}"
@@ -157,10 +158,10 @@ def breach_message(
     fields: list[tuple[str, str]] = [
         ("Objective", f"{slo.objective.target_ratio * 100:g} % over {slo.window.spec}"),
     ]
-    if facts.signals and facts.kind != "budget":
+    if facts.signals and facts.kind != BUDGET:
         fields.append(("Signals", " · ".join(_signal_text(s, time) for s in reversed(facts.signals))))
     burns = ", ".join(f"{'-' if b is None else f'{b:.1f}x'} over {w}" for w, b in facts.burn_rates.items())
-    if burns and facts.kind == "burn" and facts.firing:  # resolved: what it spent says more
+    if burns and facts.kind == BURN and facts.firing:  # resolved: what it spent says more
         fields.append(("Burn rate", burns))
     if status is not None:
         remaining = status.remaining_ratio
@@ -170,14 +171,14 @@ def breach_message(
             else "no data"
         )
         fields.append(("Budget remaining", left))
-        if status.exhaustion_at is not None and facts.firing and facts.kind == "burn":
+        if status.exhaustion_at is not None and facts.firing and facts.kind == BURN:
             until = status.exhaustion_at - status.evaluated_at
             fields.append(("Exhausted in", f"{span(until)} at the 1h burn rate"))
     if facts.notices:
         fields.append(("Budget notices", " · ".join(_notice_text(n, time) for n in facts.notices)))
-    if facts.reason and facts.kind != "budget":
+    if facts.reason and facts.kind != BUDGET:
         fields.append(("Why it opened", facts.reason))
-    if facts.budget_back_at is not None and facts.firing and _exhausted(facts):
+    if facts.budget_back_at is not None and facts.firing:  # known only while the budget is spent
         fields.append(("Budget back", f"{time(facts.budget_back_at)}, if nothing more fails meanwhile"))
     if not facts.firing and facts.spent_ratio is not None:
         fields.append(("Budget spent", spent_text(facts.spent_ratio, total_budget, slo.window.spec)))
@@ -186,7 +187,7 @@ def breach_message(
     meaning = _meaning(facts, slo, status, time)
     colour = "good"
     if facts.firing:
-        colour = "danger" if facts.severity in (policy.PAGE, "budget-0") else "warning"
+        colour = "danger" if facts.severity in (policy.PAGE, EXHAUSTED) else "warning"
     return AlertMessage(title.strip(), status_line, tuple(fields), meaning, colour)
 
 
@@ -196,13 +197,9 @@ def _signal_text(signal: SignalLine, time: Callable[[datetime], str]) -> str:
 
 
 def _notice_text(notice: SignalLine, time: Callable[[datetime], str]) -> str:
-    if notice.key == "budget-0":
+    if notice.key == EXHAUSTED:
         return f"exhausted at {time(notice.fired_at)}"
     return f"below {budget_level(notice.key)} at {time(notice.fired_at)}"
-
-
-def _exhausted(facts: BreachFacts) -> bool:
-    return facts.severity == "budget-0" or any(n.key == "budget-0" for n in facts.notices)
 
 
 def exhausted_meaning(slo: SLO, back: datetime | None, time: Callable[[datetime], str] = utc_time) -> str:
@@ -221,19 +218,19 @@ def exhausted_meaning(slo: SLO, back: datetime | None, time: Callable[[datetime]
 def _meaning(facts: BreachFacts, slo: SLO, status: Status | None, time: Callable[[datetime], str]) -> str:
     window = slo.window.spec
     if not facts.firing:
-        if facts.kind == "budget":
+        if facts.kind == BUDGET:
             return "The budget is back above the thresholds it had crossed."
-        if facts.kind == "no-data":
+        if facts.kind == NO_DATA_KIND:
             return "Data flows again; the budget is updated from here on."
         return "Every burn rate is back under its threshold; nothing more is needed unless it returns."
-    if facts.kind == "budget":
-        if facts.severity == "budget-0":
+    if facts.kind == BUDGET:
+        if facts.severity == EXHAUSTED:
             return exhausted_meaning(slo, facts.budget_back_at, time)
         return (
             f"Only {budget_level(facts.severity)} or less of the {window} error budget is left. No burn "
             "alert is open: this is a notice for whoever owns the error-budget policy."
         )
-    if facts.kind == "no-data":
+    if facts.kind == NO_DATA_KIND:
         return (
             "The source returned no data: it may be down, or the metric renamed. The SLO is blind: the "
             "budget is not updated meanwhile, and the gap counts neither as good nor as bad."

@@ -59,8 +59,8 @@ def budget_notice(
 ) -> str:
     """Budget thresholds crossed (one or several at once): what is left, and what it means."""
     left = percent(tick.assessment.status.remaining_ratio)
-    levels = " and ".join(budget_level(k) for k in change.keys if k != "budget-0")
-    if "budget-0" not in change.keys:
+    levels = " and ".join(budget_level(k) for k in change.keys if k != breaches.EXHAUSTED)
+    if not breaches.exhausts(change.keys):
         return f"Budget notice: the error budget fell below {levels} ({left} left)."
     passed = f" (below {levels} too)" if levels else ""
     text = f"Budget notice: the error budget is exhausted{passed}: {left} left."

@@ -49,15 +49,11 @@ def channels_for(slo: SLO, subscribed: Sequence[str], default: str | None) -> li
     return list(dict.fromkeys(found))
 
 
-def breach_channels(session: Session, breach: BreachRecord, *, posted_ids: bool = False) -> list[str]:
+def breach_channels(session: Session, breach: BreachRecord) -> list[str]:
     """Every channel the breach went to: its messages, and its posts still waiting in the outbox (a
-    Slack outage must not make a later change skip a channel). `posted_ids`: the channel IDs
-    Slack answered with where known, for the calls that take no `#name`."""
+    Slack outage must not make a later change skip a channel)."""
     session.flush()  # a post queued earlier in this transaction counts (evaluations never autoflush)
-    found = [
-        (m.posted_channel or m.channel) if posted_ids else m.channel
-        for m in slack_store.messages_of(session=session, breach_id=breach.id or 0)
-    ]
+    found = [m.channel for m in slack_store.messages_of(session=session, breach_id=breach.id or 0)]
     queued = session.exec(
         select(OutboxRecord.channel).where(
             OutboxRecord.breach_id == breach.id,
