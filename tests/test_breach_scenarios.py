@@ -33,7 +33,7 @@ from bot.store.incidents import incidents_of
 from bot.store.models import BreachRecord
 from tests.fakeincidents import FakeIncidents
 from tests.fakeslack import FakeSlack
-from tests.faults import budgetdata
+from tests.faults import budgetdata, catalogues
 from tests.promharness import HOUR, tools_problem
 from tests.scenarios import (
     MINUTE,
@@ -233,37 +233,6 @@ FAST_EXHAUST = budgetdata._series(
     # 5 quiet days, then 30 minutes of full outage: several times the budget of the days stored
     [(budgetdata.START, 0.0), (budgetdata.EVENTS + HOUR, 1.0), (budgetdata.EVENTS + HOUR + 30 * MINUTE, 0.0)],
 )
-POLICIES = """
----
-apiVersion: openslo/v1
-kind: AlertCondition
-metadata: {{name: fast}}
-spec:
-  severity: page
-  condition: {{kind: burnrate, op: gt, threshold: 14.4, lookbackWindow: 1h, alertAfter: 0m}}
----
-apiVersion: openslo/v1
-kind: AlertCondition
-metadata: {{name: slow}}
-spec:
-  severity: ticket
-  condition: {{kind: burnrate, op: gt, threshold: 3, lookbackWindow: 2h, alertAfter: 0m}}
----
-apiVersion: openslo/v1
-kind: AlertPolicy
-metadata: {{name: pages}}
-spec:
-  conditions: [{{conditionRef: fast}}]
-  notificationTargets: [{{targetRef: pd}}, {{targetRef: genie}}]
-{tickets}"""
-TICKETS = """---
-apiVersion: openslo/v1
-kind: AlertPolicy
-metadata: {name: tickets}
-spec:
-  conditions: [{conditionRef: slow}]
-  notificationTargets: [{targetRef: pd}, {targetRef: genie}]
-"""
 
 
 @pytest.fixture(scope="module")
@@ -283,8 +252,9 @@ def _small_catalogue(
     base = budgetdata.catalogue(series, url, annotations=notes, window="30d")
     policies = ", ".join(["{alertPolicyRef: pages}", *(["{alertPolicyRef: tickets}"] if tickets else [])])
     base = base.rstrip() + f"\n  alertPolicies: [{policies}]\n"
-    policies_text = POLICIES.format(tickets=TICKETS if tickets else "")
-    return base + policies_text + pipeline.incidents.target_documents("pd", "genie")
+    targets = ("pd", "genie")
+    documents = catalogues.page_and_ticket_policies(targets) + pipeline.incidents.target_documents(*targets)
+    return base + documents
 
 
 def _every(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime]:

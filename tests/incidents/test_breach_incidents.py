@@ -24,6 +24,7 @@ from bot.slack.permissions import Responders
 from bot.store import db
 from bot.store.incidents import dedup_key
 from tests.fakeincidents import FakeIncidents
+from tests.faults import catalogues
 from tests.incidents.harness import CHANNEL, SLO, T0, Bot, apply
 
 SECRET = "pd-webhook-secret"
@@ -43,31 +44,7 @@ spec:
     night_ratio: 1.0
     error_ratio: 0.0
     incidents: {incidents}
-{targets_documents}---
-apiVersion: openslo/v1
-kind: AlertPolicy
-metadata: {{name: pages}}
-spec:
-  conditions:
-    - kind: AlertCondition
-      metadata: {{name: fast}}
-      spec:
-        severity: page
-        condition: {{kind: burnrate, op: gt, threshold: 14.4, lookbackWindow: 1h, alertAfter: 0m}}
-  notificationTargets: {targets}
----
-apiVersion: openslo/v1
-kind: AlertPolicy
-metadata: {{name: tickets}}
-spec:
-  conditions:
-    - kind: AlertCondition
-      metadata: {{name: slow}}
-      spec:
-        severity: ticket
-        condition: {{kind: burnrate, op: gt, threshold: 3, lookbackWindow: 2h, alertAfter: 0m}}
-  notificationTargets: {targets}
----
+{targets_documents}{policies_documents}---
 apiVersion: openslo/v1
 kind: SLO
 metadata:
@@ -119,7 +96,7 @@ def breach_bot(
                 incidents=json.dumps(incidents),
                 targets_documents=fake.target_documents("pd", "genie", "squad", "hook"),
                 channel=CHANNEL,
-                targets="[" + ", ".join(f"{{targetRef: {t}}}" for t in targets) + "]",
+                policies_documents=catalogues.page_and_ticket_policies(targets),
                 policies="[" + ", ".join(policies) + "]",
             )
         )
