@@ -13,23 +13,19 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from sqlalchemy import Engine
-from sqlmodel import Session
-
-from bot import asof, breaches, jobs, replay, report
-from bot.catalogue import load_paths
-from bot.catalogue.stored import slo_of
-from bot.domain import Bucket
 from bot.durations import parse_duration
-from bot.evaluation import data_checksum
 from bot.settings import Settings
-from bot.sources.base import BadQuery, SourceError
-from bot.sources.pool import SourcePool
-from bot.store import breaches as breach_store
-from bot.store import db, history, repo
-from bot.store.models import BreachRecord
+
+# Only the standard library and what parsing the arguments needs are imported here: `slo-bot --help`
+# and `validate` (in a pre-commit hook) must not pay for the database, the sources, Slack or the web
+# server. Each command imports its own machinery when it runs; tests/test_startup.py keeps it so.
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from bot import replay
+    from bot.domain import Bucket
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -124,18 +120,20 @@ class Context:
     @property
     def engine(self) -> Engine:
         """The database, its schema upgraded to the newest migration (under a lock: see db.upgrade)."""
-        return self._database(db.upgrade)
+        return self._database(migrate=True)
 
     @property
     def read_engine(self) -> Engine:
         """The database for a command that only reads: never migrated, refused unless it is current."""
-        return self._database(db.require_current)
+        return self._database(migrate=False)
 
-    def _database(self, prepare: Callable[[Engine], None]) -> Engine:
+    def _database(self, *, migrate: bool) -> Engine:
+        from bot.store import db  # SQLAlchemy and Alembic: only for the commands that use the database
+
         if self._engine is None:
             engine = db.make_engine(self.settings.database_url)
             try:
-                prepare(engine)
+                (db.upgrade if migrate else db.require_current)(engine)
             except db.SchemaError as err:
                 engine.dispose()
                 raise UsageError(str(err), EXIT_PROBLEM) from None
@@ -179,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, ctx: Context) -> int:
+    from bot.catalogue import load_paths
+
     catalogue = load_paths(args.files)
     for problem in catalogue.problems:
         print(problem)
@@ -195,6 +195,12 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
 def apply_files(files: Sequence[str], ctx: Context, *, prune: bool = False, out: TextIO | None = None) -> int:
     """Validate and store `files`; what changed goes to `out` (stdout for `apply`; stderr when
     another command applies its SLO_BOT_CONFIG first, so `check --json` prints JSON alone)."""
+    from sqlmodel import Session
+
+    from bot.catalogue import load_paths
+    from bot.evaluation import data_checksum
+    from bot.store import repo
+
     out = out or sys.stdout
     catalogue = load_paths(files)
     if catalogue.problems:
@@ -233,6 +239,10 @@ def apply_files(files: Sequence[str], ctx: Context, *, prune: bool = False, out:
 
 
 def _known_names(engine: Engine) -> list[str]:
+    from sqlmodel import Session
+
+    from bot.store import repo
+
     with Session(engine) as session:
         return [r.name for r in repo.list_slos(session=session)]
 
@@ -245,6 +255,9 @@ def unknown_slo_message(name: str, known: Sequence[str]) -> str:
 
 
 def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
+    from bot import asof, jobs, report
+    from bot.sources.pool import SourcePool
+
     settings = ctx.settings
     if settings.config_paths:
         code = apply_files(settings.config_paths, ctx, out=sys.stderr)
@@ -294,6 +307,14 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
+    from sqlmodel import Session
+
+    from bot import replay, report
+    from bot.catalogue.stored import slo_of
+    from bot.sources.base import BadQuery, SourceError
+    from bot.sources.pool import SourcePool
+    from bot.store import repo
+
     if args.end <= args.start:
         raise UsageError("--to must be after --from", EXIT_USAGE)
     engine = ctx.read_engine
@@ -344,6 +365,8 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
 
 def _breach_costs(result: replay.Replay) -> dict[tuple[str, datetime], float | None]:
     """What each ended breach cost, on the line of its last signal's resolution: (key, at) -> cost."""
+    from bot import breaches
+
     costs: dict[tuple[str, datetime], float | None] = {}
     for episode in result.episodes:
         last = [
@@ -359,6 +382,10 @@ def _breach_costs(result: replay.Replay) -> dict[tuple[str, datetime], float | N
 
 
 def _stored_reader(engine: Engine, slo_id: int) -> Callable[[datetime, datetime], list[Bucket]]:
+    from sqlmodel import Session
+
+    from bot.store import history
+
     def read(start: datetime, end: datetime) -> list[Bucket]:
         with Session(engine) as session:
             return [
@@ -388,6 +415,14 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    from sqlmodel import Session
+
+    from bot import report
+    from bot.catalogue.stored import slo_of
+    from bot.store import breaches as breach_store
+    from bot.store import repo
+    from bot.store.models import BreachRecord
+
     engine = ctx.read_engine
     rows = []
     with Session(engine) as session:

@@ -6,13 +6,15 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.alerting import Transition
 from bot.budget import Status
 from bot.domain import SLO
 from bot.durations import format_duration
-from bot.replay import Episode
+
+if TYPE_CHECKING:  # replay's machinery (sources, evaluation, metrics) is not for `status`
+    from bot.replay import Episode
 
 
 def iso(at: datetime | None) -> str | None:

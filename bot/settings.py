@@ -8,8 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.durations import parse_duration
-from bot.sources.pool import DEFAULT_CONCURRENCY
-from bot.store.db import DEFAULT_URL
+
+# The defaults live here, not beside the engine or the source pool, so that reading the settings
+# (every command does) loads neither SQLAlchemy nor httpx.
+DEFAULT_URL = "sqlite:///slo-bot.db"
+DEFAULT_CONCURRENCY = 16  # source queries in flight at once, and connections per source
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ import os
 from alembic import context
 from sqlmodel import SQLModel
 
+from bot.settings import DEFAULT_URL
 from bot.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from bot.store.db import DEFAULT_URL, lock_for_migrations, make_engine
+from bot.store.db import lock_for_migrations, make_engine
 
 config = context.config
 engine = config.attributes.get("engine") or make_engine(os.environ.get("DATABASE_URL", DEFAULT_URL))

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import httpx
+from typing import TYPE_CHECKING
 
 from bot.domain import NotificationTarget
 from bot.incidents.base import (
@@ -27,6 +26,9 @@ from bot.incidents.opsgenie import OpsgenieTarget
 from bot.incidents.pagerduty import PagerDutyTarget
 from bot.incidents.squadcast import SquadcastTarget
 from bot.incidents.webhook import WebhookTarget
+
+if TYPE_CHECKING:
+    import httpx
 
 # Every target takes an httpx.Client built by the composition root (`bot.service`).
 TARGETS: dict[str, Callable[[NotificationTarget, httpx.Client], IncidentTarget]] = {

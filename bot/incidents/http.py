@@ -8,15 +8,16 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from bot.annotations import parse_url
 from bot.domain import NotificationTarget
 from bot.durations import format_duration
 from bot.incidents.base import TargetRejected, TargetUnavailable
+
+if TYPE_CHECKING:
+    import httpx
 
 ANNOTATION_PREFIX = "slo-bot/"
 MAX_DETAIL = 500  # characters of a vendor's error text kept in a message
@@ -104,6 +105,8 @@ def request(
     `where` opens every message ("PagerDuty target 'oncall'"); each of `secrets` is masked in them,
     since vendors echo keys back. The transport error is not chained: it holds the URL.
     """
+    import httpx  # here, not at the top: `slo-bot validate` reads this package and sends nothing
+
     hidden = [s for s in secrets if s]
     try:
         response = client.request(method, url, **options)

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import httpx
 
 from bot.annotations import parse_list, parse_region
 from bot.domain import NotificationTarget
@@ -27,6 +25,9 @@ from bot.incidents.base import (
     TargetRejected,
 )
 from bot.incidents.http import annotation, answer_field, plain, request
+
+if TYPE_CHECKING:
+    import httpx
 
 URLS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.com"}
 PRIORITIES = {"page": "P1", "budget-0": "P2", "ticket": "P3"}

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import httpx
 
 from bot.annotations import parse_region, parse_routing_key
 from bot.domain import NotificationTarget
@@ -27,6 +25,9 @@ from bot.incidents.base import (
     TargetUnavailable,
 )
 from bot.incidents.http import annotation, answer_field, iso_utc, plain, request
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,15 @@ The webhook URL holds the API key, so it is a secret: messages show only its hos
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from bot.domain import NotificationTarget
 from bot.incidents.base import ACTIONS, RAISE, RESOLVE, TRIGGER, IncidentEvent, Sent
 from bot.incidents.http import annotation, host_of, plain, request
+
+if TYPE_CHECKING:
+    import httpx
 
 # Squadcast refuses payloads over 30 KB (HTTP 413); the description is cut to leave room for the rest.
 MAX_DESCRIPTION_BYTES = 24_000

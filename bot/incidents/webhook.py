@@ -13,14 +13,15 @@ import json
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from bot.domain import NotificationTarget
 from bot.incidents.base import ACTIONS, IncidentEvent, Sent
 from bot.incidents.http import annotation, host_of, iso_utc, plain, request
+
+if TYPE_CHECKING:
+    import httpx
 
 VERSION = 1
 SIGNATURE_HEADER = "X-Slo-Bot-Signature"

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 import httpx
 
 from bot.domain import DataSource
+from bot.settings import DEFAULT_CONCURRENCY
 from bot.sources import HTTP_SOURCES, LOCAL_SOURCES, Source
 from bot.sources.base import BadQuery
 from bot.sources.prometheus import client_options
-
-DEFAULT_CONCURRENCY = 16
 
 
 @dataclass

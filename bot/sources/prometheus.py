@@ -10,18 +10,18 @@ from __future__ import annotations
 import logging
 import math
 import re
-import ssl
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
-
-import httpx
 
 from bot.domain import DataSource, MetricQuery
 from bot.durations import format_duration, parse_duration
 from bot.sources.base import BadQuery, PartialAnswer, SourceUnavailable
 from bot.sources.counters import MAX_SCRAPE_GAP, CounterIncreases
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,10 @@ def client_options(connection: Mapping[str, Any]) -> dict[str, Any]:
 
     Raises ValueError listing the problems of an invalid connection, or an unreadable caFile.
     """
+    import ssl
+
+    import httpx  # here, not at the top: `slo-bot validate` checks connections and sends nothing
+
     problems = connection_problems(connection)
     if problems:
         raise ValueError("; ".join(problems))
@@ -297,6 +301,8 @@ class PrometheusSource:
         return [self._series(item, lo, hi) for item in result]
 
     def _post(self, endpoint: str, form: dict[str, str]) -> httpx.Response:
+        import httpx  # a lookup in sys.modules: the client passed in has loaded it
+
         try:
             return self._client.post(endpoint, data=form)
         except httpx.TimeoutException as exc:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, event, text
 from sqlmodel import create_engine
 
-DEFAULT_URL = "sqlite:///slo-bot.db"
+# Alembic (its imports cost about what SQLAlchemy's do) loads when a schema is checked or upgraded,
+# not with the engine: a read-only command on an absent SQLite file says so without it.
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
@@ -42,6 +42,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -75,6 +77,9 @@ def _describe(engine: Engine) -> str:
 
 def _revisions(engine: Engine) -> tuple[str | None, str, set[str]]:
     """The database's revision (None: no schema yet), the code's newest, and every one the code knows."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config(engine))
     known = {revision.revision for revision in script.walk_revisions()}
     head = script.get_current_head()
@@ -101,6 +106,8 @@ def upgrade(engine: Engine) -> None:
     current, head, known = _revisions(engine)
     _refuse_newer(engine, current, head, known)
     if current != head:
+        from alembic import command
+
         command.upgrade(alembic_config(engine), "head")
 
 
