@@ -6,8 +6,9 @@ import random
 from pathlib import Path
 
 import pytest
+import yaml
 
-from bot.catalogue import load_paths
+from bot.catalogue import load_paths, yamlsource
 from tests.catalogue.helpers import BASE, EXAMPLE_ENV, EXAMPLES, lines
 
 SERVICE = "apiVersion: openslo/v1\nkind: Service\nmetadata: {name: %s}\n"
@@ -50,6 +51,49 @@ def test_garbage_becomes_problems(tmp_path: Path, content: bytes, expected: str)
     catalogue = load_paths([file], {})
     assert any(p.startswith(f"{file}{expected}") for p in lines(catalogue)), lines(catalogue)
     assert catalogue.entries == ()
+
+
+# Scalars of every kind, anchors and aliases, flow and block styles, a tag and a complex key (problems
+# of the builder), several documents, and a stream written as one list of documents.
+ODD_YAML = """\
+a: &anchor {x: 1, "y": [2, 3.5, 1e3, .inf, null, ~, true, no, 0x1F, 0o17, 2026-11-30, 12:30:00]}
+b: *anchor
+c: |
+  a block
+  of text
+d: >-
+  folded
+  text
+e: !Ref x
+? [k, l]
+: 1
+---
+- {kind: Service, metadata: {name: one}}
+- kind: Service
+  metadata:
+    name: two
+---
+# only a comment
+"""
+
+
+def test_libyaml_and_the_pure_python_parser_give_the_same_values_and_lines(monkeypatch) -> None:
+    """Catalogues are read with libyaml for speed: every value, line and problem must be what the
+    pure-Python parser gives."""
+    assert yamlsource._FAST_LOADER is yaml.CSafeLoader  # PyYAML's wheels have it: the path users take
+    texts = {path.name: path.read_text() for path in sorted(EXAMPLES.glob("*.yaml"))}
+    texts["odd.yaml"] = ODD_YAML
+
+    def read() -> dict[str, object]:
+        parsed = {name: yamlsource.parse_documents(text, name) for name, text in texts.items()}
+        return {
+            name: ([(d.raw, d.origins) for d in docs], problems) for name, (docs, problems) in parsed.items()
+        }
+
+    fast = read()
+    monkeypatch.setattr(yamlsource, "_FAST_LOADER", None)
+    assert fast == read()
+    assert fast["odd.yaml"][1], "the builder's problems are compared too"
 
 
 def test_alias_bomb_is_refused(tmp_path: Path) -> None:
