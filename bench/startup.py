@@ -65,9 +65,8 @@ def run_once(case: Case, env: dict[str, str]) -> float:
     result = subprocess.run(case.argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     took = time.perf_counter() - started
     if result.returncode != case.exit_code:
-        raise SystemExit(
-            f"{case.label}: exit {result.returncode}, expected {case.exit_code}\n{result.stdout}{result.stderr}"
-        )
+        said = result.stdout + result.stderr
+        raise SystemExit(f"{case.label}: exit {result.returncode}, expected {case.exit_code}\n{said}")
     return took
 
 
@@ -90,7 +89,7 @@ def cases(tmp: Path, slos: int) -> list[Case]:
     ]
 
 
-def environment(tmp: Path, from_source: bool) -> dict[str, str]:
+def environment(from_source: bool) -> dict[str, str]:
     env = {**os.environ, **EXAMPLE_ENV}
     env.pop("SLO_BOT_CONFIG", None)
     if not from_source:
@@ -112,13 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="slo-bot-startup-") as name:
         tmp = Path(name)
-        env = environment(tmp, args.from_source)
+        env = environment(args.from_source)
         all_cases = cases(tmp, args.slos)
         absent = {**env, "DATABASE_URL": f"sqlite:///{tmp / 'absent.db'}"}
         empty = {**env, "DATABASE_URL": f"sqlite:///{tmp / 'empty.db'}"}
-        subprocess.run(  # the empty current database, untimed
-            [sys.executable, "-m", "bot", "db", "upgrade"], cwd=ROOT, env=empty, check=True, capture_output=True
-        )
+        upgrade = [sys.executable, "-m", "bot", "db", "upgrade"]  # the empty current database, untimed
+        subprocess.run(upgrade, cwd=ROOT, env=empty, check=True, capture_output=True)
         env_of = {
             "slo-bot status (no database file)": absent,
             "slo-bot status (empty current database)": empty,
@@ -138,7 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, load average {load_before:.2f} -> {load_after:.2f}, bytecode {bytecode}"
     )
     width = max(len(c.label) for c in all_cases)
-    print(f"{'case':<{width}}  {'median':>8}  {'min':>7}  {'max':>7}  {'x argparse':>10}  target < {TARGET_S} s")
+    heading = f"{'median':>8}  {'min':>7}  {'max':>7}  {'x argparse':>10}  target < {TARGET_S} s"
+    print(f"{'case':<{width}}  {heading}")
     missed = 0
     for case in all_cases:
         verdict = ""
