@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TextIO
 
+from bot import logs
 from bot.durations import parse_duration
 from bot.settings import Settings
 
@@ -146,10 +146,9 @@ class Context:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("bot.scheduler").setLevel(logging.INFO)  # its one line about a slow first tick
     context: Context | None = None
     try:
+        logs.configure()  # first: a bad SLO_BOT_LOG_FORMAT is said before anything else
         args = build_parser().parse_args(argv)
         context = Context(Settings.from_env())
         handler = {

@@ -15,7 +15,7 @@ from typing import Protocol
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import alerting, breaches, episodes, evaluation
+from bot import alerting, breaches, episodes, evaluation, logs
 from bot.alerting import FIRING, Transition
 from bot.budget import Status
 from bot.catalogue import CatalogueError
@@ -101,13 +101,15 @@ def evaluate_all(
             problems = "; ".join(f"{p.path}: {p.message}" for p in err.problems) or "not buildable"
             outcomes.append(_failed(engine, record, now, CONFIG, problems))
         except Exception as err:  # one SLO's broken definition never stops the others
-            log.exception("%s: cannot plan its evaluation", record.name)
+            log.exception("%s: cannot plan its evaluation", record.name, extra={"slo": record.name})
             outcomes.append(_failed(engine, record, now, CONFIG, describe_error(err)))
     for record, plan, result in _fetch_all(work, sources, concurrency):
         try:
             outcome = _store(engine, record, plan, result, hooks, record.id in breached)
         except Exception as err:  # the database or a hook: this SLO's tick is lost, not the others'
-            log.exception("%s: evaluation failed while storing or alerting", record.name)
+            log.exception(
+                "%s: evaluation failed while storing or alerting", record.name, extra={"slo": record.name}
+            )
             outcome = _failed(engine, record, now, INTERNAL, describe_error(err), plan.slo)
         if outcome is not None:
             outcomes.append(outcome)
@@ -130,7 +132,8 @@ def _fetch_all(
                 if item is None:
                     break
                 record, plan = item
-                pending[pool.submit(evaluation.fetch, plan, sources.get)] = item
+                fetch = logs.carry(evaluation.fetch, slo=record.name)  # its lines name the SLO and tick
+                pending[pool.submit(fetch, plan, sources.get)] = item
             if not pending:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -141,7 +144,7 @@ def _fetch_all(
                 except SourceError as err:
                     yield record, plan, err
                 except Exception as err:  # a bug or a broken client: this SLO's alone
-                    log.exception("%s: fetching failed", record.name)
+                    log.exception("%s: fetching failed", record.name, extra={"slo": record.name})
                     yield record, plan, SourceFailed(describe_error(err))
 
 
@@ -157,16 +160,17 @@ def _failed(
     engine: Engine, record: SLORecord, now: datetime, kind: str, why: str, slo: SLO | None = None
 ) -> Outcome:
     """Count, log and keep one SLO's failed evaluation; `/slo status` shows it until a success."""
-    log.warning("%s is not evaluated: %s", record.name, why)
-    METRICS.evaluation_failed(kind)
-    METRICS.evaluated(kind)
-    try:
-        with Session(engine) as session:
-            assert record.id is not None
-            repo.record_failure(session=session, slo_id=record.id, at=now, kind=kind, why=why)
-            session.commit()
-    except Exception:  # the database itself may be what failed; the outcome still says why
-        log.exception("%s: cannot record its failed evaluation", record.name)
+    with logs.context(slo=record.name):
+        log.warning("%s is not evaluated: %s", record.name, why)
+        METRICS.evaluation_failed(kind)
+        METRICS.evaluated(kind)
+        try:
+            with Session(engine) as session:
+                assert record.id is not None
+                repo.record_failure(session=session, slo_id=record.id, at=now, kind=kind, why=why)
+                session.commit()
+        except Exception:  # the database itself may be what failed; the outcome still says why
+            log.exception("%s: cannot record its failed evaluation", record.name)
     return Outcome(record.name, record.service, slo, None, why, kind)
 
 
@@ -178,7 +182,7 @@ def _store(
     hooks: Sequence[TickHook] = (),
     breached: bool = True,
 ) -> Outcome | None:
-    with Session(engine, autoflush=False) as session:
+    with logs.context(slo=record.name), Session(engine, autoflush=False) as session:
         fresh = session.get(SLORecord, record.id)
         if fresh is None or fresh.id is None:  # removed (apply --prune) while its data was fetched
             log.info("%s was removed during the evaluation; skipped", record.name)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from bot import jobs
+from bot import jobs, logs
 from bot.health import Heartbeat, describe, refresh_failing
 from bot.metrics import METRICS
 from bot.sources.pool import SourcePool
@@ -39,37 +39,38 @@ class Runner:
         """One evaluation of every SLO. Never raises: a failed tick is logged and retried next time."""
         with self._lock:
             now = self.clock()
-            started = time.monotonic()
-            self.heartbeat.began()
-            try:
-                outcomes = jobs.evaluate_all(
-                    self.engine,
-                    now=now,
-                    sources=self.sources,
-                    concurrency=self.concurrency,
-                    hooks=(*self.hooks, self.heartbeat),
-                )
-            except Exception as err:  # the database went away, say: keep the schedule alive
-                log.exception("evaluation at %s failed", now)
-                self.heartbeat.ended(failure=describe(err))
-                return []
-            for outcome in outcomes:
-                for change in outcome.changes:
-                    log.info(
-                        "%s: %s breach %s (%s) at %s",
-                        outcome.name,
-                        change.kind,
-                        change.event,
-                        change.severity,
-                        change.at,
+            with logs.context(tick=now.isoformat()):  # every line of this tick says which
+                started = time.monotonic()
+                self.heartbeat.began()
+                try:
+                    outcomes = jobs.evaluate_all(
+                        self.engine,
+                        now=now,
+                        sources=self.sources,
+                        concurrency=self.concurrency,
+                        hooks=(*self.hooks, self.heartbeat),
                     )
-            METRICS.evaluation_took(time.monotonic() - started)
-            self.ticks += 1
-            self.heartbeat.ended()
-            try:
-                refresh_failing(self.engine)
-            except Exception:  # the gauges keep their last values; /healthz says what is wrong
-                log.exception("counting the failing SLOs failed")
-            if self.after_tick is not None:
-                self.after_tick()
-            return outcomes
+                except Exception as err:  # the database went away, say: keep the schedule alive
+                    log.exception("evaluation at %s failed", now)
+                    self.heartbeat.ended(failure=describe(err))
+                    return []
+                for outcome in outcomes:
+                    for change in outcome.changes:
+                        log.info(
+                            "%s: %s breach %s (%s) at %s",
+                            outcome.name,
+                            change.kind,
+                            change.event,
+                            change.severity,
+                            change.at,
+                        )
+                METRICS.evaluation_took(time.monotonic() - started)
+                self.ticks += 1
+                self.heartbeat.ended()
+                try:
+                    refresh_failing(self.engine)
+                except Exception:  # the gauges keep their last values; /healthz says what is wrong
+                    log.exception("counting the failing SLOs failed")
+                if self.after_tick is not None:
+                    self.after_tick()
+                return outcomes

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from bot import logs
 from bot.console import ConsoleDestination
 from bot.conversation import Conversation, Destination
 from bot.durations import format_duration
@@ -134,12 +134,10 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
         listening = settings.pagerduty_webhook_secret or settings.opsgenie_webhook_token
         if mode == "console":  # still served: the Docker HEALTHCHECK and scrapers need /healthz, /metrics
             served = "/healthz, /metrics and incident tool webhooks" if listening else "/healthz and /metrics"
-            print(
+            logs.announce(
                 f"slo-bot running in console mode (no SLACK_BOT_TOKEN): evaluating every "
                 f"{format_duration(interval)}; breaches print here; {served} on {settings.host}:{port}. "
-                "Ctrl-C stops.",
-                file=sys.stderr,
-                flush=True,
+                "Ctrl-C stops."
             )
         if mode == "socket":
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -151,14 +149,18 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
             bolt_app if mode == "http" else None, _health(engine, scheduler, runner, interval), webhooks
         )
         if mode != "console":
-            print(
+            logs.announce(
                 f"slo-bot running in {'HTTP' if mode == 'http' else 'Socket Mode'} mode on "
-                f"{settings.host}:{port}; evaluating every {format_duration(interval)}.",
-                file=sys.stderr,
-                flush=True,
+                f"{settings.host}:{port}; evaluating every {format_duration(interval)}."
             )
         config = uvicorn.Config(
-            web, host=settings.host, port=port, log_level="warning", access_log=False, lifespan="off"
+            web,
+            host=settings.host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            log_config=None,  # its lines go through bot.logs like every other (JSON when asked)
         )
         # uvicorn stops on SIGINT / SIGTERM, then raises the signal again for the handler it found:
         # ours, so the shutdown below still runs and the exit is clean
