@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -166,6 +165,8 @@ def retry_after(response: httpx.Response) -> timedelta | None:
     try:
         seconds = float(value)
     except ValueError:
+        from email.utils import parsedate_to_datetime  # the email package: not for `slo-bot validate`
+
         try:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):

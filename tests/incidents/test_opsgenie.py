@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -172,6 +173,15 @@ def test_a_rate_limit_carries_its_retry_after() -> None:
         target(client).send(event(ACKNOWLEDGE))
     assert caught.value.retry_after == timedelta(seconds=12)
     assert "too many requests" in str(caught.value)
+
+
+def test_a_retry_after_given_as_an_http_date_is_the_time_until_then() -> None:
+    then = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
+    answer = httpx.Response(503, headers={"Retry-After": then}, json={"message": "Service unavailable"})
+    with mock_client(lambda r: answer) as client, pytest.raises(TargetUnavailable) as caught:
+        target(client).send(event(TRIGGER))
+    assert caught.value.retry_after is not None
+    assert timedelta(seconds=80) < caught.value.retry_after <= timedelta(seconds=90)
 
 
 def test_missing_api_key_is_refused_before_sending() -> None:
