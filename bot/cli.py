@@ -211,6 +211,7 @@ def apply_files(files: Sequence[str], ctx: Context, *, prune: bool = False, out:
     now = datetime.now(UTC)
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     with Session(engine) as session:
+        db.lock_for_catalogue(session.connection())  # replicas starting together apply it at once
         for entry in catalogue.entries:
             result = repo.upsert_slo(
                 session=session,

@@ -65,8 +65,28 @@ def lock_for_migrations(connection: Connection) -> None:
     tables. PostgreSQL: an advisory lock released with the transaction. SQLite: the database's write
     lock, taken at once (`BEGIN IMMEDIATE`), so the migration is also one transaction there.
     """
+    _lock_until_commit(connection, MIGRATION_LOCK_KEY)
+
+
+# The key of the advisory lock held while a catalogue is stored (another key than the migrations':
+# `run` applies its catalogue after its migrations, in a transaction of its own).
+CATALOGUE_LOCK_KEY = 0x510B08
+
+
+def lock_for_catalogue(connection: Connection) -> None:
+    """Hold every other process storing a catalogue back until this connection's transaction ends.
+
+    Replicas starting together apply the same SLO_BOT_CONFIG: each would see an SLO missing, insert
+    it, and all but one would fail on its unique name. Same locks as `lock_for_migrations`.
+    """
+    _lock_until_commit(connection, CATALOGUE_LOCK_KEY)
+
+
+def _lock_until_commit(connection: Connection, key: int) -> None:
+    """PostgreSQL: the advisory lock `key`, released with the transaction. SQLite: the database's
+    write lock, taken at once (`BEGIN IMMEDIATE`), so the transaction reads what it then writes over."""
     if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
     elif connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
