@@ -198,7 +198,7 @@ def apply_files(files: Sequence[str], ctx: Context, *, prune: bool = False, out:
 
     from bot.catalogue import load_paths
     from bot.evaluation import data_checksum
-    from bot.store import repo
+    from bot.store import db, repo
 
     out = out or sys.stdout
     catalogue = load_paths(files)
