@@ -14,6 +14,7 @@ from bot.annotations import parse_url
 from bot.domain import NotificationTarget
 from bot.durations import format_duration
 from bot.incidents.base import TargetRejected, TargetUnavailable
+from bot.redaction import mask
 
 if TYPE_CHECKING:
     import httpx
@@ -78,14 +79,6 @@ def host_of(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or "?"
     return f"{host}:{parts.port}" if parts.port else host
-
-
-def mask(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret replaced by `***`."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def request(

@@ -14,8 +14,8 @@ import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
+from bot import redaction
 from bot.domain import NotificationTarget
 from bot.incidents.base import ACTIONS, IncidentEvent, Sent
 from bot.incidents.http import annotation, host_of, iso_utc, plain, request
@@ -109,8 +109,7 @@ class WebhookTarget:
         self._secret = annotation(target, "secret", required=True)
         self._where = f"webhook target {target.name!r} ({host_of(self._url)})"
         # receivers put tokens in the query or the user info; an error may quote them alone
-        parts = urlsplit(self._url)
-        self._secrets = (self._url, parts.query, parts.password or "", self._secret)
+        self._secrets = (self._url, *redaction.of_url(self._url), self._secret)
 
     def send(self, event: IncidentEvent) -> Sent:
         if event.action not in ACTIONS:

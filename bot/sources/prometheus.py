@@ -15,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
+from bot import redaction
 from bot.domain import DataSource, MetricQuery
 from bot.durations import format_duration, parse_duration
-from bot.sources.base import BadQuery, PartialAnswer, SourceUnavailable
+from bot.sources.base import BadQuery, PartialAnswer, SourceError, SourceUnavailable
 from bot.sources.counters import MAX_SCRAPE_GAP, CounterIncreases
 
 if TYPE_CHECKING:
@@ -121,6 +122,23 @@ def client_options(connection: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
+def secrets_of(connection: Mapping[str, Any]) -> list[str]:
+    """What of a DataSource's connectionDetails must never be shown: its bearer token, its basic-auth
+    password, the user info and query of its url, and the values of its extra headers (API keys)."""
+    found: list[str] = []
+    if isinstance(connection.get("bearerToken"), str):
+        found.append(connection["bearerToken"])
+    basic = connection.get("basicAuth")
+    if isinstance(basic, Mapping) and isinstance(basic.get("password"), str):
+        found += redaction.basic_auth(str(basic.get("username") or ""), basic["password"])
+    if isinstance(connection.get("url"), str):
+        found += redaction.of_url(connection["url"])
+    headers = connection.get("headers")
+    if isinstance(headers, Mapping):
+        found += [v for v in headers.values() if isinstance(v, str)]
+    return found
+
+
 def render_query(query: str, *, window: timedelta) -> str:
     """The PromQL slo-bot sends for one step of length `window`: `{{window}}` / `{{.window}}` become
     the window (`5m`); a query without them is sent as written. (A bare counter selector never comes
@@ -138,6 +156,7 @@ class PrometheusSource:
         self._endpoint = base + "/api/v1/query_range"
         self._instant_endpoint = base + "/api/v1/query"
         self._where = f"{datasource.type} datasource {datasource.name!r} ({_redact(base)})"
+        self._secrets = secrets_of(datasource.connection)
 
     def fetch_range(
         self,
@@ -153,10 +172,18 @@ class PrometheusSource:
         if step < _SECOND or step % _SECOND:
             raise ValueError(f"step must be a whole number of seconds, not {step}")
         notes: list[str] = []  # what the server warned of: a partial answer (Thanos, Mimir)
-        if counter and not WINDOW.search(metric.query):
-            values = self._fetch_increases(metric.query.strip(), start=start, end=end, step=step, notes=notes)
-        else:
-            values = self._fetch_values(metric.query, start=start, end=end, step=step, notes=notes)
+        try:
+            if counter and not WINDOW.search(metric.query):
+                values = self._fetch_increases(
+                    metric.query.strip(), start=start, end=end, step=step, notes=notes
+                )
+            else:
+                values = self._fetch_values(metric.query, start=start, end=end, step=step, notes=notes)
+        except SourceError as err:
+            # one place for every message: a server or gateway may quote the request it got, with its
+            # credentials, in any error (its body, a redirect's location, a transport error)
+            err.args = (redaction.mask(str(err), self._secrets),)
+            raise
         if notes:
             raise PartialAnswer(f"{self._where}: partial answer: {'; '.join(sorted(set(notes)))}", values)
         return values
@@ -367,8 +394,9 @@ class PrometheusSource:
         if code != 200 or body["status"] != "success" or "data" not in body:
             self._garbled(f"{shown} with an unexpected answer (status {body['status']!r})")
         for warning in body.get("warnings") or ():
-            log.warning("%s: query %r: %s", self._where, query, warning)
-            notes.append(str(warning))
+            said = redaction.mask(str(warning), self._secrets)
+            log.warning("%s: query %r: %s", self._where, query, said)
+            notes.append(said)
         return body["data"]
 
     def _series(self, item: Any, lo: int, hi: int) -> tuple[Mapping[str, Any], dict[datetime, float]]:
