@@ -5,6 +5,7 @@ a non-root image built from the lock file."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shlex
@@ -18,7 +19,6 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bot.catalogue import sloth
 from bot.catalogue.envsubst import substitute
 from bot.durations import parse_duration
 from bot.fleet import replica_name
@@ -166,16 +166,42 @@ def _catalogue_variables() -> set[str]:
     return recorder.asked
 
 
+def _documented_variables() -> set[str]:
+    """The variables of README's environment table (SPEC.md's, and those added since)."""
+    names: set[str] = set()
+    in_table = False
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("| variable |"):
+            in_table = True
+        elif not line.startswith("|"):
+            in_table = False
+        elif in_table:
+            names |= set(re.findall(r"`([A-Z][A-Z0-9_]*)`", line.split("|")[1]))
+    return names
+
+
+def _string_literals_of_bot() -> set[str]:
+    return {
+        node.value
+        for path in (ROOT / "bot").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+
+
 def _variables_slo_bot_reads() -> set[str]:
+    """Documented, and named in slo-bot's code; Settings and the replica's name are asked for sure."""
     recorder = _Recorder()
     Settings.from_env(recorder)
     replica_name(recorder)
-    return recorder.asked | {sloth.URL_VARIABLE}
+    documented = _documented_variables()
+    assert recorder.asked <= documented, "README's environment table misses some"
+    return documented & _string_literals_of_bot()
 
 
 def test_every_variable_the_deployment_sets_is_one_slo_bot_reads() -> None:
     known = _variables_slo_bot_reads() | _catalogue_variables()
-    assert {"DATABASE_URL", "SLO_BOT_CONFIG", "SLACK_BOT_TOKEN", "SLO_BOT_REPLICA"} <= known
+    assert {"DATABASE_URL", "SLO_BOT_CONFIG", "SLO_BOT_REPLICA", "SLO_BOT_LOG_FORMAT"} <= known
     for container in _all_containers():
         names = {variable["name"] for variable in container.get("env", [])}
         assert names - known == set(), f"{container['name']} sets variables slo-bot never reads"
