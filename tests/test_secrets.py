@@ -29,7 +29,9 @@ from sqlmodel import SQLModel
 from bot.store import db
 from tests.fakeincidents import FakeIncidents
 from tests.fakeslack import FakeSlack
+from tests.fakesocket import FakeSocketMode
 from tests.slack.harness import ALERTS, RESPONDER, BotProcess, signed_headers, wait_for
+from tests.slack.test_socket_mode import PAYLOADS
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -356,5 +358,50 @@ def test_no_secret_in_any_output(tmp_path: Path, database_url: str, prometheus: 
     assert "will retry next tick" in outputs["slo-bot check"]
     outputs["the database"] = _database(secret_url)
     assert "refused" in outputs["the database"]
+    leaks = _leaks(outputs)
+    assert not leaks, "\n".join(leaks)
+
+
+def test_no_app_token_in_socket_mode_output(tmp_path: Path, database_url: str, prometheus: str) -> None:
+    """Socket Mode: the app-level token opens the WebSocket; Slack refusing it at first and the
+    failing sources leave it out of the JSON log and of what Slack receives."""
+    url = make_url(database_url).set(drivername="postgresql+psycopg", password=DB_PASSWORD)
+    secret_url = url.render_as_string(hide_password=False)
+    outputs: dict[str, str] = {}
+    with (
+        FakeSlack(token=ENV_SECRETS["SLACK_BOT_TOKEN"]) as slack,
+        FakeSocketMode() as socket_mode,
+        FakeIncidents(
+            routing_key=ENV_SECRETS["PD_ROUTING_KEY"],
+            opsgenie_key=ENV_SECRETS["OPSGENIE_KEY"],
+            squadcast_key=ENV_SECRETS["SQUADCAST_KEY"],
+            hook_secret=ENV_SECRETS["HOOK_SECRET"],
+        ) as incidents,
+    ):
+        slack.app_token = ENV_SECRETS["SLACK_APP_TOKEN"]
+        slack.socket_url = socket_mode.url
+        slack.add_channel(ALERTS, "alerts", members=[RESPONDER])
+        slack.fail("chat.postMessage", status=500, times=1)
+        env = {**ENV_SECRETS, "SLACK_SIGNING_SECRET": "", "SLO_BOT_LOG_FORMAT": "json"}
+        bot = BotProcess(tmp_path, secret_url, slack, _catalogue(prometheus, incidents), env=env)
+        with bot:
+            socket_mode.wait_connected()
+            wait_for(lambda: slack.messages(ALERTS), 60, "the page in Slack")
+            wait_for(lambda: "will retry next tick" in bot.log(), 30, "the failing sources")
+            envelope = json.loads(
+                (PAYLOADS / "socket_mode_slash_commands_envelope_slack_docs.json").read_text()
+            )
+            envelope["payload"].update(command="/slo", text="status", user_id=RESPONDER, channel_id=ALERTS)
+            envelope["payload"]["response_url"] = slack.response_url("socket")
+            socket_mode.send(envelope)
+            answer = json.dumps(slack.wait_response("socket"))
+            assert all(name in answer for name in SOURCES), answer  # their failures are shown
+            outputs["/metrics"] = bot.http.get("/metrics").text
+            outputs["/healthz"] = bot.http.get("/healthz").text
+        outputs["the json log of run"] = bot.log()
+        outputs["requests to Slack"] = "\n".join(
+            f"{c.method} {c.path} {json.dumps(c.params)}" for c in slack.calls
+        )
+        assert any(c.method == "apps.connections.open" for c in slack.calls)
     leaks = _leaks(outputs)
     assert not leaks, "\n".join(leaks)
