@@ -26,6 +26,7 @@ INCIDENT_TARGETS = "slo-bot/incident-targets"  # on an SLO: AlertNotificationTar
 ESCALATE_AFTER = "slo-bot/escalate-after"
 ONCALL_GROUP = "slo-bot/oncall-group"
 ROUTING_KEY = "slo-bot/routing-key"
+GROUP_BY = "slo-bot/group-by"  # on an SLO: one member SLO per value of these labels
 ROUTING_KEY_LENGTH = 32  # a PagerDuty Events API v2 integration key
 REGIONS = ("us", "eu")
 
@@ -116,6 +117,29 @@ def parse_min_bad_events(text: str) -> float:
     return value
 
 
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def parse_group_by(text: str) -> tuple[str, ...]:
+    """`slo-bot/group-by`: the labels whose values make the members of a grouped SLO, comma-separated."""
+    labels = parse_list(text)
+    if not labels:
+        raise ValueError("name at least one label, e.g. route (or route, method)")
+    for label in labels:
+        if not _LABEL_NAME.match(label) or label.startswith("__"):
+            raise ValueError(
+                f"{label!r} is not a label slo-bot can group by: give Prometheus label names "
+                "(letters, digits and _, not starting with __), separated by commas"
+            )
+    return tuple(labels)
+
+
+def group_by_of(annotations: Mapping[str, str]) -> tuple[str, ...]:
+    """The labels a grouped SLO is split by; () for an SLO of its own (the catalogue refused a wrong one)."""
+    text = annotations.get(GROUP_BY)
+    return () if text is None else parse_group_by(text)
+
+
 def parse_escalate_after(text: str) -> timedelta:
     """`slo-bot/escalate-after`: how long a page may stay unacknowledged."""
     try:
@@ -169,6 +193,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     INCIDENT_TARGETS: parse_list,
     ESCALATE_AFTER: parse_escalate_after,
     ONCALL_GROUP: parse_oncall_group,
+    GROUP_BY: parse_group_by,
     # incident tools (AlertNotificationTargets); their combinations are checked by the catalogue
     ROUTING_KEY: _text,  # its length is checked on pagerduty targets only
     "slo-bot/region": _text,  # checked on the targets that have regions

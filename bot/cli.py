@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("demo", help="the whole pipeline on simulated data, in the terminal")
 
     p = commands.add_parser("status", help="print the last stored status; no source queries")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="only these SLOs (a grouped SLO's name: each of its members; a member: NAME[VALUE])",
+    )
     p.add_argument("--json", action="store_true")
 
     p = commands.add_parser("db", help="database maintenance")
@@ -196,6 +202,7 @@ def apply_files(files: Sequence[str], ctx: Context, *, prune: bool = False, out:
     another command applies its SLO_BOT_CONFIG first, so `check --json` prints JSON alone)."""
     from sqlmodel import Session
 
+    from bot.annotations import group_by_of
     from bot.catalogue import load_paths
     from bot.evaluation import data_checksum
     from bot.store import db, repo
@@ -219,6 +226,7 @@ def apply_files(files: Sequence[str], ctx: Context, *, prune: bool = False, out:
                 service=entry.slo.service,
                 documents=entry.documents,
                 data_checksum=data_checksum(entry.slo),
+                group_by=group_by_of(entry.slo.annotations),
                 now=now,
             )
             counts[result] += 1
@@ -306,6 +314,9 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_UNAVAILABLE if jobs.UNAVAILABLE in kinds else EXIT_OK
 
 
+GROUPS_NOT_REPLAYED = "a grouped SLO (slo-bot/group-by) is not replayed yet; replay an SLO of its own"
+
+
 def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
     from sqlmodel import Session
 
@@ -333,6 +344,10 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
     code = EXIT_OK
     try:
         for record in chosen:
+            if record.group_by:
+                print(f"slo-bot: {record.name}: {GROUPS_NOT_REPLAYED}", file=sys.stderr)
+                code = EXIT_PROBLEM
+                continue
             try:
                 slo = slo_of(record)
                 history = replay.load_history(
@@ -417,7 +432,7 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     from sqlmodel import Session
 
-    from bot import report
+    from bot import groups, report
     from bot.catalogue.stored import slo_of
     from bot.store import breaches as breach_store
     from bot.store import repo
@@ -430,7 +445,18 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
         for record, breach in breach_store.firing_breaches(session=session):
             by_slo.setdefault(record.id or 0, []).append(breach)
         firing = {slo_id: breach_store.summaries(found) for slo_id, found in by_slo.items()}
-        for record, snap in repo.latest_snapshots(session=session):
+        stored = repo.latest_snapshots(session=session)
+        known = [r.name for r, _ in stored]
+        for name in args.names:
+            if name not in known:
+                raise UsageError(unknown_slo_message(name, [r.name for r, _ in stored if not r.group_id]))
+        wanted = set(args.names)
+        for record, snap in stored:
+            if record.group_by:  # a grouped SLO's members stand for it
+                continue
+            group = groups.definition_of(record.name) if record.group_id else None
+            if wanted and record.name not in wanted and group not in wanted:
+                continue
             try:
                 slo = slo_of(record)
             except Exception:  # the definition may not build here (unset secret): show what's stored
@@ -464,6 +490,10 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
                     warnings=(snap.notes or "").splitlines(),
                 )
             )
+    if not args.json and not wanted:
+        rows = report.fold_groups(
+            rows, {r.name: tuple((r.group_by or "").split(",")) for r, _ in stored if r.group_by}
+        )
     print(report.render_json(rows) if args.json else report.render_table(rows))
     return EXIT_OK
 

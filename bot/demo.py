@@ -17,6 +17,7 @@ from typing import TextIO
 from sqlmodel import Session
 
 from bot import jobs
+from bot.annotations import group_by_of
 from bot.buckets import floor_time
 from bot.catalogue import load_paths
 from bot.console import SHOWN, ConsoleDestination
@@ -125,6 +126,7 @@ def run_demo(out: TextIO = sys.stdout, script: Script | None = None) -> int:
                     service=entry.slo.service,
                     documents=entry.documents,
                     data_checksum=data_checksum(entry.slo),
+                    group_by=group_by_of(entry.slo.annotations),
                     now=script.start,
                 )
             session.commit()

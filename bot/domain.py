@@ -135,6 +135,9 @@ class SLO:
     description: str = ""
     annotations: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, Any] = field(default_factory=dict)
+    # a member of a grouped SLO: its definition's name and its label values (`bot.groups`)
+    member_of: str | None = None
+    group: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

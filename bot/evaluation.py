@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlmodel import Session
 
-from bot import policy, status
+from bot import groups, policy, status
+from bot.annotations import group_by_of
 from bot.buckets import (
     HOUR,
     FetchRange,
@@ -29,7 +30,7 @@ from bot.buckets import (
 from bot.domain import SLO, Bucket, DataSource, IndicatorKind, MetricQuery
 from bot.metrics import METRICS
 from bot.periods import period_bounds, period_length
-from bot.sources.base import PartialAnswer, Source
+from bot.sources.base import BadQuery, GroupedSource, PartialAnswer, Source
 from bot.status import Assessment
 from bot.store import history, repo
 from bot.store.models import SLORecord
@@ -68,6 +69,7 @@ def data_checksum(slo: SLO) -> str:
         for m in (indicator.good, indicator.bad, indicator.total, indicator.raw, indicator.threshold)
     ]
     objective = slo.objective
+    grouping = group_by_of(slo.annotations)
     key = repr(
         (
             indicator.kind,
@@ -79,6 +81,8 @@ def data_checksum(slo: SLO) -> str:
             objective.value,
             objective.timeslice_target_ratio,
             objective.timeslice_window,
+            # only when grouped: the checksum of every SLO of its own stays what it was
+            *([grouping] if grouping else []),
         )
     )
     return hashlib.sha256(key.encode()).hexdigest()
@@ -128,62 +132,161 @@ def fetch(plan: Plan, source_for: SourceFor) -> Fetched:
     return Fetched(plan.ranges, tuple(results), tuple(warnings), tuple(incomplete))
 
 
+@dataclass(frozen=True)
+class GroupFetched:
+    """What one evaluation of a grouped SLO fetched: per range, the buckets of every member seen."""
+
+    ranges: tuple[FetchRange, ...]
+    members: Mapping[tuple[str, ...], tuple[tuple[Bucket, ...] | None, ...]]  # None: not in that range
+    warnings: tuple[str, ...] = field(default=())
+    incomplete: tuple[FetchRange, ...] = field(default=())
+
+    def of(self, key: tuple[str, ...]) -> Fetched:
+        """One member's share, as an SLO of its own would have fetched it: a range it is absent from
+        is no data (uncovered buckets)."""
+        buckets = self.members.get(key, (None,) * len(self.ranges))
+        return Fetched(
+            self.ranges,
+            tuple(
+                found if found is not None else tuple(Bucket(start, rng.step) for start in _step_starts(rng))
+                for rng, found in zip(self.ranges, buckets, strict=True)
+            ),
+            self.warnings,
+            self.incomplete,
+        )
+
+
+def fetch_group(plan: Plan, source_for: SourceFor) -> GroupFetched:
+    """`fetch` of a grouped SLO: each planned range asked once for all members."""
+    labels = groups.labels_of(plan.slo)
+    members: dict[tuple[str, ...], list[tuple[Bucket, ...] | None]] = {}
+    warnings: list[str] = []
+    incomplete: list[FetchRange] = []
+    for i, rng in enumerate(plan.ranges):
+        notes: list[str] = []
+        found = fetch_group_buckets(plan.slo, labels, source_for, rng, notes)
+        for key, (buckets, _) in found.items():
+            members.setdefault(key, [None] * len(plan.ranges))[i] = tuple(buckets)
+        clamped = sum(c for _, c in found.values())
+        if clamped:
+            notes.append(
+                f"{clamped} bucket(s) between {rng.start:%Y-%m-%d %H:%M} and {rng.end:%H:%M} "
+                "reported more good than total events (counted as total for now)"
+            )
+        if notes:
+            incomplete.append(rng)
+            warnings += [f"data quality: {note}; asked again next tick" for note in notes]
+    return GroupFetched(
+        plan.ranges, {k: tuple(v) for k, v in members.items()}, tuple(warnings), tuple(incomplete)
+    )
+
+
 def fetch_buckets(
     slo: SLO, source_for: SourceFor, rng: FetchRange, notes: list[str] | None = None
 ) -> tuple[list[Bucket], int]:
     """One bucket per step of `rng` (gaps as uncovered buckets), and how many said good > total.
 
     A partial answer is used as given; what the source warned of is added to `notes`."""
-    indicator = slo.indicator
 
-    def ask(metric: MetricQuery, counter: bool) -> dict[datetime, float]:
+    def ask(metric: MetricQuery, counter: bool) -> dict[tuple[str, ...], dict[datetime, float]]:
         started = time.monotonic()
         try:
-            return source_for(metric.source).fetch_range(
-                metric, counter=counter, start=rng.start, end=rng.end, step=rng.step
-            )
+            return {
+                (): source_for(metric.source).fetch_range(
+                    metric, counter=counter, start=rng.start, end=rng.end, step=rng.step
+                )
+            }
         except PartialAnswer as partial:
             if notes is not None:
                 notes.append(str(partial))
-            return partial.values
+            return {(): partial.values}
         finally:  # failed queries too: a source that times out is a slow source
             METRICS.source_query_took(metric.source.name, time.monotonic() - started)
 
+    buckets, clamped = _buckets(slo, rng, ask, grouped=False).get((), ([], 0))
+    return buckets, clamped
+
+
+def fetch_group_buckets(
+    slo: SLO, labels: tuple[str, ...], source_for: SourceFor, rng: FetchRange, notes: list[str]
+) -> dict[tuple[str, ...], tuple[list[Bucket], int]]:
+    """`fetch_buckets` of every member of a grouped SLO seen in `rng`, by label values: one query
+    per metric for all of them."""
+
+    def ask(metric: MetricQuery, counter: bool) -> dict[tuple[str, ...], dict[datetime, float]]:
+        started = time.monotonic()
+        source = source_for(metric.source)
+        if not isinstance(source, GroupedSource):
+            raise BadQuery(f"DataSource {metric.source.name!r} ({metric.source.type}) cannot group SLOs")
+        try:
+            return source.fetch_range_groups(
+                metric, counter=counter, start=rng.start, end=rng.end, step=rng.step, by=labels
+            )
+        except PartialAnswer as partial:
+            notes.append(str(partial))
+            return partial.groups
+        finally:
+            METRICS.source_query_took(metric.source.name, time.monotonic() - started)
+
+    return _buckets(slo, rng, ask, grouped=True)
+
+
+Asker = Callable[[MetricQuery, bool], dict[tuple[str, ...], dict[datetime, float]]]
+
+
+def _buckets(
+    slo: SLO, rng: FetchRange, ask: Asker, *, grouped: bool
+) -> dict[tuple[str, ...], tuple[list[Bucket], int]]:
+    """Buckets per member (one member, `()`, when not `grouped`) from the answers of `ask`."""
+    indicator = slo.indicator
     steps = _step_starts(rng)
+    out: dict[tuple[str, ...], tuple[list[Bucket], int]] = {}
     if indicator.kind is IndicatorKind.RATIO:
         assert indicator.total is not None
-        total = ask(indicator.total, indicator.counter)
-        if indicator.good is not None:
-            good = ask(indicator.good, indicator.counter)
-        else:
+        totals = ask(indicator.total, indicator.counter)
+        goods = ask(indicator.good, indicator.counter) if indicator.good is not None else None
+        bads = None
+        if goods is None:
             assert indicator.bad is not None
-            bad = ask(indicator.bad, indicator.counter)
-            # a bad-events series often appears only after the first error: absent means none
-            good = {t: max(0.0, v - bad.get(t, 0.0)) for t, v in total.items()}
-        if not indicator.counter:
-            # a gauge (e.g. requests per second) stands for the whole step it was sampled for:
-            # weighted by the step's seconds, every tier counts a minute alike
-            seconds = rng.step.total_seconds()
-            total = {t: v * seconds for t, v in total.items()}
-            good = {t: v * seconds for t, v in good.items()}
-        clamped = sum(1 for t, v in good.items() if v > total.get(t, v))
-        buckets = [
-            bucket_from_sample(
-                slo,
-                start,
-                rng.step,
-                good=good.get(start + rng.step, 0.0) if start + rng.step in total else None,
-                total=total.get(start + rng.step),
-            )
-            for start in steps
-        ]
-        return buckets, clamped
+            bads = ask(indicator.bad, indicator.counter)
+        for key in totals if grouped else [()]:
+            total = totals.get(key, {})
+            if goods is not None:
+                good = goods.get(key, {})
+            else:
+                assert bads is not None
+                bad = bads.get(key, {})
+                # a bad-events series often appears only after the first error: absent means none
+                good = {t: max(0.0, v - bad.get(t, 0.0)) for t, v in total.items()}
+            if not indicator.counter:
+                # a gauge (e.g. requests per second) stands for the whole step it was sampled for:
+                # weighted by the step's seconds, every tier counts a minute alike
+                seconds = rng.step.total_seconds()
+                total = {t: v * seconds for t, v in total.items()}
+                good = {t: v * seconds for t, v in good.items()}
+            clamped = sum(1 for t, v in good.items() if v > total.get(t, v))
+            buckets = [
+                bucket_from_sample(
+                    slo,
+                    start,
+                    rng.step,
+                    good=good.get(start + rng.step, 0.0) if start + rng.step in total else None,
+                    total=total.get(start + rng.step),
+                )
+                for start in steps
+            ]
+            out[key] = (buckets, clamped)
+        return out
     metric = indicator.raw if indicator.kind is IndicatorKind.RAW else indicator.threshold
     assert metric is not None
-    values = ask(metric, False)
-    return [
-        bucket_from_sample(slo, start, rng.step, value=values.get(start + rng.step)) for start in steps
-    ], 0
+    answers = ask(metric, False)
+    for key in answers if grouped else [()]:
+        values = answers.get(key, {})
+        out[key] = (
+            [bucket_from_sample(slo, start, rng.step, value=values.get(start + rng.step)) for start in steps],
+            0,
+        )
+    return out
 
 
 def _step_starts(rng: FetchRange) -> list[datetime]:
@@ -236,7 +339,7 @@ def assess(session: Session, record: SLORecord, plan: Plan, warnings: tuple[str,
     counts = history.window_sums(
         session=session, slo_id=record.id, end=plan.end, windows=[*plan.policy.windows, period_span]
     )
-    return status.assess(
+    assessment = status.assess(
         plan.slo,
         plan.policy,
         counts,
@@ -246,3 +349,8 @@ def assess(session: Session, record: SLORecord, plan: Plan, warnings: tuple[str,
         period_span=period_span,
         warnings=warnings,
     )
+    if plan.slo.member_of is not None:
+        # a label value going quiet (a route without traffic) is how members retire, not a breach
+        kept = tuple(s for s in assessment.signals if s.key != policy.NO_DATA)
+        assessment = replace(assessment, signals=kept)
+    return assessment

@@ -6,16 +6,16 @@ A failure belongs to its SLO: one broken query or unreachable source never stops
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import alerting, breaches, episodes, evaluation, logs
+from bot import alerting, breaches, episodes, evaluation, groups, logs
 from bot.alerting import FIRING, Transition
 from bot.budget import Status
 from bot.catalogue import CatalogueError
@@ -28,6 +28,7 @@ from bot.sources.pool import SourcePool
 from bot.status import Assessment
 from bot.store import alerts as alert_store
 from bot.store import breaches as breach_store
+from bot.store import groups as group_store
 from bot.store import repo
 from bot.store.models import AlertRecord, BreachRecord, SLORecord
 
@@ -81,16 +82,30 @@ def evaluate_all(
     names: Sequence[str] | None = None,
     hooks: Sequence[TickHook] = (),
 ) -> list[Outcome]:
-    """Fetch, store and evaluate every SLO (or those named) as of `now`; outcomes sorted by name."""
+    """Fetch, store and evaluate every SLO (or those named) as of `now`; outcomes sorted by name.
+
+    A grouped SLO is planned, fetched and stored with its members (`_store_group`): one query per
+    range for all of them, then one transaction per member."""
     with Session(engine) as session:
         records = repo.list_slos(session=session)
         # breaches open and close only in their SLO's own evaluation: one read for all, so the many
         # SLOs without one cost no query for it
         breached = breach_store.slos_with_open_breaches(session=session)
+        members = group_store.members(
+            session=session, group_ids=[r.id for r in records if r.group_by and r.id]
+        )
     if names is None:  # an SLO removed since (`apply --prune`) has no series any more
-        METRICS.slos.keep_only(r.name for r in records)
+        METRICS.slos.keep_only(
+            [r.name for r in records if not r.group_by]
+            + [m.name for found in members.values() for m in found]
+        )
     else:
-        records = [r for r in records if r.name in set(names)]
+        wanted = set(names)
+        records = [
+            r
+            for r in records
+            if r.name in wanted or any(m.name in wanted for m in members.get(r.id or 0, ()))
+        ]
     outcomes: list[Outcome] = []
     work: list[tuple[SLORecord, evaluation.Plan]] = []
     for record in records:
@@ -104,6 +119,15 @@ def evaluate_all(
             log.exception("%s: cannot plan its evaluation", record.name, extra={"slo": record.name})
             outcomes.append(_failed(engine, record, now, CONFIG, describe_error(err)))
     for record, plan, result in _fetch_all(work, sources, concurrency):
+        if record.group_by:
+            found = _store_group(
+                engine, record, plan, result, members.get(record.id or 0, []), hooks, breached
+            )
+            if names is not None and record.name not in names:
+                found = [o for o in found if o.name in names]
+            outcomes += found
+            continue
+        assert not isinstance(result, evaluation.GroupFetched)
         try:
             outcome = _store(engine, record, plan, result, hooks, record.id in breached)
         except Exception as err:  # the database or a hook: this SLO's tick is lost, not the others'
@@ -119,11 +143,14 @@ def evaluate_all(
     return sorted(outcomes, key=lambda o: o.name)
 
 
+Fetched = evaluation.Fetched | evaluation.GroupFetched
+
+
 def _fetch_all(
     work: Sequence[tuple[SLORecord, evaluation.Plan]], sources: SourcePool, concurrency: int
-) -> Iterator[tuple[SLORecord, evaluation.Plan, evaluation.Fetched | SourceError]]:
+) -> Iterator[tuple[SLORecord, evaluation.Plan, Fetched | SourceError]]:
     """Yield fetch results as they complete, keeping at most 2 x `concurrency` in memory."""
-    pending: dict[Future[evaluation.Fetched], tuple[SLORecord, evaluation.Plan]] = {}
+    pending: dict[Future[Fetched], tuple[SLORecord, evaluation.Plan]] = {}
     queue = iter(work)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         while True:
@@ -132,7 +159,10 @@ def _fetch_all(
                 if item is None:
                     break
                 record, plan = item
-                fetch = logs.carry(evaluation.fetch, slo=record.name)  # its lines name the SLO and tick
+                fetcher: Callable[[evaluation.Plan, evaluation.SourceFor], Fetched] = (
+                    evaluation.fetch_group if record.group_by else evaluation.fetch
+                )
+                fetch = logs.carry(fetcher, slo=record.name)  # its lines name the SLO and tick
                 pending[pool.submit(fetch, plan, sources.get)] = item
             if not pending:
                 return
@@ -208,6 +238,9 @@ def _store(
             evaluation.store(session, fresh, plan, result)
             repo.clear_failure(session=session, record=fresh)
             warnings = result.warnings
+            seen = group_store.newest_data(result.buckets) if plan.slo.member_of else None
+            if seen is not None:
+                group_store.set_last_data(session=session, slo_id=fresh.id, at=seen)
         assessment = evaluation.assess(session, fresh, plan, warnings)
         signals = alert_store.open_alerts(session=session, slo_id=fresh.id)
         # (a firing signal may belong to a breach another process opened since the tick began)
@@ -251,6 +284,96 @@ def _store(
         tuple(c for c, _ in done),
         spent,
     )
+
+
+def _store_group(
+    engine: Engine,
+    record: SLORecord,
+    plan: evaluation.Plan,
+    result: Fetched | SourceError,
+    known: Sequence[SLORecord],
+    hooks: Sequence[TickHook],
+    breached: set[int],
+) -> list[Outcome]:
+    """Store a grouped SLO's tick: new label values become members (committed first), each member is
+    stored and evaluated in a transaction of its own, and the definition's coverage moves on last,
+    only when every member was stored (else the next tick asks the same ranges again). Members
+    quiet for their window (`bot.groups.quiet_period`) and with no open breach retire."""
+    assert record.id is not None and not isinstance(result, evaluation.Fetched)
+    name = record.name
+    try:
+        with Session(engine, autoflush=False) as session:
+            members = {group_store.key_of(m): m for m in known}
+            if isinstance(result, evaluation.GroupFetched):
+                for key in result.members:
+                    if key not in members:
+                        member_name = groups.member_name(name, key)
+                        log.info("%s: new member %s", name, member_name)
+                        members[key] = group_store.add_member(
+                            session=session, definition=record, name=member_name, key=key, now=plan.now
+                        )
+            session.commit()
+            found = group_store.members(session=session, group_ids=[record.id])[record.id]
+            members = {group_store.key_of(m): m for m in found}
+            session.expunge_all()
+    except Exception as err:
+        log.exception("%s: cannot add the group's new members", name)
+        return [_failed(engine, record, plan.now, INTERNAL, describe_error(err), plan.slo)]
+    outcomes: list[Outcome] = []
+    stored_all = True
+    for key, member in sorted(members.items(), key=lambda item: item[1].name):
+        member_plan = replace(plan, slo=groups.member_slo(plan.slo, key))
+        share = result.of(key) if isinstance(result, evaluation.GroupFetched) else result
+        try:
+            outcome = _store(engine, member, member_plan, share, hooks, member.id in breached)
+        except Exception as err:  # this member's tick is lost, not the others'
+            log.exception("%s: evaluation failed while storing or alerting", member.name)
+            outcome = _failed(engine, member, plan.now, INTERNAL, describe_error(err), member_plan.slo)
+            stored_all = False
+        if outcome is not None:
+            outcomes.append(outcome)
+    try:
+        with Session(engine, autoflush=False) as session:
+            fresh = session.get(SLORecord, record.id)
+            if fresh is None:
+                return outcomes
+            if isinstance(result, SourceError):
+                kind = BAD_QUERY if isinstance(result, BadQuery) else UNAVAILABLE
+                repo.record_failure(
+                    session=session, slo_id=record.id, at=plan.now, kind=kind, why=str(result)
+                )
+            elif stored_all:
+                # the definition holds no bucket: its coverage is what its queries have asked
+                empty = evaluation.Fetched(
+                    result.ranges, tuple(() for _ in result.ranges), (), result.incomplete
+                )
+                evaluation.store(session, fresh, plan, empty)
+                repo.clear_failure(session=session, record=fresh)
+            open_now = breach_store.slos_with_open_breaches(session=session)
+            last = group_store.last_data(session=session, group_id=record.id)
+            quiet = [
+                m
+                for m in members.values()
+                if m.id is not None
+                and m.id not in open_now
+                and groups.retires(plan.slo, last.get(m.id), repo.utc(m.created_at) or plan.now, plan.now)
+            ]
+            if quiet:
+                log.info(
+                    "%s: retiring %s (no data for %s)",
+                    name,
+                    ", ".join(m.name for m in quiet),
+                    groups.quiet_period(plan.slo),
+                )
+                group_store.retire(session=session, slo_ids=[m.id for m in quiet if m.id is not None])
+                for m in quiet:
+                    METRICS.slos.forget(m.name)
+            session.commit()
+        gone = {m.name for m in quiet}
+        return [o for o in outcomes if o.name not in gone]
+    except Exception:
+        log.exception("%s: cannot record the group's coverage", name)
+        return outcomes
 
 
 def advance_alerts(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import promql_parser
 
+from bot.sources.grouping import group_problem
 from bot.sources.prometheus import WINDOW  # the placeholders the source fills in
 
 _SAMPLE_WINDOW = "5m"  # any duration: the placeholder only has to parse as one
@@ -46,6 +47,17 @@ def promql_problem(query: str, *, counter: bool) -> str | None:
             "query: aggregate it over time, e.g. sum(rate(x[{{window}}]))"
         )
     return None
+
+
+def grouping_problem(query: str, labels: tuple[str, ...], *, counter: bool) -> str | None:
+    """Why `query` cannot be one query for every member of a group by `labels`; None when it can.
+
+    A bare counter selector always can (its series are summed per member); any other query must
+    let its aggregations keep the labels (see `bot.sources.grouping`)."""
+    windowed = WINDOW.search(query) is not None
+    if counter and not windowed:
+        return None
+    return group_problem(WINDOW.sub(_SAMPLE_WINDOW, query), labels)
 
 
 def _what(expr: object) -> str:

@@ -8,14 +8,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.annotations import INCIDENT_TARGETS
+from bot.annotations import GROUP_BY, INCIDENT_TARGETS, parse_group_by
 from bot.catalogue.alerts import PolicyDef
 from bot.catalogue.checks import Checker, report_at
 from bot.catalogue.document import parse_document
 from bot.catalogue.envsubst import substitute_tree
 from bot.catalogue.model import Entry, Report
 from bot.catalogue.openslo import HTTP_SOURCE_TYPES, MetricDef, Ref, SliDef
-from bot.catalogue.promql import promql_problem
+from bot.catalogue.promql import grouping_problem, promql_problem
 from bot.catalogue.slo import SloDef
 from bot.catalogue.yamlsource import Doc, Path
 from bot.domain import (
@@ -199,6 +199,41 @@ class _Resolver:
             found.append(target)
         return tuple(t for t in found if t is not None) if None not in found else None
 
+    def groupable(self, slo: SloDef, indicators: Sequence[Indicator]) -> bool:
+        """A grouped SLO (`slo-bot/group-by`) reads Prometheus-compatible sources with queries whose
+        aggregations can keep the group's labels; False (and reported) otherwise."""
+        text = slo.meta.annotations.get(GROUP_BY)
+        if text is None or "${" in text:
+            return True
+        try:
+            labels = parse_group_by(text)
+        except ValueError:
+            return True  # reported with the other annotations
+        path = ("metadata", "annotations", GROUP_BY)
+        problems: list[str] = []
+        for indicator in indicators:
+            for metric in (
+                indicator.good,
+                indicator.bad,
+                indicator.total,
+                indicator.raw,
+                indicator.threshold,
+            ):
+                if metric is None:
+                    continue
+                if metric.source.type not in HTTP_SOURCE_TYPES:
+                    problems.append(
+                        f"grouped SLOs read Prometheus-compatible sources only; DataSource "
+                        f"'{metric.source.name}' is {metric.source.type}"
+                    )
+                    continue
+                problem = grouping_problem(metric.query, labels, counter=indicator.counter)
+                if problem is not None:
+                    problems.append(problem)
+        for problem in dict.fromkeys(problems):
+            report_at(self.report, slo.doc, path, problem)
+        return not problems
+
     def slos(self, slo: SloDef) -> list[_Built]:
         """One SLO per objective: `name` alone, or `name-<displayName or index>` when several."""
         used: Used = {id(slo.doc): slo.doc}
@@ -226,6 +261,8 @@ class _Resolver:
                         ok = False
         policies = [self.policy(p, used) for p in slo.policies]
         page_targets = self.page_targets(slo, used)
+        if ok and not self.groupable(slo, [i for i in indicators if i is not None]):
+            ok = False
         if not ok or None in policies or page_targets is None:
             return []
         meta = slo.meta

@@ -135,11 +135,16 @@ class StatusLine:
     silenced_until: datetime | None = None
     failing_since: datetime | None = None  # its evaluations fail: since when, and why
     failure: str | None = None
+    group: str | None = None  # a member of a grouped SLO: its definition's name
+    group_by: tuple[str, ...] = ()  # and the labels of that group
+    folded: str | None = None  # a grouped SLO folded into one line: its members in a few words
 
     def render(self) -> str:
         icon = {"ok": "🟢", "burning": "🔥", "exhausted": "🔴"}.get(self.state, "⚪")
         left = "no data" if self.remaining_ratio is None else f"{self.remaining_ratio * 100:.1f} % left"
         burn = "" if self.burn is None else f" · burn {self.burn:.1f}x (1h)"
+        if self.folded is not None:
+            left, burn = escape(self.folded), ""
         alerts = f" · *{', '.join(self.alerts)}*" if self.alerts else ""
         silenced = f" · 🔕 until {slack_time(self.silenced_until)}" if self.silenced_until else ""
         failing = ""

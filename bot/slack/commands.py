@@ -27,7 +27,7 @@ from bot.mrkdwn import escape
 from bot.slack import blocks
 from bot.slack.deps import SlackDeps
 from bot.slack.notify import channels_for, silence_slo, unsilence_slo
-from bot.slack.state import detail
+from bot.slack.state import detail, fold
 from bot.store import breaches as breach_store
 from bot.store import repo
 from bot.store import slack as slack_store
@@ -128,13 +128,17 @@ def status_page(deps: SlackDeps, query: str, page: int) -> Payload:
         lines = deps.board.lines(session, deps.clock())
         if query:
             by_service = [line for line in lines if line.service == query]
-            by_name = [line for line in lines if line.name == query]
+            # a grouped SLO's name shows each of its members, a member's name that member
+            by_name = [line for line in lines if query in (line.name, line.group)]
             if not by_service and not by_name:
                 services = sorted({line.service for line in lines})
-                close = difflib.get_close_matches(query, services + [line.name for line in lines], n=3)
+                names = [line.name for line in lines] + sorted({line.group for line in lines if line.group})
+                close = difflib.get_close_matches(query, services + names, n=3)
                 hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
                 return blocks.text_payload(f"No service or SLO called `{blocks.escape_typed(query)}`.{hint}")
-            lines = by_service or by_name
+            lines = fold(by_service) if by_service else by_name
+        else:
+            lines = fold(lines)
     title = f"SLO status: {query}" if query else "SLO status"
     return blocks.status_payload(lines, page=page, query=query, title=title)
 

@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from bot.slack import blocks
 from bot.slack.deps import SlackDeps
+from bot.slack.state import fold
 from bot.store import slack as slack_store
 
 
@@ -24,4 +25,4 @@ def handle_home_opened(deps: SlackDeps, event: dict[str, Any], client: WebClient
         if services
         else "All SLOs. `/slo subscribe SERVICE` narrows this to your services."
     )
-    client.views_publish(user_id=user, view=blocks.home_view(lines, scope))
+    client.views_publish(user_id=user, view=blocks.home_view(fold(lines), scope))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.domain import MetricQuery
 
@@ -28,9 +29,16 @@ class PartialAnswer(SourceError):
     """The source answered but warned that the answer may miss data (a Thanos or Mimir partial
     response, a query warning). `values` is what it gave: kept, marked incomplete, asked again."""
 
-    def __init__(self, message: str, values: dict[datetime, float]) -> None:
+    def __init__(
+        self,
+        message: str,
+        values: dict[datetime, float],
+        groups: dict[tuple[str, ...], dict[datetime, float]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.values = values
+        # of a grouped query, by member
+        self.groups: dict[tuple[str, ...], dict[datetime, float]] = {(): values} if groups is None else groups
 
 
 class Source(Protocol):
@@ -51,6 +59,25 @@ class Source(Protocol):
         value of the query at `t` with its window set to `step`. Steps with no data are absent from
         the result, never zero.
         """
+        ...
+
+
+@runtime_checkable
+class GroupedSource(Protocol):
+    """A source that answers one range query per value of some labels (grouped SLOs)."""
+
+    def fetch_range_groups(
+        self,
+        metric: MetricQuery,
+        *,
+        counter: bool,
+        start: datetime,
+        end: datetime,
+        step: timedelta,
+        by: Sequence[str],
+    ) -> dict[tuple[str, ...], dict[datetime, float]]:
+        """`Source.fetch_range` per member: keys are the values of the labels `by`, in order ("" for a
+        series without the label). A member with no series in the range is absent."""
         ...
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +20,7 @@ from bot.domain import DataSource, MetricQuery
 from bot.durations import format_duration, parse_duration
 from bot.sources.base import BadQuery, PartialAnswer, SourceError, SourceUnavailable
 from bot.sources.counters import MAX_SCRAPE_GAP, CounterIncreases
+from bot.sources.grouping import group_query
 
 if TYPE_CHECKING:
     import httpx
@@ -167,6 +168,38 @@ class PrometheusSource:
         end: datetime,
         step: timedelta,
     ) -> dict[datetime, float]:
+        try:
+            groups = self._fetch(metric, counter=counter, start=start, end=end, step=step, by=None)
+        except PartialAnswer as partial:
+            raise PartialAnswer(str(partial), partial.groups.get((), {})) from None
+        return groups.get((), {})
+
+    def fetch_range_groups(
+        self,
+        metric: MetricQuery,
+        *,
+        counter: bool,
+        start: datetime,
+        end: datetime,
+        step: timedelta,
+        by: Sequence[str],
+    ) -> dict[tuple[str, ...], dict[datetime, float]]:
+        """`fetch_range` per value of the labels `by` (a grouped SLO): one query for every member.
+
+        A counter selector's series are differenced each alone and summed per group; any other
+        query has its aggregations keep the labels (`sum by (route) (...)`, `bot.sources.grouping`)."""
+        return self._fetch(metric, counter=counter, start=start, end=end, step=step, by=tuple(by))
+
+    def _fetch(
+        self,
+        metric: MetricQuery,
+        *,
+        counter: bool,
+        start: datetime,
+        end: datetime,
+        step: timedelta,
+        by: tuple[str, ...] | None,
+    ) -> dict[tuple[str, ...], dict[datetime, float]]:
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError("start and end must be timezone-aware")
         if step < _SECOND or step % _SECOND:
@@ -174,19 +207,20 @@ class PrometheusSource:
         notes: list[str] = []  # what the server warned of: a partial answer (Thanos, Mimir)
         try:
             if counter and not WINDOW.search(metric.query):
-                values = self._fetch_increases(
-                    metric.query.strip(), start=start, end=end, step=step, notes=notes
+                groups = self._fetch_increases(
+                    metric.query.strip(), start=start, end=end, step=step, notes=notes, by=by
                 )
             else:
-                values = self._fetch_values(metric.query, start=start, end=end, step=step, notes=notes)
+                groups = self._fetch_values(metric.query, start=start, end=end, step=step, notes=notes, by=by)
         except SourceError as err:
             # one place for every message: a server or gateway may quote the request it got, with its
             # credentials, in any error (its body, a redirect's location, a transport error)
             err.args = (redaction.mask(str(err), self._secrets),)
             raise
         if notes:
-            raise PartialAnswer(f"{self._where}: partial answer: {'; '.join(sorted(set(notes)))}", values)
-        return values
+            message = f"{self._where}: partial answer: {'; '.join(sorted(set(notes)))}"
+            raise PartialAnswer(message, groups.get((), {}), groups)
+        return groups
 
     def _fetch_values(
         self,
@@ -196,26 +230,39 @@ class PrometheusSource:
         end: datetime,
         step: timedelta,
         notes: list[str],
-    ) -> dict[datetime, float]:
+        by: tuple[str, ...] | None = None,
+    ) -> dict[tuple[str, ...], dict[datetime, float]]:
         query = render_query(query_text, window=step)
+        if by is not None:
+            try:
+                query = group_query(query, by)
+            except ValueError as err:  # validate refuses these; a stored definition may predate it
+                raise BadQuery(f"{self._where}: query {query!r}: {err}") from None
         steps = step // _SECOND
         # Step ends are multiples of the step since the epoch, in (start, end].
         first = ((start - _EPOCH) // step + 1) * steps
         last = ((end - _EPOCH) // step) * steps
-        values: dict[datetime, float] = {}
-        labels: Mapping[str, Any] | None = None
+        values: dict[tuple[str, ...], dict[datetime, float]] = {}
+        seen: dict[tuple[str, ...], Mapping[str, Any]] = {}
         for lo, hi in _chunks(first, last, steps):
-            for series_labels, points in self._query_range(query, lo, hi, steps, notes):
-                if labels is None:
-                    labels = series_labels
-                elif series_labels != labels:
-                    self._many_series(query, [labels, series_labels])
-                values.update(points)
+            for series_labels, points in self._query_range(query, lo, hi, steps, notes, many=by is not None):
+                key = _group_key(series_labels, by)
+                labels = seen.setdefault(key, series_labels)
+                if series_labels != labels:
+                    self._many_series(query, [labels, series_labels], by)
+                values.setdefault(key, {}).update(points)
         return values
 
     def _fetch_increases(
-        self, selector: str, *, start: datetime, end: datetime, step: timedelta, notes: list[str]
-    ) -> dict[datetime, float]:
+        self,
+        selector: str,
+        *,
+        start: datetime,
+        end: datetime,
+        step: timedelta,
+        notes: list[str],
+        by: tuple[str, ...] | None = None,
+    ) -> dict[tuple[str, ...], dict[datetime, float]]:
         """Events per step of a bare counter selector, exact at any scrape interval up to 5 minutes.
 
         `increase(x[step])` needs two samples inside each step and extrapolates between them, so at a
@@ -224,23 +271,29 @@ class PrometheusSource:
         of `selector[span]`); longer ones from each series' value at every step end (the newest
         sample, what the selector gives at that instant), differenced here, and the few steps where
         a counter restarted from their raw samples again. Both count a pair of samples in the step of
-        the later one, so the steps of any resolution add up to the same events.
+        the later one, so the steps of any resolution add up to the same events. Series are summed
+        per value of the labels `by` (all together when None).
         """
         steps = step // _SECOND
         first = ((start - _EPOCH) // step + 1) * steps
         last = ((end - _EPOCH) // step) * steps
         if first > last:
-            return {}
+            return {} if by is not None else {(): {}}
         if step >= VALUE_STEP:
-            events = self._value_increases(selector, first, last, steps, notes)
+            events = self._value_increases(selector, first, last, steps, notes, by)
         else:
-            events = self._raw_increases(selector, first, last, steps, notes)
-        return {_EPOCH + timedelta(seconds=t): v for t, v in sorted(events.items())}
+            events = self._raw_increases(selector, first, last, steps, notes, by)
+        return {
+            key: {_EPOCH + timedelta(seconds=t): v for t, v in sorted(group.items())}
+            for key, group in events.items()
+        }
 
     def _raw_increases(
-        self, selector: str, first: int, last: int, step: int, notes: list[str]
-    ) -> dict[int, float]:
-        increases = CounterIncreases(first, last, step)
+        self, selector: str, first: int, last: int, step: int, notes: list[str], by: tuple[str, ...] | None
+    ) -> dict[tuple[str, ...], dict[int, float]]:
+        increases: dict[tuple[str, ...], CounterIncreases] = {}
+        if by is None:  # one group even when no series answers: its steps are then no data
+            increases[()] = CounterIncreases(first, last, step)
         gap = int(MAX_SCRAPE_GAP.total_seconds())
         # from the sample before the first step to the one after the last (which says the steps
         # between the last sample and `last` were measured, with no events)
@@ -250,7 +303,10 @@ class PrometheusSource:
             upto = min(hi, lo + span)
             points = 0
             for labels, samples in self._raw_samples(selector, lo, upto, notes):
-                increases.add(labels, samples)
+                key = _group_key(dict(labels), by)
+                if key not in increases:
+                    increases[key] = CounterIncreases(first, last, step)
+                increases[key].add(labels, samples)
                 points += len(samples)
             if points:  # aim the next request at about RAW_POINTS_PER_REQUEST samples
                 span = int(span * RAW_POINTS_PER_REQUEST / points)
@@ -258,11 +314,11 @@ class PrometheusSource:
                 span *= 4
             span = max(int(_MIN_RAW_SPAN.total_seconds()), min(int(_MAX_RAW_SPAN.total_seconds()), span))
             lo = upto
-        return increases.result()
+        return {key: counter.result() for key, counter in increases.items()}
 
     def _value_increases(
-        self, selector: str, first: int, last: int, step: int, notes: list[str]
-    ) -> dict[int, float]:
+        self, selector: str, first: int, last: int, step: int, notes: list[str], by: tuple[str, ...] | None
+    ) -> dict[tuple[str, ...], dict[int, float]]:
         """Each series' counter at every step end, differenced; a step where any series restarted
         (its value dropped, or `resets` over the step and the gap before it says so) is read raw."""
         values: dict[frozenset[Any], dict[int, float]] = {}
@@ -275,18 +331,21 @@ class PrometheusSource:
             for t, count in points.items()
             if count > 0
         }
-        events: dict[int, float] = {}
-        for series in values.values():
+        events: dict[tuple[str, ...], dict[int, float]] = {} if by is not None else {(): {}}
+        for labels, series in values.items():
+            group = events.setdefault(_group_key(dict(labels), by), {})
             for t in range(first, last + 1, step):
                 now, before = series.get(t), series.get(t - step)
                 if now is None or before is None:
                     continue
                 if now < before:
                     restarted.add(t)
-                events[t] = events.get(t, 0.0) + now - before
+                group[t] = group.get(t, 0.0) + now - before
         for t in sorted(restarted):
-            events.pop(t, None)
-            events.update(self._raw_increases(selector, t, t, step, notes))
+            for group in events.values():
+                group.pop(t, None)
+            for member, raw in self._raw_increases(selector, t, t, step, notes, by).items():
+                events.setdefault(member, {}).update(raw)
         return events
 
     def _range_points(
@@ -317,13 +376,13 @@ class PrometheusSource:
         return series
 
     def _query_range(
-        self, query: str, lo: int, hi: int, step: int, notes: list[str]
+        self, query: str, lo: int, hi: int, step: int, notes: list[str], many: bool = False
     ) -> list[tuple[Mapping[str, Any], dict[datetime, float]]]:
         response = self._post(
             self._endpoint, {"query": query, "start": str(lo), "end": str(hi), "step": str(step)}
         )
         result = self._matrix(self._data(response, query, False, notes), "result from query_range")
-        if len(result) > 1:
+        if len(result) > 1 and not many:
             self._many_series(query, [s.get("metric") if isinstance(s, Mapping) else s for s in result])
         return [self._series(item, lo, hi) for item in result]
 
@@ -416,7 +475,12 @@ class PrometheusSource:
         labels = item.get("metric")
         return (labels if isinstance(labels, Mapping) else {}), points
 
-    def _many_series(self, query: str, labels: list[Any]) -> NoReturn:
+    def _many_series(self, query: str, labels: list[Any], by: Sequence[str] | None = None) -> NoReturn:
+        if by:
+            raise BadQuery(
+                f"{self._where}: query {query!r} returns several series for one member of the group "
+                f"by {', '.join(by)} (e.g. {labels[0]}, {labels[1]}); aggregate it with sum(...)"
+            )
         raise BadQuery(
             f"{self._where}: query {query!r} returns {len(labels)} series (e.g. {labels[0]}, "
             f"{labels[1]}); aggregate it with sum(...) so it returns one"
@@ -424,6 +488,11 @@ class PrometheusSource:
 
     def _garbled(self, what: str) -> NoReturn:
         raise SourceUnavailable(f"{self._where}: garbled answer: {what}; will retry next tick")
+
+
+def _group_key(labels: Mapping[str, Any], by: Sequence[str] | None) -> tuple[str, ...]:
+    """The member a series belongs to: its values of the labels `by` ("" where it has none)."""
+    return () if by is None else tuple(str(labels.get(name, "")) for name in by)
 
 
 def _chunks(first: int, last: int, step: int) -> Iterator[tuple[int, int]]:

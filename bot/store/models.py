@@ -35,6 +35,19 @@ class SLORecord(SQLModel, table=True):
     )
     failure_kind: str | None = Field(default=None, max_length=32)
     failure: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # A grouped SLO (`slo-bot/group-by`) is a definition row (`group_by`: its labels, comma-separated)
+    # whose coverage is that of its queries, and one member row per label value seen (`group_id`: the
+    # definition, `group_key`: the values as a JSON list) with its own buckets, breaches, snapshots.
+    group_by: str | None = Field(default=None, max_length=255)
+    group_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("slo.id", ondelete="CASCADE"), nullable=True, index=True),
+    )
+    group_key: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # a member's newest bucket with data ends here: it retires after a quiet period (`bot.groups`)
+    last_data_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
 
 class BucketRecord(SQLModel, table=True):

@@ -44,8 +44,13 @@ def epoch(at: datetime) -> int:
 # --- SLO records -------------------------------------------------------------------------------
 
 
-def list_slos(*, session: Session) -> list[SLORecord]:
-    return list(session.exec(select_model(SLORecord).order_by(SLORecord.name)))
+def list_slos(*, session: Session, members: bool = False) -> list[SLORecord]:
+    """The SLOs as applied (a grouped SLO's definition, not its members), by name; with `members`,
+    the members of grouped SLOs too."""
+    query = select_model(SLORecord).order_by(SLORecord.name)
+    if not members:
+        query = query.where(col(SLORecord.group_id).is_(None))
+    return list(session.exec(query))
 
 
 def get_slo(*, session: Session, name: str) -> SLORecord | None:
@@ -60,11 +65,13 @@ def upsert_slo(
     documents: Sequence[Mapping[str, Any]],
     data_checksum: str,
     now: datetime,
+    group_by: Sequence[str] = (),
 ) -> str:
     """Create or update one SLO; returns "created", "updated" or "unchanged".
 
-    When what the buckets mean changes (another query, method or slice), the stored history no
-    longer describes this SLO and is discarded; a new description alone keeps it.
+    When what the buckets mean changes (another query, method, slice or group labels), the stored
+    history no longer describes this SLO and is discarded, with the members of a grouped one; a new
+    description alone keeps it (and is given to the members).
     """
     doc_checksum = checksum(list(documents))
     record = get_slo(session=session, name=name)
@@ -78,6 +85,7 @@ def upsert_slo(
                 data_checksum=data_checksum,
                 created_at=now,
                 updated_at=now,
+                group_by=",".join(group_by) or None,
             )
         )
         return "created"
@@ -85,12 +93,22 @@ def upsert_slo(
         return "unchanged"
     if record.data_checksum != data_checksum:
         session.execute(delete(BUCKETS).where(BUCKETS.c.slo_id == record.id))
+        session.execute(delete(SLOS).where(SLOS.c.group_id == record.id))
         record.covered_from = record.covered_to = None
+    else:
+        session.execute(
+            update(SLOS)
+            .where(SLOS.c.group_id == record.id)
+            .values(
+                service=service, documents=json.dumps(list(documents)), checksum=doc_checksum, updated_at=now
+            )
+        )
     record.service = service
     record.documents = json.dumps(list(documents))
     record.checksum = doc_checksum
     record.data_checksum = data_checksum
     record.updated_at = now
+    record.group_by = ",".join(group_by) or None
     session.add(record)
     return "updated"
 
@@ -131,14 +149,17 @@ def clear_failure(*, session: Session, record: SLORecord) -> None:
 
 
 def count_slos(*, session: Session) -> int:
-    return int(session.execute(select(func.count()).select_from(SLOS)).scalar_one())
+    """SLOs evaluated: each member of a grouped SLO counts, its definition does not."""
+    return int(
+        session.execute(select(func.count()).select_from(SLOS).where(SLOS.c.group_by.is_(None))).scalar_one()
+    )
 
 
 def failing_by_kind(*, session: Session) -> dict[str, int]:
-    """How many SLOs failed their last evaluation, by failure kind."""
+    """How many SLOs (members of grouped ones each) failed their last evaluation, by failure kind."""
     rows = session.execute(
         select(SLOS.c.failure_kind, func.count())
-        .where(SLOS.c.failing_since.is_not(None))
+        .where(SLOS.c.failing_since.is_not(None), SLOS.c.group_by.is_(None))
         .group_by(SLOS.c.failure_kind)
     )
     counts: dict[str, int] = {}
@@ -197,7 +218,7 @@ def latest_snapshots(*, session: Session) -> list[tuple[SLORecord, SnapshotRecor
         .order_by(SnapshotRecord.id)  # type: ignore[arg-type]
     ):
         snapshots[s.slo_id] = s  # of two at the same time, the later written
-    return [(r, snapshots.get(r.id or 0)) for r in list_slos(session=session)]
+    return [(r, snapshots.get(r.id or 0)) for r in list_slos(session=session, members=True)]
 
 
 def latest_snapshot(session: Session, slo_id: int) -> SnapshotRecord | None:

@@ -1,0 +1,350 @@
+"""Grouped SLOs (`slo-bot/group-by: route`) against a real Prometheus holding a shop's history per route.
+
+Each route's true counts are known to the event; one definition becomes one member SLO per route,
+and the source gets one query per definition and range, however many members there are.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot import cli, jobs
+from bot.sources.pool import SourcePool
+from bot.store import breaches as breach_store
+from bot.store import repo
+from tests.promharness import PrometheusServer, tools_problem
+
+MINUTE = timedelta(minutes=1)
+DAY = timedelta(days=1)
+WINDOW = DAY  # the SLOs' window
+OBJECTIVE = 0.99
+
+
+@dataclass(frozen=True)
+class Route:
+    """Events a minute from `since` on: `total`, of which `bad` every `bad_every` minutes."""
+
+    total: int
+    bad: int
+    bad_every: int = 1
+    since: timedelta = timedelta(0)  # after the history's start
+
+    def counts(self, start: datetime, a: datetime, b: datetime) -> tuple[int, int]:
+        """(good, total) in [a, b)."""
+        good = total = 0
+        first = start + self.since
+        minute = max(a, first)
+        while minute < b:
+            index = int((minute - first) / MINUTE)
+            bad = self.bad if index % self.bad_every == 0 else 0
+            total += self.total
+            good += self.total - bad
+            minute += MINUTE
+        return good, total
+
+
+# on the hour, so a day's window starts on the boundary of its hour buckets: every count is exact
+END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+START = END - WINDOW - 2 * timedelta(hours=1)  # the window and a little: the 3-day burn rule has no data
+ROUTES = {
+    "/pay": Route(50, 1),  # 2 % errors: the budget of 1 % is spent twice over
+    "/cart": Route(30, 1, bad_every=10),  # 1 error in 300: a third of the budget
+    "/search": Route(20, 0),
+    "/new": Route(10, 5, since=END - 10 * MINUTE - START),  # shows 10 minutes before the end, failing half
+}
+
+
+def _openmetrics() -> str:
+    lines = ["# HELP shop_requests Requests served.", "# TYPE shop_requests counter"]
+    for route, shape in ROUTES.items():
+        for code in ("200", "500"):
+            t = START + shape.since
+            while t <= END:
+                good, total = shape.counts(START, START, t)
+                value = good if code == "200" else total - good
+                labels = f'job="shop",route="{route}",code="{code}"'
+                lines.append(f"shop_requests_total{{{labels}}} {value} {int(t.timestamp())}")
+                t += MINUTE
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"
+
+
+class CountingProxy:
+    """Forwards every request to Prometheus and counts them: the source queries slo-bot sends."""
+
+    def __init__(self, upstream: str) -> None:
+        self.count = 0
+        proxy = self
+        self.client = client = httpx.Client(base_url=upstream, timeout=30)
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.count += 1
+                answer = client.request(
+                    self.command,
+                    self.path,
+                    content=body,
+                    headers={"Content-Type": self.headers.get("Content-Type", "")},
+                )
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", answer.headers.get("content-type", "application/json"))
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = _forward
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.client.close()
+
+
+@pytest.fixture(scope="module")
+def shop_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    problem = tools_problem()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    root = tmp_path_factory.mktemp("shop")
+    source = root / "shop.om"
+    source.write_text(_openmetrics())
+    data = root / "data"
+    subprocess.run(
+        ["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(source), str(data)],
+        check=True,
+        capture_output=True,
+    )
+    with PrometheusServer(data) as server:
+        yield server.url
+
+
+CATALOGUE = """
+apiVersion: openslo/v1
+kind: DataSource
+metadata: {name: prom}
+spec:
+  type: Prometheus
+  connectionDetails: {url: "${PROMETHEUS_URL}"}
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: checkout
+  annotations: {slo-bot/group-by: route}
+spec:
+  service: shop
+  indicator:
+    metadata: {name: shop-good}
+    spec:
+      ratioMetric:
+        counter: true
+        good:
+          metricSource:
+            metricSourceRef: prom
+            spec: {query: 'shop_requests_total{job="shop",code!~"5.."}'}
+        total:
+          metricSource:
+            metricSourceRef: prom
+            spec: {query: 'shop_requests_total{job="shop"}'}
+  timeWindow: [{duration: 1d, isRolling: true}]
+  budgetingMethod: Occurrences
+  objectives: [{target: 0.99}]
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: checkout-windowed
+  annotations: {slo-bot/group-by: route}
+spec:
+  service: shop
+  indicator:
+    metadata: {name: shop-bad}
+    spec:
+      ratioMetric:
+        counter: true
+        bad:
+          metricSource:
+            metricSourceRef: prom
+            spec: {query: 'sum(increase(shop_requests_total{job="shop",code=~"5.."}[{{window}}]))'}
+        total:
+          metricSource:
+            metricSourceRef: prom
+            spec: {query: 'sum(increase(shop_requests_total{job="shop"}[{{window}}]))'}
+  timeWindow: [{duration: 1d, isRolling: true}]
+  budgetingMethod: Occurrences
+  objectives: [{target: 0.99}]
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: pay-only
+spec:
+  service: shop
+  indicator:
+    metadata: {name: pay-good}
+    spec:
+      ratioMetric:
+        counter: true
+        good:
+          metricSource:
+            metricSourceRef: prom
+            spec: {query: 'shop_requests_total{job="shop",route="/pay",code!~"5.."}'}
+        total:
+          metricSource:
+            metricSourceRef: prom
+            spec: {query: 'shop_requests_total{job="shop",route="/pay"}'}
+  timeWindow: [{duration: 1d, isRolling: true}]
+  budgetingMethod: Occurrences
+  objectives: [{target: 0.99}]
+"""
+
+
+@pytest.fixture
+def proxy(shop_prometheus: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingProxy]:
+    counting = CountingProxy(shop_prometheus)
+    monkeypatch.setenv("PROMETHEUS_URL", counting.url)
+    yield counting
+    counting.close()
+
+
+@pytest.fixture
+def applied(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch, proxy: CountingProxy) -> Path:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("SLO_BOT_CONFIG", raising=False)
+    path = tmp_path / "shop.yaml"
+    path.write_text(CATALOGUE)
+    assert cli.main(["validate", str(path)]) == 0
+    assert cli.main(["apply", str(path)]) == 0
+    return path
+
+
+def _evaluate(engine: Engine, now: datetime, *names: str) -> dict[str, jobs.Outcome]:
+    sources = SourcePool(max_connections=4)
+    try:
+        outcomes = jobs.evaluate_all(
+            engine, now=now, sources=sources, concurrency=4, names=list(names) or None
+        )
+    finally:
+        sources.close()
+    for outcome in outcomes:
+        assert outcome.error is None, f"{outcome.name}: {outcome.error}"
+    return {o.name: o for o in outcomes}
+
+
+def _assert_true_counts(outcome: jobs.Outcome, route: str, at: datetime) -> None:
+    good, total = ROUTES[route].counts(START, at - WINDOW, at)
+    assert outcome.status is not None
+    assert outcome.status.total == pytest.approx(total, abs=1e-6), outcome.name
+    assert outcome.status.good == pytest.approx(good, abs=1e-6), outcome.name
+    consumed = (1 - good / total) / (1 - OBJECTIVE)
+    assert outcome.status.remaining_ratio == pytest.approx(1 - consumed, abs=1e-9), outcome.name
+
+
+def test_each_route_is_a_member_with_its_own_true_budget_and_new_routes_join(
+    applied: Path, engine: Engine, proxy: CountingProxy
+) -> None:
+    first = END - timedelta(hours=1)
+    outcomes = _evaluate(engine, first)
+    for definition in ("checkout", "checkout-windowed"):
+        members = sorted(n for n in outcomes if n.startswith(definition + "["))
+        assert members == [f"{definition}[/cart]", f"{definition}[/pay]", f"{definition}[/search]"]
+        for route in ("/pay", "/cart", "/search"):
+            _assert_true_counts(outcomes[f"{definition}[{route}]"], route, first)
+    assert outcomes["checkout[/pay]"].status.remaining_ratio == pytest.approx(-1.0, abs=1e-6)  # type: ignore[union-attr]
+    assert "checkout" not in outcomes  # the definition is no SLO of its own
+
+    # the next tick: /new has shown up in the data meanwhile and is a member from this tick on
+    proxy.count = 0
+    grouped = _evaluate(engine, END, "checkout")
+    group_queries = proxy.count
+    proxy.count = 0
+    single = _evaluate(engine, END, "pay-only")
+    assert len(grouped) == 4 and len(single) == 1
+    assert group_queries == proxy.count  # four members cost what one SLO of its own costs
+    outcomes = {**grouped, **_evaluate(engine, END, "checkout-windowed")}
+    for definition in ("checkout", "checkout-windowed"):
+        for route in ROUTES:
+            _assert_true_counts(outcomes[f"{definition}[{route}]"], route, END)
+    new = outcomes["checkout[/new]"]
+    assert new.status is not None and new.status.total == 100 and new.status.good == 50
+    assert [a["severity"] for a in new.alerts] == ["page"]  # half its requests fail: its own breach
+    with Session(engine) as session:
+        record = repo.get_slo(session=session, name="checkout[/new]")
+        assert record is not None and record.id is not None
+        assert {b.slo_id for b in breach_store.open_breaches(session=session, slo_id=record.id)} == {
+            record.id
+        }
+        assert repo.get_slo(session=session, name="checkout[/search]") is not None
+        assert not breach_store.open_breaches(
+            session=session,
+            slo_id=repo.get_slo(session=session, name="checkout[/search]").id or 0,  # type: ignore[union-attr]
+        )
+
+
+def test_members_retire_after_a_window_without_data_unless_a_breach_is_open(
+    applied: Path, engine: Engine
+) -> None:
+    _evaluate(engine, END)
+    with Session(engine) as session:
+        open_before = {
+            r.name
+            for r in repo.list_slos(session=session, members=True)
+            if r.group_id and breach_store.open_breaches(session=session, slo_id=r.id or 0)
+        }
+    assert "checkout[/pay]" in open_before and "checkout[/search]" not in open_before
+    # no data since END (the fake clock runs on): still members just short of the quiet period
+    names = set(_evaluate(engine, END + WINDOW - 2 * MINUTE, "checkout"))
+    assert "checkout[/search]" in names
+    after = END + WINDOW + 2 * MINUTE
+    _evaluate(engine, after, "checkout")
+    with Session(engine) as session:
+        members = {r.name for r in repo.list_slos(session=session, members=True) if r.group_id}
+        still_open = {
+            r.name
+            for r in repo.list_slos(session=session, members=True)
+            if r.group_id and breach_store.open_breaches(session=session, slo_id=r.id or 0)
+        }
+    checkout = {m for m in members if m.startswith("checkout[")}
+    assert "checkout[/search]" not in checkout
+    assert "checkout[/pay]" in checkout
+    # only members whose breach is still open stay
+    assert checkout == {m for m in still_open if m.startswith("checkout[")}
+
+
+def test_status_folds_a_group_into_one_line_and_shows_a_member_by_name(
+    applied: Path, engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _evaluate(engine, END)
+    capsys.readouterr()
+    assert cli.main(["status"]) == 0
+    table = capsys.readouterr().out
+    lines = [line for line in table.splitlines() if line.startswith("checkout ")]
+    assert len(lines) == 1, table
+    assert "checkout (4 routes: worst /new -4900 % left, /pay -100 % left)" in lines[0]
+    assert "checkout[" not in table
+    assert cli.main(["status", "checkout[/cart]"]) == 0
+    only = capsys.readouterr().out
+    assert "checkout[/cart]" in only and "checkout[/pay]" not in only
+    assert cli.main(["status", "checkout", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(r["slo"] for r in rows) == [f"checkout[{r}]" for r in sorted(ROUTES)]
