@@ -247,12 +247,13 @@ def apply_files(files: Sequence[str], ctx: Context, *, prune: bool = False, out:
 
 
 def _known_names(engine: Engine) -> list[str]:
+    """Every SLO's name: the grouped ones' and their members' too."""
     from sqlmodel import Session
 
     from bot.store import repo
 
     with Session(engine) as session:
-        return [r.name for r in repo.list_slos(session=session)]
+        return [r.name for r in repo.list_slos(session=session, members=True)]
 
 
 def unknown_slo_message(name: str, known: Sequence[str]) -> str:
@@ -451,8 +452,9 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
             if name not in known:
                 raise UsageError(unknown_slo_message(name, [r.name for r, _ in stored if not r.group_id]))
         wanted = set(args.names)
+        parents = {r.group_id for r, _ in stored if r.group_id}
         for record, snap in stored:
-            if record.group_by:  # a grouped SLO's members stand for it
+            if record.group_by and record.id in parents:  # a grouped SLO's members stand for it
                 continue
             group = groups.definition_of(record.name) if record.group_id else None
             if wanted and record.name not in wanted and group not in wanted:

@@ -319,6 +319,9 @@ def _store_group(
     except Exception as err:
         log.exception("%s: cannot add the group's new members", name)
         return [_failed(engine, record, plan.now, INTERNAL, describe_error(err), plan.slo)]
+    if isinstance(result, SourceError) and not members:  # nothing to show it on but the group
+        kind = BAD_QUERY if isinstance(result, BadQuery) else UNAVAILABLE
+        return [_failed(engine, record, plan.now, kind, str(result), plan.slo)]
     outcomes: list[Outcome] = []
     stored_all = True
     for key, member in sorted(members.items(), key=lambda item: item[1].name):

@@ -136,7 +136,8 @@ def status_page(deps: SlackDeps, query: str, page: int) -> Payload:
                 close = difflib.get_close_matches(query, services + names, n=3)
                 hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
                 return blocks.text_payload(f"No service or SLO called `{blocks.escape_typed(query)}`.{hint}")
-            lines = fold(by_service) if by_service else by_name
+            # (the group's own line says "no routes yet" until it has members)
+            lines = fold(by_service) if by_service else [x for x in by_name if x.folded is None] or by_name
         else:
             lines = fold(lines)
     title = f"SLO status: {query}" if query else "SLO status"

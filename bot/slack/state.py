@@ -83,12 +83,14 @@ def status_lines(session: Session, now: datetime, services: Sequence[str] | None
         slos.failure,
         slos.group_id,
     ).outerjoin(SnapshotRecord.__table__, snapshots.id == _newest_snapshot_id())  # type: ignore[attr-defined]
-    query = query.where(slos.group_by.is_(None))  # a grouped SLO's members stand for it
     if services is not None:
         query = query.where(slos.service.in_(list(services)))
-    grouped: dict[str, str] = dict(
-        session.connection().execute(sa_select(slos.name, slos.group_by).where(slos.group_by.is_not(None)))
-    )
+    grouped: dict[str, str] = {
+        name: labels
+        for name, labels in session.connection().execute(
+            sa_select(slos.name, slos.group_by).where(slos.group_by.is_not(None))
+        )
+    }
     lines = []
     for (
         slo_id,
@@ -103,6 +105,23 @@ def status_lines(session: Session, now: datetime, services: Sequence[str] | None
     ) in session.connection().execute(query):
         silence = silences.get(slo_id)
         burn = json.loads(burn_rates).get("1h") if burn_rates else None
+        if name in grouped:  # a grouped SLO: its members stand for it (`fold`) once it has any
+            labels = tuple(grouped[name].split(","))
+            lines.append(
+                StatusLine(
+                    name=name,
+                    service=service,
+                    objective=None,
+                    remaining_ratio=None,
+                    burn=None,
+                    state="no_data",
+                    failing_since=repo.utc(failing_since),
+                    failure=failure,
+                    group_by=labels,
+                    folded=groups.summary(labels, []),
+                )
+            )
+            continue
         lines.append(
             StatusLine(
                 name=name,
@@ -131,10 +150,12 @@ def fold(lines: Sequence[StatusLine]) -> list[StatusLine]:
     for line in lines:
         if line.group is not None:
             members.setdefault(line.group, []).append(line)
+    grouped = set(members)
     out: list[StatusLine] = []
     for line in lines:
         if line.group is None:
-            out.append(line)
+            if line.folded is None or line.name not in grouped:  # a group with no member yet
+                out.append(line)
             continue
         group = members.pop(line.group, None)
         if group is None:  # folded already, at its worst member

@@ -7,9 +7,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from bot import cli, groups
 from bot.catalogue import build_slos, load_paths
 from bot.domain import BudgetingMethod, IndicatorKind, Op
 from bot.routing import all_incident_targets, escalate_after, incident_targets, oncall_group
+from bot.sources.grouping import group_query
 from tests.catalogue.helpers import EXAMPLE_ENV, EXAMPLES
 
 FILES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
@@ -26,7 +28,7 @@ def test_examples_directory_together() -> None:
     catalogue = load_paths([EXAMPLES], EXAMPLE_ENV)
     assert catalogue.problems == ()
     assert catalogue.files == tuple(str(EXAMPLES / name) for name in FILES)
-    assert len({e.slo.name for e in catalogue.entries}) == len(catalogue.entries) == 8
+    assert len({e.slo.name for e in catalogue.entries}) == len(catalogue.entries) == 10
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -34,6 +36,29 @@ def test_every_entry_rebuilds_from_its_stored_documents(name: str) -> None:
     for entry in load_paths([EXAMPLES / name], EXAMPLE_ENV).entries:
         stored = json.loads(json.dumps(entry.documents))
         assert entry.slo in build_slos(stored, EXAMPLE_ENV)
+
+
+def test_slo_bot_validate_accepts_the_grouped_example(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_URL", EXAMPLE_ENV["PROMETHEUS_URL"])
+    assert cli.main(["validate", str(EXAMPLES / "grouped.yaml")]) == 0
+    assert "2 SLO(s) valid in 1 file(s)" in capsys.readouterr().err
+
+
+def test_grouped_example() -> None:
+    entries = {e.slo.name: e.slo for e in load_paths([EXAMPLES / "grouped.yaml"], EXAMPLE_ENV).entries}
+    assert list(entries) == ["checkout-routes", "checkout-latency"]
+    assert groups.labels_of(entries["checkout-routes"]) == ("route",)
+    assert groups.labels_of(entries["checkout-latency"]) == ("route", "method")
+    member = groups.member_slo(entries["checkout-latency"], ("/cart", "GET"))
+    assert member.name == "checkout-latency[/cart,GET]"
+    assert member.group == (("route", "/cart"), ("method", "GET"))
+    total = entries["checkout-latency"].indicator.total
+    assert total is not None
+    assert group_query(total.query.replace("{{window}}", "5m"), ["route", "method"]) == (
+        'sum by (route, method)(increase(http_request_duration_seconds_count{job="checkout"}[5m]))'
+    )
 
 
 def test_checkout_example() -> None:

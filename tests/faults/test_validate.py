@@ -363,3 +363,37 @@ slos:
         "Sloth SLI plugins are not supported (plugin 'sloth-common/kubernetes/apiserver/availability')",
     )
     assert len(lines) == 1, lines
+
+
+@pytest.mark.parametrize(
+    ("annotation", "good", "total", "source", "phrase"),
+    [
+        ("slo-bot/group-by: 'route method'", "x", "y", "prom", "'route method' is not a label"),
+        ("slo-bot/group-by: __name__", "x", "y", "prom", "'__name__' is not a label"),
+        ("slo-bot/group-by: route", "good", "total", "demo", "Prometheus-compatible sources only"),
+        (
+            "slo-bot/group-by: route",
+            "sum(increase(a[{{window}}])) / on (job) sum(increase(b[{{window}}]))",
+            "sum(increase(b[{{window}}]))",
+            "prom",
+            "on (job) must also list route",
+        ),
+    ],
+)
+def test_a_group_that_cannot_be_grouped_is_refused_at_its_annotation(
+    tmp_path: Path, annotation: str, good: str, total: str, source: str, phrase: str
+) -> None:
+    code, lines = validate(tmp_path, slo("\n    " + annotation, good=good, total=total, source=source))
+    assert code == 1, lines
+    problem_at(lines, tmp_path, 6, phrase)
+
+
+def test_a_grouped_slo_on_prometheus_passes(tmp_path: Path) -> None:
+    case = slo(
+        "\n    slo-bot/group-by: 'route, method'",
+        good='sum(increase(http_requests_total{code!~"5.."}[{{window}}]))',
+        total='http_requests_total{job="api"}',
+        source="prom",
+    )
+    code, lines = validate(tmp_path, case)
+    assert (code, lines) == (0, lines)
