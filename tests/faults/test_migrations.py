@@ -294,3 +294,42 @@ def test_0007_turns_each_fired_alert_into_a_breach_and_moves_what_belonged_to_it
         ).scalar_one()
         assert fresh == 9
     engine.dispose()
+
+
+def test_0008_adds_grouped_slos_keeping_every_slo_and_goes_back(fresh_url: str) -> None:
+    """An SLO stored before grouped SLOs existed is an SLO of its own after the upgrade; a definition's
+    members go with it (the foreign key cascades); the downgrade drops the columns again."""
+    engine = db.make_engine(fresh_url)
+    config = db.alembic_config(engine)
+    command.upgrade(config, "0007")
+    at = "2026-11-23 10:00:00+00:00"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO slo (id, name, service, documents, checksum, data_checksum, created_at,"
+                " updated_at) VALUES (1, 'api-availability', 'api', '[]', 'c', 'd', :at, :at)"
+            ),
+            {"at": at},
+        )
+    command.upgrade(config, "0008")
+    with engine.begin() as conn:
+        row = conn.execute(text("SELECT name, group_by, group_id FROM slo")).one()
+        assert tuple(row) == ("api-availability", None, None)
+        conn.execute(text("UPDATE slo SET group_by = 'route' WHERE id = 1"))
+        conn.execute(
+            text(
+                "INSERT INTO slo (id, name, service, documents, checksum, data_checksum, created_at,"
+                " updated_at, group_id, group_key) VALUES"
+                " (2, 'api-availability[/pay]', 'api', '[]', 'c', 'd', :at, :at, 1, '[\"/pay\"]')"
+            ),
+            {"at": at},
+        )
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("PRAGMA foreign_keys=ON"))
+        conn.execute(text("DELETE FROM slo WHERE id = 1"))
+        assert conn.execute(text("SELECT count(*) FROM slo")).scalar() == 0
+    command.downgrade(config, "0007")
+    command.upgrade(config, "head")
+    assert _revision(fresh_url) == _head_and_previous()[0]
+    engine.dispose()
