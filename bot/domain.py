@@ -46,7 +46,7 @@ class DataSource:
 
     name: str
     type: str
-    connection: Mapping[str, Any] = field(default_factory=dict)
+    connection: Mapping[str, Any] = field(default_factory=dict, repr=False)  # holds credentials
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class NotificationTarget:
     name: str
     target: str  # "slack", "pagerduty", "opsgenie", "squadcast", "webhook", ...
     description: str = ""
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict, repr=False)  # holds keys and URLs
 
 
 @dataclass(frozen=True)

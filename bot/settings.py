@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.durations import parse_duration
 
@@ -17,19 +17,20 @@ DEFAULT_CONCURRENCY = 16  # source queries in flight at once, and connections pe
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = DEFAULT_URL
+    # secrets (and a URL that may hold a password) are left out of repr(): never in a log line
+    database_url: str = field(default=DEFAULT_URL, repr=False)
     config_paths: tuple[str, ...] = ()
     eval_interval_s: float = 60.0
     concurrency: int = DEFAULT_CONCURRENCY
     default_channel: str | None = None
-    slack_bot_token: str | None = None
-    slack_signing_secret: str | None = None
-    slack_app_token: str | None = None
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_app_token: str | None = field(default=None, repr=False)
     slack_api_url: str = "https://slack.com/api/"
     responders: tuple[str, ...] = ()
     host: str = "0.0.0.0"
-    pagerduty_webhook_secret: str | None = None
-    opsgenie_webhook_token: str | None = None
+    pagerduty_webhook_secret: str | None = field(default=None, repr=False)
+    opsgenie_webhook_token: str | None = field(default=None, repr=False)
 
     @property
     def mode(self) -> str:

@@ -26,6 +26,8 @@ import pytest
 from sqlalchemy import make_url, select
 from sqlmodel import SQLModel
 
+from bot.domain import DataSource, NotificationTarget
+from bot.settings import Settings
 from bot.store import db
 from tests.fakeincidents import FakeIncidents
 from tests.fakeslack import FakeSlack
@@ -33,7 +35,7 @@ from tests.fakesocket import FakeSocketMode
 from tests.slack.harness import ALERTS, RESPONDER, BotProcess, signed_headers, wait_for
 from tests.slack.test_socket_mode import PAYLOADS
 
-pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 # Given through the environment (the catalogue says ${NAME}): each distinctive enough to grep for.
 ENV_SECRETS = {
@@ -282,6 +284,7 @@ def _database(url: str) -> str:
         engine.dispose()
 
 
+@ON_POSTGRESQL
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_no_secret_in_any_output(tmp_path: Path, database_url: str, prometheus: str, log_format: str) -> None:
     url = make_url(database_url).set(drivername="postgresql+psycopg", password=DB_PASSWORD)
@@ -362,6 +365,7 @@ def test_no_secret_in_any_output(tmp_path: Path, database_url: str, prometheus: 
     assert not leaks, "\n".join(leaks)
 
 
+@ON_POSTGRESQL
 def test_no_app_token_in_socket_mode_output(tmp_path: Path, database_url: str, prometheus: str) -> None:
     """Socket Mode: the app-level token opens the WebSocket; Slack refusing it at first and the
     failing sources leave it out of the JSON log and of what Slack receives."""
@@ -404,4 +408,19 @@ def test_no_app_token_in_socket_mode_output(tmp_path: Path, database_url: str, p
         )
         assert any(c.method == "apps.connections.open" for c in slack.calls)
     leaks = _leaks(outputs)
+    assert not leaks, "\n".join(leaks)
+
+
+def test_settings_and_definitions_print_without_their_secrets() -> None:
+    """A `log.info("%s", settings)` or an SLO in an exception's text shows no credential."""
+    settings = Settings.from_env({**ENV_SECRETS, "DATABASE_URL": f"postgresql://bot:{DB_PASSWORD}@db/slo"})
+    source = DataSource(
+        "prom", "Prometheus", {"url": "http://prom", "bearerToken": ENV_SECRETS["PROM_TOKEN"]}
+    )
+    target = NotificationTarget(
+        "pd", "pagerduty", annotations={"slo-bot/routing-key": ENV_SECRETS["PD_ROUTING_KEY"]}
+    )
+    shown = {"settings": repr(settings), "a DataSource": repr(source), "a target": repr(target)}
+    assert "slack_api_url" in shown["settings"] and "'prom'" in shown["a DataSource"]
+    leaks = _leaks(shown)
     assert not leaks, "\n".join(leaks)
