@@ -12,6 +12,7 @@ cycle (the backfill of the 1-day window) and `--cycles` steady ones a minute apa
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import resource
 import shutil
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -113,7 +115,8 @@ def run(
     engine = db.make_engine(url)
     db.upgrade(engine)
     os.environ["DATABASE_URL"] = url
-    assert cli.main(["apply", str(path)]) == 0
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):  # a line per SLO created
+        assert cli.main(["apply", str(path)]) == 0
     figures: dict[str, object] = {"setup": label}
     sources = SourcePool(max_connections=16)
     try:

@@ -81,18 +81,24 @@ def _openmetrics() -> str:
     return "\n".join(lines) + "\n"
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # slo-bot's 16 connections at once (5 by default: resets)
+
+
 class CountingProxy:
     """Forwards every request to Prometheus and counts them: the source queries slo-bot sends."""
 
     def __init__(self, upstream: str) -> None:
         self.count = 0
+        self.lock = threading.Lock()
         proxy = self
         self.client = client = httpx.Client(base_url=upstream, timeout=30)
 
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                proxy.count += 1
+                with proxy.lock:
+                    proxy.count += 1
                 answer = client.request(
                     self.command,
                     self.path,
@@ -110,7 +116,7 @@ class CountingProxy:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
