@@ -78,6 +78,7 @@ class Rule:
     until: float | None = None  # monotonic
     retry_after: int | None = None
     seconds: float = 0.0
+    echo: bool = False  # fail: the error quotes the request, credentials and all
 
     def active(self, now: float) -> bool:
         return (self.until is None or now < self.until) and (self.times is None or self.times > 0)
@@ -197,10 +198,12 @@ class FakeIncidents:
         times: int | None = None,
         until: float | None = None,
         retry_after: int | None = None,
+        echo: bool = False,
     ) -> None:
         """Answer `vendor`'s requests with `status` (and `Retry-After: retry_after`) for the next `times`
-        requests and/or `until` seconds from now; with neither, until `heal()`."""
-        self._add(Rule(vendor, "fail", status, times, _deadline(until), retry_after))
+        requests and/or `until` seconds from now; with neither, until `heal()`. With `echo`, the
+        error message quotes the request (URL, headers, body) as a careless gateway's does."""
+        self._add(Rule(vendor, "fail", status, times, _deadline(until), retry_after, echo=echo))
 
     def hang(self, vendor: str, seconds: float, *, times: int | None = 1) -> None:
         """Hold `vendor`'s next `times` requests `seconds` before doing the work and answering, as a slow
@@ -264,7 +267,8 @@ class FakeIncidents:
         if rule is not None and rule.kind == "down":
             status = DROP
         elif rule is not None and rule.kind == "fail":
-            status, answer = rule.status, _failure(vendor, rule.status)
+            quoted = f"{method} {target} {headers} {raw.decode(errors='replace')}" if rule.echo else ""
+            status, answer = rule.status, _failure(vendor, rule.status, quoted)
             if rule.retry_after is not None:
                 extra = {"Retry-After": str(rule.retry_after)}
         else:
@@ -338,8 +342,9 @@ def _deadline(seconds: float | None) -> float | None:
     return None if seconds is None else time.monotonic() + seconds
 
 
-def _failure(vendor: str, status: int) -> JSON:
+def _failure(vendor: str, status: int, quoted: str = "") -> JSON:
     text = {429: "Too many requests", 400: "Bad request"}.get(status, "Internal server error")
+    text += f" for {quoted}" if quoted else ""
     if vendor == "pagerduty":
         return {"status": text, "message": text, "errors": [text]}
     if vendor == "pagerduty-api":

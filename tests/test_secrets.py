@@ -53,6 +53,7 @@ ENV_SECRETS = {
     "OPSGENIE_KEY": "SECRETgenieKEY55d0a1",
     "SQUADCAST_KEY": "SECRETsquadKEY77c3e2",
     "HOOK_SECRET": "SECREThookSIGNING71bd",
+    "HOOK_URL_PASSWORD": "SECREThookURL93ae0f",
 }
 DB_PASSWORD = "SECRETdbPASSWORD0c6e9f"
 SECRETS = {
@@ -61,6 +62,9 @@ SECRETS = {
     # what an Authorization header carries for basic auth: the password only base64-encoded
     "basicAuth header": base64.b64encode(f"slo-bot:{ENV_SECRETS['PROM_PASSWORD']}".encode()).decode(),
     "url userinfo header": base64.b64encode(f"slo-bot:{ENV_SECRETS['PROM_URL_PASSWORD']}".encode()).decode(),
+    "webhook userinfo header": base64.b64encode(
+        f"receiver:{ENV_SECRETS['HOOK_URL_PASSWORD']}".encode()
+    ).decode(),
 }
 
 START = (datetime.now(UTC) - timedelta(minutes=30)).replace(second=0, microsecond=0)
@@ -152,7 +156,9 @@ apiVersion: openslo/v1
 kind: AlertNotificationTarget
 metadata:
   name: hook
-  annotations: {slo-bot/url: @FAKE@/hook, slo-bot/secret: "${HOOK_SECRET}"}
+  annotations:
+    slo-bot/url: "http://receiver:${HOOK_URL_PASSWORD}@@FAKEHOST@/hook"
+    slo-bot/secret: "${HOOK_SECRET}"
 spec: {target: webhook}
 ---
 apiVersion: openslo/v1
@@ -250,6 +256,7 @@ def _catalogue(prometheus: str, incidents: FakeIncidents) -> str:
         .replace("@HOSTPORT@", prometheus)
         .replace("@PROM@", f"http://{prometheus}")
         .replace("@FAKE@", incidents.url)
+        .replace("@FAKEHOST@", incidents.url.removeprefix("http://"))
         .replace("@ALERTS@", ALERTS)
     )
 
@@ -303,8 +310,8 @@ def test_no_secret_in_any_output(tmp_path: Path, database_url: str, prometheus: 
     ):
         slack.add_channel(ALERTS, "alerts", members=[RESPONDER])
         slack.fail("chat.postMessage", status=500, times=2)  # the first posts fail, then go through
-        for vendor in ("pagerduty", "opsgenie", "squadcast", "hook"):
-            incidents.fail(vendor, status=500, times=2)
+        for vendor in ("pagerduty", "opsgenie", "squadcast", "hook"):  # errors quoting the request
+            incidents.fail(vendor, status=500, times=2, echo=True)
         env = {
             **{k: v for k, v in ENV_SECRETS.items() if k != "SLACK_APP_TOKEN"},  # that one: Socket Mode
             "SLO_BOT_LOG_FORMAT": log_format,
@@ -361,6 +368,8 @@ def test_no_secret_in_any_output(tmp_path: Path, database_url: str, prometheus: 
     assert "will retry next tick" in outputs["slo-bot check"]
     outputs["the database"] = _database(secret_url)
     assert "refused" in outputs["the database"]
+    # the incident tools quoted the requests, keys and the webhook's basic-auth header among them
+    assert "Internal server error for POST /hook" in outputs[f"the {log_format} log of run"]
     leaks = _leaks(outputs)
     assert not leaks, "\n".join(leaks)
 
