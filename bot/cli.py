@@ -281,29 +281,30 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
             raise UsageError(unknown_slo_message(name, known))
     now = args.at or datetime.now(UTC)
     sources = SourcePool(max_connections=settings.concurrency)
-    try:
-        if args.at is not None:  # a past moment: read-only, as a fresh database would see it
-            outcomes = asof.evaluate_as_of(
-                engine, at=now, sources=sources, concurrency=settings.concurrency, names=args.slo
-            )
-        else:
-            # with Slack configured, alerts that `check` opens are queued for the running bot to post
-            hooks: list[jobs.TickHook] = []
-            if settings.mode != "console":
-                from bot.conversation import Conversation  # Slack's libraries load only when needed
-                from bot.slack.notify import SlackDestination
+    with logs.context(tick=now.isoformat()):  # its log lines name the evaluation, as run's do
+        try:
+            if args.at is not None:  # a past moment: read-only, as a fresh database would see it
+                outcomes = asof.evaluate_as_of(
+                    engine, at=now, sources=sources, concurrency=settings.concurrency, names=args.slo
+                )
+            else:
+                # with Slack configured, alerts that `check` opens are queued for the running bot to post
+                hooks: list[jobs.TickHook] = []
+                if settings.mode != "console":
+                    from bot.conversation import Conversation  # Slack's libraries load only when needed
+                    from bot.slack.notify import SlackDestination
 
-                hooks.append(Conversation([SlackDestination(settings.default_channel)]))
-            outcomes = jobs.evaluate_all(
-                engine,
-                now=now,
-                sources=sources,
-                concurrency=settings.concurrency,
-                names=args.slo,
-                hooks=hooks,
-            )
-    finally:
-        sources.close()
+                    hooks.append(Conversation([SlackDestination(settings.default_channel)]))
+                outcomes = jobs.evaluate_all(
+                    engine,
+                    now=now,
+                    sources=sources,
+                    concurrency=settings.concurrency,
+                    names=args.slo,
+                    hooks=hooks,
+                )
+        finally:
+            sources.close()
     rows = [report.row_from_status(o.name, o.service, o.slo, o.status, o.error, o.alerts) for o in outcomes]
     print(report.render_json(rows) if args.json else report.render_table(rows))
     kinds = {o.error_kind for o in outcomes}

@@ -164,3 +164,22 @@ def test_third_party_lines_are_json_too(tmp_path: Path) -> None:
     uvicorn = [r for r in records if r["logger"].startswith("uvicorn")]
     assert uvicorn and "address already in use" in uvicorn[0]["message"]
     assert uvicorn[0]["level"] == "ERROR" and uvicorn[0]["replica"] == "slo-bot-0"
+
+
+def test_check_logs_name_the_slo_and_the_evaluation(tmp_path: Path) -> None:
+    (tmp_path / "slos.yaml").write_text(CATALOGUE)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SLO_BOT_"))},
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'slo-bot.db'}",
+        "SLO_BOT_CONFIG": str(tmp_path / "slos.yaml"),
+        "SLO_BOT_LOG_FORMAT": "json",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == cli.EXIT_UNAVAILABLE
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    failed = next(r for r in records if r["logger"] == "bot.jobs")
+    assert failed["slo"] == "unreachable" and failed["tick"].endswith("+00:00")
+    # what check prints as its result stays a line for the person at the terminal
+    assert any(line.startswith("slo-bot: unreachable: ") for line in result.stderr.splitlines())
