@@ -412,6 +412,9 @@ def test_no_app_token_in_socket_mode_output(tmp_path: Path, database_url: str, p
             outputs["/metrics"] = bot.http.get("/metrics").text
             outputs["/healthz"] = bot.http.get("/healthz").text
         outputs["the json log of run"] = bot.log()
+        lines = [line for line in bot.log().splitlines() if not line.startswith(("created: ", "6 created"))]
+        records = [json.loads(line) for line in lines]  # every line, Slack's libraries' too, is JSON
+        assert {"bot.run", "bot.jobs"} <= {r["logger"] for r in records}
         outputs["requests to Slack"] = "\n".join(
             f"{c.method} {c.path} {json.dumps(c.params)}" for c in slack.calls
         )
