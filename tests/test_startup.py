@@ -22,8 +22,7 @@ from tests.catalogue.helpers import EXAMPLE_ENV
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*.yaml"))
 COMMANDS = ["validate", "apply", "check", "replay", "run", "demo", "status", "db", "db upgrade"]
-# the libraries of `run` and of the commands that use the database or query sources
-DATABASE = {"sqlalchemy", "sqlmodel", "alembic", "pydantic", "psycopg"}
+# the libraries of `run` and of the commands that query sources
 SERVING = {"httpx", "slack_bolt", "slack_sdk", "uvicorn", "starlette", "anyio", "apscheduler"}
 METRICS = {"prometheus_client"}
 SITE_PACKAGES = tuple({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
@@ -76,13 +75,13 @@ def test_status_loads_the_database_and_nothing_of_the_bot_or_its_sources(tmp_pat
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'slo-bot.db'}"}
     code, loaded = libraries(tmp_path, "status", env=env)
     assert code == 1  # no database file yet: "run `slo-bot db upgrade`"
-    assert loaded & {"sqlalchemy"}
+    assert "sqlalchemy" in loaded
     assert not loaded & ({"alembic"} | SERVING | METRICS), "no schema to check in an absent file"
 
     assert libraries(tmp_path, "apply", str(ROOT / "examples" / "checkout.yaml"), env=env)[0] == 0
     code, loaded = libraries(tmp_path, "status", "--json", env=env)
     assert code == 0
-    assert loaded >= DATABASE - {"psycopg"}
+    assert "sqlalchemy" in loaded  # it read the database, and nothing else
     assert not loaded & (SERVING | METRICS)
 
 
