@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from sqlmodel import Session
 from bot import cli, jobs
 from bot.sources.pool import SourcePool
 from bot.store import breaches as breach_store
-from bot.store import repo
+from bot.store import db, repo
 from tests.promharness import PrometheusServer, tools_problem
 
 MINUTE = timedelta(minutes=1)
@@ -354,3 +355,99 @@ def test_status_folds_a_group_into_one_line_and_shows_a_member_by_name(
     assert cli.main(["status", "checkout", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert sorted(r["slo"] for r in rows) == [f"checkout[{r}]" for r in sorted(ROUTES)]
+
+
+class LiveRoutes:
+    """A live shop for Prometheus to scrape: each route's counter grows by LIVE_RATE a second from
+    the moment the route opens."""
+
+    def __init__(self) -> None:
+        self.opened: dict[str, float] = {}
+        routes = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                now = time.time()
+                lines = ["# TYPE shop_requests_total counter"]
+                for route, since in list(routes.opened.items()):
+                    lines.append(
+                        f'shop_requests_total{{route="{route}",code="200"}} {LIVE_RATE * (now - since):.3f}'
+                    )
+                body = ("\n".join(lines) + "\n").encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.target = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+LIVE_RATE = 10.0  # requests a second per route
+SCRAPE_S = 5
+
+
+def _wait_past_next_minute(after: float) -> datetime:
+    """Sleep until a scrape has landed past the first minute boundary after `after`; that boundary."""
+    boundary = (after // 60 + 1) * 60
+    time.sleep(max(0.0, boundary + SCRAPE_S + 2 - time.time()))
+    return datetime.fromtimestamp(boundary, UTC)
+
+
+def test_a_route_a_live_target_starts_serving_becomes_a_member_on_the_next_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem = tools_problem()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    shop = LiveRoutes()
+    config = f"""
+global: {{scrape_interval: {SCRAPE_S}s}}
+scrape_configs:
+  - job_name: shop
+    scrape_interval: {SCRAPE_S}s
+    static_configs: [{{targets: ["{shop.target}"]}}]
+    metric_relabel_configs: [{{action: labeldrop, regex: instance}}]
+"""
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.delenv("SLO_BOT_CONFIG", raising=False)
+    with PrometheusServer(tmp_path / "data", config=config) as prometheus:
+        shop.opened["/a"] = time.time()
+        monkeypatch.setenv("PROMETHEUS_URL", prometheus.url)
+        path = tmp_path / "shop.yaml"
+        path.write_text(CATALOGUE)
+        assert cli.main(["apply", str(path)]) == 0
+        engine = db.make_engine(url)
+        try:
+            first = _wait_past_next_minute(time.time() + 2 * SCRAPE_S)
+            ticked = _evaluate(engine, datetime.now(UTC), "checkout")
+            assert sorted(ticked) == ["checkout[/a]"]
+            shop.opened["/b"] = time.time()  # after the first tick's newest minute ended
+            second = _wait_past_next_minute(time.time() + 2 * SCRAPE_S)
+            ticked = _evaluate(engine, datetime.now(UTC), "checkout")
+        finally:
+            engine.dispose()
+            shop.close()
+    assert sorted(ticked) == ["checkout[/a]", "checkout[/b]"]
+    for route, until in (("/a", second), ("/b", second)):
+        status = ticked[f"checkout[{route}]"].status
+        assert status is not None and status.good == status.total
+        # counted from the route's first scrape (up to a scrape interval after it opened; its value
+        # there is no increase) to its last scrape before the tick's newest whole minute ended
+        served = LIVE_RATE * (until.timestamp() - shop.opened[route])
+        assert served - LIVE_RATE * (2 * SCRAPE_S + 2) <= status.total <= served + 1, (
+            route,
+            status.total,
+            served,
+        )
+    assert first < second
