@@ -419,16 +419,24 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
-    settings = ctx.settings
-    if settings.config_paths:
-        code = apply_files(settings.config_paths, ctx, out=sys.stderr)
-        if code != EXIT_OK:
-            return code
-    if not _known_names(ctx.engine):
-        print("slo-bot: no SLOs yet; apply a catalogue (slo-bot apply FILE) to start", file=sys.stderr)
-    from bot import service  # the server, the scheduler and Slack load only for `run`
+    from bot.store import db
 
-    return service.run(settings, ctx.engine, args.port)
+    settings = ctx.settings
+    try:
+        with db.single_process(ctx.engine):
+            if settings.config_paths:
+                code = apply_files(settings.config_paths, ctx, out=sys.stderr)
+                if code != EXIT_OK:
+                    return code
+            if not _known_names(ctx.engine):
+                print(
+                    "slo-bot: no SLOs yet; apply a catalogue (slo-bot apply FILE) to start", file=sys.stderr
+                )
+            from bot import service  # the server, the scheduler and Slack load only for `run`
+
+            return service.run(settings, ctx.engine, args.port)
+    except db.AnotherProcess as err:
+        raise UsageError(str(err)) from None
 
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:

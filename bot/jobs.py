@@ -6,10 +6,11 @@ A failure belongs to its SLO: one broken query or unreachable source never stops
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import Engine
@@ -21,6 +22,7 @@ from bot.budget import Status
 from bot.catalogue import CatalogueError
 from bot.catalogue.stored import slo_of
 from bot.domain import SLO
+from bot.fleet import Lease
 from bot.metrics import METRICS
 from bot.policy import Signal
 from bot.sources.base import BadQuery, SourceError
@@ -29,7 +31,7 @@ from bot.status import Assessment
 from bot.store import alerts as alert_store
 from bot.store import breaches as breach_store
 from bot.store import groups as group_store
-from bot.store import repo
+from bot.store import leases, repo
 from bot.store.models import AlertRecord, BreachRecord, SLORecord
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ UNAVAILABLE = "source_unavailable"  # retry next tick
 BAD_QUERY = "bad_query"  # a human must fix the query or the DataSource
 CONFIG = "config"  # the stored definition no longer builds (e.g. an unset variable)
 INTERNAL = "internal"  # storing or alerting failed (the database, a hook): see the log
+PRUNE_EVERY = timedelta(minutes=10)  # old snapshots go this often, by one replica of the fleet
 
 
 @dataclass(frozen=True)
@@ -81,11 +84,21 @@ def evaluate_all(
     concurrency: int,
     names: Sequence[str] | None = None,
     hooks: Sequence[TickHook] = (),
+    lease: Lease | None = None,
 ) -> list[Outcome]:
     """Fetch, store and evaluate every SLO (or those named) as of `now`; outcomes sorted by name.
 
     A grouped SLO is planned, fetched and stored with its members (`_store_group`): one query per
-    range for all of them, then one transaction per member."""
+    range for all of them, then one transaction per member.
+
+    With a `lease` (`slo-bot run`), only the SLOs this replica takes for the lease's tick: replicas
+    on one database share the SLOs of a tick between them, each evaluated by exactly one (a grouped
+    SLO's lease is its definition's: its members go with it)."""
+    assert lease is None or names is None, "a replica's tick evaluates whatever it leases"
+    if lease is not None:
+        with Session(engine) as session:
+            leases.add_missing(session=session)
+            session.commit()
     with Session(engine) as session:
         records = repo.list_slos(session=session)
         # breaches open and close only in their SLO's own evaluation: one read for all, so the many
@@ -107,21 +120,14 @@ def evaluate_all(
             if r.name in wanted or any(m.name in wanted for m in members.get(r.id or 0, ()))
         ]
     outcomes: list[Outcome] = []
-    work: list[tuple[SLORecord, evaluation.Plan]] = []
-    for record in records:
-        try:
-            slo = slo_of(record)
-            work.append((record, evaluation.make_plan(slo, record, now)))
-        except CatalogueError as err:
-            problems = "; ".join(f"{p.path}: {p.message}" for p in err.problems) or "not buildable"
-            outcomes.append(_failed(engine, record, now, CONFIG, problems))
-        except Exception as err:  # one SLO's broken definition never stops the others
-            log.exception("%s: cannot plan its evaluation", record.name, extra={"slo": record.name})
-            outcomes.append(_failed(engine, record, now, CONFIG, describe_error(err)))
+    chosen: Iterable[SLORecord | None] = records
+    if lease is not None:
+        chosen = _leased(engine, records, lease, batch=max(1, concurrency))
+    work = _planned(engine, chosen, now, outcomes, lease)
     for record, plan, result in _fetch_all(work, sources, concurrency):
         if record.group_by:
             found = _store_group(
-                engine, record, plan, result, members.get(record.id or 0, []), hooks, breached
+                engine, record, plan, result, members.get(record.id or 0, []), hooks, breached, lease
             )
             if names is not None and record.name not in names:
                 found = [o for o in found if o.name in names]
@@ -129,35 +135,132 @@ def evaluate_all(
             continue
         assert not isinstance(result, evaluation.GroupFetched)
         try:
-            outcome = _store(engine, record, plan, result, hooks, record.id in breached)
+            outcome = _store(engine, record, plan, result, hooks, record.id in breached, lease)
         except Exception as err:  # the database or a hook: this SLO's tick is lost, not the others'
             log.exception(
                 "%s: evaluation failed while storing or alerting", record.name, extra={"slo": record.name}
             )
-            outcome = _failed(engine, record, now, INTERNAL, describe_error(err), plan.slo)
+            outcome = _failed(engine, record, now, INTERNAL, describe_error(err), plan.slo, lease)
         if outcome is not None:
             outcomes.append(outcome)
     with Session(engine) as session:
-        repo.prune_snapshots(session=session, now=now)
+        if lease is None or leases.claim_job(
+            session=session, name="prune-snapshots", holder=lease.holder, now=now, every=PRUNE_EVERY
+        ):
+            repo.prune_snapshots(session=session, now=now)
         session.commit()
     return sorted(outcomes, key=lambda o: o.name)
+
+
+IDLE = None  # in the work queue: nothing to take right now, but other replicas may hand some back
+
+
+def _planned(
+    engine: Engine,
+    records: Iterable[SLORecord | None],
+    now: datetime,
+    outcomes: list[Outcome],
+    lease: Lease | None,
+) -> Iterator[tuple[SLORecord, evaluation.Plan] | None]:
+    """Each SLO with its evaluation plan; one whose definition no longer builds goes to `outcomes`."""
+    for record in records:
+        if record is IDLE:
+            yield IDLE
+            continue
+        try:
+            slo = slo_of(record)
+            plan = evaluation.make_plan(slo, record, now)
+        except CatalogueError as err:
+            problems = "; ".join(f"{p.path}: {p.message}" for p in err.problems) or "not buildable"
+            outcomes.append(_failed(engine, record, now, CONFIG, problems, lease=lease))
+            continue
+        except Exception as err:  # one SLO's broken definition never stops the others
+            log.exception("%s: cannot plan its evaluation", record.name, extra={"slo": record.name})
+            outcomes.append(_failed(engine, record, now, CONFIG, describe_error(err), lease=lease))
+            continue
+        yield record, plan
+
+
+def _leased(
+    engine: Engine, records: Sequence[SLORecord], lease: Lease, batch: int
+) -> Iterator[SLORecord | None]:
+    """The SLOs this replica takes for the lease's tick, `batch` at a time as the fetches need them,
+    until none is left (the other replicas took the rest) or the replica is stopping. IDLE while
+    other replicas still hold SLOs of the tick: what they hand back (SIGTERM) is taken too."""
+    by_id = {r.id: r for r in records}
+    taken = 0
+    renewed = time.monotonic()
+    METRICS.leases_held(0)
+    while not lease.stopping.is_set():
+        with Session(engine) as session:
+            ids = leases.claim(
+                session=session,
+                holder=lease.holder,
+                tick=lease.tick,
+                now=lease.clock(),
+                ttl=lease.ttl,
+                limit=batch,
+            )
+            session.commit()
+        if not ids:
+            with Session(engine) as session:
+                waiting = leases.others_unfinished(session=session, holder=lease.holder, tick=lease.tick)
+            if not waiting or lease.wait_left <= 0:
+                return
+            yield IDLE
+            continue
+        taken += len(ids)
+        METRICS.leases_held(taken)
+        for index, slo_id in enumerate(ids):
+            if lease.stopping.is_set():  # SIGTERM: another replica may still take these in this tick
+                with Session(engine) as session:
+                    leases.hand_back(
+                        session=session, slo_ids=ids[index:], holder=lease.holder, tick=lease.tick
+                    )
+                    session.commit()
+                log.info("stopping: handed back %d SLO(s) of the tick", len(ids) - index)
+                return
+            if time.monotonic() - renewed > lease.ttl.total_seconds() / 3:  # slow fetches keep their leases
+                with Session(engine) as session:
+                    until = lease.clock() + lease.ttl
+                    leases.renew(session=session, holder=lease.holder, tick=lease.tick, until=until)
+                    session.commit()
+                renewed = time.monotonic()
+            record = by_id.get(slo_id)
+            if record is None:  # applied after the tick began
+                with Session(engine) as session:
+                    record = session.get(SLORecord, slo_id)
+            if record is not None:
+                yield record
 
 
 Fetched = evaluation.Fetched | evaluation.GroupFetched
 
 
 def _fetch_all(
-    work: Sequence[tuple[SLORecord, evaluation.Plan]], sources: SourcePool, concurrency: int
+    work: Iterable[tuple[SLORecord, evaluation.Plan] | None],
+    sources: SourcePool,
+    concurrency: int,
+    poll: float = 0.25,
 ) -> Iterator[tuple[SLORecord, evaluation.Plan, Fetched | SourceError]]:
-    """Yield fetch results as they complete, keeping at most 2 x `concurrency` in memory."""
+    """Yield fetch results as they complete, keeping at most 2 x `concurrency` in memory. An IDLE
+    item means nothing to fetch now: finish what is pending, or wait `poll` seconds and ask again."""
     pending: dict[Future[Fetched], tuple[SLORecord, evaluation.Plan]] = {}
     queue = iter(work)
+    finished = object()
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         while True:
             while len(pending) < 2 * max(1, concurrency):
-                item = next(queue, None)
-                if item is None:
+                item = next(queue, finished)
+                if item is finished:
+                    queue = iter(())
                     break
+                if item is IDLE:
+                    if pending:
+                        break
+                    time.sleep(poll)
+                    continue
+                assert isinstance(item, tuple)
                 record, plan = item
                 fetcher: Callable[[evaluation.Plan, evaluation.SourceFor], Fetched] = (
                     evaluation.fetch_group if record.group_by else evaluation.fetch
@@ -187,7 +290,13 @@ def describe_error(err: BaseException) -> str:
 
 
 def _failed(
-    engine: Engine, record: SLORecord, now: datetime, kind: str, why: str, slo: SLO | None = None
+    engine: Engine,
+    record: SLORecord,
+    now: datetime,
+    kind: str,
+    why: str,
+    slo: SLO | None = None,
+    lease: Lease | None = None,
 ) -> Outcome:
     """Count, log and keep one SLO's failed evaluation; `/slo status` shows it until a success."""
     with logs.context(slo=record.name):
@@ -197,6 +306,10 @@ def _failed(
         try:
             with Session(engine) as session:
                 assert record.id is not None
+                # a failure is this tick's evaluation too (tried again next tick), unless the lease
+                # was lost meanwhile: then the replica that took it over has the say
+                if lease is not None and not _complete(session, record.id, lease, now):
+                    return Outcome(record.name, record.service, slo, None, why, kind)
                 repo.record_failure(session=session, slo_id=record.id, at=now, kind=kind, why=why)
                 session.commit()
         except Exception:  # the database itself may be what failed; the outcome still says why
@@ -211,9 +324,21 @@ def _store(
     result: evaluation.Fetched | SourceError,
     hooks: Sequence[TickHook] = (),
     breached: bool = True,
+    lease: Lease | None = None,
 ) -> Outcome | None:
     with logs.context(slo=record.name), Session(engine, autoflush=False) as session:
-        fresh = session.get(SLORecord, record.id)
+        if lease is not None and record.id is not None and not _complete(session, record.id, lease, plan.now):
+            log.warning(
+                "%s: its lease expired before its evaluation was stored; the replica that took it "
+                "over evaluates it (slow source or database?)",
+                record.name,
+            )
+            METRICS.lease_lost()
+            return None
+        # one evaluation of an SLO at a time, whoever runs it (a replica, `slo-bot check`): the row
+        # lock holds a second one back until this one's transaction ends (PostgreSQL; SQLite has
+        # one writer at a time anyway)
+        fresh = session.get(SLORecord, record.id, with_for_update=True)
         if fresh is None or fresh.id is None:  # removed (apply --prune) while its data was fetched
             log.info("%s was removed during the evaluation; skipped", record.name)
             METRICS.slos.forget(record.name)
@@ -294,15 +419,21 @@ def _store_group(
     known: Sequence[SLORecord],
     hooks: Sequence[TickHook],
     breached: set[int],
+    lease: Lease | None = None,
 ) -> list[Outcome]:
     """Store a grouped SLO's tick: new label values become members (committed first), each member is
     stored and evaluated in a transaction of its own, and the definition's coverage moves on last,
     only when every member was stored (else the next tick asks the same ranges again). Members
-    quiet for their window (`bot.groups.quiet_period`) and with no open breach retire."""
+    quiet for their window (`bot.groups.quiet_period`) and with no open breach retire. The
+    definition's lease covers its members: it is marked done in the first transaction."""
     assert record.id is not None and not isinstance(result, evaluation.Fetched)
     name = record.name
     try:
         with Session(engine, autoflush=False) as session:
+            if lease is not None and not _complete(session, record.id, lease, plan.now):
+                log.warning("%s: its lease expired before its evaluation was stored", name)
+                METRICS.lease_lost()
+                return []
             members = {group_store.key_of(m): m for m in known}
             if isinstance(result, evaluation.GroupFetched):
                 for key in result.members:
@@ -377,6 +508,10 @@ def _store_group(
     except Exception:
         log.exception("%s: cannot record the group's coverage", name)
         return outcomes
+
+
+def _complete(session: Session, slo_id: int, lease: Lease, now: datetime) -> bool:
+    return leases.complete(session=session, slo_id=slo_id, holder=lease.holder, tick=lease.tick, now=now)
 
 
 def advance_alerts(

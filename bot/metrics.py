@@ -106,6 +106,16 @@ class Metrics:
             buckets=BUCKETS,
             registry=r,
         )
+        self._leases = Gauge(
+            "slo_bot_leases_held",
+            "SLOs this replica took (leased) in its current or last tick; the fleet's sum is every SLO",
+            registry=r,
+        )
+        self._leases_lost = Counter(
+            "slo_bot_leases_lost_total",
+            "Evaluations dropped because their lease expired and another replica took the SLO",
+            registry=r,
+        )
         self.slos = SLOGauges(r)
         self.outbox = OutboxCollector()
         r.register(self.outbox)
@@ -130,6 +140,12 @@ class Metrics:
     def evaluation_completed(self, at: float) -> None:
         """Unix time `at` the last evaluation of every SLO completed."""
         self._completed.set(at)
+
+    def leases_held(self, count: int) -> None:
+        self._leases.set(count)
+
+    def lease_lost(self) -> None:
+        self._leases_lost.inc()
 
     def failing(self, counts: Mapping[str, int]) -> None:
         """SLOs whose last evaluation failed, by kind (give every kind: a recovery is a series at 0)."""

@@ -7,11 +7,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
 from bot import jobs, logs
+from bot.fleet import Lease, replica_name, tick_of
 from bot.health import Heartbeat, describe, refresh_failing
 from bot.metrics import METRICS
 from bot.sources.pool import SourcePool
@@ -31,14 +32,23 @@ class Runner:
     clock: Callable[[], datetime] = utc_now
     hooks: Sequence[jobs.TickHook] = ()
     after_tick: Callable[[], None] | None = None  # e.g. wake the Slack delivery
+    # the schedule's period: replicas on one database split each interval's SLOs between them
+    interval: timedelta = timedelta(minutes=1)
+    replica: str = field(default_factory=replica_name)
     ticks: int = 0
     heartbeat: Heartbeat = field(default_factory=Heartbeat)  # what /healthz judges
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     def tick(self) -> list[jobs.Outcome]:
-        """One evaluation of every SLO. Never raises: a failed tick is logged and retried next time."""
+        """Evaluate every SLO that no other replica evaluates in this interval. Never raises: a
+        failed tick is logged and retried next time."""
         with self._lock:
+            if self._stopping.is_set():
+                return []
             now = self.clock()
+            # (leases expire by the wall clock: a replica's death is real time, whatever `clock` says)
+            lease = Lease(self.replica, tick_of(now, self.interval), self.interval, stopping=self._stopping)
             with logs.context(tick=now.isoformat()):  # every line of this tick says which
                 started = time.monotonic()
                 self.heartbeat.began()
@@ -49,6 +59,7 @@ class Runner:
                         sources=self.sources,
                         concurrency=self.concurrency,
                         hooks=(*self.hooks, self.heartbeat),
+                        lease=lease,
                     )
                 except Exception as err:  # the database went away, say: keep the schedule alive
                     log.exception("evaluation at %s failed", now)
@@ -74,3 +85,8 @@ class Runner:
                 if self.after_tick is not None:
                     self.after_tick()
                 return outcomes
+
+    def stop(self) -> None:
+        """SIGTERM: the running tick takes no more SLOs, hands back those not started and finishes
+        the rest (another replica takes what it handed back); no tick starts after this."""
+        self._stopping.set()

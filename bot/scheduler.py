@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.triggers.base import BaseTrigger
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,30 @@ def aligned_start(interval: timedelta, now: datetime, delay: timedelta = SETTLE_
     return boundary + (delay if delay < interval else timedelta(0))
 
 
+class AlignedTrigger(BaseTrigger):  # type: ignore[misc]
+    """At once, then on every `start + k * interval`.
+
+    APScheduler's IntervalTrigger counts from the previous run, so a first run moved to "now" puts
+    every later run off the boundaries, at each replica's own start time plus a multiple of the
+    interval; replicas that share a tick's SLOs must tick together, so this trigger returns to the
+    boundaries after the first run (hand-written: none of APScheduler's triggers does both)."""
+
+    def __init__(self, interval: timedelta, start: datetime, first: datetime) -> None:
+        self.interval = interval
+        self.start = start
+        self.first = first
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
+        if previous_fire_time is None:
+            return self.first
+        elapsed = previous_fire_time - self.start
+        steps = elapsed // self.interval + 1
+        return self.start + steps * self.interval
+
+    def __str__(self) -> str:
+        return f"aligned[{self.interval}]"
+
+
 def start_scheduler(
     tick: Callable[[], object],
     interval: timedelta,
@@ -30,7 +54,7 @@ def start_scheduler(
     align: bool = True,
     now: datetime | None = None,
 ) -> BackgroundScheduler:
-    """Run `tick` now and then every `interval`.
+    """Run `tick` now and then every `interval` (on the interval's boundaries, when `align`).
 
     A tick that overruns its interval is never started twice (`max_instances=1`); ticks missed
     meanwhile collapse into one (`coalesce`), so a slow source cannot make evaluations pile up.
@@ -39,17 +63,12 @@ def start_scheduler(
     scheduler = BackgroundScheduler(timezone=UTC, logger=_apscheduler_log())
     scheduler.add_job(
         _timed(tick, interval),
-        IntervalTrigger(
-            seconds=interval.total_seconds(),
-            start_date=aligned_start(interval, now) if align else now,
-            timezone=UTC,
-        ),
+        AlignedTrigger(interval, aligned_start(interval, now) if align else now, now),
         id="evaluate",
         name="evaluate every SLO",
         coalesce=True,
         max_instances=1,
         misfire_grace_time=max(1, int(interval.total_seconds())),
-        next_run_time=now,
     )
     scheduler.start()
     return scheduler

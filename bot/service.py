@@ -22,6 +22,7 @@ from bot import logs
 from bot.console import ConsoleDestination
 from bot.conversation import Conversation, Destination
 from bot.durations import format_duration
+from bot.fleet import replica_name
 from bot.health import check
 from bot.incidents.delivery import IncidentDelivery
 from bot.incidents.inbound import Webhooks
@@ -112,7 +113,15 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
         bolt_app, delivery = build_slack(settings, engine, conversation, wake_incidents=incidents.wake)
         incidents.on_slack = delivery.wake
         wake = _both(delivery.wake, incidents.wake)
-    runner = Runner(engine, sources, concurrency=settings.concurrency, hooks=[conversation], after_tick=wake)
+    runner = Runner(
+        engine,
+        sources,
+        concurrency=settings.concurrency,
+        hooks=[conversation],
+        after_tick=wake,
+        interval=interval,
+        replica=replica_name(),
+    )
     webhooks = Webhooks(
         engine,
         clock=lambda: datetime.now(UTC),
@@ -168,6 +177,9 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
         uvicorn.Server(config).run()
         return 0
     finally:
+        # SIGTERM (a rolling deploy): the tick under way hands back the SLOs it has not started and
+        # finishes the others, so the other replicas lose none of this interval's evaluations
+        runner.stop()
         scheduler.shutdown(wait=True)
         if socket_handler is not None:
             socket_handler.close()

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from bot.fleet import replica_name
 from bot.metrics import METRICS
 from bot.store import outbox
 
@@ -18,15 +19,19 @@ log = logging.getLogger(__name__)
 PURGE_EVERY = timedelta(hours=1)
 KEEP_DONE = timedelta(days=7)  # delivered entries kept this long, for a look after an incident
 MAX_ROUNDS = 50  # rounds of one pass; the loop comes back at once when more is due
+# how long a replica's claim on an entry lasts: longer than any one call takes (their timeouts are
+# 10 s, a few calls per entry), short enough that an entry of a killed replica goes soon after
+CLAIM_TTL = timedelta(minutes=2)
 
 
 class OutboxWorker:
     name = "outbox"
     kinds: Sequence[str] = ()
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime], replica: str | None = None) -> None:
         self.engine = engine
         self.clock = clock
+        self.replica = replica or replica_name()  # replicas on one database claim each entry they send
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -56,12 +61,28 @@ class OutboxWorker:
             for entry_id, destination in entries:
                 if self.paused(destination):  # a 429 earlier in this round
                     continue
-                if self._deliver(entry_id):
+                if self._claimed(entry_id, self._deliver):
                     settled += 1
             delivered += settled
             if not settled:
                 break
         return delivered
+
+    def _claimed(self, entry_id: int, deliver: Callable[[int], bool]) -> bool:
+        """`deliver` the entry under this replica's claim; another replica's entry is left alone."""
+        with Session(self.engine) as session:
+            taken = outbox.claim(
+                session=session, entry_id=entry_id, holder=self.replica, now=self.clock(), ttl=CLAIM_TTL
+            )
+            session.commit()
+        if not taken:  # another replica is delivering it (or just did)
+            return False
+        try:
+            return deliver(entry_id)
+        finally:
+            with Session(self.engine) as session:
+                outbox.release(session=session, entry_id=entry_id, holder=self.replica)
+                session.commit()
 
     def paused_destinations(self) -> dict[str, datetime]:
         """Destinations that asked to wait (a 429's Retry-After), and until when."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,3 +152,42 @@ def require_current(engine: Engine) -> None:
             f"the database ({_describe(engine)}) {where}; this slo-bot needs {head}: "
             f"run `slo-bot db upgrade` (read-only commands never change the database)"
         )
+
+
+class AnotherProcess(Exception):
+    """A second `slo-bot run` on one SQLite database; the message says what to do instead."""
+
+
+@contextlib.contextmanager
+def single_process(engine: Engine) -> Iterator[None]:
+    """On SQLite, hold the database for this process alone while the block runs.
+
+    Replicas share the work through PostgreSQL's row locks; SQLite has none to share with, and two
+    processes evaluating one file would each evaluate every SLO. The lock is the kernel's (`flock` on
+    a file beside the database), so a process killed with SIGKILL leaves nothing to clean up.
+    PostgreSQL, or an in-memory SQLite: nothing to hold.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    path = Path(f"{database}.run-lock")
+    with path.open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise AnotherProcess(
+                f"another `slo-bot run` ({holder}) is using the SQLite database {database}; SQLite "
+                "serves one process: stop it first, or run several replicas on PostgreSQL "
+                "(DATABASE_URL=postgresql://...), where they share the SLOs between them"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}\n")
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

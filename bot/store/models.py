@@ -260,6 +260,10 @@ class OutboxRecord(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     done_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # the replica delivering it now, and until when that claim holds (a replica killed mid-call
+    # leaves a claim that expires; another replica then checks whether the call went through)
+    claimed_by: str | None = Field(default=None, max_length=255)
+    claimed_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
 class IncidentRecord(SQLModel, table=True):
@@ -307,3 +311,34 @@ class SlackEventRecord(SQLModel, table=True):
 
     event_id: str = Field(primary_key=True, max_length=64)
     received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class LeaseRecord(SQLModel, table=True):
+    """Which replica evaluates an SLO in which tick: taken in batches with `FOR UPDATE SKIP LOCKED`,
+    done in the transaction that stores the SLO's evaluation, so each tick evaluates it once."""
+
+    __tablename__ = "slo_lease"
+
+    slo_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("slo.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+        )
+    )
+    holder: str | None = Field(default=None, max_length=255)  # the replica (bot.fleet.replica_name)
+    tick: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    done_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class FleetJobRecord(SQLModel, table=True):
+    """A job that one replica of the fleet runs per period (maintenance): whoever moves `last_run_at`."""
+
+    __tablename__ = "fleet_job"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str | None = Field(default=None, max_length=255)
+    last_run_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )

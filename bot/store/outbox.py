@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, or_
+from sqlalchemy import ColumnElement, CursorResult, delete, exists, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -59,6 +59,7 @@ def due(
             col(OutboxRecord.kind).in_(kinds),
             col(OutboxRecord.next_attempt_at) <= now,
             _first_of_its_alert_and_destination(kinds),
+            _unclaimed(now),
         )
         .order_by(col(OutboxRecord.next_attempt_at), col(OutboxRecord.id))
         .limit(limit)
@@ -68,6 +69,32 @@ def due(
             or_(col(OutboxRecord.channel).is_(None), col(OutboxRecord.channel).not_in(paused))
         )
     return list(session.exec(query))
+
+
+def _unclaimed(now: datetime) -> ColumnElement[bool]:
+    """No replica is delivering it (or the one that was has not renewed its claim in time)."""
+    return or_(col(OutboxRecord.claimed_until).is_(None), col(OutboxRecord.claimed_until) < now)
+
+
+def claim(*, session: Session, entry_id: int, holder: str, now: datetime, ttl: timedelta) -> bool:
+    """Take the entry for this replica to deliver: True for one replica at a time, while the entry
+    is pending. A claim that outlives its `ttl` (the replica died mid-call) can be taken again; the
+    delivery then checks whether the call went through (`in_flight`) before making it again."""
+    result = session.execute(
+        update(OutboxRecord)
+        .where(col(OutboxRecord.id) == entry_id, col(OutboxRecord.status) == "pending", _unclaimed(now))
+        .values(claimed_by=holder, claimed_until=now + ttl)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
+
+
+def release(*, session: Session, entry_id: int, holder: str) -> None:
+    session.execute(
+        update(OutboxRecord)
+        .where(col(OutboxRecord.id) == entry_id, col(OutboxRecord.claimed_by) == holder)
+        .values(claimed_by=None, claimed_until=None)
+    )
 
 
 def next_due_at(*, session: Session, kinds: Sequence[str], paused: Sequence[str] = ()) -> datetime | None:

@@ -1,0 +1,136 @@
+"""Replicas share the work through the database: per-tick leases on SLOs, once-per-fleet jobs.
+
+A tick is an interval boundary every replica agrees on. A replica takes SLOs not yet evaluated in
+that tick a batch at a time (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two replicas never take the
+same row), and marks each done in the transaction that stores its evaluation: whatever happens
+between, the tick evaluates the SLO once. A lease that is neither done nor renewed expires, and the
+SLO is free again. On SQLite (one process) the same statements run without the row locks.
+Functions over a caller-owned session; the caller commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
+
+from bot.store.models import FleetJobRecord, LeaseRecord, SLORecord
+
+
+def _insert(session: Session, table: type[LeaseRecord] | type[FleetJobRecord]) -> object:
+    """INSERT ... ON CONFLICT DO NOTHING in the session's dialect (replicas race to add the same row)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def add_missing(*, session: Session) -> None:
+    """Give every SLO its lease row (new SLOs since the last tick; any replica may add them)."""
+    missing = select(col(SLORecord.id)).where(~exists().where(col(LeaseRecord.slo_id) == col(SLORecord.id)))
+    insert = _insert(session, LeaseRecord)
+    session.execute(insert.from_select(["slo_id"], missing).on_conflict_do_nothing())  # type: ignore[attr-defined]
+
+
+def _claimable(tick: datetime, now: datetime) -> object:
+    return or_(
+        col(LeaseRecord.tick).is_(None),  # never taken, or handed back
+        and_(col(LeaseRecord.done_at).is_not(None), col(LeaseRecord.tick) < tick),  # done in an earlier tick
+        and_(col(LeaseRecord.done_at).is_(None), col(LeaseRecord.expires_at) < now),  # its holder went away
+    )
+
+
+def claim(
+    *, session: Session, holder: str, tick: datetime, now: datetime, ttl: timedelta, limit: int
+) -> list[int]:
+    """Take up to `limit` SLOs not evaluated in `tick` and not held by a live lease; their ids."""
+    free = (
+        select(col(LeaseRecord.slo_id))
+        .where(_claimable(tick, now))  # type: ignore[arg-type]
+        .order_by(col(LeaseRecord.slo_id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    taken = session.execute(
+        update(LeaseRecord)
+        .where(col(LeaseRecord.slo_id).in_(free.scalar_subquery()))
+        .values(holder=holder, tick=tick, expires_at=now + ttl, done_at=None)
+        .returning(col(LeaseRecord.slo_id))
+    )
+    return sorted(int(slo_id) for slo_id in taken.scalars())
+
+
+def renew(*, session: Session, holder: str, tick: datetime, until: datetime) -> None:
+    """Keep the leases of `tick` this replica is still working on."""
+    session.execute(
+        update(LeaseRecord)
+        .where(
+            col(LeaseRecord.holder) == holder,
+            col(LeaseRecord.tick) == tick,
+            col(LeaseRecord.done_at).is_(None),
+        )
+        .values(expires_at=until)
+    )
+
+
+def complete(*, session: Session, slo_id: int, holder: str, tick: datetime, now: datetime) -> bool:
+    """Mark the SLO evaluated in `tick`; False when the lease is no longer this replica's (it expired
+    and another replica took it): the caller then drops its evaluation."""
+    result = session.execute(
+        update(LeaseRecord)
+        .where(
+            col(LeaseRecord.slo_id) == slo_id,
+            col(LeaseRecord.holder) == holder,
+            col(LeaseRecord.tick) == tick,
+            col(LeaseRecord.done_at).is_(None),
+        )
+        .values(done_at=now)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
+
+
+def hand_back(*, session: Session, slo_ids: Sequence[int], holder: str, tick: datetime) -> None:
+    """Free leases taken but not started (the replica is stopping): another replica may take them."""
+    if not slo_ids:
+        return
+    session.execute(
+        update(LeaseRecord)
+        .where(
+            col(LeaseRecord.slo_id).in_(slo_ids),
+            col(LeaseRecord.holder) == holder,
+            col(LeaseRecord.tick) == tick,
+            col(LeaseRecord.done_at).is_(None),
+        )
+        .values(holder=None, tick=None, expires_at=None)
+    )
+
+
+def others_unfinished(*, session: Session, holder: str, tick: datetime) -> int:
+    """SLOs of `tick` other replicas hold and have not finished: handed back or expired, they are
+    free again, so a replica with nothing left to take waits for them until its tick ends."""
+    count = session.execute(
+        select(func.count()).where(
+            col(LeaseRecord.tick) == tick,
+            col(LeaseRecord.done_at).is_(None),
+            col(LeaseRecord.holder) != holder,
+        )
+    ).scalar_one()
+    return int(count)
+
+
+def claim_job(*, session: Session, name: str, holder: str, now: datetime, every: timedelta) -> bool:
+    """Whether this replica runs the fleet's job `name` now: True for exactly one replica per `every`."""
+    insert = _insert(session, FleetJobRecord)
+    session.execute(insert.values(name=name).on_conflict_do_nothing())  # type: ignore[attr-defined]
+    result = session.execute(
+        update(FleetJobRecord)
+        .where(
+            col(FleetJobRecord.name) == name,
+            or_(col(FleetJobRecord.last_run_at).is_(None), col(FleetJobRecord.last_run_at) <= now - every),
+        )
+        .values(last_run_at=now, holder=holder)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
