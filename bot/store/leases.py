@@ -27,8 +27,12 @@ def _insert(session: Session, table: type[LeaseRecord] | type[FleetJobRecord]) -
 
 
 def add_missing(*, session: Session) -> None:
-    """Give every SLO its lease row (new SLOs since the last tick; any replica may add them)."""
-    missing = select(col(SLORecord.id)).where(~exists().where(col(LeaseRecord.slo_id) == col(SLORecord.id)))
+    """Give every SLO its lease row (new SLOs since the last tick; any replica may add them). A
+    grouped SLO's members have none: they are evaluated with their definition, under its lease."""
+    missing = select(col(SLORecord.id)).where(
+        col(SLORecord.group_id).is_(None),
+        ~exists().where(col(LeaseRecord.slo_id) == col(SLORecord.id)),
+    )
     insert = _insert(session, LeaseRecord)
     session.execute(insert.from_select(["slo_id"], missing).on_conflict_do_nothing())  # type: ignore[attr-defined]
 
@@ -48,6 +52,11 @@ def claim(
     free = (
         select(col(LeaseRecord.slo_id))
         .where(_claimable(tick, now))  # type: ignore[arg-type]
+        # members' rows left by a version that gave them leases: taken alone, a member was
+        # evaluated a second time in the tick, with queries of its own
+        .where(
+            col(LeaseRecord.slo_id).in_(select(col(SLORecord.id)).where(col(SLORecord.group_id).is_(None)))
+        )
         .order_by(col(LeaseRecord.slo_id))
         .limit(limit)
         .with_for_update(skip_locked=True)

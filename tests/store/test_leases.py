@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.store import leases, outbox, repo
+from bot.store import groups, leases, outbox, repo
 from tests.store.test_repo import NOW, _slo
 
 TICK = NOW
@@ -162,3 +162,25 @@ def test_an_outbox_entry_is_claimed_by_one_replica_until_released_or_expired(eng
     # b is killed mid-call: its claim expires and a takes the entry over
     assert claim("a", NOW + ttl / 2) is False
     assert claim("a", NOW + ttl + timedelta(seconds=1)) is True
+
+
+def test_a_grouped_slos_members_go_with_their_definition_and_are_never_leased_alone(engine: Engine) -> None:
+    # a member leased on its own was evaluated a second time in the tick, with queries of its own
+    with Session(engine) as session:
+        _slo(session, name="plain")
+        _slo(session, name="routes")
+        definition = repo.get_slo(session=session, name="routes")
+        assert definition is not None
+        for route in ("/a", "/b", "/c"):
+            groups.add_member(
+                session=session, definition=definition, name=f"routes[{route}]", key=[route], now=NOW
+            )
+        session.commit()
+        leases.add_missing(session=session)
+        session.commit()
+        ids = {r.name: r.id for r in repo.list_slos(session=session, members=True)}
+    taken = _claim(engine, "a")
+    assert sorted(taken) == sorted([ids["plain"], ids["routes"]])
+    assert _claim(engine, "b") == []  # the members are not left over for another replica
+    assert all(_complete(engine, taken, "a"))
+    assert sorted(_claim(engine, "c", tick=NEXT)) == sorted(taken)
