@@ -67,20 +67,21 @@ spec:
 
 
 def history(directory: Path, routes: int, end: datetime) -> Path:
+    """Written a series at a time: the peak RSS printed at the end is slo-bot's, not this generator's."""
     start = end - timedelta(hours=26)
-    lines = ["# HELP shop_requests Requests served.", "# TYPE shop_requests counter"]
     minutes = int((end - start) / MINUTE)
-    for r in range(routes):
-        for code, per_minute in (("200", 10 + r % 7), ("500", 1 if r % 5 == 0 else 0)):
-            labels = f'job="shop",route="/r{r}",code="{code}"'
-            base = int(start.timestamp())
-            lines += [
-                f"shop_requests_total{{{labels}}} {k * per_minute} {base + 60 * k}"
-                for k in range(minutes + 1)
-            ]
-    lines.append("# EOF")
     source = directory / "shop.om"
-    source.write_text("\n".join(lines) + "\n")
+    with source.open("w") as out:
+        out.write("# HELP shop_requests Requests served.\n# TYPE shop_requests counter\n")
+        for r in range(routes):
+            for code, per_minute in (("200", 10 + r % 7), ("500", 1 if r % 5 == 0 else 0)):
+                labels = f'job="shop",route="/r{r}",code="{code}"'
+                base = int(start.timestamp())
+                out.writelines(
+                    f"shop_requests_total{{{labels}}} {k * per_minute} {base + 60 * k}\n"
+                    for k in range(minutes + 1)
+                )
+        out.write("# EOF\n")
     data = directory / "data"
     subprocess.run(
         ["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(source), str(data)],
@@ -148,6 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--routes", type=int, default=100)
     parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--grouped-only", action="store_true", help="skip the SLOs one per route")
     args = parser.parse_args()
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     work = Path(tempfile.mkdtemp(prefix="slo-bot-groups-bench-"))
@@ -158,7 +160,7 @@ def main() -> None:
         with PrometheusServer(data) as server:
             proxy = CountingProxy(server.url)
             try:
-                for grouped in (True, False):
+                for grouped in (True,) if args.grouped_only else (True, False):
                     print(run(work, proxy, args.routes, grouped, end, args.cycles))
             finally:
                 proxy.close()

@@ -29,6 +29,7 @@ from bot.slack.deps import SlackDeps
 from bot.slack.notify import channels_for, silence_slo, unsilence_slo
 from bot.slack.state import detail, fold
 from bot.store import breaches as breach_store
+from bot.store import groups as group_store
 from bot.store import repo
 from bot.store import slack as slack_store
 from bot.store.models import BreachRecord, SlackMessageRecord, SLORecord
@@ -147,14 +148,18 @@ def status_page(deps: SlackDeps, query: str, page: int) -> Payload:
 def _list(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
     with Session(deps.engine) as session:
         records = repo.list_slos(session=session)
+        counts = group_store.member_counts(session=session)
     by_service: dict[str, list[str]] = {}
     for record in records:
-        by_service.setdefault(record.service, []).append(record.name)
+        label = f"`{record.name}`"
+        if record.group_by:  # a grouped SLO: "`checkout-routes` (12 by route)", members `name[value]`
+            label += f" ({counts.get(record.id or 0, 0)} by {record.group_by})"
+        by_service.setdefault(record.service, []).append(label)
     if not by_service:
         return blocks.text_payload("No SLOs yet: apply a catalogue with `slo-bot apply FILE`.")
     lines: list[str] = []
     for service, names in sorted(by_service.items()):
-        lines += _wrapped(f"*{service}*: ", [f"`{n}`" for n in names])
+        lines += _wrapped(f"*{service}*: ", names)
     return blocks.text_payload(f"{len(records)} SLO(s):\n" + "\n".join(lines))
 
 

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, update
 from sqlalchemy import select as select_rows
 from sqlmodel import Session, col, select
 
@@ -82,3 +82,13 @@ def last_data(*, session: Session, group_id: int) -> dict[int, datetime | None]:
     """Each member's `last_data_at` (UTC), by id."""
     rows = session.execute(select_rows(SLOS.c.id, SLOS.c.last_data_at).where(SLOS.c.group_id == group_id))
     return {slo_id: repo.utc(at) for slo_id, at in rows}
+
+
+def member_counts(*, session: Session) -> dict[int, int]:
+    """How many members each grouped definition has, by its id."""
+    rows = session.execute(
+        select_rows(SLOS.c.group_id, func.count())
+        .where(SLOS.c.group_id.is_not(None))
+        .group_by(SLOS.c.group_id)
+    )
+    return {int(group_id): int(count) for group_id, count in rows}

@@ -49,6 +49,9 @@ def test_slo_status_folds_a_group_and_answers_for_a_member(
     assert "checkout[" not in status
     assert "3 SLO(s)" in status  # checkout, checkout-windowed and pay-only
 
+    listing = ask("list")
+    assert "`checkout` (4 by route)" in listing and "`pay-only`" in listing
+
     one = ask("status checkout[/cart]")
     assert "`checkout[/cart]`" in one and "/pay" not in one and "1 SLO(s)" in one
     group = ask("status checkout")
