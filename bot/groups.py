@@ -25,9 +25,11 @@ def labels_of(slo: SLO) -> tuple[str, ...]:
 def member_name(definition: str, values: Sequence[str]) -> str:
     """`checkout-latency[/pay]` (several labels: `checkout-latency[/pay,GET]`, in group-by order).
 
-    OpenSLO names have no `[`, so the definition's name is everything before the first one. A name
+    OpenSLO names have no `[`, so the definition's name is everything before the first one. With
+    several labels a comma inside a value is written `\\,` (two members never share a name). A name
     longer than the column keeps its start and ends with a digest of the values."""
-    name = f"{definition}[{','.join(values)}]"
+    shown = values if len(values) < 2 else [v.replace("\\", "\\\\").replace(",", "\\,") for v in values]
+    name = f"{definition}[{','.join(shown)}]"
     if len(name) <= MAX_NAME:
         return name
     digest = hashlib.sha256("\0".join(values).encode()).hexdigest()[:12]
