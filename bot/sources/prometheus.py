@@ -319,13 +319,16 @@ class PrometheusSource:
     def _value_increases(
         self, selector: str, first: int, last: int, step: int, notes: list[str], by: tuple[str, ...] | None
     ) -> dict[tuple[str, ...], dict[int, float]]:
-        """Each series' counter at every step end, differenced; a step where any series restarted
-        (its value dropped, or `resets` over the step and the gap before it says so) is read raw."""
+        """Each series' counter at every step end, differenced; a step where any series read_raw
+        (its value dropped, or `resets` over the step and the gap before it says so) is read raw, and
+        so is one where a series has a value at only one of its ends: a scrape gap or the series'
+        birth or end cuts the step, and the samples inside it still hold events (a 5-minute step
+        just after a gap that ends off the step's grid lost them all)."""
         values: dict[frozenset[Any], dict[int, float]] = {}
         for key, points in self._range_points(selector, first - step, last, step, notes):
             values.setdefault(key, {}).update(points)
         window = step + int(MAX_SCRAPE_GAP.total_seconds())
-        restarted = {
+        read_raw = {
             t
             for _, points in self._range_points(f"resets({selector}[{window}s])", first, last, step, notes)
             for t, count in points.items()
@@ -337,11 +340,13 @@ class PrometheusSource:
             for t in range(first, last + 1, step):
                 now, before = series.get(t), series.get(t - step)
                 if now is None or before is None:
+                    if now is not None or before is not None:
+                        read_raw.add(t)
                     continue
                 if now < before:
-                    restarted.add(t)
+                    read_raw.add(t)
                 group[t] = group.get(t, 0.0) + now - before
-        for t in sorted(restarted):
+        for t in sorted(read_raw):
             for group in events.values():
                 group.pop(t, None)
             for member, raw in self._raw_increases(selector, t, t, step, notes, by).items():

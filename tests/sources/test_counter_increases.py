@@ -7,6 +7,7 @@ Prometheus 2 includes a sample exactly at the range start, Prometheus 3 does not
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
@@ -171,6 +172,28 @@ def test_scrape_gaps_longer_than_five_minutes_are_no_data() -> None:
     assert missing == {T0 + (i + 1) * MINUTE for i in range(10, 25)}
     assert values.pop(T0 + 26 * MINUTE) == 0.0
     assert all(v == pytest.approx(RATE * 60) for v in values.values())
+
+
+@pytest.mark.parametrize("left_open", [False, True], ids=["prometheus2", "prometheus3"])
+@pytest.mark.parametrize("step", [timedelta(minutes=5), timedelta(hours=1)])
+def test_coarse_steps_cut_by_a_scrape_gap_are_the_sums_of_the_minutes(
+    left_open: bool, step: timedelta
+) -> None:
+    """A gap from 12:49:17 to 13:05:17 (off every step's grid): the steps it cuts have a counter value
+    at one end only, and the samples inside them still count, as they do minute by minute."""
+    series = scrape(60, 17)
+    gap = (T0.timestamp() + 50 * 60, T0.timestamp() + 65 * 60)
+    series["200"] = [(t, v) for t, v in series["200"] if not gap[0] <= t < gap[1]]
+    start, end = T0 - step, T0 + timedelta(hours=2)
+    coarse = fetch(series, left_open=left_open, start=start, end=end, step=step)
+    fine = fetch(series, left_open=left_open, start=start, end=end)
+    sums: dict[datetime, float] = {}
+    for t, v in fine.items():  # the minutes of each step, by the step's end
+        at = start + math.ceil((t - start) / step) * step
+        sums[at] = sums.get(at, 0.0) + v
+    assert coarse == pytest.approx(sums)
+    # the 16 minutes between the samples on either side of the gap are no data at any step
+    assert sum(fine.values()) == pytest.approx(RATE * ((end - start).total_seconds() - 16 * 60))
 
 
 def test_series_are_summed_and_long_ranges_are_split() -> None:

@@ -132,6 +132,27 @@ def test_gap_minutes_are_no_data(prom_history: History, make_source: MakeSource,
     assert sum(values.values()) == prom_history.total(a, b)
 
 
+@pytest.mark.parametrize("step", [MINUTE, 5 * MINUTE, HOUR], ids=["1m", "5m", "1h"])
+def test_steps_cut_by_the_gap_are_the_true_counts(
+    prom_history_fixed: History, make_source: MakeSource, prometheus_fixed: str, step: timedelta
+) -> None:
+    """The gap (15:48 to 16:18) ends inside a 5-minute step and crosses an hour: the steps it cuts
+    hold the events of their measurable minutes, at every resolution."""
+    h = prom_history_fixed
+    assert h.gap[1].minute % 5 and h.gap[0].hour != h.gap[1].hour
+    source = make_source(prometheus_fixed)
+    a, b = floor(h.gap[0], HOUR) - 2 * HOUR, floor(h.gap[1], HOUR) + 2 * HOUR
+    for selector, truth in ((h.total_selector, h.total), (h.bad_selector, h.bad)):
+        values = fetch(source, selector, a, b, step)
+        expected = {  # a step with no measurable minute is no data
+            t + step: truth(t, t + step)
+            for t in (a + i * step for i in range((b - a) // step))
+            if h.known_minutes(t, t + step)
+        }
+        assert values == expected
+        assert sum(values.values()) == truth(a, b)
+
+
 def test_30_days_at_1m_are_split_and_complete(
     prom_history: History, make_source: MakeSource, prometheus: str
 ) -> None:
