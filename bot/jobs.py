@@ -327,6 +327,7 @@ def _store(
     lease: Lease | None = None,
 ) -> Outcome | None:
     with logs.context(slo=record.name), Session(engine, autoflush=False) as session:
+        repo.commit_without_flush_wait(session=session)
         if lease is not None and record.id is not None and not _complete(session, record.id, lease, plan.now):
             log.warning(
                 "%s: its lease expired before its evaluation was stored; the replica that took it "
@@ -338,7 +339,8 @@ def _store(
         # one evaluation of an SLO at a time, whoever runs it (a replica, `slo-bot check`): the row
         # lock holds a second one back until this one's transaction ends (PostgreSQL; SQLite has
         # one writer at a time anyway)
-        fresh = session.get(SLORecord, record.id, with_for_update=True)
+        assert record.id is not None
+        fresh, has_signals = alert_store.lock_slo(session=session, slo_id=record.id)
         if fresh is None or fresh.id is None:  # removed (apply --prune) while its data was fetched
             log.info("%s was removed during the evaluation; skipped", record.name)
             METRICS.slos.forget(record.name)
@@ -367,7 +369,7 @@ def _store(
             if seen is not None:
                 group_store.set_last_data(session=session, slo_id=fresh.id, at=seen)
         assessment = evaluation.assess(session, fresh, plan, warnings)
-        signals = alert_store.open_alerts(session=session, slo_id=fresh.id)
+        signals = alert_store.open_alerts(session=session, slo_id=fresh.id) if has_signals else {}
         # (a firing signal may belong to a breach another process opened since the tick began)
         if breached or any(a.state == FIRING for a in signals.values()):
             before = breach_store.current(breach_store.open_breaches(session=session, slo_id=fresh.id))

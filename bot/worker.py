@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from bot.fleet import replica_name
 from bot.metrics import METRICS
-from bot.store import outbox
+from bot.store import leases, outbox
 
 log = logging.getLogger(__name__)
 PURGE_EVERY = timedelta(hours=1)
@@ -123,7 +123,15 @@ class OutboxWorker:
                         upcoming = min([*paused.values(), *([upcoming] if upcoming else [])])
                     now = self.clock()
                     if purged_at is None or now - purged_at > PURGE_EVERY:
-                        outbox.purge_done(session=session, kinds=self.kinds, before=now - KEEP_DONE)
+                        # one replica of the fleet purges per period (the others' deletes would find nothing)
+                        if leases.claim_job(
+                            session=session,
+                            name=f"purge-{self.name}",
+                            holder=self.replica,
+                            now=now,
+                            every=PURGE_EVERY,
+                        ):
+                            outbox.purge_done(session=session, kinds=self.kinds, before=now - KEEP_DONE)
                         session.commit()
                         purged_at = now
             except Exception:

@@ -318,25 +318,26 @@ def test_three_replicas_share_the_slos_post_once_and_lose_nothing_when_one_dies(
 
 def test_a_second_run_on_one_sqlite_database_is_turned_away(tmp_path: Path) -> None:
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}", "SLO_BOT_EVAL_INTERVAL": "1m"}
-    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLO_BOT_CONFIG"):
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLO_BOT_CONFIG", "SLO_BOT_LOG_FORMAT"):
         env.pop(name, None)
     command = [sys.executable, "-m", "bot", "run", "--port", "0"]
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first_log, restarted_log = tmp_path / "first.log", tmp_path / "restarted.log"
+    with first_log.open("wb") as log:
+        first = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait(lambda: (tmp_path / "bot.db.run-lock").exists(), 30, "the first run to start")
-        time.sleep(1)
-        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-        assert second.returncode == 1
+        _wait(lambda: "slo-bot running" in first_log.read_text(), 60, "the first run to start")
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1, second.stderr
         assert "another `slo-bot run`" in second.stderr and "PostgreSQL" in second.stderr
         assert "Traceback" not in second.stderr
     finally:
         first.send_signal(signal.SIGKILL)  # no clean shutdown: the kernel drops its lock
         first.wait()
-    with (tmp_path / "restarted.log").open("wb") as log:
+    with restarted_log.open("wb") as log:
         restarted = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        time.sleep(3)
-        assert restarted.poll() is None, (tmp_path / "restarted.log").read_text()
+        _wait(lambda: "slo-bot running" in restarted_log.read_text(), 60, "the restarted run to start")
+        assert restarted.poll() is None, restarted_log.read_text()
     finally:
         restarted.terminate()
         assert restarted.wait(timeout=30) == 0

@@ -10,10 +10,11 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 
+from sqlalchemy import exists
 from sqlmodel import Session, col, select
 
 from bot.alerting import FIRING, PENDING, RESOLVED, OpenAlert, Transition
-from bot.store.models import AlertEventRecord, AlertRecord
+from bot.store.models import AlertEventRecord, AlertRecord, SLORecord
 from bot.store.repo import utc
 
 OPEN_STATES = (PENDING, FIRING)
@@ -24,6 +25,24 @@ def open_alerts(*, session: Session, slo_id: int) -> dict[str, AlertRecord]:
         select(AlertRecord).where(AlertRecord.slo_id == slo_id, col(AlertRecord.state).in_(OPEN_STATES))
     )
     return {r.key: r for r in rows}
+
+
+def lock_slo(*, session: Session, slo_id: int) -> tuple[SLORecord | None, bool]:
+    """The SLO's row, locked until the transaction ends (one evaluation of an SLO at a time,
+    whoever runs it), and whether it has open signals: one statement, so the many SLOs without
+    any need no second read for them."""
+    has_open = exists().where(
+        col(AlertRecord.slo_id) == col(SLORecord.id), col(AlertRecord.state).in_(OPEN_STATES)
+    )
+    row = session.exec(
+        select(SLORecord, has_open.label("has_open"))
+        .where(col(SLORecord.id) == slo_id)
+        .with_for_update(of=SLORecord)
+    ).first()
+    if row is None:
+        return None, False
+    record, found = row
+    return record, bool(found)
 
 
 def as_open(record: AlertRecord | None) -> OpenAlert | None:

@@ -4,6 +4,7 @@ holder goes away, handed back on SIGTERM; fleet jobs run by one replica per peri
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -184,3 +185,33 @@ def test_a_grouped_slos_members_go_with_their_definition_and_are_never_leased_al
     assert _claim(engine, "b") == []  # the members are not left over for another replica
     assert all(_complete(engine, taken, "a"))
     assert sorted(_claim(engine, "c", tick=NEXT)) == sorted(taken)
+
+
+def test_delivered_entries_are_purged_by_one_replica_per_period(engine: Engine) -> None:
+    from sqlmodel import select
+
+    from bot.store.models import FleetJobRecord, OutboxRecord
+    from bot.worker import KEEP_DONE, OutboxWorker
+
+    class Worker(OutboxWorker):
+        name = "notes"
+        kinds = ("thread_note",)
+
+        def _deliver(self, entry_id: int) -> bool:
+            return True
+
+    now = NOW + KEEP_DONE + timedelta(days=1)
+    with Session(engine) as session:
+        old = outbox.enqueue(session=session, kind="thread_note", now=NOW)
+        old.status, old.done_at = "done", NOW
+        session.commit()
+    workers = [Worker(engine, clock=lambda: now, replica=name) for name in ("a", "b")]
+    for worker in workers:
+        worker.start()
+    time.sleep(1.0)
+    for worker in workers:
+        worker.stop()
+    with Session(engine) as session:
+        assert session.exec(select(OutboxRecord)).all() == []
+        (job,) = session.exec(select(FleetJobRecord)).all()
+        assert job.name == "purge-notes" and job.holder in ("a", "b")
