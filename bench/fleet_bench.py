@@ -83,7 +83,7 @@ spec:
           metricSource:
             metricSourceRef: prom
             spec: {query: 'shop_requests_total{job="shop",service="sN"}'}
-  timeWindow: [{duration: 30d, isRolling: true}]
+  timeWindow: [{duration: WINDOW, isRolling: true}]
   budgetingMethod: Occurrences
   objectives: [{target: 0.99}]
 """
@@ -192,15 +192,18 @@ def machine_busy() -> tuple[float, float]:
     return (sum(values) - idle) / hz, sum(values) / hz
 
 
-def evaluations(ports: Iterable[int]) -> int:
-    """Evaluations the replicas counted (`slo_bot_evaluations_total`, every outcome), all summed."""
-    total = 0.0
+def evaluations(ports: Iterable[int]) -> tuple[int, int]:
+    """Evaluations the replicas counted (`slo_bot_evaluations_total`, every outcome) and the leases
+    they lost (`slo_bot_leases_lost_total`), each summed over the replicas."""
+    total = lost = 0.0
     for port in ports:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
         for family in text_string_to_metric_families(text):
             if family.name == "slo_bot_evaluations":
                 total += sum(s.value for s in family.samples if s.name.endswith("_total"))
-    return int(total)
+            elif family.name == "slo_bot_leases_lost":
+                lost += sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return int(total), int(lost)
 
 
 def status_kb(pid: int, key: str) -> int:
@@ -217,6 +220,7 @@ class Tick:
     by_holder: dict[str, int] = field(default_factory=dict)
     completed: float = 0.0  # when this script first saw every definition of the tick done
     evaluations: int = 0  # the replicas' slo_bot_evaluations_total summed, then
+    leases_lost: int = 0  # and their slo_bot_leases_lost_total
 
 
 class Database:
@@ -263,6 +267,7 @@ def run_fleet(
     interval_s: float,
     steady_ticks: int,
     timeout_s: float,
+    window: str = "30d",
 ) -> dict[str, object]:
     """One size on a fresh database: the fleet's first cycle and `steady_ticks` more; the figures."""
     label = f"{definitions}x{members}-{replicas}r"
@@ -270,7 +275,10 @@ def run_fleet(
     catalogue = work / f"{label}.yaml"
     catalogue.write_text(
         HEAD.replace("URL", source_url)
-        + "".join(DEFINITION.replace("svc-N", f"svc-{n}").replace("sN", f"s{n}") for n in range(definitions))
+        + "".join(
+            DEFINITION.replace("svc-N", f"svc-{n}").replace("sN", f"s{n}").replace("WINDOW", window)
+            for n in range(definitions)
+        )
     )
     database = Database()
     processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -298,6 +306,7 @@ def run_fleet(
         ticks: dict[float, Tick] = {}
         samples: list[tuple[float, float, float, dict[str, float]]] = []  # at, machine busy, total, cpu
         deadline = time.monotonic() + timeout_s
+        scraped = 0.0
         while True:
             for name, process in processes.items():
                 if process.poll() is not None:
@@ -316,20 +325,22 @@ def run_fleet(
                 tick.by_holder[str(holder)] = max(seen, int(done))
                 tick.definitions_done = sum(tick.by_holder.values())
             # A definition's lease is done when its members start to be stored (and done_at is the
-            # tick's time, not the clock's): a tick has finished when the replicas together have
-            # counted one more evaluation per SLO instance than at the end of the tick before.
-            counted = 0
-            for tick in (t for _, t in sorted(ticks.items())):
+            # tick's time, not the clock's): the k-th tick has finished when the replicas together
+            # have counted k evaluations per SLO instance. (A lease lost in a slow tick moves its
+            # SLO to the next tick: then the count, not the lease table, says when a tick is over.)
+            ordered = [t for _, t in sorted(ticks.items())]
+            for k, tick in enumerate(ordered, start=1):
                 if tick.completed:
-                    counted = tick.evaluations
                     continue
-                if tick.definitions_done < definitions:
+                if tick.definitions_done < definitions and tick is ordered[-1]:
                     break
-                now_counted = evaluations(ports.values())
-                if now_counted < counted + definitions * members:
+                if time.monotonic() - scraped < 3:  # /metrics holds every SLO's gauges: not too often
                     break
-                tick.completed, tick.evaluations = time.time(), now_counted
-                counted = now_counted
+                scraped = time.monotonic()
+                now_counted, lost = evaluations(ports.values())
+                if now_counted < k * definitions * members:
+                    break
+                tick.completed, tick.evaluations, tick.leases_lost = time.time(), now_counted, lost
             busy, total = machine_busy()
             cpus = {name: cpu_seconds(p.pid) for name, p in processes.items()}
             cpus["prometheus"] = cpu_seconds(prometheus_pid)
@@ -360,6 +371,7 @@ def run_fleet(
             "steady_shares": [dict(t.by_holder) for t in steady],
             "skipped_ticks": _skipped(first.at, [t.at for t in steady], interval_s),
             "peak_rss_mb": peaks,
+            "leases_lost": [first.leases_lost, steady[-1].leases_lost - first.leases_lost],
         }
         figures.update(_cpu(samples, steady[0].at, steady[-1].completed, len(steady)))
         members_now = database.sql("SELECT count(*) FROM slo WHERE group_id IS NOT NULL")[0][0]
@@ -484,6 +496,7 @@ def report(runs: list[dict[str, object]], interval: str) -> str:
         ("ticks skipped (cycle > interval)", lambda r: str(r["skipped_ticks"])),
         ("members evaluated per steady tick", lambda r: _evaluated(r)),
         ("duplicate evaluations", lambda r: str(r["duplicate_evaluations"])),
+        ("leases lost: first cycle / steady", lambda r: " / ".join(str(n) for n in r["leases_lost"])),
         (
             "peak RSS per replica (VmHWM)",
             lambda r: " / ".join(f"{v:.0f}" for v in r["peak_rss_mb"].values()) + " MB",
@@ -600,6 +613,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single", action="store_true", help="the big size again with one replica")
     parser.add_argument("--interval", default="2m", help="SLO_BOT_EVAL_INTERVAL of the replicas")
     parser.add_argument("--steady-ticks", type=int, default=3)
+    parser.add_argument(
+        "--window",
+        default="30d",
+        help="the SLOs' window (the first cycle stores empty buckets for all of it)",
+    )
     parser.add_argument("--ahead", default="90m", help="history dated ahead of the start (live data)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per size at most")
     args = parser.parse_args(argv)
@@ -650,6 +668,7 @@ def main(argv: list[str] | None = None) -> int:
                             interval_s=interval_s,
                             steady_ticks=args.steady_ticks,
                             timeout_s=args.timeout,
+                            window=args.window,
                         )
                     )
             finally:
