@@ -17,6 +17,32 @@ def replica_name(env: Mapping[str, str] | None = None) -> str:
     return env.get("SLO_BOT_REPLICA") or f"{socket.gethostname()}:{os.getpid()}"
 
 
+def gone(holders: set[str], me: str, *, everyone_else: bool = False) -> set[str]:
+    """The names among `holders` whose process is gone, so what they hold can be freed at once:
+    this replica's own name (a restarted pod keeps its SLO_BOT_REPLICA), a `host:pid` of this host
+    whose process no longer runs, and with `everyone_else` (SQLite: this process holds the database
+    alone) all of them."""
+    if everyone_else:
+        return set(holders)
+    found = {me} & holders
+    host = socket.gethostname()
+    for name in holders:
+        prefix, _, pid = name.rpartition(":")
+        if prefix == host and pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            found.add(name)
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: running
+        return True
+    return True
+
+
 def tick_of(now: datetime, interval: timedelta) -> datetime:
     """The interval boundary at or before `now`: the tick every replica evaluating near `now` agrees on."""
     step = interval.total_seconds()

@@ -22,7 +22,7 @@ from bot import logs
 from bot.console import ConsoleDestination
 from bot.conversation import Conversation, Destination
 from bot.durations import format_duration
-from bot.fleet import replica_name
+from bot.fleet import gone, replica_name
 from bot.health import check
 from bot.incidents.delivery import IncidentDelivery
 from bot.incidents.inbound import Webhooks
@@ -37,6 +37,7 @@ from bot.slack.deps import SlackDeps
 from bot.slack.notify import SlackDestination, queue_unannounced
 from bot.slack.permissions import Responders
 from bot.sources.pool import SourcePool
+from bot.store import leases
 from bot.web import Health, create_web_app
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,18 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
         opsgenie_token=settings.opsgenie_webhook_token,
         on_change=wake,
     )
+    with Session(engine) as session:
+        # a killed process's leases and claims go now, not when they expire (SQLite: whatever is
+        # held, this process holding the database alone)
+        left = gone(
+            leases.holders(session=session), runner.replica, everyone_else=engine.dialect.name == "sqlite"
+        )
+        freed = sum(leases.release(session=session, holder=name) for name in sorted(left))
+        session.commit()
+    if freed:
+        log.info(
+            "freed %d lease(s) and outbox claim(s) of stopped processes: %s", freed, ", ".join(sorted(left))
+        )
     if delivery is not None:
         with Session(engine) as session:
             queue_unannounced(session, settings.default_channel, datetime.now(UTC))

@@ -17,7 +17,7 @@ from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
-from bot.store.models import FleetJobRecord, LeaseRecord, SLORecord
+from bot.store.models import FleetJobRecord, LeaseRecord, OutboxRecord, SLORecord
 
 
 def _insert(session: Session, table: type[LeaseRecord] | type[FleetJobRecord]) -> object:
@@ -127,6 +127,33 @@ def others_unfinished(*, session: Session, holder: str, tick: datetime) -> int:
         )
     ).scalar_one()
     return int(count)
+
+
+def holders(*, session: Session) -> set[str]:
+    """Every replica name that holds a lease or an outbox claim now."""
+    leased = select(col(LeaseRecord.holder)).where(
+        col(LeaseRecord.done_at).is_(None), col(LeaseRecord.holder).is_not(None)
+    )
+    claimed = select(col(OutboxRecord.claimed_by)).where(col(OutboxRecord.claimed_by).is_not(None))
+    return {str(name) for name in session.scalars(leased.union(claimed))}
+
+
+def release(*, session: Session, holder: str) -> int:
+    """Free the leases and outbox claims `holder` left (a process that is gone): its SLOs and entries
+    go at once instead of when the leases expire. Returns how many were freed."""
+    freed = 0
+    for statement in (
+        update(LeaseRecord)
+        .where(col(LeaseRecord.done_at).is_(None), col(LeaseRecord.holder) == holder)
+        .values(holder=None, tick=None, expires_at=None),
+        update(OutboxRecord)
+        .where(col(OutboxRecord.claimed_by) == holder)
+        .values(claimed_by=None, claimed_until=None),
+    ):
+        result = session.execute(statement)
+        assert isinstance(result, CursorResult)
+        freed += result.rowcount
+    return freed
 
 
 def claim_job(*, session: Session, name: str, holder: str, now: datetime, every: timedelta) -> bool:

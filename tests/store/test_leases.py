@@ -215,3 +215,38 @@ def test_delivered_entries_are_purged_by_one_replica_per_period(engine: Engine) 
         assert session.exec(select(OutboxRecord)).all() == []
         (job,) = session.exec(select(FleetJobRecord)).all()
         assert job.name == "purge-notes" and job.holder in ("a", "b")
+
+
+def test_a_restarted_process_frees_what_its_dead_predecessor_held(engine: Engine) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from bot.fleet import gone
+
+    _slos(engine, 3)
+    # a process of this host that has exited since, one still running (this test), another host's
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_name = f"{socket.gethostname()}:{dead.stdout.strip()}"
+    alive_name = f"{socket.gethostname()}:{os.getppid()}"
+    taken = {name: _claim(engine, name, limit=1) for name in (dead_name, alive_name, "other-host:7")}
+    with Session(engine) as session:
+        entry = outbox.enqueue(session=session, kind="incident", now=NOW, channel="pd")
+        session.commit()
+        entry_id = entry.id or 0
+        assert outbox.claim(session=session, entry_id=entry_id, holder=dead_name, now=NOW, ttl=TTL)
+        session.commit()
+        held = leases.holders(session=session)
+    assert held == {dead_name, alive_name, "other-host:7"}
+    assert gone(held, me="pod-a") == {dead_name}
+    assert gone(held, me="other-host:7") == {dead_name, "other-host:7"}  # a restarted pod's own name
+    assert gone(held, me="x", everyone_else=True) == held  # SQLite: one process holds the database
+    with Session(engine) as session:
+        assert leases.release(session=session, holder=dead_name) == 2  # its lease and its claim
+        session.commit()
+    assert _claim(engine, "pod-a") == taken[dead_name]  # free at once, in the same tick
+    with Session(engine) as session:
+        assert [e.id for e in outbox.due(session=session, kinds=["incident"], now=NOW)] == [entry_id]
