@@ -576,28 +576,21 @@ def _limit(r: dict[str, object]) -> str:
     prometheus = float(r["prometheus_cpu_per_tick_s"])
     rest = float(r["other_cpu_per_tick_s"])
     cycle = statistics.median(r["steady_cycle_s"])
+    instances = int(r["instances"])
     cores = os.cpu_count() or 1
-    parts = [
+    return (
         f"\nWhere this machine is the limit ({cores} cores shared by Prometheus, PostgreSQL, "
-        f"{r['replicas']} replicas and anything else running): in the steady ticks of {r['label']} the "
-        f"machine was {busy * 100:.0f} % busy; per tick the replicas used {replicas:.1f} CPU-seconds, "
-        f"Prometheus {prometheus:.1f}, everything else (PostgreSQL, the proxy, other processes) {rest:.1f}, "
-        f"for a cycle of {cycle:.1f} s."
-    ]
-    floor = (replicas + prometheus + max(rest, 0.0)) / cores
-    parts.append(
-        f" With {cores} cores the cycle cannot be shorter than about {floor:.1f} s of CPU work spread "
-        "evenly; "
-        + (
-            "the CPUs were saturated, so more replicas on this machine would not shorten it: the "
-            "replicas' own work per member (store, windows, snapshot) is the limit, and it needs more "
-            "cores (or machines), not more processes."
-            if busy > 0.85
-            else "the CPUs were not saturated, so the cycle waits on something else (queries in "
-            "flight, database locks)."
-        )
+        f"{r['replicas']} replicas and anything else running): from the first steady tick of "
+        f"{r['label']} to the end of the last the machine was {busy * 100:.0f} % busy. Per tick (idle "
+        f"time between ticks included) the replicas used {replicas:.1f} CPU-seconds, "
+        f"{replicas / instances * 1000:.1f} ms per SLO instance; Prometheus {prometheus:.1f}; "
+        f"everything else (PostgreSQL, the proxy, other processes) {rest:.1f}. Alone on the {cores} "
+        f"cores the replicas' own work would take at least {replicas / cores:.1f} s a tick; the cycle "
+        f"took {cycle:.1f} s. Prometheus is not the limit: the replicas' work per SLO instance (its "
+        "store step: buckets, windows, signals, snapshot, each its own transaction) and PostgreSQL "
+        "serving it share the cores, so a shorter cycle takes more cores or machines, not more "
+        "replicas on these."
     )
-    return "".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
