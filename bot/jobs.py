@@ -121,10 +121,24 @@ def evaluate_all(
         ]
     outcomes: list[Outcome] = []
     chosen: Iterable[SLORecord | None] = records
-    if lease is not None:
-        chosen = _leased(engine, records, lease, batch=max(1, concurrency))
+    renewal = _Renewal(engine, lease) if lease is not None else None
+    if lease is not None and renewal is not None:
+        # a few at a time: a replica holds no more than it is about to fetch, so the others share
+        chosen = _leased(engine, records, lease, renewal, batch=max(1, concurrency // 4))
+
+    def weight(record: SLORecord) -> int:
+        """A grouped SLO weighs its members, up to half the in-flight budget (members not known yet:
+        half), so a replica has two big groups in flight, one fetched while the other is stored,
+        not 2 x concurrency of them with every member's buckets (memory), nor takes them all."""
+        if not record.group_by:
+            return 1
+        half = max(1, concurrency)
+        return min(half, len(members.get(record.id or 0, ()))) or half
+
     work = _planned(engine, chosen, now, outcomes, lease)
-    for record, plan, result in _fetch_all(work, sources, concurrency):
+    for record, plan, result in _fetch_all(work, sources, concurrency, weight=weight):
+        if renewal is not None:  # storing what is fetched can outlast a lease: keep them
+            renewal.renew_if_due()
         if record.group_by:
             found = _store_group(
                 engine, record, plan, result, members.get(record.id or 0, []), hooks, breached, lease
@@ -181,15 +195,34 @@ def _planned(
         yield record, plan
 
 
+class _Renewal:
+    """Renews this replica's leases of the tick every third of their time to live, whichever of the
+    taking and the storing asks (both run in the tick's thread)."""
+
+    def __init__(self, engine: Engine, lease: Lease) -> None:
+        self.engine = engine
+        self.lease = lease
+        self.renewed = time.monotonic()
+
+    def renew_if_due(self) -> None:
+        if time.monotonic() - self.renewed <= self.lease.ttl.total_seconds() / 3:
+            return
+        lease = self.lease
+        with Session(self.engine) as session:
+            until = lease.clock() + lease.ttl
+            leases.renew(session=session, holder=lease.holder, tick=lease.tick, until=until)
+            session.commit()
+        self.renewed = time.monotonic()
+
+
 def _leased(
-    engine: Engine, records: Sequence[SLORecord], lease: Lease, batch: int
+    engine: Engine, records: Sequence[SLORecord], lease: Lease, renewal: _Renewal, batch: int
 ) -> Iterator[SLORecord | None]:
     """The SLOs this replica takes for the lease's tick, `batch` at a time as the fetches need them,
     until none is left (the other replicas took the rest) or the replica is stopping. IDLE while
     other replicas still hold SLOs of the tick: what they hand back (SIGTERM) is taken too."""
     by_id = {r.id: r for r in records}
     taken = 0
-    renewed = time.monotonic()
     METRICS.leases_held(0)
     while not lease.stopping.is_set():
         with Session(engine) as session:
@@ -220,12 +253,7 @@ def _leased(
                     session.commit()
                 log.info("stopping: handed back %d SLO(s) of the tick", len(ids) - index)
                 return
-            if time.monotonic() - renewed > lease.ttl.total_seconds() / 3:  # slow fetches keep their leases
-                with Session(engine) as session:
-                    until = lease.clock() + lease.ttl
-                    leases.renew(session=session, holder=lease.holder, tick=lease.tick, until=until)
-                    session.commit()
-                renewed = time.monotonic()
+            renewal.renew_if_due()  # slow fetches keep their leases
             record = by_id.get(slo_id)
             if record is None:  # applied after the tick began
                 with Session(engine) as session:
@@ -242,15 +270,19 @@ def _fetch_all(
     sources: SourcePool,
     concurrency: int,
     poll: float = 0.25,
+    weight: Callable[[SLORecord], int] = lambda _: 1,
 ) -> Iterator[tuple[SLORecord, evaluation.Plan, Fetched | SourceError]]:
-    """Yield fetch results as they complete, keeping at most 2 x `concurrency` in memory. An IDLE
-    item means nothing to fetch now: finish what is pending, or wait `poll` seconds and ask again."""
+    """Yield fetch results as they complete, keeping at most 2 x `concurrency` of weight in memory
+    (a grouped SLO weighs its members; one item is always let in). An IDLE item means nothing to
+    fetch now: finish what is pending, or wait `poll` seconds and ask again."""
     pending: dict[Future[Fetched], tuple[SLORecord, evaluation.Plan]] = {}
+    weights: dict[Future[Fetched], int] = {}
     queue = iter(work)
     finished = object()
+    budget = 2 * max(1, concurrency)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         while True:
-            while len(pending) < 2 * max(1, concurrency):
+            while not pending or sum(weights.values()) < budget:
                 item = next(queue, finished)
                 if item is finished:
                     queue = iter(())
@@ -266,12 +298,15 @@ def _fetch_all(
                     evaluation.fetch_group if record.group_by else evaluation.fetch
                 )
                 fetch = logs.carry(fetcher, slo=record.name)  # its lines name the SLO and tick
-                pending[pool.submit(fetch, plan, sources.get)] = item
+                future = pool.submit(fetch, plan, sources.get)
+                pending[future] = item
+                weights[future] = weight(record)
             if not pending:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 record, plan = pending.pop(future)
+                weights.pop(future)
                 try:
                     yield record, plan, future.result()
                 except SourceError as err:

@@ -127,3 +127,52 @@ def test_an_slo_removed_while_its_data_is_fetched_is_skipped(
         pool.pool.close()
     assert [o.name for o in outcomes] == ["alpha"]  # alpha stored, gamma gone without an error
     assert outcomes[0].status is not None
+
+
+def test_a_replica_storing_slowly_keeps_its_leases_and_no_slo_is_evaluated_twice(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    # the replica took its SLOs, then spent longer than a lease's life storing them: its leases
+    # expired and a second replica evaluated those SLOs again (the first one's work thrown away)
+    import threading
+    import time
+
+    from bot.fleet import Lease
+
+    _apply(tmp_path, database_url, monkeypatch)
+    ttl = timedelta(seconds=0.9)
+
+    def slow(session: Session, tick: jobs.Tick) -> None:
+        time.sleep(0.8)  # a busy database: three SLOs take 2.4 s to store
+
+    sources = SourcePool()
+    lost_before = sample(METRICS.render(), "slo_bot_leases_lost_total") or 0.0
+    try:
+        jobs.evaluate_all(engine, now=NOW, sources=sources, concurrency=4)  # backfill, no lease
+        first = Lease("slow", NOW + timedelta(minutes=1), ttl)
+        found: dict[str, list[jobs.Outcome]] = {}
+        thread = threading.Thread(
+            target=lambda: found.setdefault(
+                "slow",
+                jobs.evaluate_all(
+                    engine,
+                    now=NOW + timedelta(minutes=1),
+                    sources=sources,
+                    concurrency=4,
+                    hooks=[slow],
+                    lease=first,
+                ),
+            )
+        )
+        thread.start()
+        time.sleep(1.2)  # past the first lease's life: a second replica's tick comes along
+        second = Lease("quick", NOW + timedelta(minutes=1), ttl)
+        found["quick"] = jobs.evaluate_all(
+            engine, now=NOW + timedelta(minutes=1), sources=sources, concurrency=4, lease=second
+        )
+        thread.join()
+    finally:
+        sources.close()
+    assert sorted(o.name for o in found["slow"]) == ["alpha", "beta", "gamma"]
+    assert found["quick"] == []
+    assert (sample(METRICS.render(), "slo_bot_leases_lost_total") or 0.0) == lost_before
