@@ -130,7 +130,7 @@ def main() -> int:
         started = time.perf_counter()
         runner.tick()
         backfill = time.perf_counter() - started
-        bare_backfill = bare_cycle(engine, sources, clock_at[0], args.concurrency, fresh=True)
+
         cycles, bares = [], []
         for _ in range(args.cycles):
             clock_at[0] += timedelta(minutes=1)
@@ -139,7 +139,12 @@ def main() -> int:
             cycles.append(time.perf_counter() - started)
             assert len(outcomes) == args.slos and not any(o.error for o in outcomes)
             bares.append(bare_cycle(engine, sources, clock_at[0], args.concurrency))
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the bare backfill's
+        bare_sources = SourcePool(max_connections=args.concurrency)  # connections of its own
+        try:
+            bare_backfill = bare_cycle(engine, bare_sources, clock_at[0], args.concurrency, fresh=True)
+        finally:
+            bare_sources.close()
         sources.close()
         engine.dispose()
         median, bare = statistics.median(cycles), statistics.median(bares)
