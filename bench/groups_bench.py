@@ -31,8 +31,8 @@ sys.path[:0] = [str(ROOT)]
 from bot import cli, jobs  # noqa: E402
 from bot.sources.pool import SourcePool  # noqa: E402
 from bot.store import db  # noqa: E402
+from tests.countingproxy import CountingProxy  # noqa: E402
 from tests.promharness import PrometheusServer  # noqa: E402
-from tests.test_groups_prometheus import CountingProxy  # noqa: E402
 
 MINUTE = timedelta(minutes=1)
 HEAD = """

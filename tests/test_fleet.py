@@ -13,19 +13,16 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
 from bot.store import db
+from tests.countingproxy import CountingProxy
 from tests.dbharness import PG_ADMIN
 from tests.fakeslack import FakeSlack
 from tests.faults import catalogues as faults
@@ -36,56 +33,6 @@ SLOS = 8
 INTERVAL_S = 4
 CHANNEL = "C0FLEET"
 GOOD, TOTAL = 'http_requests_total{job="api",code="200"}', 'http_requests_total{job="api"}'
-
-
-@dataclass
-class CountingProxy:
-    """Forwards every request to Prometheus; counts the queries, and can slow each one down."""
-
-    upstream: str
-    delay_s: float = 0.0
-    queries: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
-
-    def start(self) -> str:
-        proxy = self
-        client = httpx.Client(base_url=self.upstream, timeout=30)
-
-        class Handler(BaseHTTPRequestHandler):
-            def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                if self.path.startswith("/api/v1/query"):
-                    with proxy._lock:
-                        proxy.queries += 1
-                    if proxy.delay_s:
-                        time.sleep(proxy.delay_s)
-                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept")}
-                answer = client.request(self.command, self.path, content=body, headers=headers)
-                self.send_response(answer.status_code)
-                self.send_header("Content-Type", answer.headers.get("content-type", "application/json"))
-                self.send_header("Content-Length", str(len(answer.content)))
-                self.end_headers()
-                self.wfile.write(answer.content)
-
-            do_GET = do_POST = _forward
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def count(self) -> int:
-        with self._lock:
-            return self.queries
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
 
 @pytest.fixture
@@ -113,11 +60,10 @@ def live(tmp_path: Path) -> Iterator[tuple[LiveService, CountingProxy]]:
     prometheus = scraping_prometheus(data, target, 15)
     prometheus.start()
     proxy = CountingProxy(prometheus.url)
-    proxy.start()
     try:
         yield service, proxy
     finally:
-        proxy.stop()
+        proxy.close()
         prometheus.stop()
         service.stop()
 
@@ -210,9 +156,9 @@ def _next_tick() -> float:
 def _queries_per_tick(proxy: CountingProxy, ticks: int) -> float:
     start = _next_tick() + 1
     time.sleep(start - time.time())
-    before = proxy.count()
+    before = proxy.count
     time.sleep(ticks * INTERVAL_S)
-    return (proxy.count() - before) / ticks
+    return (proxy.count - before) / ticks
 
 
 def _top_level(slack: FakeSlack) -> list[dict]:
@@ -225,7 +171,7 @@ def test_three_replicas_share_the_slos_post_once_and_lose_nothing_when_one_dies(
     service, proxy = live
     with FakeSlack() as slack:
         slack.add_channel(CHANNEL, "fleet-alerts")
-        fleet = Fleet(tmp_path, fleet_database, f"{proxy.start()}", slack)
+        fleet = Fleet(tmp_path, fleet_database, proxy.url, slack)
         try:
             # each query takes a while, as on a busy Prometheus: a tick is long enough to share
             proxy.delay_s = 0.1
