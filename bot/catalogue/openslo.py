@@ -13,8 +13,7 @@ from bot.catalogue.checks import Checker, describe
 from bot.catalogue.settings import annotation_text, check_annotations
 from bot.catalogue.yamlsource import Doc, Path
 from bot.domain import DataSource, IndicatorKind, Op
-from bot.sources.base import KNOWN_SOURCE_TYPES
-from bot.sources.prometheus import connection_problems
+from bot.sources import HTTP_SOURCES, KNOWN_SOURCE_TYPES
 
 API_VERSION = "openslo/v1"
 KINDS = (
@@ -63,8 +62,8 @@ _ANNOTATION_KEY = re.compile(
     rf"^({_DNS_LABEL}(\.{_DNS_LABEL})*/)?[a-zA-Z0-9]([-._a-zA-Z0-9]{{0,61}}[a-zA-Z0-9])?$"
 )
 _SOURCE_TYPES = {t.lower(): t for t in KNOWN_SOURCE_TYPES}
-# Prometheus-compatible APIs: their connectionDetails are checked here, before any query
-HTTP_SOURCE_TYPES = frozenset({"Prometheus", "Thanos", "Mimir", "VictoriaMetrics"})
+# Prometheus-compatible APIs (grouped SLOs read only these)
+PROMETHEUS_TYPES = frozenset({"Prometheus", "Thanos", "Mimir", "VictoriaMetrics"})
 OPS = ", ".join(op.value for op in Op)
 
 
@@ -249,8 +248,8 @@ def parse_datasource_spec(ck: Checker, spec: dict[str, Any], path: Path, meta: M
         return None
     if source_type is None:
         return None
-    if source_type in HTTP_SOURCE_TYPES and isinstance(connection, dict):
-        for problem in connection_problems(connection):
+    if source_type in HTTP_SOURCES and isinstance(connection, dict):  # checked before any query
+        for problem in HTTP_SOURCES[source_type].connection_problems(connection):
             field, _, message = problem.partition(": ")
             if "${" in str(connection.get(field, "")):
                 continue  # an unset variable, reported as such

@@ -14,8 +14,8 @@ from bot.catalogue.checks import Checker, report_at
 from bot.catalogue.document import parse_document
 from bot.catalogue.envsubst import substitute_tree
 from bot.catalogue.model import Entry, Report
-from bot.catalogue.openslo import HTTP_SOURCE_TYPES, MetricDef, Ref, SliDef
-from bot.catalogue.promql import grouping_problem, promql_problem
+from bot.catalogue.openslo import PROMETHEUS_TYPES, MetricDef, Ref, SliDef
+from bot.catalogue.promql import grouping_problem
 from bot.catalogue.slo import SloDef
 from bot.catalogue.yamlsource import Doc, Path
 from bot.domain import (
@@ -30,6 +30,7 @@ from bot.domain import (
 )
 from bot.incidents.base import INCIDENT_TARGET_KINDS
 from bot.routing import is_incident_target, target_names
+from bot.sources import HTTP_SOURCES
 
 Index = dict[str, dict[str, tuple[Doc, Any]]]  # kind -> name -> (document, definition or None)
 Used = dict[int, Doc]  # the documents an SLO reads, in the order first met
@@ -137,9 +138,9 @@ class _Resolver:
         refused = False
         for role, metric in definition.metrics.items():
             query = queries[role]
-            if query is None or query.source.type not in HTTP_SOURCE_TYPES:
+            if query is None or query.source.type not in HTTP_SOURCES:
                 continue
-            problem = promql_problem(query.query, counter=definition.counter)
+            problem = HTTP_SOURCES[query.source.type].query_problem(query.query, counter=definition.counter)
             if problem is not None:
                 report_at(self.report, metric.doc, (*metric.path, "spec", "query"), problem)
                 refused = True
@@ -221,7 +222,7 @@ class _Resolver:
             ):
                 if metric is None:
                     continue
-                if metric.source.type not in HTTP_SOURCE_TYPES:
+                if metric.source.type not in PROMETHEUS_TYPES:
                     problems.append(
                         f"grouped SLOs read Prometheus-compatible sources only; DataSource "
                         f"'{metric.source.name}' is {metric.source.type}"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from bot.domain import MetricQuery
+from bot.domain import DataSource, MetricQuery
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class SourceError(Exception):
@@ -81,5 +84,27 @@ class GroupedSource(Protocol):
         ...
 
 
+class HttpSourceType(Protocol):
+    """What `bot.sources.HTTP_SOURCES` holds for a source spoken to over HTTP: its class (built with
+    the DataSource and an `httpx.Client`) and the checks `validate` runs without sending anything."""
+
+    def __call__(self, datasource: DataSource, client: httpx.Client) -> Source: ...
+
+    @staticmethod
+    def connection_problems(connection: Mapping[str, Any]) -> list[str]:
+        """`field: message` per problem of the DataSource's connectionDetails."""
+        ...
+
+    @staticmethod
+    def client_options(connection: Mapping[str, Any]) -> dict[str, Any]:
+        """`httpx.Client(**options)` for the DataSource; ValueError when its connection is invalid."""
+        ...
+
+    @staticmethod
+    def query_problem(query: str, *, counter: bool) -> str | None:
+        """Why the source cannot run `query`, or None (checked offline, by `validate`)."""
+        ...
+
+
 # DataSource `spec.type` values slo-bot can read; `bot.sources.SOURCES` maps each to its implementation.
-KNOWN_SOURCE_TYPES = frozenset({"Prometheus", "Thanos", "Mimir", "VictoriaMetrics", "Simulated"})
+KNOWN_SOURCE_TYPES = frozenset({"Prometheus", "Thanos", "Mimir", "VictoriaMetrics", "Datadog", "Simulated"})

@@ -12,7 +12,6 @@ from bot.domain import DataSource
 from bot.settings import DEFAULT_CONCURRENCY
 from bot.sources import HTTP_SOURCES, LOCAL_SOURCES, Source
 from bot.sources.base import BadQuery
-from bot.sources.prometheus import client_options
 
 
 @dataclass
@@ -38,8 +37,9 @@ class SourcePool:
     def _build(self, datasource: DataSource) -> Source:
         if datasource.type in LOCAL_SOURCES:
             return LOCAL_SOURCES[datasource.type](datasource)
+        kind = HTTP_SOURCES[datasource.type]
         try:
-            options = client_options(datasource.connection)
+            options = kind.client_options(datasource.connection)
         except ValueError as err:  # e.g. its caFile has gone: a person must fix the DataSource
             raise BadQuery(f"{datasource.type} datasource {datasource.name!r}: {err}") from err
         limits = httpx.Limits(
@@ -47,7 +47,7 @@ class SourcePool:
         )
         client = httpx.Client(limits=limits, **options)
         self._clients.append(client)
-        return HTTP_SOURCES[datasource.type](datasource, client)
+        return kind(datasource, client)
 
     def close(self) -> None:
         for client in self._clients:

@@ -58,7 +58,7 @@ def connection_problems(connection: Mapping[str, Any]) -> list[str]:
             problems.append("url: must not have a query string or fragment")
     if connection.get("timeout") is not None:
         try:
-            _timeout_seconds(connection["timeout"])
+            timeout_seconds(connection["timeout"])
         except ValueError as exc:
             problems.append(f"timeout: {exc}")
     token = connection.get("bearerToken")
@@ -104,7 +104,7 @@ def client_options(connection: Mapping[str, Any]) -> dict[str, Any]:
     if connection.get("bearerToken"):
         headers["Authorization"] = f"Bearer {connection['bearerToken']}"
     timeout = connection.get("timeout")
-    seconds = DEFAULT_TIMEOUT_SECONDS if timeout is None else _timeout_seconds(timeout)
+    seconds = DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout_seconds(timeout)
     options: dict[str, Any] = {
         "base_url": connection["url"],
         "headers": headers,
@@ -147,8 +147,28 @@ def render_query(query: str, *, window: timedelta) -> str:
     return WINDOW.sub(format_duration(window), query)
 
 
+def query_problem(query: str, *, counter: bool) -> str | None:
+    """Why Prometheus would refuse `query` as slo-bot sends it: parsed offline as PromQL."""
+    from bot.catalogue.promql import promql_problem  # (the catalogue's checks import this module)
+
+    return promql_problem(query, counter=counter)
+
+
 class PrometheusSource:
     """A `Source` over `/api/v1/query_range`; the client carries URL, auth, headers and timeout."""
+
+    # the checks and client options of this source, for the registry (`bot.sources.HTTP_SOURCES`)
+    @staticmethod
+    def connection_problems(connection: Mapping[str, Any]) -> list[str]:
+        return connection_problems(connection)
+
+    @staticmethod
+    def client_options(connection: Mapping[str, Any]) -> dict[str, Any]:
+        return client_options(connection)
+
+    @staticmethod
+    def query_problem(query: str, *, counter: bool) -> str | None:
+        return query_problem(query, counter=counter)
 
     def __init__(self, datasource: DataSource, client: httpx.Client) -> None:
         self.datasource = datasource
@@ -509,7 +529,8 @@ def _chunks(first: int, last: int, step: int) -> Iterator[tuple[int, int]]:
         lo = hi + step
 
 
-def _timeout_seconds(value: Any) -> float:
+def timeout_seconds(value: Any) -> float:
+    """A connection's `timeout` (10, 2.5 or "10s") in seconds; ValueError when it is none."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"expected a duration such as 10s, not {value!r}")
     seconds = parse_duration(value).total_seconds() if isinstance(value, str) else float(value)

@@ -466,9 +466,9 @@ CASES = [
     (
         "metric-source-unknown-type",
         "apiVersion: openslo/v1\nkind: SLI\nmetadata: {name: x}\nspec:\n  thresholdMetric:\n"
-        "    metricSource:\n      type: Datadog  #!\n      spec: {query: p99}\n",
+        "    metricSource:\n      type: Dynatrace  #!\n      spec: {query: p99}\n",
         "spec.thresholdMetric.metricSource.type",
-        "unknown data source type 'Datadog'",
+        "unknown data source type 'Dynatrace'",
     ),
     (
         "metric-source-type-mismatch",
