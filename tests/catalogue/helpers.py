@@ -9,6 +9,9 @@ from bot.catalogue import Catalogue, load_paths
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_ENV = {
     "PROMETHEUS_URL": "http://prometheus.test:9090",
+    # examples/datadog.yaml
+    "DD_API_KEY": "dd-api-key-example",
+    "DD_APP_KEY": "dd-app-key-example",
     # examples/incidents.yaml: the incident tools' secrets
     "PAGERDUTY_ROUTING_KEY": "R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY01",
     "OPSGENIE_API_KEY": "opsgenie-key",

@@ -11,6 +11,7 @@ from bot import cli, groups
 from bot.catalogue import build_slos, load_paths
 from bot.domain import BudgetingMethod, IndicatorKind, Op
 from bot.routing import all_incident_targets, escalate_after, incident_targets, oncall_group
+from bot.sources.datadog import render_query
 from bot.sources.grouping import group_query
 from tests.catalogue.helpers import EXAMPLE_ENV, EXAMPLES
 
@@ -28,7 +29,7 @@ def test_examples_directory_together() -> None:
     catalogue = load_paths([EXAMPLES], EXAMPLE_ENV)
     assert catalogue.problems == ()
     assert catalogue.files == tuple(str(EXAMPLES / name) for name in FILES)
-    assert len({e.slo.name for e in catalogue.entries}) == len(catalogue.entries) == 10
+    assert len({e.slo.name for e in catalogue.entries}) == len(catalogue.entries) == 11
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -132,6 +133,20 @@ def test_prometheus_example_needs_its_variable() -> None:
         f"{EXAMPLES / 'prometheus.yaml'}:11: spec.connectionDetails.url: "
         "environment variable PROMETHEUS_URL is not set"
     ]
+
+
+def test_datadog_example() -> None:
+    (entry,) = load_paths([EXAMPLES / "datadog.yaml"], EXAMPLE_ENV).entries
+    indicator = entry.slo.indicator
+    assert indicator.bad is not None and indicator.total is not None
+    source = indicator.total.source
+    assert (source.type, source.connection["site"]) == ("Datadog", "datadoghq.eu")
+    assert source.connection["apiKey"] == "dd-api-key-example"
+    assert render_query(indicator.bad.query, counter=True, step=timedelta(minutes=1)) == (
+        "sum:trace.http.request.errors{service:checkout,env:prod}.as_count().rollup(sum, 60)"
+    )
+    assert "dd-api-key-example" not in json.dumps(entry.documents)  # stored as ${DD_API_KEY}
+    assert load_paths([EXAMPLES / "datadog.yaml"], {}).problems  # the keys are needed
 
 
 def test_incidents_example() -> None:
