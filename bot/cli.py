@@ -23,9 +23,11 @@ from bot.settings import Settings
 # server. Each command imports its own machinery when it runs; tests/test_startup.py keeps it so.
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+    from sqlmodel import Session
 
     from bot import replay
-    from bot.domain import Bucket
+    from bot.budget import Outlook, Status
+    from bot.domain import SLO, Bucket
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -499,6 +501,7 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
                     alerts=firing.get(record.id or 0, []),
                     error=failure or snap.error,
                     warnings=(snap.notes or "").splitlines(),
+                    outlook=_outlook(session, slo, record.id, repo.status_of(snap)),
                 )
             )
     if not args.json and not wanted:
@@ -507,6 +510,14 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
         )
     print(report.render_json(rows) if args.json else report.render_table(rows))
     return EXIT_OK
+
+
+def _outlook(session: Session, slo: SLO | None, slo_id: int | None, status: Status | None) -> Outlook | None:
+    from bot import exhaustion
+
+    if slo is None or slo_id is None or status is None:
+        return None
+    return exhaustion.outlook(session, slo, slo_id, status)
 
 
 def cmd_db(args: argparse.Namespace, ctx: Context) -> int:

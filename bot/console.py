@@ -52,8 +52,9 @@ class ConsoleDestination:
         lines: list[str] = []
         for change, breach in tick.changes:
             if change.event in SHOWN:
-                facts = breach_facts(session, tick.slo, breach, tick.now)
-                message = breach_message(tick.slo, facts, tick.assessment.status)
+                status = tick.assessment.status
+                facts = breach_facts(session, tick.slo, breach, tick.now, status=status)
+                message = breach_message(tick.slo, facts, status)
                 lines.append(render_text(message))
             note = thread_note(session, tick, change, breach)
             if note:

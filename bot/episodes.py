@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot import breaches, budget, impact
+from bot import breaches, budget, exhaustion, impact
 from bot.alerting import FIRING
 from bot.domain import SLO
 from bot.messages import BreachFacts, SignalLine, headline, span, spent_text, utc_time, window_name
@@ -113,18 +113,16 @@ def episode_line(episode: Episode, window: str, time: Callable[[datetime], str] 
     )
 
 
-def budget_back_at(session: Session, slo: SLO, slo_id: int, now: datetime) -> datetime | None:
-    """When the SLO's spent budget is expected back (see `bot.impact.budget_back`)."""
-    if not slo.window.is_rolling:
-        return impact.budget_back(slo, (), now)
-    buckets = history.load_buckets(session=session, slo_id=slo_id, since=now - slo.window.duration)
-    return impact.budget_back(slo, buckets, now)
-
-
 def breach_facts(
-    session: Session, slo: SLO, breach: BreachRecord, now: datetime, incidents: tuple[str, ...] = ()
+    session: Session,
+    slo: SLO,
+    breach: BreachRecord,
+    now: datetime,
+    incidents: tuple[str, ...] = (),
+    status: budget.Status | None = None,
 ) -> BreachFacts:
-    """The breach as its message shows it, from the store: its signals, notices, people, cost."""
+    """The breach as its message shows it, from the store: its signals, notices, people, cost, and
+    while it is open, its budget's outlook at `status` (the SLO's latest evaluation)."""
     signals = breach_store.signals_of(session=session, breach_id=breach.id or 0)
     lines = [
         SignalLine(a.key, utc(a.fired_at) or now, utc(a.resolved_at))
@@ -132,7 +130,9 @@ def breach_facts(
         if a.fired_at is not None
     ]
     firing = breach.state == FIRING
-    exhausted = firing and breaches.exhausts({breach.severity, *(s.key for s in lines)})
+    outlook = None
+    if firing and status is not None:
+        outlook = exhaustion.outlook(session, slo, breach.slo_id, status)
     return BreachFacts(
         number=breach.id or 0,
         kind=breach.kind,
@@ -149,5 +149,6 @@ def breach_facts(
         acknowledged_at=utc(breach.acknowledged_at),
         incidents=incidents,
         spent_ratio=breach.spent_ratio,
-        budget_back_at=budget_back_at(session, slo, breach.slo_id, now) if exhausted else None,
+        budget_back_at=outlook.back_at if outlook is not None else None,
+        outlook=outlook,
     )

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from bot import budget
 from bot.budget import WindowCounts
-from bot.domain import SLO, Bucket, BudgetingMethod
+from bot.domain import SLO, Bucket
 from bot.periods import period_bounds, period_length
 from bot.policy import policy_for
 
@@ -60,18 +60,9 @@ def budget_back(slo: SLO, buckets: Sequence[Bucket], now: datetime) -> datetime 
     it holds now. `buckets`: the window's, any resolution. None: not within a window's length."""
     if not slo.window.is_rolling:
         return period_bounds(slo.window, now)[1]
-    method = slo.budgeting_method
-
-    def bad_and_all(b: Bucket) -> tuple[float, float]:
-        if method is BudgetingMethod.OCCURRENCES:
-            return max(0.0, b.total - b.good), b.total
-        if method is BudgetingMethod.TIMESLICES:
-            return max(0.0, b.slices - b.good_slices), b.slices
-        return max(0.0, b.slices - b.ratio_sum), b.slices
-
     start = now - slo.window.duration
     inside = sorted((b for b in buckets if b.end > start and b.start < now), key=lambda b: b.start)
-    counts = [bad_and_all(b) for b in inside]
+    counts = [budget.bad_and_events(b, slo.budgeting_method) for b in inside]
     bad = sum(c[0] for c in counts)
     allowed = (1 - slo.objective.target_ratio) * sum(c[1] for c in counts)
     if bad <= allowed:

@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 
 from bot import policy
 from bot.breaches import BUDGET, BURN, EXHAUSTED, NO_DATA_KIND
-from bot.budget import Status, budget_time
+from bot.budget import Outlook, Status, budget_time
 from bot.domain import SLO
+from bot.durations import format_duration
 from bot.periods import period_length
 
 
@@ -57,6 +58,7 @@ class BreachFacts:
     incidents: tuple[str, ...] = ()  # one line per incident tool it is open in, with its state there
     spent_ratio: float | None = None  # resolved: the share of the budget it spent
     budget_back_at: datetime | None = None  # budget exhausted: when it is expected back
+    outlook: Outlook | None = None  # open: when the budget runs out, or since when it is spent
 
 
 def utc_time(at: datetime) -> str:
@@ -170,10 +172,12 @@ def breach_message(
             if remaining is not None
             else "no data"
         )
+        outlook = facts.outlook if facts.firing else None
+        if outlook is not None and outlook.spent:
+            left += f"; {spent_since_text(outlook, time, back=False)}"  # "Budget back" says when
         fields.append(("Budget remaining", left))
-        if status.exhaustion_at is not None and facts.firing and facts.kind == BURN:
-            until = status.exhaustion_at - status.evaluated_at
-            fields.append(("Exhausted in", f"{span(until)} at the 1h burn rate"))
+        if outlook is not None and not outlook.spent and outlook.remaining_ratio is not None:
+            fields.append(("Budget runs out", runs_out_text(outlook, slo.window.spec, time)))
     if facts.notices:
         fields.append(("Budget notices", " · ".join(_notice_text(n, time) for n in facts.notices)))
     if facts.reason and facts.kind != BUDGET:
@@ -200,6 +204,47 @@ def _notice_text(notice: SignalLine, time: Callable[[datetime], str]) -> str:
     if notice.key == EXHAUSTED:
         return f"exhausted at {time(notice.fired_at)}"
     return f"below {budget_level(notice.key)} at {time(notice.fired_at)}"
+
+
+def _pace_name(window: timedelta | None, spec: str) -> str:
+    if window is None:
+        return f"the {window_name(spec)} average burn"
+    return f"the {format_duration(window)} burn"
+
+
+def runs_out_text(outlook: Outlook, spec: str, time: Callable[[datetime], str] = utc_time) -> str:
+    """2026-12-03 14:00 UTC at the 30-day average burn (0.80x) · 2026-12-01 02:00 UTC at the 6h burn
+    (3.10x): when the budget left is gone if each burn holds. `spec`: the SLO's window as written."""
+    parts = []
+    for pace in outlook.paces:
+        name = _pace_name(pace.window, spec)
+        if pace.burn is None:
+            parts.append(f"no data for {name}")
+            continue
+        at = f"{name} ({pace.burn:.2f}x)"
+        if pace.runs_out_at is not None:
+            parts.append(f"{time(pace.runs_out_at)} at {at}")
+        elif outlook.period_end is not None and pace.burn > 0:
+            parts.append(f"not before the period resets ({time(outlook.period_end)}) at {at}")
+        else:
+            parts.append(f"not at {at}")
+    return " · ".join(parts)
+
+
+def spent_since_text(
+    outlook: Outlook, time: Callable[[datetime], str] = utc_time, *, back: bool = True
+) -> str:
+    """exhausted since 2026-11-29 08:14 UTC (or earlier), back at ...: a spent budget's dates."""
+    if outlook.spent_since is None:
+        text = "exhausted"
+    else:
+        text = f"exhausted since {time(outlook.spent_since)}"
+        text += "" if outlook.spent_since_exact else " or earlier"
+    if outlook.back_at is None or not back:
+        return text
+    if outlook.period_end is not None:
+        return f"{text}, back at {time(outlook.back_at)} when the period resets"
+    return f"{text}, back at {time(outlook.back_at)} if nothing more fails"
 
 
 def exhausted_meaning(slo: SLO, back: datetime | None, time: Callable[[datetime], str] = utc_time) -> str:
@@ -239,7 +284,7 @@ def _meaning(facts: BreachFacts, slo: SLO, status: Status | None, time: Callable
         if status is not None and status.exhaustion_at is not None:
             left = span(status.exhaustion_at - status.evaluated_at)
             return (
-                f"At this pace the whole {window} error budget is gone in {left}. "
+                f"At the last hour's burn the {window} error budget left is gone in {left}. "
                 "Users are hurting now: someone should look at it right away."
             )
         return "The error budget is burning fast. Users are hurting now: look at it right away."

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from bot import breaches, episodes
+from bot import breaches, episodes, exhaustion
 from bot.breaches import Change
 from bot.jobs import Tick
 from bot.messages import budget_level, exhausted_meaning, label, percent, utc_time
@@ -64,5 +64,5 @@ def budget_notice(
         return f"Budget notice: the error budget fell below {levels} ({left} left)."
     passed = f" (below {levels} too)" if levels else ""
     text = f"Budget notice: the error budget is exhausted{passed}: {left} left."
-    back = episodes.budget_back_at(session, tick.slo, tick.record.id or 0, tick.now)
+    back = exhaustion.budget_back_at(session, tick.slo, tick.record.id or 0, tick.now)
     return text + " " + exhausted_meaning(tick.slo, back, time)

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot import groups
+from bot import budget, groups
 from bot.alerting import Transition
-from bot.budget import Status
+from bot.budget import Outlook, Status
 from bot.domain import SLO
 from bot.durations import format_duration
+from bot.messages import spent_since_text
+from bot.periods import period_bounds
 
 if TYPE_CHECKING:  # replay's machinery (sources, evaluation, metrics) is not for `status`
     from bot.replay import Episode
@@ -44,6 +46,7 @@ class Row:
     alerts: Sequence[Mapping[str, Any]] = ()
     error: str | None = None
     warnings: Sequence[str] = field(default=())
+    outlook: Outlook | None = None  # when the budget runs out, or since when it is spent
 
 
 def row_from_status(
@@ -88,7 +91,22 @@ def row_from_status(
         error=error,
         warnings=status.warnings,
         alerts=alerts,
+        outlook=None if slo is None else pure_outlook(slo, status),
     )
+
+
+def pure_outlook(slo: SLO, status: Status) -> Outlook:
+    """The budget's end from the status alone (its 6h burn, if its policy has that window): what
+    `check` can say without the store; `bot.exhaustion.outlook` adds since when a spent one is spent."""
+    start, end = period_bounds(slo.window, status.evaluated_at)
+    rolling = slo.window.is_rolling
+    paces = budget.paces(
+        status,
+        status.burn_rates.get(budget.PACE_WINDOW),
+        period=slo.window.duration if rolling else end - start,
+        period_end=None if rolling else end,
+    )
+    return Outlook(status.remaining_ratio, paces, None if rolling else end)
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
@@ -164,6 +182,22 @@ def fold_groups(rows: Sequence[Row], labels: Mapping[str, tuple[str, ...]]) -> l
     return out
 
 
+def _runs_out(outlook: Outlook | None) -> str:
+    """`2026-12-03 14:00 | 2026-12-01 02:00` (UTC): when the budget is gone at the window's average
+    burn and at the 6h burn; `never` at a burn of 0 (or, calendar, not before the reset); `spent`."""
+    if outlook is None or outlook.remaining_ratio is None:
+        return "-"
+    if outlook.spent:
+        return "spent"
+
+    def one(at: datetime | None, burn: float | None) -> str:
+        if burn is None:
+            return "-"
+        return f"{at:%Y-%m-%d %H:%M}" if at is not None else "never"
+
+    return " | ".join(one(p.runs_out_at, p.burn) for p in outlook.paces)
+
+
 def render_table(rows: Sequence[Row]) -> str:
     header = [
         "SLO",
@@ -173,11 +207,11 @@ def render_table(rows: Sequence[Row]) -> str:
         "BUDGET LEFT",
         *(f"BURN {w}" for w in TABLE_BURNS),
         "STATE",
-        "EXHAUSTED AT",
+        "RUNS OUT (AVG | 6H BURN)",
     ]
     lines = [header]
     for r in rows:
-        exhaustion = f"{r.exhaustion_at:%Y-%m-%d %H:%M}" if r.exhaustion_at else "-"
+        exhaustion = _runs_out(r.outlook)
         lines.append(
             [
                 r.slo,
@@ -192,6 +226,9 @@ def render_table(rows: Sequence[Row]) -> str:
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines]
+    for r in rows:
+        if r.outlook is not None and r.outlook.spent:
+            out.append(f"budget: {r.slo}: {spent_since_text(r.outlook)}")
     for r in rows:
         if r.error:
             out.append(f"(!) {r.slo}: {r.error}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -401,6 +402,11 @@ def test_a_fast_outage_that_exhausts_the_budget_is_one_message_with_the_notices_
     assert "expected" in exhausted  # when the budget comes back
     shown = json.dumps(top[0].get("attachments"), ensure_ascii=False)
     assert "*Budget notices*" in shown and "*Budget back*" in shown
+    # the budget line says since when it is spent: the evaluation that found it so, as the notice did
+    since = re.search(r"exhausted since <!date\^(\d+)\^", shown)
+    noticed = re.search(r"exhausted at <!date\^(\d+)\^", shown)
+    assert since and noticed and since.group(1) == noticed.group(1), shown
+    assert "Budget runs out" not in shown
     keys = {c.json["dedup_key"] for c in pipeline.incidents.calls_of("pagerduty")}
     assert keys == {"slo-bot/fast-exhaust/1"}
     genie = {c.json.get("alias") for c in pipeline.incidents.calls_of("opsgenie") if c.method == "POST"}

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from bot import breaches, impact, replay
 from bot.alerting import FIRING, RESOLVED, Transition
 from bot.breaches import BUDGET, BURN, NO_DATA_KIND, Change, OpenBreach
+from bot.budget import Outlook, Pace, Status
 from bot.domain import SLO, Bucket, Indicator, IndicatorKind, Objective, TimeWindow
 from bot.messages import BreachFacts, breach_message
 
@@ -148,6 +149,46 @@ def test_an_exhausted_budget_notice_says_what_it_means_and_when_it_is_back() -> 
     assert "expected 2026-12-03 12:00 UTC" in words.meaning
     assert ("Budget back", "2026-12-03 12:00 UTC, if nothing more fails meanwhile") in words.fields
     assert words.colour == "danger"
+
+
+def _status(remaining: float, burn_1h: float = 20.0) -> Status:
+    return Status(
+        T0, 0.99, 99.0, 100.0, 1 - remaining, remaining, {timedelta(hours=1): burn_1h}, None, "burning", 1.0
+    )
+
+
+def test_an_open_breach_says_when_the_budget_runs_out_at_the_average_and_the_6h_burn() -> None:
+    slo = _slo(TimeWindow("30d", timedelta(days=30)))
+    outlook = Outlook(
+        0.6,
+        (Pace(None, 0.4, T0 + timedelta(days=45)), Pace(timedelta(hours=6), 0.0, None)),
+        None,
+    )
+    facts = BreachFacts(3, BURN, "page", True, T0, outlook=outlook)
+    fields = dict(breach_message(slo, facts, _status(0.6)).fields)
+    assert fields["Budget runs out"] == (
+        "2027-01-14 12:00 UTC at the 30-day average burn (0.40x) · not at the 6h burn (0.00x)"
+    )
+    assert "Exhausted in" not in fields
+    resolved = replace(facts, firing=False, resolved_at=T0 + timedelta(hours=1))
+    assert "Budget runs out" not in dict(breach_message(slo, resolved, _status(0.6)).fields)
+
+
+def test_an_open_breach_on_a_spent_budget_says_since_when_and_when_it_is_back() -> None:
+    slo = _slo(TimeWindow("30d", timedelta(days=30)))
+    back = T0 + timedelta(days=3)
+    outlook = Outlook(-0.109, (), None, spent_since=T0 - timedelta(days=2), back_at=back)
+    facts = BreachFacts(3, BURN, "page", True, T0, budget_back_at=back, outlook=outlook)
+    fields = dict(breach_message(slo, facts, _status(-0.109)).fields)
+    assert fields["Budget remaining"] == (
+        "-10.9 % of 7 h 12 min of full outage; exhausted since 2026-11-28 12:00 UTC"
+    )
+    assert fields["Budget back"] == "2026-12-03 12:00 UTC, if nothing more fails meanwhile"
+    assert "Budget runs out" not in fields
+    unsure = replace(facts, outlook=replace(outlook, spent_since_exact=False))
+    assert dict(breach_message(slo, unsure, _status(-0.109)).fields)["Budget remaining"].endswith(
+        "exhausted since 2026-11-28 12:00 UTC or earlier"
+    )
 
 
 # --- replay numbers every signal transition with its breach ------------------------------------------

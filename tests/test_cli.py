@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from bot import cli
+from tests import spenthistory
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "checkout.yaml"
 AT = "2026-11-23T14:16:00Z"  # Monday 14:16 UTC: the example's weekly incident is on
@@ -143,3 +145,37 @@ def test_unknown_names_and_bad_times_get_a_useful_answer(run) -> None:
 def test_db_upgrade(run) -> None:
     code, out, _ = run("db", "upgrade")
     assert code == 0 and "at head" in out
+
+
+def _minute(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M}"
+
+
+def test_status_says_when_budgets_run_out_since_when_they_are_spent_and_when_back(
+    run, database_url: str, tmp_path: Path
+) -> None:
+    expected = spenthistory.write(database_url, tmp_path)
+    code, out, _ = run("status")
+    assert code == 0
+    lines = out.splitlines()
+    assert "RUNS OUT (AVG | 6H BURN)" in lines[0]
+    row = {line.split()[0]: line for line in lines[1:4]}
+    # 0.6 left: at the 30-day average burn (0.4) in 45 days, at the 6h burn (2.0x) in 9 days
+    left = f"{_minute(expected.left_average_at)} | {_minute(expected.left_6h_at)}"
+    assert row["budget-left"].endswith(left), row["budget-left"]
+    assert row["rolling-spent"].endswith("spent") and row["calendar-spent"].endswith("spent")
+    said = {line.split(":")[1].strip(): line for line in lines if line.startswith("budget: ")}
+    assert said["rolling-spent"] == (
+        f"budget: rolling-spent: exhausted since {_minute(expected.rolling_spent_since)} UTC, "
+        f"back at {_minute(expected.rolling_back_at)} UTC if nothing more fails"
+    )
+    assert said["calendar-spent"] == (
+        f"budget: calendar-spent: exhausted since {_minute(expected.calendar_spent_since)} UTC, "
+        f"back at {_minute(expected.calendar_back_at)} UTC when the period resets"
+    )
+    assert "budget-left" not in said
+    # the JSON of SPEC.md is unchanged: `exhaustion_at` stays the 1h burn's (none here)
+    code, out, _ = run("status", "--json")
+    rows = {r["slo"]: r for r in json.loads(out)}
+    assert rows["rolling-spent"]["budget"]["remaining"] == -0.109
+    assert "exhausted_since" not in rows["rolling-spent"]

@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from bot import episodes, impact
+from bot import episodes, exhaustion, impact
 from bot.annotations import CHANNEL, dashboard_of, parse_channels
 from bot.catalogue.stored import slo_of
 from bot.durations import format_duration, parse_duration
-from bot.messages import headline, percent, span, window_name
+from bot.messages import headline, percent, runs_out_text, span, spent_since_text, window_name
 from bot.mrkdwn import escape
 from bot.slack import blocks
 from bot.slack.deps import SlackDeps
@@ -190,8 +190,12 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         if found is None:
             return _unknown_slo(session, args[0])
         past: list[episodes.Episode] = []
+        outlook = None
         if found.slo is not None and found.record.id is not None:
             past = episodes.episodes_in_window(session, found.slo, found.record.id, now)
+            status = repo.status_of(found.snapshot)
+            if status is not None:
+                outlook = exhaustion.outlook(session, found.slo, found.record.id, status)
     record, slo, snap = found.record, found.slo, found.snapshot
     fields: list[tuple[str, str]] = []
     if slo is not None:
@@ -213,8 +217,11 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         fields.append(("Budget remaining", budget))
         burns = _burns(snap.burn_rates)
         fields.append(("Burn rate", burns or "-"))
-        exhaustion = repo.utc(snap.exhaustion_at)
-        fields.append(("Exhausted", blocks.slack_time(exhaustion) if exhaustion else "not at this pace"))
+        if outlook is not None and outlook.spent:
+            spent = spent_since_text(outlook, blocks.slack_time)  # "exhausted since …, back at …"
+            fields.append(("Budget", spent[0].upper() + spent[1:]))
+        elif outlook is not None and slo is not None and outlook.remaining_ratio is not None:
+            fields.append(("Budget runs out", runs_out_text(outlook, slo.window.spec, blocks.slack_time)))
         error = f" ({escape(snap.error)})" if snap.error else ""  # a server's words, as text
         fields.append(("State", snap.state + error))
         if snap.notes:

@@ -301,12 +301,11 @@ class SlackDelivery(OutboxWorker):
         snapshot = repo.latest_snapshot(session, record.id or 0)
         silence = slack_store.active_silence(session=session, slo_id=record.id or 0, now=now)
         lines = tuple(self.conversation.lines(session, breach)) if self.conversation else ()
-        facts = breach_facts(session, slo, breach, now, incidents=lines)
+        status = repo.status_of(snapshot)
+        facts = breach_facts(session, slo, breach, now, incidents=lines, status=status)
         if silence is not None:
             facts = replace(facts, silenced_until=repo.utc(silence.until), silenced_by=silence.created_by)
-        words = breach_message(
-            slo, facts, repo.status_of(snapshot), time=blocks.slack_time, user=blocks.slack_user
-        )
+        words = breach_message(slo, facts, status, time=blocks.slack_time, user=blocks.slack_user)
         return blocks.alert_payload(
             words,
             breach_id=breach.id or 0,

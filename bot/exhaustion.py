@@ -1,0 +1,90 @@
+"""When an SLO's error budget runs out, since when a spent one is spent and when it comes back: the
+`bot.budget.Outlook` of a status, read from the store (never written: it serves `status` beside `run`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from bot import budget, impact
+from bot.breaches import EXHAUSTED
+from bot.buckets import floor_time
+from bot.budget import Outlook, Status
+from bot.domain import SLO
+from bot.periods import period_bounds
+from bot.store import history
+from bot.store.models import AlertRecord, SnapshotRecord
+from bot.store.repo import SNAPSHOT_RETENTION, utc
+
+MINUTE = timedelta(minutes=1)
+
+
+def budget_back_at(session: Session, slo: SLO, slo_id: int, now: datetime) -> datetime | None:
+    """When the SLO's spent budget is expected back (see `bot.impact.budget_back`)."""
+    if not slo.window.is_rolling:
+        return impact.budget_back(slo, (), now)
+    buckets = history.load_buckets(session=session, slo_id=slo_id, since=now - slo.window.duration)
+    return impact.budget_back(slo, buckets, now)
+
+
+def spent_since(session: Session, slo: SLO, slo_id: int, now: datetime) -> tuple[datetime, bool] | None:
+    """Since when the budget has been spent (and whether exactly so, see `budget.spent_since_evaluations`).
+
+    A calendar period keeps every bucket since it began: they say when, to the bucket. A rolling
+    window has lost the failures that aged out of it, so its evaluations say: the snapshots of the last
+    hours, and the spent-budget signal (`budget-0`) for longer (it clears only 2 % above 0)."""
+    if not slo.window.is_rolling:
+        start, _ = period_bounds(slo.window, now)
+        buckets = history.load_buckets(session=session, slo_id=slo_id, since=start)
+        inside = [b for b in buckets if b.start >= start and b.end <= now]
+        found = budget.spent_since(inside, slo.budgeting_method, slo.objective.target_ratio)
+        return None if found is None else (found, True)
+    rows = session.exec(
+        select(SnapshotRecord.evaluated_at, SnapshotRecord.remaining_ratio).where(
+            SnapshotRecord.slo_id == slo_id,
+            col(SnapshotRecord.evaluated_at) > now - SNAPSHOT_RETENTION,
+            col(SnapshotRecord.evaluated_at) <= now,
+        )
+    ).all()
+    evaluations = [(at, remaining) for at, remaining in ((utc(a), r) for a, r in rows) if at is not None]
+    signal = session.exec(
+        select(AlertRecord.fired_at).where(
+            AlertRecord.slo_id == slo_id, AlertRecord.key == EXHAUSTED, AlertRecord.state == "firing"
+        )
+    ).first()
+    return budget.spent_since_evaluations(evaluations, utc(signal))
+
+
+def outlook(session: Session, slo: SLO, slo_id: int, status: Status) -> Outlook:
+    """The status's outlook: the budget's end at the window's average burn and at the 6-hour burn,
+    or, when spent, since when and when it is back."""
+    now = status.evaluated_at
+    start, end = period_bounds(slo.window, now)
+    rolling = slo.window.is_rolling
+    burn = status.burn_rates.get(budget.PACE_WINDOW)
+    if budget.PACE_WINDOW not in status.burn_rates:  # an AlertPolicy without a 6h window: sum it here
+        sums = history.window_sums(
+            session=session, slo_id=slo_id, end=floor_time(now, MINUTE), windows=[budget.PACE_WINDOW]
+        )
+        counts = sums[budget.PACE_WINDOW]
+        burn = budget.burn_rate(budget.sli_ratio(counts, slo.budgeting_method), slo.objective.target_ratio)
+    paces = budget.paces(
+        status,
+        burn,
+        period=slo.window.duration if rolling else end - start,
+        period_end=None if rolling else end,
+    )
+    result = Outlook(status.remaining_ratio, paces, None if rolling else end)
+    if not result.spent:
+        return result
+    since = spent_since(session, slo, slo_id, now)
+    return Outlook(
+        status.remaining_ratio,
+        paces,
+        result.period_end,
+        spent_since=since[0] if since else None,
+        spent_since_exact=since[1] if since else True,
+        back_at=budget_back_at(session, slo, slo_id, now),
+    )
