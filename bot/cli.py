@@ -112,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
 
+    p = commands.add_parser(
+        "report", help="an SLO review over a period (SLI, budget, breaches) from the stored data"
+    )
+    p.add_argument("--service", metavar="S", help="only the SLOs of this service")
+    p.add_argument(
+        "--window",
+        choices=("7d", "30d", "quarter"),
+        default="7d",
+        help="the last 7 or 30 days, or the calendar quarter (UTC) so far; default 7d",
+    )
+    p.add_argument("--format", choices=("markdown", "json", "csv", "html"), default="markdown")
+
     p = commands.add_parser("db", help="database maintenance")
     db_commands = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply the schema migrations (Alembic) up to head")
@@ -165,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "check": cmd_check,
             "status": cmd_status,
             "replay": cmd_replay,
+            "report": cmd_report,
             "run": cmd_run,
             "demo": cmd_demo,
             "db": cmd_db,
@@ -518,6 +531,23 @@ def _outlook(session: Session, slo: SLO | None, slo_id: int | None, status: Stat
     if slo is None or slo_id is None or status is None:
         return None
     return exhaustion.outlook(session, slo, slo_id, status)
+
+
+def cmd_report(args: argparse.Namespace, ctx: Context) -> int:
+    from sqlmodel import Session
+
+    from bot import review, review_render
+
+    with Session(ctx.read_engine) as session:  # read-only: beside a running `slo-bot run`
+        known = review.services(session)
+        if args.service is not None and args.service not in known:
+            close = difflib.get_close_matches(args.service, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else f" (services: {', '.join(known) or 'none'})"
+            raise UsageError(f"no SLO belongs to a service called {args.service!r}{hint}")
+        now = datetime.now(UTC).replace(microsecond=0)
+        found = review.build(session, period=args.window, now=now, service=args.service)
+    sys.stdout.write(review_render.render(found, args.format))
+    return EXIT_OK
 
 
 def cmd_db(args: argparse.Namespace, ctx: Context) -> int:

@@ -24,7 +24,7 @@ from bot.catalogue.stored import slo_of
 from bot.durations import format_duration, parse_duration
 from bot.messages import headline, percent, runs_out_text, span, spent_since_text, window_name
 from bot.mrkdwn import escape
-from bot.slack import blocks
+from bot.slack import blocks, reporting
 from bot.slack.deps import SlackDeps
 from bot.slack.notify import channels_for, silence_slo, unsilence_slo
 from bot.slack.state import detail, fold
@@ -42,6 +42,7 @@ USAGE = {
     "silence": "/slo silence SLO DURATION [reason]  (e.g. 30m, 4h, 1d; at most 7d)",
     "unsilence": "/slo unsilence SLO",
     "subscribe": "/slo subscribe SERVICE [#channel]",
+    "report": "/slo report [SERVICE] [7d|30d|quarter]  (SLI, budget and breaches over the period)",
     "help": "/slo help",
 }
 HELP = "*slo-bot* answers only you, from what it last evaluated:\n" + "\n".join(
@@ -90,6 +91,7 @@ def answer(deps: SlackDeps, inv: Invocation) -> Payload:
         "silence": _silence,
         "unsilence": _unsilence,
         "subscribe": _subscribe,
+        "report": _report,
         "help": lambda *_: blocks.text_payload(HELP),
     }
     handler = handlers.get(verb)
@@ -254,6 +256,10 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
             extra.append(f"… and {len(past) - MAX_EPISODES} older ones.")
     title = f"{record.name} ({record.service})"
     return blocks.detail_payload(title, fields, extra)
+
+
+def _report(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
+    return reporting.answer(deps, args, usage=USAGE["report"])
 
 
 def _burns(text: str) -> str:
