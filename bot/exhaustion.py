@@ -29,8 +29,12 @@ def budget_back_at(session: Session, slo: SLO, slo_id: int, now: datetime) -> da
     return impact.budget_back(slo, buckets, now)
 
 
-def spent_since(session: Session, slo: SLO, slo_id: int, now: datetime) -> tuple[datetime, bool] | None:
-    """Since when the budget has been spent (and whether exactly so, see `budget.spent_since_evaluations`).
+def spent_since(
+    session: Session, slo: SLO, slo_id: int, now: datetime, remaining: float | None = None
+) -> tuple[datetime, bool] | None:
+    """Since when the budget has been spent (and whether exactly so, see `budget.spent_since_evaluations`);
+    `remaining`: the budget left at `now`, an evaluation that may not be stored yet (a tick's hooks run
+    before its snapshot is written).
 
     A calendar period keeps every bucket since it began: they say when, to the bucket. A rolling
     window has lost the failures that aged out of it, so its evaluations say: the snapshots of the last
@@ -48,7 +52,8 @@ def spent_since(session: Session, slo: SLO, slo_id: int, now: datetime) -> tuple
             col(SnapshotRecord.evaluated_at) <= now,
         )
     ).all()
-    evaluations = [(at, remaining) for at, remaining in ((utc(a), r) for a, r in rows) if at is not None]
+    evaluations = [(at, left) for at, left in ((utc(a), r) for a, r in rows) if at is not None]
+    evaluations.append((now, remaining))
     signal = session.exec(
         select(AlertRecord.fired_at).where(
             AlertRecord.slo_id == slo_id, AlertRecord.key == EXHAUSTED, AlertRecord.state == "firing"
@@ -79,7 +84,7 @@ def outlook(session: Session, slo: SLO, slo_id: int, status: Status) -> Outlook:
     result = Outlook(status.remaining_ratio, paces, None if rolling else end)
     if not result.spent:
         return result
-    since = spent_since(session, slo, slo_id, now)
+    since = spent_since(session, slo, slo_id, now, status.remaining_ratio)
     return Outlook(
         status.remaining_ratio,
         paces,
