@@ -31,7 +31,7 @@ from bot.status import Assessment
 from bot.store import alerts as alert_store
 from bot.store import breaches as breach_store
 from bot.store import groups as group_store
-from bot.store import leases, repo
+from bot.store import leases, readings, repo
 from bot.store.models import AlertRecord, BreachRecord, SLORecord
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ def evaluate_all(
             session=session, name="prune-snapshots", holder=lease.holder, now=now, every=PRUNE_EVERY
         ):
             repo.prune_snapshots(session=session, now=now)
+            readings.prune(session=session, now=now)
         session.commit()
     return sorted(outcomes, key=lambda o: o.name)
 
@@ -383,6 +384,7 @@ def _store(
         error: str | None = None
         kind: str | None = None
         warnings: tuple[str, ...] = ()
+        previous_end = repo.utc(fresh.covered_to)  # (before this evaluation moves it)
         if isinstance(result, SourceError):
             error = str(result)
             kind = (
@@ -429,6 +431,8 @@ def _store(
         for hook in hooks:
             hook(session, tick)
         repo.add_snapshot(session=session, slo_id=fresh.id, status=assessment.status, error=error)
+        if readings.is_new_day(previous_end, plan.now) and assessment.status.remaining_ratio is not None:
+            readings.record(session=session, slo_id=fresh.id, status=assessment.status)
         METRICS.evaluated(kind or "ok")
         summaries = breach_store.summaries(now_open)
         open_kinds = [(b.kind, b.severity) for b in now_open]  # read before the commit expires them

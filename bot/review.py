@@ -17,11 +17,12 @@ from bot.budget import WindowCounts
 from bot.catalogue.stored import slo_of
 from bot.domain import SLO, BudgetingMethod
 from bot.periods import period_bounds
-from bot.store import history, repo
+from bot.store import history, readings, repo
 from bot.store.models import BreachRecord, SLORecord
 
 PERIODS = ("7d", "30d", "quarter")
 TOP_BREACHES = 3  # the breaches that spent most, per SLO
+READING_AGE = timedelta(days=1)  # a daily reading stands for the budget at a period's start this long
 
 
 def period_of(name: str, now: datetime) -> tuple[datetime, datetime]:
@@ -59,9 +60,11 @@ class SLOReview:
     failed: float  # bad events (or bad slices)
     coverage_ratio: float  # the share of the period the store has data for
     budget_remaining: float | None  # at the period's end
-    budget_remaining_at_start: float | None  # None: the store no longer holds that window
+    budget_remaining_at_start: float | None  # None: neither the buckets nor a daily reading say
+    budget_start_measured_at: datetime | None  # the period's start, or the daily reading's time
     budget_spent_in_period: float | None  # the period's failures as a share of the budget at the end
     breaches: tuple[BreachLine, ...]  # opened in the period, oldest first
+    period_start: datetime | None = None
     failing_since: datetime | None = None  # its evaluations fail (source, definition) since then
     failure: str | None = None
 
@@ -122,7 +125,8 @@ def _review(session: Session, record: SLORecord, start: datetime, end: datetime)
     method = slo.budgeting_method if slo else BudgetingMethod.OCCURRENCES
     counts = _sums(session, record.id, end, [end - start])[end - start]
     good, total, failed = _events(counts, method)
-    remaining_end = remaining_start = spent = None
+    remaining_end = spent = None
+    remaining_start: tuple[float | None, datetime] | None = None
     if slo is not None:
         target = slo.objective.target_ratio
         window_start, _ = period_bounds(slo.window, end)
@@ -143,9 +147,11 @@ def _review(session: Session, record: SLORecord, start: datetime, end: datetime)
         failed=failed,
         coverage_ratio=counts.coverage_ratio,
         budget_remaining=remaining_end,
-        budget_remaining_at_start=remaining_start,
+        budget_remaining_at_start=remaining_start[0] if remaining_start else None,
+        budget_start_measured_at=remaining_start[1] if remaining_start else None,
         budget_spent_in_period=spent,
         breaches=_breaches(session, record, slo, start, end),
+        period_start=start,
         failing_since=failing_since if failing_since and failing_since <= end else None,
         failure=record.failure if failing_since and failing_since <= end else None,
     )
@@ -173,19 +179,23 @@ def _remaining(counts: WindowCounts, method: BudgetingMethod, target: float) -> 
     return None if sli is None else 1.0 - budget.budget_consumed_ratio(sli, target)
 
 
-def _remaining_at(session: Session, record: SLORecord, slo: SLO, at: datetime) -> float | None:
-    """The budget left at `at`, when the store still holds the SLO's whole window then: a calendar
-    period's so far (a period that begins at `at` is whole), a rolling window only while younger
-    than the data kept (the buckets of older failures are gone: the budget then is unknown)."""
+def _remaining_at(
+    session: Session, record: SLORecord, slo: SLO, at: datetime
+) -> tuple[float | None, datetime] | None:
+    """The budget left at `at`, and when it was measured. From the buckets when the store still holds
+    the SLO's window as it was then (a calendar period the report starts in; one that begins at `at`
+    is whole); else from the daily reading of that day, taken at its first evaluation (a rolling
+    window's older failures are gone from the buckets); None when neither says."""
     window_start, _ = period_bounds(slo.window, at)
-    if window_start == at:  # a calendar period that begins here: its budget is whole
-        return 1.0
+    if window_start == at:
+        return 1.0, at
     covered = repo.utc(record.covered_from)
-    if covered is None or window_start < covered:
-        return None
     assert record.id is not None
-    counts = _sums(session, record.id, at, [at - window_start])[at - window_start]
-    return _remaining(counts, slo.budgeting_method, slo.objective.target_ratio)
+    if covered is not None and window_start >= covered:
+        counts = _sums(session, record.id, at, [at - window_start])[at - window_start]
+        return _remaining(counts, slo.budgeting_method, slo.objective.target_ratio), at
+    found = readings.at_or_before(session=session, slo_id=record.id, at=at, within=READING_AGE)
+    return None if found is None else (found.remaining_ratio, readings.measured_at(found))
 
 
 def _breaches(

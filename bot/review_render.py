@@ -83,6 +83,7 @@ def slo_json(s: SLOReview) -> dict[str, Any]:
         "budget": {
             "remaining": _round(s.budget_remaining),
             "remaining_at_start": _round(s.budget_remaining_at_start),
+            "start_measured_at": iso(s.budget_start_measured_at),
             "change": _round(s.budget_change),
             "spent_in_period": _round(s.budget_spent_in_period),
         },
@@ -123,6 +124,7 @@ CSV_FIELDS = (
     "coverage",
     "budget_remaining",
     "budget_remaining_at_start",
+    "budget_start_measured_at",
     "budget_change",
     "budget_spent_in_period",
     "breaches",
@@ -180,6 +182,15 @@ def _points(change: float | None) -> str:
     return "n/a" if change is None else f"{change * 100:+.1f} pts"
 
 
+def _change(s: SLOReview, time: Callable[[datetime], str]) -> str:
+    """-12.3 pts; from a daily reading before the period's start: "-12.3 pts since <its time>"."""
+    measured = s.budget_start_measured_at
+    text = _points(s.budget_change)
+    if s.budget_change is None or measured is None or measured == s.period_start:
+        return text
+    return f"{text} since {time(measured)}"
+
+
 def _ack(s: SLOReview) -> str:
     median = s.median_time_to_acknowledge
     if not s.breaches:
@@ -211,7 +222,7 @@ def cells(s: SLOReview, time: Callable[[datetime], str] = utc_time) -> dict[str,
         "coverage": _pct(s.coverage_ratio, 0),
         "failed": f"{s.failed:,.0f}",
         "remaining": _pct(s.budget_remaining),
-        "change": _points(s.budget_change),
+        "change": _change(s, time),
         "spent": _pct(s.budget_spent_in_period),
         "breaches": str(len(s.breaches)),
         "ack": _ack(s),

@@ -12,8 +12,8 @@ from sqlmodel import Session
 
 from bot.buckets import floor_time
 from bot.domain import Bucket
-from bot.store import db, history, repo
-from bot.store.models import BreachRecord
+from bot.store import db, history, readings, repo
+from bot.store.models import BreachRecord, BudgetReadingRecord
 from tests.slack.harness import apply_frozen
 
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
@@ -75,6 +75,7 @@ class Week:
     """What was written, so a test can say what the report must show."""
 
     written_at: datetime
+    reading_at: datetime  # checkout-availability's daily reading before the week began: 80 % left
     latency_events: float  # checkout-latency's events this month (minutes of 10)
     latency_bad: float
 
@@ -89,8 +90,9 @@ def store(database_url: str) -> Week:
     hour 50 h ago, 10 20 h ago, 5 2 h ago): SLI 99.9375 %, 62.5 % of the budget spent in the week,
     37.5 % left; its breaches: #A 50 h ago (page, acknowledged after 4 min, 30/72 of the budget), #B
     20 h ago (ticket, after 10 min, 10/72), #C 2 h ago (page, open, not acknowledged: 5/72 so far),
-    and one 8 days ago, outside the week. checkout-latency (99 % a calendar month): the last 3 hours
-    (or the month so far) at 10 events a minute, 1 failed in each of its last 10 minutes.
+    and one 8 days ago, outside the week; its daily readings say 80 % left 2 hours before the week.
+    checkout-latency (99 % a calendar month): the last 3 hours (or the month so far) at 10 events a
+    minute, 1 failed in each of its last 10 minutes.
     search-availability: no data, its evaluations fail since 30 minutes ago."""
     now = datetime.now(UTC)
     hour, minute = floor_time(now, HOUR), floor_time(now, MINUTE)
@@ -128,6 +130,15 @@ def store(database_url: str) -> Week:
                 )
             )
 
+        # its daily readings: 80 % left 2 hours before the week began, 90 % 30 hours before
+        reading_at = now - 7 * DAY - 2 * HOUR
+        for at, left in ((reading_at, 0.8), (now - 7 * DAY - 30 * HOUR, 0.9)):
+            session.add(
+                BudgetReadingRecord(
+                    slo_id=availability, day_s=readings.day_of(at), evaluated_at=at, remaining_ratio=left
+                )
+            )
+
         latency = records["checkout-latency"].id or 0
         month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         start = max(month, minute - 3 * HOUR)
@@ -148,4 +159,6 @@ def store(database_url: str) -> Week:
         )
         session.commit()
     engine.dispose()
-    return Week(written_at=now, latency_events=10.0 * count, latency_bad=float(min(count, 10)))
+    return Week(
+        written_at=now, reading_at=reading_at, latency_events=10.0 * count, latency_bad=float(min(count, 10))
+    )

@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot import cli, jobs
 from bot.domain import DataSource, MetricQuery
 from bot.metrics import METRICS
 from bot.sources.base import Source
 from bot.sources.pool import SourcePool
-from bot.store import repo
+from bot.store import readings, repo
+from bot.store.models import BudgetReadingRecord
 from tests.promtext import sample
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -176,3 +177,34 @@ def test_a_replica_storing_slowly_keeps_its_leases_and_no_slo_is_evaluated_twice
     assert sorted(o.name for o in found["slow"]) == ["alpha", "beta", "gamma"]
     assert found["quick"] == []
     assert (sample(METRICS.render(), "slo_bot_leases_lost_total") or 0.0) == lost_before
+
+
+def test_an_slos_first_evaluation_of_each_day_keeps_its_budget_for_the_reports(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    _apply(tmp_path, database_url, monkeypatch)
+    sources = SourcePool(max_connections=2)
+    moments = [NOW, NOW + timedelta(minutes=1), NOW + timedelta(hours=11), NOW + timedelta(hours=13)]
+    try:
+        remaining = {}
+        for at in moments:  # 12:00, 12:01 and 23:00 of one day, then 01:00 of the next
+            for outcome in jobs.evaluate_all(engine, now=at, sources=sources, concurrency=2, names=["alpha"]):
+                assert outcome.status is not None
+                remaining[at] = outcome.status.remaining_ratio
+    finally:
+        sources.close()
+    with Session(engine) as session:
+        alpha = repo.get_slo(session=session, name="alpha")
+        assert alpha is not None
+        kept = session.exec(select(BudgetReadingRecord).order_by(col(BudgetReadingRecord.day_s))).all()
+        assert [(r.slo_id, repo.utc(r.evaluated_at), r.remaining_ratio) for r in kept] == [
+            (alpha.id, NOW, remaining[NOW]),
+            (alpha.id, NOW + timedelta(hours=13), remaining[NOW + timedelta(hours=13)]),
+        ]
+        found = readings.at_or_before(
+            session=session, slo_id=alpha.id or 0, at=NOW + timedelta(hours=12), within=timedelta(days=1)
+        )
+        assert found is not None and repo.utc(found.evaluated_at) == NOW
+        readings.prune(session=session, now=NOW + readings.RETENTION + timedelta(hours=13))
+        left = session.exec(select(BudgetReadingRecord)).all()
+        assert [repo.utc(r.evaluated_at) for r in left] == [NOW + timedelta(hours=13)]  # a quarter on

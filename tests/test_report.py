@@ -55,8 +55,10 @@ def test_json_has_the_weeks_sli_budget_breaches_and_failures(run, week: reviewhi
     assert checkout["coverage"] == pytest.approx(72 / 168, abs=1e-4)  # 3 days of the week stored
     assert checkout["budget"]["remaining"] == pytest.approx(0.375)
     assert checkout["budget"]["spent_in_period"] == pytest.approx(0.625)
-    # a rolling window's budget a week ago needs failures older than the store keeps: not guessed
-    assert checkout["budget"]["remaining_at_start"] is None and checkout["budget"]["change"] is None
+    # a rolling window's failures of a week ago are gone from the buckets: its daily reading of then says
+    assert checkout["budget"]["remaining_at_start"] == 0.8
+    assert checkout["budget"]["start_measured_at"] == week.reading_at.isoformat().replace("+00:00", "Z")
+    assert checkout["budget"]["change"] == pytest.approx(0.375 - 0.8)
     breaches = checkout["breaches"]
     assert breaches["count"] == 3 and breaches["acknowledged"] == 2  # the one 8 days ago is not in it
     assert breaches["median_time_to_acknowledge_s"] == 7 * 60  # 4 and 10 minutes
@@ -100,7 +102,9 @@ def test_csv_parses_back_to_the_same_numbers_and_runs_no_formula(run, week: revi
     assert float(checkout["failed"]) == 45.0
     assert float(checkout["budget_remaining"]) == pytest.approx(0.375)
     assert float(checkout["budget_spent_in_period"]) == pytest.approx(0.625)
-    assert checkout["budget_change"] == ""
+    assert float(checkout["budget_change"]) == pytest.approx(-0.425)
+    assert checkout["budget_start_measured_at"] == week.reading_at.isoformat().replace("+00:00", "Z")
+    assert rows["checkout-latency"]["budget_change"] == ""  # no reading, a month begun after the start
     assert (checkout["breaches"], checkout["acknowledged"]) == ("3", "2")
     assert float(checkout["median_time_to_acknowledge_s"]) == 420.0
     assert float(checkout["most_spent_breach_budget"]) == pytest.approx(30 / 72, abs=1e-6)
@@ -152,7 +156,8 @@ def test_html_is_one_table_of_slos_and_the_costliest_breaches_escaped(run, week:
     checkout = table["checkout-availability"]
     assert checkout["SLI"] == "99.938 %" and checkout["Objective"] == "99.900 %"
     assert checkout["Budget left"] == "37.5 %" and checkout["Spent in period"] == "62.5 %"
-    assert checkout["Change"] == "n/a" and checkout["Failed"] == "45" and checkout["Breaches"] == "3"
+    assert checkout["Change"] == f"-42.5 pts since {week.reading_at:%Y-%m-%d %H:%M} UTC"
+    assert checkout["Failed"] == "45" and checkout["Breaches"] == "3"
     assert checkout["Time to acknowledge"] == "2 of 3 acknowledged, median 7 min"
     assert table["search-availability"]["SLI"] == "n/a"
     assert table["search-availability"]["Failing"].endswith(reviewhistory.FAILURE)
@@ -176,6 +181,7 @@ def test_markdown_is_a_table_and_the_costliest_breaches(run, week: reviewhistory
     table = {r[0]: dict(zip(names, r, strict=True)) for r in rows}
     assert table["checkout-availability"]["SLI"] == "99.938 %"
     assert table["checkout-availability"]["Data"] == "10 %"  # 3 of 30 days
+    assert table["checkout-availability"]["Change"] == "n/a"  # no reading from 30 days ago
     assert "## checkout-availability: breaches that spent most" in lines
     assert any(
         line.startswith("- #") and "acknowledged after 4 min: 41.7 % of the budget" in line for line in lines

@@ -100,6 +100,23 @@ class SnapshotRecord(SQLModel, table=True):
     notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+class BudgetReadingRecord(SQLModel, table=True):
+    """An SLO's budget at its first evaluation of each UTC day, kept for a quarter: what `slo-bot
+    report` compares the end of a period with (a rolling window's buckets of then are gone)."""
+
+    __tablename__ = "budget_reading"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    slo_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("slo.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+        )
+    )
+    day_s: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False, nullable=False))
+    evaluated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    remaining_ratio: float | None = None
+
+
 class BreachRecord(SQLModel, table=True):
     """One breach of one SLO (see `bot.breaches`): what Slack shows as one message and the incident
     tools as one incident. Its number, shown on the message, is its `id`.

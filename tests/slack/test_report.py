@@ -19,7 +19,7 @@ def test_report_answers_the_weeks_figures_per_slo(
     # its first tick finds no source (nobody serves it) and no data; the next is 30 days away
     bot = start_bot(env={"SLO_BOT_EVAL_INTERVAL": "30d"})
     wait_for(lambda: store.evaluated() == 3, what="the first tick")
-    reviewhistory.store(database_url)
+    week = reviewhistory.store(database_url)
     ask = Asker(bot)
 
     shown = ask("report")
@@ -27,7 +27,9 @@ def test_report_answers_the_weeks_figures_per_slo(
     lines = {line.split("`")[1]: line for line in shown.splitlines() if line.count("`") >= 2}
     checkout = lines["checkout-availability"]
     assert "SLI 99.938 % (objective 99.900 %, data for 43 % of the period)" in checkout
-    assert "budget 37.5 % left (n/a; 62.5 % spent in the period)" in checkout
+    reading = f"|{week.reading_at:%Y-%m-%d %H:%M} UTC>"
+    assert "budget 37.5 % left (-42.5 pts since <!date^" in checkout and reading in checkout
+    assert "; 62.5 % spent in the period)" in checkout
     # the week's three, and the no-data breach the bot's first tick opened (its source is nobody)
     kinds = sorted(b.kind for b in store.breaches("checkout-availability"))
     assert kinds == ["burn", "burn", "burn", "burn", "no-data"]  # a burn one is older than the week
