@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
@@ -27,6 +27,7 @@ from bot.buckets import (
     plan_fetches,
     tiers_for,
 )
+from bot.budget import WindowCounts
 from bot.domain import SLO, Bucket, DataSource, IndicatorKind, MetricQuery
 from bot.metrics import METRICS
 from bot.periods import period_bounds, period_length
@@ -296,27 +297,46 @@ def _step_starts(rng: FetchRange) -> list[datetime]:
 
 def store(session: Session, record: SLORecord, plan: Plan, fetched: Fetched) -> None:
     """Write fetched buckets, roll old ones up, drop what no window reads any more."""
-    assert record.id is not None
-    for rng, buckets in zip(fetched.ranges, fetched.buckets, strict=True):
-        history.replace_buckets(
-            session=session, slo_id=record.id, start=rng.start, end=rng.end, buckets=buckets
-        )
-    old_from, old_to = repo.utc(record.covered_from), repo.utc(record.covered_to)
-    for finer, coarser in itertools.pairwise(plan.tiers):
-        assert finer.keep is not None
-        before = floor_time(plan.end - finer.keep, coarser.resolution)
-        crossed = old_to is None or floor_time(old_to - finer.keep, coarser.resolution) != before
-        written_below = any(r.step == finer.resolution and r.start < before for r in fetched.ranges)
-        if crossed or written_below:  # most ticks roll nothing up: skip the query
-            history.roll_up(
-                session=session,
-                slo_id=record.id,
-                source=finer.resolution,
-                target=coarser.resolution,
-                before=before,
-            )
-    if old_from is None or old_from < plan.needed_from:
-        history.trim_buckets(session=session, slo_id=record.id, before=plan.needed_from)
+    store_many(session, [(record, plan, fetched)])
+
+
+def store_many(session: Session, items: Sequence[tuple[SLORecord, Plan, Fetched]]) -> None:
+    """`store` of many SLOs' fetches in a few statements for all: their buckets, roll-ups, trims
+    and coverage."""
+    history.replace_many(
+        session=session,
+        writes=[
+            (record.id, rng.start, rng.end, buckets)
+            for record, _, fetched in items
+            if record.id is not None
+            for rng, buckets in zip(fetched.ranges, fetched.buckets, strict=True)
+        ],
+    )
+    rollups: list[history.RollUp] = []
+    trims: list[tuple[int, datetime]] = []
+    coverage = []
+    for record, plan, fetched in items:
+        assert record.id is not None
+        old_from, old_to = repo.utc(record.covered_from), repo.utc(record.covered_to)
+        for finer, coarser in itertools.pairwise(plan.tiers):
+            assert finer.keep is not None
+            before = floor_time(plan.end - finer.keep, coarser.resolution)
+            crossed = old_to is None or floor_time(old_to - finer.keep, coarser.resolution) != before
+            written_below = any(r.step == finer.resolution and r.start < before for r in fetched.ranges)
+            if crossed or written_below:  # most ticks roll nothing up
+                rollups.append((record.id, finer.resolution, coarser.resolution, before))
+        if old_from is None or old_from < plan.needed_from:
+            trims.append((record.id, plan.needed_from))
+        coverage.append((record.id, *_coverage(plan, fetched, old_from, old_to)))
+    history.roll_up_many(session=session, asks=rollups)
+    history.trim_many(session=session, asks=trims)
+    repo.set_coverages(session=session, rows=coverage)
+
+
+def _coverage(
+    plan: Plan, fetched: Fetched, old_from: datetime | None, old_to: datetime | None
+) -> tuple[datetime, datetime]:
+    """The range the SLO's buckets cover once `fetched` is stored."""
     starts = [r.start for r in fetched.ranges]
     ends = [r.end for r in fetched.ranges]
     fresh = old_from is None or old_to is None or old_to < plan.needed_from
@@ -328,17 +348,28 @@ def store(session: Session, record: SLORecord, plan: Plan, fetched: Fetched) -> 
             covered_to = min(covered_to, rng.start)
         else:
             covered_from = max(covered_from, rng.end)
-    covered_to = max(covered_to, covered_from)
-    repo.set_coverage(session=session, record=record, covered_from=covered_from, covered_to=covered_to)
+    return covered_from, max(covered_to, covered_from)
 
 
-def assess(session: Session, record: SLORecord, plan: Plan, warnings: tuple[str, ...] = ()) -> Assessment:
-    """The SLO's status and alert signals, from stored buckets only."""
+def windows_of(plan: Plan) -> list[timedelta]:
+    """The windows an assessment sums: the policy's and the period so far."""
+    return [*plan.policy.windows, plan.end - plan.period_start]
+
+
+def assess(
+    session: Session,
+    record: SLORecord,
+    plan: Plan,
+    warnings: tuple[str, ...] = (),
+    counts: Mapping[timedelta, WindowCounts] | None = None,
+) -> Assessment:
+    """The SLO's status and alert signals, from stored buckets only (`counts`: their sums over
+    `windows_of(plan)`, when read already with other SLOs')."""
     assert record.id is not None
     period_span = plan.end - plan.period_start
-    counts = history.window_sums(
-        session=session, slo_id=record.id, end=plan.end, windows=[*plan.policy.windows, period_span]
-    )
+    if counts is None:
+        windows = windows_of(plan)
+        counts = history.window_sums(session=session, slo_id=record.id, end=plan.end, windows=windows)
     assessment = status.assess(
         plan.slo,
         plan.policy,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from bot import alerting, breaches, episodes, evaluation, groups, logs
 from bot.alerting import FIRING, Transition
-from bot.budget import Status
+from bot.budget import Status, WindowCounts
 from bot.catalogue import CatalogueError
 from bot.catalogue.stored import slo_of
 from bot.domain import SLO
@@ -31,7 +31,7 @@ from bot.status import Assessment
 from bot.store import alerts as alert_store
 from bot.store import breaches as breach_store
 from bot.store import groups as group_store
-from bot.store import leases, readings, repo
+from bot.store import history, leases, readings, repo
 from bot.store.models import AlertRecord, BreachRecord, SLORecord
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ BAD_QUERY = "bad_query"  # a human must fix the query or the DataSource
 CONFIG = "config"  # the stored definition no longer builds (e.g. an unset variable)
 INTERNAL = "internal"  # storing or alerting failed (the database, a hook): see the log
 PRUNE_EVERY = timedelta(minutes=10)  # old snapshots go this often, by one replica of the fleet
+MEMBERS_TOGETHER = 100  # a grouped SLO's members are stored this many to a transaction
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,12 @@ def evaluate_all(
     chosen: Iterable[SLORecord | None] = records
     renewal = _Renewal(engine, lease) if lease is not None else None
     if lease is not None and renewal is not None:
-        # a few at a time: a replica holds no more than it is about to fetch, so the others share
-        chosen = _leased(engine, records, lease, renewal, batch=max(1, concurrency // 4))
+        # a replica holds no more than it is about to fetch, so the others share: with grouped SLOs
+        # (each a big fetch) a few at a time, else as many as it fetches at once (each claim is a
+        # transaction: a few SLOs a claim cost a tick as much as its bookkeeping)
+        grouped = any(r.group_by for r in records)
+        batch = max(1, concurrency // 4 if grouped else concurrency)
+        chosen = _leased(engine, records, lease, renewal, batch=batch)
 
     def weight(record: SLORecord) -> int:
         """A grouped SLO weighs its members, up to half the in-flight budget (members not known yet:
@@ -136,27 +141,24 @@ def evaluate_all(
         return min(half, len(members.get(record.id or 0, ()))) or half
 
     work = _planned(engine, chosen, now, outcomes, lease)
-    for record, plan, result in _fetch_all(work, sources, concurrency, weight=weight):
+    for fetched in _fetch_all(work, sources, concurrency, weight=weight):
         if renewal is not None:  # storing what is fetched can outlast a lease: keep them
             renewal.renew_if_due()
-        if record.group_by:
+        # what completed while the last batch was stored is stored together
+        singles: list[Item] = []
+        for record, plan, result in fetched:
+            if not record.group_by:
+                assert not isinstance(result, evaluation.GroupFetched)
+                singles.append((record, plan, result))
+                continue
             found = _store_group(
                 engine, record, plan, result, members.get(record.id or 0, []), hooks, breached, lease
             )
             if names is not None and record.name not in names:
                 found = [o for o in found if o.name in names]
             outcomes += found
-            continue
-        assert not isinstance(result, evaluation.GroupFetched)
-        try:
-            outcome = _store(engine, record, plan, result, hooks, record.id in breached, lease)
-        except Exception as err:  # the database or a hook: this SLO's tick is lost, not the others'
-            log.exception(
-                "%s: evaluation failed while storing or alerting", record.name, extra={"slo": record.name}
-            )
-            outcome = _failed(engine, record, now, INTERNAL, describe_error(err), plan.slo, lease)
-        if outcome is not None:
-            outcomes.append(outcome)
+        if singles:
+            outcomes += _store_batch(engine, singles, hooks, breached, lease)
     with Session(engine) as session:
         if lease is None or leases.claim_job(
             session=session, name="prune-snapshots", holder=lease.holder, now=now, every=PRUNE_EVERY
@@ -224,6 +226,7 @@ def _leased(
     other replicas still hold SLOs of the tick: what they hand back (SIGTERM) is taken too."""
     by_id = {r.id: r for r in records}
     taken = 0
+    after = 0  # the claims go up the ids, then look again from the start (handed back, expired)
     METRICS.leases_held(0)
     while not lease.stopping.is_set():
         with Session(engine) as session:
@@ -234,8 +237,13 @@ def _leased(
                 now=lease.clock(),
                 ttl=lease.ttl,
                 limit=batch,
+                after=after,
             )
             session.commit()
+        if not ids and after:
+            after = 0
+            continue
+        after = max(ids, default=0)
         if not ids:
             with Session(engine) as session:
                 waiting = leases.others_unfinished(session=session, holder=lease.holder, tick=lease.tick)
@@ -272,10 +280,11 @@ def _fetch_all(
     concurrency: int,
     poll: float = 0.25,
     weight: Callable[[SLORecord], int] = lambda _: 1,
-) -> Iterator[tuple[SLORecord, evaluation.Plan, Fetched | SourceError]]:
-    """Yield fetch results as they complete, keeping at most 2 x `concurrency` of weight in memory
-    (a grouped SLO weighs its members; one item is always let in). An IDLE item means nothing to
-    fetch now: finish what is pending, or wait `poll` seconds and ask again."""
+) -> Iterator[list[tuple[SLORecord, evaluation.Plan, Fetched | SourceError]]]:
+    """Yield fetch results as they complete (those completed together in one list), keeping at
+    most 2 x `concurrency` of weight in memory (a grouped SLO weighs its members; one item is
+    always let in). An IDLE item means nothing to fetch now: finish what is pending, or wait
+    `poll` seconds and ask again."""
     pending: dict[Future[Fetched], tuple[SLORecord, evaluation.Plan]] = {}
     weights: dict[Future[Fetched], int] = {}
     queue = iter(work)
@@ -305,16 +314,18 @@ def _fetch_all(
             if not pending:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
+            results: list[tuple[SLORecord, evaluation.Plan, Fetched | SourceError]] = []
+            for future in sorted(done, key=lambda f: pending[f][0].name):
                 record, plan = pending.pop(future)
                 weights.pop(future)
                 try:
-                    yield record, plan, future.result()
+                    results.append((record, plan, future.result()))
                 except SourceError as err:
-                    yield record, plan, err
+                    results.append((record, plan, err))
                 except Exception as err:  # a bug or a broken client: this SLO's alone
                     log.exception("%s: fetching failed", record.name, extra={"slo": record.name})
-                    yield record, plan, SourceFailed(describe_error(err))
+                    results.append((record, plan, SourceFailed(describe_error(err))))
+            yield results
 
 
 class SourceFailed(SourceError):
@@ -353,103 +364,182 @@ def _failed(
     return Outcome(record.name, record.service, slo, None, why, kind)
 
 
-def _store(
+Item = tuple[SLORecord, evaluation.Plan, "evaluation.Fetched | SourceError"]
+
+
+def _store_batch(
     engine: Engine,
-    record: SLORecord,
-    plan: evaluation.Plan,
-    result: evaluation.Fetched | SourceError,
-    hooks: Sequence[TickHook] = (),
-    breached: bool = True,
+    items: Sequence[Item],
+    hooks: Sequence[TickHook],
+    breached: Container[int],  # the SLOs with an open breach when the tick began
     lease: Lease | None = None,
-) -> Outcome | None:
-    with logs.context(slo=record.name), Session(engine, autoflush=False) as session:
+) -> list[Outcome]:
+    """Store and evaluate fetched SLOs together, in one transaction (a tick's bookkeeping costs a
+    few statements for many SLOs, not several for each). Should that fail (the database, a
+    hook), each SLO is stored again alone, so one SLO's failure is its own."""
+    if len(items) > 1:
+        try:
+            return _store_together(engine, items, hooks, breached, lease)
+        except Exception:
+            log.warning("storing %d SLOs together failed; storing each alone", len(items), exc_info=True)
+    outcomes = []
+    for record, plan, result in items:
+        try:
+            outcomes += _store_together(engine, [(record, plan, result)], hooks, breached, lease)
+        except Exception as err:  # the database or a hook: this SLO's tick is lost, not the others'
+            log.exception(
+                "%s: evaluation failed while storing or alerting", record.name, extra={"slo": record.name}
+            )
+            outcomes.append(_failed(engine, record, plan.now, INTERNAL, describe_error(err), plan.slo, lease))
+    return outcomes
+
+
+def _store_together(
+    engine: Engine,
+    items: Sequence[Item],
+    hooks: Sequence[TickHook],
+    breached: Container[int],
+    lease: Lease | None,
+) -> list[Outcome]:
+    with Session(engine, autoflush=False) as session:
         repo.commit_without_flush_wait(session=session)
-        if lease is not None and record.id is not None and not _complete(session, record.id, lease, plan.now):
+        ids = [record.id for record, _, _ in items if record.id is not None]
+        kept = set(ids)
+        if lease is not None:
+            kept = leases.complete_many(
+                session=session, slo_ids=ids, holder=lease.holder, tick=lease.tick, now=items[0][1].now
+            )
+        lost = [record.name for record, _, _ in items if record.id not in kept]
+        for name in lost:
             log.warning(
                 "%s: its lease expired before its evaluation was stored; the replica that took it "
                 "over evaluates it (slow source or database?)",
-                record.name,
+                name,
+                extra={"slo": name},
             )
-            METRICS.lease_lost()
-            return None
         # one evaluation of an SLO at a time, whoever runs it (a replica, `slo-bot check`): the row
-        # lock holds a second one back until this one's transaction ends (PostgreSQL; SQLite has
-        # one writer at a time anyway)
-        assert record.id is not None
-        fresh, has_signals = alert_store.lock_slo(session=session, slo_id=record.id)
-        if fresh is None or fresh.id is None:  # removed (apply --prune) while its data was fetched
-            log.info("%s was removed during the evaluation; skipped", record.name)
-            METRICS.slos.forget(record.name)
-            return None
-        error: str | None = None
-        kind: str | None = None
-        warnings: tuple[str, ...] = ()
-        previous_end = repo.utc(fresh.covered_to)  # (before this evaluation moves it)
-        if isinstance(result, SourceError):
-            error = str(result)
-            kind = (
-                INTERNAL
-                if isinstance(result, SourceFailed)
-                else BAD_QUERY
-                if isinstance(result, BadQuery)
-                else UNAVAILABLE
-            )
-            log.warning("%s: %s", record.name, error)
+        # locks hold a second one back until this transaction ends (PostgreSQL; SQLite has one
+        # writer at a time anyway)
+        locked = alert_store.lock_slos(session=session, slo_ids=sorted(kept))
+        removed = [r.name for r, _, _ in items if r.id in kept and r.id not in locked]
+        for name in removed:  # (apply --prune) while its data was fetched
+            log.info("%s was removed during the evaluation; skipped", name)
+        live = [(*locked[r.id], plan, result) for r, plan, result in items if r.id in locked]
+        # (before this evaluation moves it: the first evaluation of a day keeps the budget's reading)
+        previous_end = {fresh.id: repo.utc(fresh.covered_to) for fresh, _, _, _ in live}
+        evaluation.store_many(
+            session, [(fresh, plan, got) for fresh, _, plan, got in live if not isinstance(got, SourceError)]
+        )
+        asks = [(fresh.id, plan.end, evaluation.windows_of(plan)) for fresh, _, plan, _ in live if fresh.id]
+        sums = history.window_sums_many(session=session, asks=asks)
+        # the few SLOs with open signals or breaches: theirs read for all at once
+        with_signals = [f.id for f, has_signals, _, _ in live if has_signals and f.id is not None]
+        signals = alert_store.open_alerts_many(session=session, slo_ids=with_signals)
+        # (a firing signal may belong to a breach another process opened since the tick began)
+        firing = {i for i, found in signals.items() if any(a.state == FIRING for a in found.values())}
+        breaching = [f.id for f, _, _, _ in live if f.id is not None and (f.id in breached or f.id in firing)]
+        opened = breach_store.open_breaches_many(session=session, slo_ids=breaching)
+        done: list[tuple[Outcome, str | None, list[tuple[str, str]]]] = []
+        snapshots = []
+        for fresh, _, plan, result in live:
+            assert fresh.id is not None
+            with logs.context(slo=fresh.name):
+                outcome, open_kinds = _evaluate(
+                    session,
+                    fresh,
+                    plan,
+                    result,
+                    sums[fresh.id],
+                    signals.get(fresh.id, {}),
+                    opened.get(fresh.id, []),
+                    hooks,
+                )
+            assert outcome.status is not None
+            snapshots.append((fresh.id, outcome.status, outcome.error))
+            new_day = readings.is_new_day(previous_end[fresh.id], plan.now)
+            if new_day and outcome.status.remaining_ratio is not None:
+                readings.record(session=session, slo_id=fresh.id, status=outcome.status)
+            done.append((outcome, outcome.error_kind, open_kinds))
+        repo.add_snapshots(session=session, rows=snapshots)
+        session.commit()
+    for _ in lost:
+        METRICS.lease_lost()
+    for name in removed:
+        METRICS.slos.forget(name)
+    for outcome, kind, open_kinds in done:
+        if kind is not None:
             METRICS.source_failed(kind)
             METRICS.evaluation_failed(kind)
-            repo.record_failure(session=session, slo_id=fresh.id, at=plan.now, kind=kind, why=error)
-        else:
-            evaluation.store(session, fresh, plan, result)
-            repo.clear_failure(session=session, record=fresh)
-            warnings = result.warnings
-            seen = group_store.newest_data(result.buckets) if plan.slo.member_of else None
-            if seen is not None:
-                group_store.set_last_data(session=session, slo_id=fresh.id, at=seen)
-        assessment = evaluation.assess(session, fresh, plan, warnings)
-        signals = alert_store.open_alerts(session=session, slo_id=fresh.id) if has_signals else {}
-        # (a firing signal may belong to a breach another process opened since the tick began)
-        if breached or any(a.state == FIRING for a in signals.values()):
-            before = breach_store.current(breach_store.open_breaches(session=session, slo_id=fresh.id))
-        else:
-            before = {}
-        open_before = {kind: breach_store.as_open(b, signals) for kind, b in before.items()}
-        transitions, open_alerts = advance_alerts(session, fresh, assessment.signals, plan.now, signals)
-        firing = {a.key for a in open_alerts if a.state == FIRING}
-        after, changes = breaches.advance(fresh.name, open_before, transitions, firing, plan.now)
-        by_key = {a.key: a for a in open_alerts}
-        burns = {s.key: s.burn_rates for s in assessment.signals}
-        done = breach_store.apply_changes(session, fresh.id, before, after, changes, by_key, plan.now, burns)
-        spent: dict[int, float | None] = {}
-        for change, breach in done:
-            if change.event == breaches.RESOLVED and breach.id is not None:
-                spent[breach.id] = episodes.record_cost(session, plan.slo, breach, plan.now).cost_ratio
-        # most SLOs have no breach and nothing changed: no need to read again what was just read
-        now_open = (
-            tuple(breach_store.open_breaches(session=session, slo_id=fresh.id)) if before or done else ()
-        )
-        tick = Tick(fresh, plan.slo, assessment, plan.now, tuple(done), now_open)
-        for hook in hooks:
-            hook(session, tick)
-        repo.add_snapshot(session=session, slo_id=fresh.id, status=assessment.status, error=error)
-        if readings.is_new_day(previous_end, plan.now) and assessment.status.remaining_ratio is not None:
-            readings.record(session=session, slo_id=fresh.id, status=assessment.status)
         METRICS.evaluated(kind or "ok")
-        summaries = breach_store.summaries(now_open)
-        open_kinds = [(b.kind, b.severity) for b in now_open]  # read before the commit expires them
-        session.commit()
-    METRICS.slos.evaluated(record.name, record.service, assessment.status, open_kinds)
-    return Outcome(
-        record.name,
-        record.service,
+        assert outcome.status is not None
+        METRICS.slos.evaluated(outcome.name, outcome.service, outcome.status, open_kinds)
+    return [outcome for outcome, _, _ in done]
+
+
+def _evaluate(
+    session: Session,
+    fresh: SLORecord,
+    plan: evaluation.Plan,
+    result: evaluation.Fetched | SourceError,
+    counts: Mapping[timedelta, WindowCounts],
+    signals: Mapping[str, AlertRecord],
+    opened: Sequence[BreachRecord],
+    hooks: Sequence[TickHook],
+) -> tuple[Outcome, list[tuple[str, str]]]:
+    """One SLO's part of a stored batch: its assessment, alerts, breaches and hooks; the outcome
+    and its open breaches as (kind, severity)."""
+    assert fresh.id is not None
+    error: str | None = None
+    kind: str | None = None
+    warnings: tuple[str, ...] = ()
+    if isinstance(result, SourceError):
+        error = str(result)
+        kind = (
+            INTERNAL
+            if isinstance(result, SourceFailed)
+            else BAD_QUERY
+            if isinstance(result, BadQuery)
+            else UNAVAILABLE
+        )
+        log.warning("%s: %s", fresh.name, error)
+        repo.record_failure(session=session, slo_id=fresh.id, at=plan.now, kind=kind, why=error)
+    else:
+        repo.clear_failure(session=session, record=fresh)
+        warnings = result.warnings
+        seen = group_store.newest_data(result.buckets) if plan.slo.member_of else None
+        if seen is not None:
+            group_store.set_last_data(session=session, slo_id=fresh.id, at=seen)
+    assessment = evaluation.assess(session, fresh, plan, warnings, counts)
+    before = breach_store.current(opened)
+    open_before = {kind: breach_store.as_open(b, signals) for kind, b in before.items()}
+    transitions, open_alerts = advance_alerts(session, fresh, assessment.signals, plan.now, signals)
+    firing = {a.key for a in open_alerts if a.state == FIRING}
+    after, changes = breaches.advance(fresh.name, open_before, transitions, firing, plan.now)
+    by_key = {a.key: a for a in open_alerts}
+    burns = {s.key: s.burn_rates for s in assessment.signals}
+    done = breach_store.apply_changes(session, fresh.id, before, after, changes, by_key, plan.now, burns)
+    spent: dict[int, float | None] = {}
+    for change, breach in done:
+        if change.event == breaches.RESOLVED and breach.id is not None:
+            spent[breach.id] = episodes.record_cost(session, plan.slo, breach, plan.now).cost_ratio
+    # most SLOs have no breach, and most breaches did not change: no need to read again what was read
+    now_open = tuple(breach_store.open_breaches(session=session, slo_id=fresh.id)) if done else tuple(opened)
+    tick = Tick(fresh, plan.slo, assessment, plan.now, tuple(done), now_open)
+    for hook in hooks:
+        hook(session, tick)
+    outcome = Outcome(
+        fresh.name,
+        fresh.service,
         plan.slo,
         assessment.status,
         error,
         kind,
         transitions,
-        summaries,
+        breach_store.summaries(now_open),
         tuple(c for c, _ in done),
         spent,
     )
+    return outcome, [(b.kind, b.severity) for b in now_open]  # read before the commit expires them
 
 
 def _store_group(
@@ -494,19 +584,16 @@ def _store_group(
     if isinstance(result, SourceError) and not members:  # nothing to show it on but the group
         kind = BAD_QUERY if isinstance(result, BadQuery) else UNAVAILABLE
         return [_failed(engine, record, plan.now, kind, str(result), plan.slo)]
-    outcomes: list[Outcome] = []
-    stored_all = True
+    items: list[Item] = []
     for key, member in sorted(members.items(), key=lambda item: item[1].name):
         member_plan = replace(plan, slo=groups.member_slo(plan.slo, key))
         share = result.of(key) if isinstance(result, evaluation.GroupFetched) else result
-        try:
-            outcome = _store(engine, member, member_plan, share, hooks, member.id in breached)
-        except Exception as err:  # this member's tick is lost, not the others'
-            log.exception("%s: evaluation failed while storing or alerting", member.name)
-            outcome = _failed(engine, member, plan.now, INTERNAL, describe_error(err), member_plan.slo)
-            stored_all = False
-        if outcome is not None:
-            outcomes.append(outcome)
+        items.append((member, member_plan, share))
+    outcomes: list[Outcome] = []
+    for first in range(0, len(items), MEMBERS_TOGETHER):
+        outcomes += _store_batch(engine, items[first : first + MEMBERS_TOGETHER], hooks, breached)
+    # a member that failed to store (not to fetch) has its buckets asked again next tick
+    stored_all = not any(o.error_kind == INTERNAL for o in outcomes)
     try:
         with Session(engine, autoflush=False) as session:
             fresh = session.get(SLORecord, record.id)

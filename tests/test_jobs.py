@@ -208,3 +208,56 @@ def test_an_slos_first_evaluation_of_each_day_keeps_its_budget_for_the_reports(
         readings.prune(session=session, now=NOW + readings.RETENTION + timedelta(hours=13))
         left = session.exec(select(BudgetReadingRecord)).all()
         assert [repo.utc(r.evaluated_at) for r in left] == [NOW + timedelta(hours=13)]  # a quarter on
+
+
+def _fetched(engine: Engine, sources: SourcePool, now: datetime) -> list[jobs.Item]:
+    """Every SLO fetched as of `now`, ready to be stored together (what a tick's fetches give)."""
+    from bot import evaluation
+    from bot.catalogue.stored import slo_of
+
+    with Session(engine) as session:
+        records = repo.list_slos(session=session)
+    plans = [(r, evaluation.make_plan(slo_of(r), r, now)) for r in records]
+    return [(r, plan, evaluation.fetch(plan, sources.get)) for r, plan in plans]
+
+
+def test_slos_stored_together_cost_a_few_statements_and_a_failing_one_is_stored_alone(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    from sqlalchemy import event
+
+    path = tmp_path / "many.yaml"
+    names = [f"slo-{i:02}" for i in range(30)]
+    path.write_text(CATALOGUE.split("---")[0] + "".join(SLO.format(name=n) for n in names))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main(["apply", str(path)]) == 0
+    sources = SourcePool()
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    try:
+        jobs.evaluate_all(engine, now=NOW, sources=sources, concurrency=4)  # the backfill
+        steady = _fetched(engine, sources, NOW + timedelta(minutes=1))
+        statements.clear()
+        outcomes = jobs._store_batch(engine, steady, hooks=(), breached=set())
+        # a quiet steady tick of 30 SLOs: a few statements for all, not several for each
+        assert len(statements) <= 12, statements
+        assert [o.name for o in outcomes] == names and all(o.status for o in outcomes)
+
+        def hook(session: Session, tick: jobs.Tick) -> None:
+            if tick.record.name == "slo-07":
+                raise RuntimeError("the Slack queue is broken")
+
+        later = _fetched(engine, sources, NOW + timedelta(minutes=2))
+        outcomes = jobs._store_batch(engine, later, hooks=[hook], breached=set())
+    finally:
+        sources.close()
+    by_name = {o.name: o for o in outcomes}
+    assert by_name["slo-07"].status is None and by_name["slo-07"].error_kind == jobs.INTERNAL
+    assert all(o.status is not None for n, o in by_name.items() if n != "slo-07")
+    with Session(engine) as session:
+        newest = {r.name: snap for r, snap in repo.latest_snapshots(session=session)}
+    assert newest["slo-06"] is not None
+    assert repo.utc(newest["slo-06"].evaluated_at) == NOW + timedelta(minutes=2)
+    assert newest["slo-07"] is not None  # its last good evaluation, the minute before
+    assert repo.utc(newest["slo-07"].evaluated_at) == NOW + timedelta(minutes=1)

@@ -7,7 +7,7 @@ Functions over a caller-owned session; the caller commits (with the tick's bucke
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import exists
@@ -21,28 +21,46 @@ OPEN_STATES = (PENDING, FIRING)
 
 
 def open_alerts(*, session: Session, slo_id: int) -> dict[str, AlertRecord]:
+    return open_alerts_many(session=session, slo_ids=[slo_id]).get(slo_id, {})
+
+
+def open_alerts_many(*, session: Session, slo_ids: Sequence[int]) -> dict[int, dict[str, AlertRecord]]:
+    """The open alerts of each of the SLOs by key (an SLO with none is left out): one query."""
+    if not slo_ids:
+        return {}
     rows = session.exec(
-        select(AlertRecord).where(AlertRecord.slo_id == slo_id, col(AlertRecord.state).in_(OPEN_STATES))
+        select(AlertRecord).where(
+            col(AlertRecord.slo_id).in_(slo_ids), col(AlertRecord.state).in_(OPEN_STATES)
+        )
     )
-    return {r.key: r for r in rows}
+    found: dict[int, dict[str, AlertRecord]] = {}
+    for r in rows:
+        found.setdefault(r.slo_id, {})[r.key] = r
+    return found
 
 
 def lock_slo(*, session: Session, slo_id: int) -> tuple[SLORecord | None, bool]:
     """The SLO's row, locked until the transaction ends (one evaluation of an SLO at a time,
     whoever runs it), and whether it has open signals: one statement, so the many SLOs without
     any need no second read for them."""
+    return lock_slos(session=session, slo_ids=[slo_id]).get(slo_id, (None, False))
+
+
+def lock_slos(*, session: Session, slo_ids: Sequence[int]) -> dict[int, tuple[SLORecord, bool]]:
+    """`lock_slo` of many SLOs in one statement, locked in id order (two processes locking some of
+    the same SLOs wait for each other, never deadlock); an SLO removed since is left out."""
+    if not slo_ids:
+        return {}
     has_open = exists().where(
         col(AlertRecord.slo_id) == col(SLORecord.id), col(AlertRecord.state).in_(OPEN_STATES)
     )
-    row = session.exec(
+    rows = session.exec(
         select(SLORecord, has_open.label("has_open"))
-        .where(col(SLORecord.id) == slo_id)
+        .where(col(SLORecord.id).in_(slo_ids))
+        .order_by(col(SLORecord.id))
         .with_for_update(of=SLORecord)
-    ).first()
-    if row is None:
-        return None, False
-    record, found = row
-    return record, bool(found)
+    )
+    return {record.id: (record, bool(found)) for record, found in rows if record.id is not None}
 
 
 def as_open(record: AlertRecord | None) -> OpenAlert | None:

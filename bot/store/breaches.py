@@ -19,13 +19,21 @@ from bot.store.repo import utc
 
 def open_breaches(*, session: Session, slo_id: int) -> list[BreachRecord]:
     """The SLO's firing breaches, oldest first."""
-    return list(
-        session.exec(
-            select(BreachRecord)
-            .where(BreachRecord.slo_id == slo_id, BreachRecord.state == FIRING)
-            .order_by(col(BreachRecord.id))
-        )
-    )
+    return open_breaches_many(session=session, slo_ids=[slo_id]).get(slo_id, [])
+
+
+def open_breaches_many(*, session: Session, slo_ids: Sequence[int]) -> dict[int, list[BreachRecord]]:
+    """`open_breaches` of each of the SLOs (an SLO with none is left out): one query."""
+    if not slo_ids:
+        return {}
+    found: dict[int, list[BreachRecord]] = {}
+    for r in session.exec(
+        select(BreachRecord)
+        .where(col(BreachRecord.slo_id).in_(slo_ids), BreachRecord.state == FIRING)
+        .order_by(col(BreachRecord.id))
+    ):
+        found.setdefault(r.slo_id, []).append(r)
+    return found
 
 
 def slos_with_open_breaches(*, session: Session) -> set[int]:

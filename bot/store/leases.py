@@ -46,12 +46,21 @@ def _claimable(tick: datetime, now: datetime) -> object:
 
 
 def claim(
-    *, session: Session, holder: str, tick: datetime, now: datetime, ttl: timedelta, limit: int
+    *,
+    session: Session,
+    holder: str,
+    tick: datetime,
+    now: datetime,
+    ttl: timedelta,
+    limit: int,
+    after: int = 0,
 ) -> list[int]:
-    """Take up to `limit` SLOs not evaluated in `tick` and not held by a live lease; their ids."""
+    """Take up to `limit` SLOs not evaluated in `tick` and not held by a live lease, of ids above
+    `after` (where the replica's last batch ended: the rows before it are mostly taken, and a
+    tick's claims each scanning them all cost as much as the tick's queries); their ids."""
     free = (
         select(col(LeaseRecord.slo_id))
-        .where(_claimable(tick, now))  # type: ignore[arg-type]
+        .where(col(LeaseRecord.slo_id) > after, _claimable(tick, now))  # type: ignore[arg-type]
         # members' rows left by a version that gave them leases: taken alone, a member was
         # evaluated a second time in the tick, with queries of its own
         .where(
@@ -86,18 +95,27 @@ def renew(*, session: Session, holder: str, tick: datetime, until: datetime) -> 
 def complete(*, session: Session, slo_id: int, holder: str, tick: datetime, now: datetime) -> bool:
     """Mark the SLO evaluated in `tick`; False when the lease is no longer this replica's (it expired
     and another replica took it): the caller then drops its evaluation."""
-    result = session.execute(
+    return slo_id in complete_many(session=session, slo_ids=[slo_id], holder=holder, tick=tick, now=now)
+
+
+def complete_many(
+    *, session: Session, slo_ids: Sequence[int], holder: str, tick: datetime, now: datetime
+) -> set[int]:
+    """`complete` of many SLOs in one statement: those whose lease was still this replica's."""
+    if not slo_ids:
+        return set()
+    rows = session.execute(
         update(LeaseRecord)
         .where(
-            col(LeaseRecord.slo_id) == slo_id,
+            col(LeaseRecord.slo_id).in_(slo_ids),
             col(LeaseRecord.holder) == holder,
             col(LeaseRecord.tick) == tick,
             col(LeaseRecord.done_at).is_(None),
         )
         .values(done_at=now)
+        .returning(col(LeaseRecord.slo_id))
     )
-    assert isinstance(result, CursorResult)
-    return result.rowcount == 1
+    return {int(slo_id) for (slo_id,) in rows}
 
 
 def hand_back(*, session: Session, slo_ids: Sequence[int], holder: str, tick: datetime) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlmodel import Session, col
 from sqlmodel import select as select_model
 
@@ -139,9 +139,19 @@ def set_coverage(
     *, session: Session, record: SLORecord, covered_from: datetime, covered_to: datetime
 ) -> None:
     """Record what has been fetched (a Core UPDATE: cheaper than the ORM's unit of work)."""
-    session.execute(
-        update(SLOS).where(SLOS.c.id == record.id).values(covered_from=covered_from, covered_to=covered_to)
-    )
+    assert record.id is not None
+    set_coverages(session=session, rows=[(record.id, covered_from, covered_to)])
+
+
+def set_coverages(*, session: Session, rows: Sequence[tuple[int, datetime, datetime]]) -> None:
+    """`set_coverage` of many SLOs, (slo_id, covered_from, covered_to) each: one batch of updates."""
+    if rows:
+        session.execute(
+            update(SLOS)
+            .where(SLOS.c.id == bindparam("slo"))
+            .values(covered_from=bindparam("since"), covered_to=bindparam("until")),
+            [{"slo": slo_id, "since": since, "until": until} for slo_id, since, until in rows],
+        )
 
 
 def record_failure(*, session: Session, slo_id: int, at: datetime, kind: str, why: str) -> None:
@@ -185,22 +195,33 @@ SNAPSHOT_RETENTION = timedelta(hours=6)
 
 
 def add_snapshot(*, session: Session, slo_id: int, status: Status, error: str | None) -> None:
+    add_snapshots(session=session, rows=[(slo_id, status, error)])
+
+
+def add_snapshots(*, session: Session, rows: Sequence[tuple[int, Status, str | None]]) -> None:
+    """The evaluations of many SLOs, (slo_id, status, error) each: one batch of inserts."""
+    if not rows:
+        return
     session.execute(
-        insert(SNAPSHOTS).values(
-            slo_id=slo_id,
-            evaluated_at=status.evaluated_at,
-            sli=status.sli,
-            good=status.good,
-            total=status.total,
-            consumed_ratio=status.consumed_ratio,
-            remaining_ratio=status.remaining_ratio,
-            burn_rates=json.dumps({format_duration(w): b for w, b in status.burn_rates.items()}),
-            exhaustion_at=status.exhaustion_at,
-            state=status.state,
-            coverage_ratio=status.coverage_ratio,
-            error=error,
-            notes="\n".join(status.warnings) or None,
-        )
+        insert(SNAPSHOTS),
+        [
+            {
+                "slo_id": slo_id,
+                "evaluated_at": status.evaluated_at,
+                "sli": status.sli,
+                "good": status.good,
+                "total": status.total,
+                "consumed_ratio": status.consumed_ratio,
+                "remaining_ratio": status.remaining_ratio,
+                "burn_rates": json.dumps({format_duration(w): b for w, b in status.burn_rates.items()}),
+                "exhaustion_at": status.exhaustion_at,
+                "state": status.state,
+                "coverage_ratio": status.coverage_ratio,
+                "error": error,
+                "notes": "\n".join(status.warnings) or None,
+            }
+            for slo_id, status, error in rows
+        ],
     )
 
 

@@ -87,3 +87,62 @@ def test_window_sums_in_sql_equal_the_pure_arithmetic(engine: Engine) -> None:
         for field in ("good", "total", "good_slices", "slices", "ratio_sum"):
             assert getattr(in_sql[w], field) == pytest.approx(getattr(pure[w], field)), (w, field)
         assert in_sql[w].covered.total_seconds() == pytest.approx(pure[w].covered.total_seconds())
+
+
+def test_window_sums_of_many_slos_in_one_statement_equal_each_ones_own(engine: Engine) -> None:
+    import random
+
+    from bot.buckets import rollup, window_counts
+
+    rng = random.Random(7)
+    ends = [NOW - timedelta(minutes=3), NOW, NOW - timedelta(minutes=61)]
+    asks = [
+        [timedelta(minutes=5), timedelta(hours=9)],
+        [timedelta(minutes=47), timedelta(hours=30), timedelta(hours=2)],
+        [],  # nothing to sum: an empty answer, not a missing one
+    ]
+    stored: dict[int, list[Bucket]] = {}
+    with Session(engine) as session:
+        for index in range(3):
+            _slo(session, name=f"s{index}")
+            session.flush()
+            record = repo.get_slo(session=session, name=f"s{index}")
+            assert record is not None and record.id is not None
+            minutes = [
+                Bucket(NOW - (2000 - i) * MINUTE, MINUTE, good=float(g), total=float(g + rng.randint(0, 9)))
+                for i, g in enumerate(rng.randint(0, 100) for _ in range(2000))
+            ]
+            stored[record.id] = rollup(minutes[:1500], HOUR) + minutes[1500:]
+        history.replace_many(
+            session=session,
+            writes=[(slo_id, NOW - 40 * HOUR, NOW, buckets) for slo_id, buckets in stored.items()],
+        )
+        ids = list(stored)
+        many = history.window_sums_many(session=session, asks=[(ids[i], ends[i], asks[i]) for i in range(3)])
+    assert many[ids[2]] == {}
+    for index, slo_id in enumerate(ids[:2]):
+        pure = window_counts(stored[slo_id], ends[index], asks[index])
+        assert set(many[slo_id]) == set(asks[index])
+        for w in asks[index]:
+            assert many[slo_id][w].good == pytest.approx(pure[w].good), (slo_id, w)
+            assert many[slo_id][w].total == pytest.approx(pure[w].total), (slo_id, w)
+
+
+def test_ranges_written_together_end_as_if_written_one_after_the_other(engine: Engine) -> None:
+    # an SLO's ranges of one tick may overlap (one asked again after a partial answer): the later wins
+    with Session(engine) as session:
+        _slo(session)
+        session.flush()
+        record = repo.get_slo(session=session, name="a")
+        assert record is not None and record.id is not None
+        older = [Bucket(NOW - (10 - i) * MINUTE, MINUTE, good=1.0, total=2.0) for i in range(10)]
+        newer = [Bucket(NOW - (5 - i) * MINUTE, MINUTE, good=3.0, total=3.0) for i in range(3)]
+        history.replace_many(
+            session=session,
+            writes=[
+                (record.id, NOW - 10 * MINUTE, NOW, older),
+                (record.id, NOW - 5 * MINUTE, NOW, newer),  # leaves the last two minutes empty
+            ],
+        )
+        loaded = history.load_buckets(session=session, slo_id=record.id, since=NOW - HOUR)
+    assert loaded == older[:5] + newer
