@@ -27,6 +27,7 @@ ESCALATE_AFTER = "slo-bot/escalate-after"
 ONCALL_GROUP = "slo-bot/oncall-group"
 ROUTING_KEY = "slo-bot/routing-key"
 GROUP_BY = "slo-bot/group-by"  # on an SLO: one member SLO per value of these labels
+DIGEST = "slo-bot/digest"  # on an SLO: its channels' weekly digest, `monday 09:00 Europe/Berlin`
 ROUTING_KEY_LENGTH = 32  # a PagerDuty Events API v2 integration key
 REGIONS = ("us", "eu")
 
@@ -182,6 +183,12 @@ def _text(text: str) -> str:
     return text.strip()
 
 
+def _schedule(text: str) -> str:
+    from bot.digest import parse_schedule  # (zoneinfo: only when a catalogue has a digest)
+
+    return parse_schedule(text).text()
+
+
 # Every `slo-bot/` annotation slo-bot reads, with its parser. The catalogue refuses any other
 # `slo-bot/` key (a misspelt setting would otherwise be ignored without a word).
 PARSERS: dict[str, Callable[[str], Any]] = {
@@ -194,6 +201,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     ESCALATE_AFTER: parse_escalate_after,
     ONCALL_GROUP: parse_oncall_group,
     GROUP_BY: parse_group_by,
+    DIGEST: _schedule,
     # incident tools (AlertNotificationTargets); their combinations are checked by the catalogue
     ROUTING_KEY: _text,  # its length is checked on pagerduty targets only
     "slo-bot/region": _text,  # checked on the targets that have regions

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,7 @@ from bot.incidents.sync import IncidentDestination
 from bot.runner import Runner
 from bot.scheduler import start_scheduler
 from bot.settings import Settings
-from bot.slack import register
+from bot.slack import digests, register
 from bot.slack.channels import ChannelDirectory
 from bot.slack.delivery import SlackDelivery
 from bot.slack.deps import SlackDeps
@@ -123,6 +124,16 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
         interval=interval,
         replica=replica_name(),
     )
+    deliver = digests.printer(sys.stdout) if mode == "console" else digests.queue
+
+    def after_tick() -> None:
+        try:  # weekly digests: one replica sends each, whichever ticks first after it is due
+            digests.send_due(engine, runner.clock(), runner.replica, settings.default_channel, deliver)
+        except Exception:  # the evaluations are stored; a digest is tried again next tick
+            log.exception("sending the weekly digests failed")
+        wake()
+
+    runner.after_tick = after_tick
     webhooks = Webhooks(
         engine,
         clock=lambda: datetime.now(UTC),

@@ -24,7 +24,7 @@ from bot.catalogue.stored import slo_of
 from bot.durations import format_duration, parse_duration
 from bot.messages import headline, percent, runs_out_text, span, spent_since_text, window_name
 from bot.mrkdwn import escape
-from bot.slack import blocks, reporting
+from bot.slack import blocks, digests, reporting
 from bot.slack.deps import SlackDeps
 from bot.slack.notify import channels_for, silence_slo, unsilence_slo
 from bot.slack.state import detail, fold
@@ -43,6 +43,7 @@ USAGE = {
     "unsilence": "/slo unsilence SLO",
     "subscribe": "/slo subscribe SERVICE [#channel]",
     "report": "/slo report [SERVICE] [7d|30d|quarter]  (SLI, budget and breaches over the period)",
+    "digest": "/slo digest [#channel] WEEKDAY HH:MM [TIME_ZONE]  (a weekly digest; `list`, `off`)",
     "help": "/slo help",
 }
 HELP = "*slo-bot* answers only you, from what it last evaluated:\n" + "\n".join(
@@ -92,6 +93,7 @@ def answer(deps: SlackDeps, inv: Invocation) -> Payload:
         "unsilence": _unsilence,
         "subscribe": _subscribe,
         "report": _report,
+        "digest": _digest,
         "help": lambda *_: blocks.text_payload(HELP),
     }
     handler = handlers.get(verb)
@@ -260,6 +262,14 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
 
 def _report(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
     return reporting.answer(deps, args, usage=USAGE["report"])
+
+
+def _digest(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
+    def channel_of(text: str) -> str | None:
+        match = _CHANNEL.match(text)
+        return match.group(1) if match else None
+
+    return digests.answer(deps, inv.user, inv.channel, args, channel_of)
 
 
 def _burns(text: str) -> str:

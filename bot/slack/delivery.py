@@ -43,7 +43,7 @@ from bot.worker import OutboxWorker
 log = logging.getLogger(__name__)
 METADATA_TYPE = "slo_bot_message"
 MAX_BACKOFF = timedelta(minutes=5)
-SLACK_KINDS = ("alert_message", "thread_note")
+SLACK_KINDS = ("alert_message", "thread_note", "channel_post")  # channel_post: a digest
 
 
 # what a Slack call was, for what its failure means (see `SlackDelivery._call`)
@@ -104,6 +104,8 @@ class SlackDelivery(OutboxWorker):
                     self._alert_message(session, entry, now)
                 elif entry.kind == "thread_note":
                     self._thread_note(session, entry, now)
+                elif entry.kind == "channel_post":
+                    self._channel_post(session, entry)
                 else:
                     raise ValueError(f"unknown outbox kind {entry.kind!r}")
             except Defer as wait:
@@ -204,6 +206,24 @@ class SlackDelivery(OutboxWorker):
                 return
         text = payload.get("text", "")
         self._post(session, entry, message, blocks.note_payload(text), thread_ts=message.ts)
+
+    def _channel_post(self, session: Session, entry: OutboxRecord) -> None:
+        """A message of its own in a channel (a weekly digest), posted once: a post whose answer
+        never came is looked for in the channel before it is sent again."""
+        if entry.channel is None:
+            return
+        channel = self.channels.id_of(entry.channel) if self.channels else entry.channel
+        if channel is None:
+            entry.last_error = f"skipped: no channel is called {entry.channel}"
+            return
+        if entry.in_flight and self._find_posted(channel, entry, None) is not None:
+            return
+        entry.in_flight = True
+        session.add(entry)
+        session.commit()
+        metadata = {"event_type": METADATA_TYPE, "event_payload": {"outbox_id": entry.id}}
+        payload = json.loads(entry.payload)
+        self._call(lambda: self.client.chat_postMessage(channel=channel, metadata=metadata, **payload), POST)
 
     def _post(
         self,

@@ -117,6 +117,23 @@ class BudgetReadingRecord(SQLModel, table=True):
     remaining_ratio: float | None = None
 
 
+class DigestRecord(SQLModel, table=True):
+    """A channel's weekly digest (`bot.digest`): when it is due, who set it, and the due time of the
+    last one sent (moved by the one replica that sends it: each digest goes once)."""
+
+    __tablename__ = "digest"
+
+    channel: str = Field(primary_key=True, max_length=255)
+    schedule: str = Field(max_length=255)  # `monday 09:00 Europe/Berlin`
+    origin: str = Field(max_length=16)  # slack (`/slo digest`) | catalogue (`slo-bot/digest`)
+    set_by: str | None = Field(default=None, max_length=255)
+    set_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_due_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    sent_by: str | None = Field(default=None, max_length=255)  # the replica
+
+
 class BreachRecord(SQLModel, table=True):
     """One breach of one SLO (see `bot.breaches`): what Slack shows as one message and the incident
     tools as one incident. Its number, shown on the message, is its `id`.
