@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import breaches, evaluation, status
+from bot import breaches, composite, evaluation, status
 from bot.alerting import FIRING
 from bot.buckets import FetchRange, fetches_coarse_directly, tier_ranges, window_counts
 from bot.catalogue import CatalogueError
@@ -24,6 +25,7 @@ from bot.periods import period_bounds
 from bot.sources.base import BadQuery, SourceError
 from bot.sources.pool import SourcePool
 from bot.status import Assessment
+from bot.store import groups as group_store
 from bot.store import history, repo
 from bot.store.models import SLORecord
 
@@ -70,7 +72,7 @@ def evaluate_as_of(
             outcomes.append(Outcome(record.name, record.service, None, None, describe_error(err), CONFIG))
             continue
         try:
-            buckets, warnings = _buckets_as_of(engine, record, plan, sources)
+            buckets, warnings = _parts_as_of(engine, record, plan, sources)
         except SourceError as err:
             kind = BAD_QUERY if isinstance(err, BadQuery) else UNAVAILABLE
             outcomes.append(Outcome(record.name, record.service, slo, None, str(err), kind))
@@ -83,6 +85,32 @@ def evaluate_as_of(
         alerts = _alerts_as_of(plan, buckets, assessment)
         outcomes.append(Outcome(record.name, record.service, slo, assessment.status, alerts=alerts))
     return sorted(outcomes, key=lambda o: o.name)
+
+
+Parted = tuple[list[Bucket], ...]  # the buckets of an SLO: one list, or one per part of a composite
+
+
+def _parts_as_of(
+    engine: Engine, record: SLORecord, plan: evaluation.Plan, sources: SourcePool
+) -> tuple[Parted, tuple[str, ...]]:
+    """`_buckets_as_of` of an SLO, or of each part of a composite (from its part's row, if any)."""
+    if not plan.slo.parts:
+        buckets, warnings = _buckets_as_of(engine, record, plan, sources)
+        return (buckets,), warnings
+    with Session(engine) as session:
+        rows = {
+            r.name: r
+            for r in group_store.members(session=session, group_ids=[record.id or 0])[record.id or 0]
+        }
+    found: list[list[Bucket]] = []
+    notes: list[str] = []
+    for part in plan.slo.parts:
+        blank = record.model_copy(update={"covered_from": None, "covered_to": None})  # ask it all
+        row = rows.get(part.slo.name, blank)
+        buckets, warnings = _buckets_as_of(engine, row, replace(plan, slo=part.slo), sources)
+        found.append(buckets)
+        notes += warnings
+    return tuple(found), tuple(notes)
 
 
 def _buckets_as_of(
@@ -166,14 +194,22 @@ def _refined(
 
 def _assess_in_memory(
     plan: evaluation.Plan,
-    buckets: Sequence[Bucket],
+    buckets: Parted,
     end: datetime,
     now: datetime,
     warnings: tuple[str, ...] = (),
 ) -> Assessment:
     period_start, period_end = period_bounds(plan.slo.window, end)
     period_span = end - period_start
-    counts = window_counts(buckets, end, [*plan.policy.windows, period_span])
+    windows = [*plan.policy.windows, period_span]
+    if plan.slo.parts:
+        shares = [
+            composite.PartCounts(p.weight, p.slo.objective.target_ratio, window_counts(b, end, windows))
+            for p, b in zip(plan.slo.parts, buckets, strict=True)
+        ]
+        counts = composite.combine(shares, plan.slo.budgeting_method, windows)
+    else:
+        counts = window_counts(buckets[0], end, windows)
     return status.assess(
         plan.slo,
         plan.policy,
@@ -190,7 +226,7 @@ AS_OF_LOOKBACK = timedelta(hours=6)  # how far back `check --at` looks for when 
 
 
 def _alerts_as_of(
-    plan: evaluation.Plan, buckets: Sequence[Bucket], assessment: Assessment
+    plan: evaluation.Plan, buckets: Parted, assessment: Assessment
 ) -> list[dict[str, str | None]]:
     """The alerts that would be firing at `plan.end`, with when they fired, from the data alone.
 

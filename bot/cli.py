@@ -332,6 +332,7 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
 
 
 GROUPS_NOT_REPLAYED = "a grouped SLO (slo-bot/group-by) is not replayed yet; replay an SLO of its own"
+COMPOSITES_NOT_REPLAYED = "a composite SLO (objectives with their own indicators) is not replayed yet"
 
 
 def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
@@ -367,6 +368,10 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
                 continue
             try:
                 slo = slo_of(record)
+                if slo.parts:
+                    print(f"slo-bot: {record.name}: {COMPOSITES_NOT_REPLAYED}", file=sys.stderr)
+                    code = EXIT_PROBLEM
+                    continue
                 history = replay.load_history(
                     slo,
                     sources.get,

@@ -138,6 +138,17 @@ class SLO:
     # a member of a grouped SLO: its definition's name and its label values (`bot.groups`)
     member_of: str | None = None
     group: tuple[tuple[str, str], ...] = ()
+    # a composite SLO (objectives with their own indicators): its weighted parts (`bot.composite`)
+    parts: tuple[Part, ...] = ()
+
+
+@dataclass(frozen=True)
+class Part:
+    """One objective of a composite SLO: an SLO of its own (its indicator and objective, the
+    composite's window and method, `member_of` the composite) and its `compositeWeight`."""
+
+    slo: SLO
+    weight: float
 
 
 @dataclass(frozen=True, slots=True)  # slots: a grouped SLO's first tick holds millions of them

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot import breaches, budget, exhaustion, impact
+from bot import breaches, budget, composite, exhaustion, impact, parts
 from bot.alerting import FIRING
 from bot.domain import SLO
 from bot.messages import BreachFacts, SignalLine, headline, span, spent_text, utc_time, window_name
@@ -46,10 +46,24 @@ def cost_between(session: Session, slo: SLO, breach: BreachRecord, end: datetime
     opened = utc(breach.opened_at)
     assert opened is not None
 
-    def sums(windows: Sequence[timedelta]) -> Mapping[timedelta, budget.WindowCounts]:
-        return history.window_sums(session=session, slo_id=breach.slo_id, end=end, windows=windows)
+    def sums_of(slo_id: int) -> impact.WindowSums:
+        def sums(windows: Sequence[timedelta]) -> Mapping[timedelta, budget.WindowCounts]:
+            return history.window_sums(session=session, slo_id=slo_id, end=end, windows=windows)
 
-    return impact.episode_cost(slo, breach.peak, opened, end, sums)
+        return sums
+
+    if slo.parts:  # the weighted mean of what the episode cost each part (`bot.composite`)
+        costs = [
+            (
+                weight,
+                None
+                if part_id is None
+                else impact.episode_cost(part, breach.peak, opened, end, sums_of(part_id)),
+            )
+            for weight, part, part_id in parts.part_ids(session, slo, breach.slo_id)
+        ]
+        return composite.burn_rate(costs)
+    return impact.episode_cost(slo, breach.peak, opened, end, sums_of(breach.slo_id))
 
 
 def episode_of(session: Session, slo: SLO, breach: BreachRecord, now: datetime) -> Episode:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from bot import groups, policy, status
+from bot import groups, parts, policy, status
 from bot.annotations import group_by_of
 from bot.buckets import (
     HOUR,
@@ -56,6 +56,7 @@ class Fetched:
     buckets: tuple[tuple[Bucket, ...], ...]  # one tuple per range
     warnings: tuple[str, ...] = field(default=())
     incomplete: tuple[FetchRange, ...] = field(default=())  # ask these again next tick
+    parts: tuple[Fetched, ...] = field(default=())  # a composite SLO's: each part's, in its order
 
 
 def data_checksum(slo: SLO) -> str:
@@ -84,6 +85,8 @@ def data_checksum(slo: SLO) -> str:
             objective.timeslice_window,
             # only when grouped: the checksum of every SLO of its own stays what it was
             *([grouping] if grouping else []),
+            # a composite's parts, each as an SLO of its own (weights and targets are not data)
+            *[(p.slo.name, data_checksum(p.slo)) for p in slo.parts],
         )
     )
     return hashlib.sha256(key.encode()).hexdigest()
@@ -102,7 +105,7 @@ def make_plan(slo: SLO, record: SLORecord, now: datetime) -> Plan:
         covered_from=repo.utc(record.covered_from),
         covered_to=repo.utc(record.covered_to),
         tiers=tiers,
-        direct=fetches_coarse_directly(slo),
+        direct=all(fetches_coarse_directly(s) for s in [p.slo for p in slo.parts] or [slo]),
     )
     return Plan(slo, rules, now, end, period_start, period_end, needed_from, tiers, tuple(ranges))
 
@@ -114,7 +117,17 @@ def fetch(plan: Plan, source_for: SourceFor) -> Fetched:
     """Ask the sources for every planned range. Raises SourceUnavailable / BadQuery untouched.
 
     A range answered in part (the source warned of missing data) or with more good than total
-    events is kept, said in `warnings`, and listed in `incomplete` so the next tick asks again."""
+    events is kept, said in `warnings`, and listed in `incomplete` so the next tick asks again.
+    A composite SLO asks for each of its parts (`Fetched.parts`); its own buckets stay empty."""
+    if plan.slo.parts:
+        found = [fetch(replace(plan, slo=p.slo), source_for) for p in plan.slo.parts]
+        return Fetched(
+            plan.ranges,
+            tuple(() for _ in plan.ranges),
+            tuple(w for f in found for w in f.warnings),
+            tuple(dict.fromkeys(r for f in found for r in f.incomplete)),
+            tuple(found),
+        )
     results = []
     warnings: list[str] = []
     incomplete: list[FetchRange] = []
@@ -302,7 +315,19 @@ def store(session: Session, record: SLORecord, plan: Plan, fetched: Fetched) -> 
 
 def store_many(session: Session, items: Sequence[tuple[SLORecord, Plan, Fetched]]) -> None:
     """`store` of many SLOs' fetches in a few statements for all: their buckets, roll-ups, trims
-    and coverage."""
+    and coverage. A composite SLO's parts are stored beside it, each as an SLO of its own in its
+    own row (the composite holds no bucket: its coverage is what its queries have asked)."""
+    items = [
+        *items,
+        *(
+            (row, replace(plan, slo=part.slo), got)
+            for record, plan, fetched in items
+            if plan.slo.parts
+            for row, part, got in zip(
+                parts.records(session, record, plan.slo, plan.now), plan.slo.parts, fetched.parts, strict=True
+            )
+        ),
+    ]
     history.replace_many(
         session=session,
         writes=[
@@ -367,8 +392,22 @@ def assess(
     `windows_of(plan)`, when read already with other SLOs')."""
     assert record.id is not None
     period_span = plan.end - plan.period_start
-    if counts is None:
-        windows = windows_of(plan)
+    windows = windows_of(plan)
+    if plan.slo.parts:  # the weighted sum of its parts' (whose own go in their snapshots)
+        rows = parts.records(session, record, plan.slo, plan.now)
+        counts, own = parts.counts(session, rows, plan.slo, plan.end, windows)
+        parts.snapshot_parts(
+            session,
+            rows,
+            plan.slo,
+            plan.policy,
+            own,
+            now=plan.now,
+            period_start=plan.period_start,
+            period_end=plan.period_end,
+            period_span=period_span,
+        )
+    elif counts is None:
         counts = history.window_sums(session=session, slo_id=record.id, end=plan.end, windows=windows)
     assessment = status.assess(
         plan.slo,

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot import budget, impact
+from bot import budget, impact, parts
 from bot.breaches import EXHAUSTED
 from bot.buckets import floor_time
 from bot.budget import Outlook, Status
@@ -25,6 +25,8 @@ def budget_back_at(session: Session, slo: SLO, slo_id: int, now: datetime) -> da
     """When the SLO's spent budget is expected back (see `bot.impact.budget_back`)."""
     if not slo.window.is_rolling:
         return impact.budget_back(slo, (), now)
+    if slo.parts:  # which part's failures age out first, and by how much, is not worked out yet
+        return None
     buckets = history.load_buckets(session=session, slo_id=slo_id, since=now - slo.window.duration)
     return impact.budget_back(slo, buckets, now)
 
@@ -38,8 +40,9 @@ def spent_since(
 
     A calendar period keeps every bucket since it began: they say when, to the bucket. A rolling
     window has lost the failures that aged out of it, so its evaluations say: the snapshots of the last
-    hours, and the spent-budget signal (`budget-0`) for longer (it clears only 2 % above 0)."""
-    if not slo.window.is_rolling:
+    hours, and the spent-budget signal (`budget-0`) for longer (it clears only 2 % above 0). A
+    composite SLO's buckets are its parts': its evaluations say, whatever its window."""
+    if not slo.window.is_rolling and not slo.parts:
         start, _ = period_bounds(slo.window, now)
         buckets = history.load_buckets(session=session, slo_id=slo_id, since=start)
         inside = [b for b in buckets if b.start >= start and b.end <= now]
@@ -70,9 +73,7 @@ def outlook(session: Session, slo: SLO, slo_id: int, status: Status) -> Outlook:
     rolling = slo.window.is_rolling
     burn = status.burn_rates.get(budget.PACE_WINDOW)
     if budget.PACE_WINDOW not in status.burn_rates:  # an AlertPolicy without a 6h window: sum it here
-        sums = history.window_sums(
-            session=session, slo_id=slo_id, end=floor_time(now, MINUTE), windows=[budget.PACE_WINDOW]
-        )
+        sums = parts.window_sums(session, slo, slo_id, floor_time(now, MINUTE), [budget.PACE_WINDOW])
         counts = sums[budget.PACE_WINDOW]
         burn = budget.burn_rate(budget.sli_ratio(counts, slo.budgeting_method), slo.objective.target_ratio)
     paces = budget.paces(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot import budget, episodes
+from bot import budget, episodes, parts
 from bot.budget import WindowCounts
 from bot.catalogue.stored import slo_of
 from bot.domain import SLO, BudgetingMethod
@@ -123,14 +123,14 @@ def _review(session: Session, record: SLORecord, start: datetime, end: datetime)
     except Exception:  # the definition does not build here (an unset secret): its counts still say
         slo = None
     method = slo.budgeting_method if slo else BudgetingMethod.OCCURRENCES
-    counts = _sums(session, record.id, end, [end - start])[end - start]
+    counts = _sums(session, slo, record.id, end, [end - start])[end - start]
     good, total, failed = _events(counts, method)
     remaining_end = spent = None
     remaining_start: tuple[float | None, datetime] | None = None
     if slo is not None:
         target = slo.objective.target_ratio
         window_start, _ = period_bounds(slo.window, end)
-        at_end = _sums(session, record.id, end, [end - window_start])[end - window_start]
+        at_end = _sums(session, slo, record.id, end, [end - window_start])[end - window_start]
         remaining_end = _remaining(at_end, method, target)
         allowed = budget.error_budget_ratio(target) * _events(at_end, method)[1]
         spent = failed / allowed if allowed > 0 else None
@@ -158,8 +158,11 @@ def _review(session: Session, record: SLORecord, start: datetime, end: datetime)
 
 
 def _sums(
-    session: Session, slo_id: int, end: datetime, windows: Sequence[timedelta]
+    session: Session, slo: SLO | None, slo_id: int, end: datetime, windows: Sequence[timedelta]
 ) -> dict[timedelta, WindowCounts]:
+    """A composite's are its parts', weighted (`bot.composite`); a part is reviewed as an SLO too."""
+    if slo is not None:
+        return parts.window_sums(session, slo, slo_id, end, windows)
     return history.window_sums(session=session, slo_id=slo_id, end=end, windows=windows)
 
 
@@ -192,7 +195,7 @@ def _remaining_at(
     covered = repo.utc(record.covered_from)
     assert record.id is not None
     if covered is not None and window_start >= covered:
-        counts = _sums(session, record.id, at, [at - window_start])[at - window_start]
+        counts = _sums(session, slo, record.id, at, [at - window_start])[at - window_start]
         return _remaining(counts, slo.budgeting_method, slo.objective.target_ratio), at
     found = readings.at_or_before(session=session, slo_id=record.id, at=at, within=READING_AGE)
     return None if found is None else (found.remaining_ratio, readings.measured_at(found))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from bot import composite
 from bot.annotations import GROUP_BY, INCIDENT_TARGETS, parse_group_by
 from bot.catalogue.alerts import PolicyDef
 from bot.catalogue.checks import Checker, report_at
@@ -27,6 +28,8 @@ from bot.domain import (
     IndicatorKind,
     MetricQuery,
     NotificationTarget,
+    Objective,
+    Part,
 )
 from bot.incidents.base import INCIDENT_TARGET_KINDS
 from bot.routing import is_incident_target, target_names
@@ -211,6 +214,9 @@ class _Resolver:
         except ValueError:
             return True  # reported with the other annotations
         path = ("metadata", "annotations", GROUP_BY)
+        if any(o.indicator is not None for o in slo.objectives):
+            report_at(self.report, slo.doc, path, "a composite SLO cannot be grouped (its parts are fixed)")
+            return False
         problems: list[str] = []
         for indicator in indicators:
             for metric in (
@@ -267,6 +273,9 @@ class _Resolver:
         if not ok or None in policies or page_targets is None:
             return []
         meta = slo.meta
+        if any(o.indicator is not None for o in slo.objectives):
+            built_one = self.composite(slo, [i for i in indicators if i is not None], policies, page_targets)
+            return [_Built(built_one, slo.doc, ("metadata", "name"), tuple(used.values()))]
         several = len(slo.objectives) > 1
         built = []
         for i, (o, indicator) in enumerate(zip(slo.objectives, indicators, strict=True)):
@@ -289,3 +298,54 @@ class _Resolver:
             path = o.path if several else ("metadata", "name")
             built.append(_Built(result, slo.doc, path, tuple(used.values())))
         return built
+
+    def composite(
+        self,
+        slo: SloDef,
+        indicators: Sequence[Indicator],
+        policies: Sequence[AlertPolicy | None],
+        page_targets: tuple[NotificationTarget, ...],
+    ) -> SLO:
+        """One SLO whose objectives are its weighted parts (`bot.composite`), each an SLO of its own
+        named `name[part]` after its displayName or its indicator's name."""
+        meta = slo.meta
+        labels = [
+            slug(o.objective.display_name) or i.name for o, i in zip(slo.objectives, indicators, strict=True)
+        ]
+        if len(set(labels)) < len(labels):
+            labels = [f"{label}-{n}" if labels.count(label) > 1 else label for n, label in enumerate(labels)]
+        base = SLO(
+            name=meta.name,
+            service=slo.service,
+            indicator=indicators[0],  # a composite reads none of its own: its parts' are read
+            objective=slo.objectives[0].objective,
+            window=slo.window,
+            budgeting_method=slo.method,
+            alert_policies=tuple(p for p in policies if p is not None),
+            page_targets=page_targets,
+            display_name=meta.display_name,
+            description=slo.description,
+            annotations=meta.annotations,
+            labels=meta.labels,
+        )
+        parts = tuple(
+            Part(
+                replace(
+                    base,
+                    name=f"{meta.name}[{label}]",
+                    indicator=i,
+                    objective=o.objective,
+                    member_of=meta.name,
+                ),
+                o.weight if o.weight is not None else 1.0,
+            )
+            for o, i, label in zip(slo.objectives, indicators, labels, strict=True)
+        )
+        target = composite.target_ratio([(p.weight, p.slo.objective.target_ratio) for p in parts])
+        first = slo.objectives[0].objective
+        objective = Objective(
+            target,
+            timeslice_window=first.timeslice_window,
+            timeslice_target_ratio=first.timeslice_target_ratio,
+        )
+        return replace(base, objective=objective, parts=parts)

@@ -53,6 +53,7 @@ class ObjectiveDef:
     path: Path
     objective: Objective
     indicator: SliDef | Ref | None  # composite SLOs give each objective its own
+    weight: float | None = None  # compositeWeight: a composite's parts weigh 1 each without it
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ def parse_slo_spec(ck: Checker, spec: dict[str, Any], path: Path, meta: Meta) ->
                     (*path, "objectives", i),
                     "every objective of a composite SLO needs indicator or indicatorRef",
                 )
+        composite_problems(ck, [o for o in objectives if o is not None], items or [], path)
     policies = [
         inline_or_ref(ck, item, (*path, "alertPolicies", i), "alertPolicyRef", "AlertPolicy")
         for i, item in enumerate(ck.get_list(spec, "alertPolicies", path) or [])
@@ -249,7 +251,32 @@ def parse_objective(
     if ratio is None:
         return None
     objective = Objective(ratio, display, op, value, slice_target, slice_window)
-    return ObjectiveDef(path, objective, indicator)
+    return ObjectiveDef(path, objective, indicator, weight if weight is not None and weight > 0 else None)
+
+
+def composite_problems(ck: Checker, objectives: list[ObjectiveDef], items: list[Any], path: Path) -> None:
+    """A composite SLO's weights are on every objective or on none (OpenSLO: each then weighs 1):
+    one left out among weighted ones is more likely forgotten than meant to weigh 1. Its parts
+    share the SLO's budgeting method; their slices must be as long, to be summed bucket by bucket."""
+    written = [isinstance(item, dict) and item.get("compositeWeight") is not None for item in items]
+    if any(written) and not all(written):
+        for i, given in enumerate(written):
+            if not given:
+                ck.fail(
+                    (*path, "objectives", i),
+                    "required field missing: compositeWeight (the other objectives of this composite "
+                    "SLO have one; give it on every objective or on none, each then weighs 1)",
+                )
+    slices = {o.objective.timeslice_window for o in objectives}
+    if len(slices) > 1:
+        first = objectives[0].objective.timeslice_window
+        for o in objectives[1:]:
+            if o.objective.timeslice_window != first:
+                ck.fail(
+                    (*o.path, "timeSliceWindow"),
+                    "every objective of a composite SLO needs the same timeSliceWindow (its parts' "
+                    "slices are summed together)",
+                )
 
 
 def parse_target(ck: Checker, m: dict[str, Any], path: Path) -> float | None:

@@ -23,7 +23,8 @@ def slo_of(record: SLORecord) -> SLO:
     """Rebuild the domain SLO from its stored documents (secrets substituted now, from the env).
 
     Built once per definition and values of the variables it uses. A member of a grouped SLO keeps
-    its definition's documents: it is built from the definition and its label values.
+    its definition's documents: it is built from the definition and its label values; a composite
+    SLO's part is the part of that name of its composite.
     """
     variables = tuple((n, os.environ.get(n)) for n in sorted(set(_VARIABLE.findall(record.documents))))
     key = (record.name, record.checksum, variables)
@@ -33,7 +34,10 @@ def slo_of(record: SLORecord) -> SLO:
     if record.group_id is not None:
         values = json.loads(record.group_key or "[]")
         definition = _definition(groups.definition_of(record.name), record, variables)
-        built = _BUILT[key] = groups.member_slo(definition, values)
+        part = next((p.slo for p in definition.parts if p.slo.name == record.name), None)
+        if definition.parts and part is None:  # a part the definition no longer has
+            raise CatalogueError(())
+        built = _BUILT[key] = part or groups.member_slo(definition, values)
         return built
     built = _BUILT[key] = _definition(record.name, record, variables)
     return built

@@ -18,9 +18,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from bot import episodes, exhaustion, impact
+from bot import composite, episodes, exhaustion, impact, parts
 from bot.annotations import CHANNEL, dashboard_of, parse_channels
 from bot.catalogue.stored import slo_of
+from bot.domain import SLO
 from bot.durations import format_duration, parse_duration
 from bot.messages import headline, percent, runs_out_text, span, spent_since_text, window_name
 from bot.mrkdwn import escape
@@ -200,6 +201,7 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
             status = repo.status_of(found.snapshot)
             if status is not None:
                 outlook = exhaustion.outlook(session, found.slo, found.record.id, status)
+        shown_parts = _parts(session, found.slo, found.record.id)
     record, slo, snap = found.record, found.slo, found.snapshot
     fields: list[tuple[str, str]] = []
     if slo is not None:
@@ -217,7 +219,12 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
             whole = impact.budget_minutes(slo, now)  # a calendar month's own length
             allowed = (1 - slo.objective.target_ratio) * snap.total
             budget += f" ({span(whole * max(remaining, 0))} of {span(whole)} of full outage"
-            budget += f"; {allowed * max(remaining, 0):,.0f} of {allowed:,.0f} failed requests)"
+            # a composite's events are its parts', each with a budget of its own: no one count
+            budget += (
+                ")"
+                if slo.parts
+                else f"; {allowed * max(remaining, 0):,.0f} of {allowed:,.0f} failed requests)"
+            )
         fields.append(("Budget remaining", budget))
         burns = _burns(snap.burn_rates)
         fields.append(("Burn rate", burns or "-"))
@@ -245,6 +252,9 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
             f"🔕 Silenced by <@{found.silence.created_by}> until "
             f"{blocks.slack_time(until) if until else '?'} {reason}".rstrip()
         )
+    if shown_parts:
+        extra.append("*Parts* (weighted by their burn against their own objectives):")
+        extra += shown_parts
     dashboard = None if slo is None else dashboard_of(slo.annotations)
     if dashboard:
         extra.append(f"<{escape(dashboard).replace('|', '%7C')}|Dashboard>")
@@ -258,6 +268,31 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
             extra.append(f"… and {len(past) - MAX_EPISODES} older ones.")
     title = f"{record.name} ({record.service})"
     return blocks.detail_payload(title, fields, extra)
+
+
+def _parts(session: Session, slo: SLO | None, slo_id: int | None) -> list[str]:
+    """A composite SLO's parts, one line each: weight, objective, SLI and budget as last evaluated."""
+    if slo is None or slo_id is None or not slo.parts:
+        return []
+    ids = {part.name: part_id for _, part, part_id in parts.part_ids(session, slo, slo_id)}
+    lines = []
+    for name, share, target in composite.weights_shown(slo):
+        part_id = ids.get(name)
+        snap = None if part_id is None else repo.latest_snapshot(session, part_id)
+        sli = (
+            "not evaluated yet"
+            if snap is None
+            else "no data"
+            if snap.sli is None
+            else f"SLI {snap.sli * 100:.4f} %"
+        )
+        left = (
+            ""
+            if snap is None or snap.remaining_ratio is None
+            else f", {percent(snap.remaining_ratio)} of its budget left"
+        )
+        lines.append(f"• `{name}`: weight {share * 100:.0f} %, objective {target * 100:g} %: {sli}{left}")
+    return lines
 
 
 def _report(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:

@@ -103,6 +103,8 @@ def status_lines(session: Session, now: datetime, services: Sequence[str] | None
         failure,
         group_id,
     ) in session.connection().execute(query):
+        if group_id is not None and groups.definition_of(name) not in grouped:
+            continue  # a composite SLO's part: `/slo show` lists the parts under their composite
         silence = silences.get(slo_id)
         burn = json.loads(burn_rates).get("1h") if burn_rates else None
         if name in grouped:  # a grouped SLO: its members stand for it (`fold`) once it has any

@@ -41,12 +41,21 @@ def test_composite_objectives_carry_their_own_indicators(tmp_path: Path) -> None
         tmp_path,
         HEAD + "  budgetingMethod: Occurrences\n  objectives:\n"
         "    - {displayName: a, target: 0.9, indicatorRef: requests, compositeWeight: 2}\n"
-        "    - displayName: b\n      target: 0.5\n      op: lte\n      value: 300\n      indicator:\n"
-        "        metadata: {name: latency}\n"
+        "    - displayName: b\n      target: 0.5\n      op: lte\n      value: 300\n      compositeWeight: 1\n"
+        "      indicator:\n        metadata: {name: latency}\n"
         "        spec: {thresholdMetric: {metricSource: {type: simulated, spec: {query: p99}}}}\n",
     )
-    assert built["shop-a"].slo.indicator.name == "requests"
-    latency = built["shop-b"].slo
+    # one SLO, the composite, whose objectives are its weighted parts
+    assert list(built) == ["shop"]
+    slo = built["shop"].slo
+    assert [(p.slo.name, p.weight, p.slo.member_of) for p in slo.parts] == [
+        ("shop[a]", 2.0, "shop"),
+        ("shop[b]", 1.0, "shop"),
+    ]
+    # its objective: 1 - (2 x 10 % + 1 x 50 %) / 3
+    assert slo.objective.target_ratio == pytest.approx(1 - 0.7 / 3)
+    assert slo.parts[0].slo.indicator.name == "requests"
+    latency = slo.parts[1].slo
     assert latency.indicator.kind is IndicatorKind.THRESHOLD and not latency.indicator.counter
     assert (latency.objective.op, latency.objective.value) == (Op.LTE, 300.0)
     threshold = latency.indicator.threshold
@@ -58,6 +67,23 @@ def test_composite_objectives_carry_their_own_indicators(tmp_path: Path) -> None
         {},
     )
     assert threshold.spec == {"query": "p99"}
+    # the parts rebuild from the stored documents, as the evaluations read them
+    assert build_slos(built["shop"].documents, {}) == [slo]
+
+
+def test_a_composite_without_weights_weighs_each_part_1(tmp_path: Path) -> None:
+    built = entries(
+        tmp_path,
+        HEAD + "  budgetingMethod: Occurrences\n  objectives:\n"
+        "    - {target: 0.99, indicatorRef: requests}\n"
+        "    - {displayName: Checkout Pay, target: 0.999, indicatorRef: requests}\n",
+    )
+    slo = built["shop"].slo
+    assert [(p.slo.name, p.weight) for p in slo.parts] == [
+        ("shop[requests]", 1.0),
+        ("shop[checkout-pay]", 1.0),
+    ]
+    assert slo.objective.target_ratio == pytest.approx(0.9945)
 
 
 def test_raw_ratio_and_defaults(tmp_path: Path) -> None:

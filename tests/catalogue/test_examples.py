@@ -29,7 +29,7 @@ def test_examples_directory_together() -> None:
     catalogue = load_paths([EXAMPLES], EXAMPLE_ENV)
     assert catalogue.problems == ()
     assert catalogue.files == tuple(str(EXAMPLES / name) for name in FILES)
-    assert len({e.slo.name for e in catalogue.entries}) == len(catalogue.entries) == 11
+    assert len({e.slo.name for e in catalogue.entries}) == len(catalogue.entries) == 12
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -37,6 +37,19 @@ def test_every_entry_rebuilds_from_its_stored_documents(name: str) -> None:
     for entry in load_paths([EXAMPLES / name], EXAMPLE_ENV).entries:
         stored = json.loads(json.dumps(entry.documents))
         assert entry.slo in build_slos(stored, EXAMPLE_ENV)
+
+
+def test_the_composite_example_weighs_its_three_parts() -> None:
+    (entry,) = load_paths([EXAMPLES / "composite.yaml"], EXAMPLE_ENV).entries
+    slo = entry.slo
+    assert [(p.slo.name, p.weight, p.slo.objective.target_ratio) for p in slo.parts] == [
+        ("checkout-journey[browse]", 1.0, 0.99),
+        ("checkout-journey[cart]", 2.0, 0.995),
+        ("checkout-journey[pay]", 3.0, 0.999),
+    ]
+    # 1 - (1 x 1 % + 2 x 0.5 % + 3 x 0.1 %) / 6
+    assert slo.objective.target_ratio == pytest.approx(1 - 0.023 / 6)
+    assert [p.slo.indicator.name for p in slo.parts] == ["catalogue-latency", "cart-requests", "payment-errors"]
 
 
 def test_slo_bot_validate_accepts_the_grouped_example(

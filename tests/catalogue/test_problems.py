@@ -362,6 +362,48 @@ CASES = [
         "not both",
     ),
     (
+        "composite-negative-weight",
+        SLO_HEAD + "spec:\n  service: shop\n  budgetingMethod: Occurrences\n  objectives:\n"
+        "    - {target: 0.9, indicatorRef: requests, compositeWeight: 1}\n"
+        "    - {target: 0.99, indicatorRef: requests, compositeWeight: -2}  #!\n",
+        "spec.objectives[1].compositeWeight",
+        "must be greater than 0",
+    ),
+    (
+        "composite-weight-left-out",
+        SLO_HEAD + "spec:\n  service: shop\n  budgetingMethod: Occurrences\n  objectives:\n"
+        "    - {target: 0.9, indicatorRef: requests, compositeWeight: 2}\n"
+        "    - {target: 0.99, indicatorRef: requests}  #!\n",
+        "spec.objectives[1]",
+        "required field missing: compositeWeight",
+    ),
+    (
+        "composite-mixed-slices",
+        SLO_HEAD + "spec:\n  service: shop\n  budgetingMethod: RatioTimeslices\n  objectives:\n"
+        "    - {target: 0.9, indicatorRef: requests, timeSliceWindow: 1m}\n"
+        "    - target: 0.99\n      indicatorRef: requests\n      timeSliceWindow: 5m  #!\n",
+        "spec.objectives[1].timeSliceWindow",
+        "the same timeSliceWindow",
+    ),
+    (
+        "composite-part-on-unknown-source",
+        SLO_HEAD + "spec:\n  service: shop\n  budgetingMethod: Occurrences\n  objectives:\n"
+        "    - {target: 0.9, indicatorRef: requests}\n"
+        "    - target: 0.99\n      indicator:\n        metadata: {name: pay}\n        spec:\n"
+        "          thresholdMetric:\n            metricSource:\n"
+        "              metricSourceRef: prom  #!\n              spec: {query: p99}\n",
+        "spec.objectives[1].indicator.spec.thresholdMetric.metricSource.metricSourceRef",
+        "no DataSource named 'prom' (known: demo)",
+    ),
+    (
+        "composite-grouped",
+        "apiVersion: openslo/v1\nkind: SLO\nmetadata:\n  name: s\n  annotations:\n"
+        "    slo-bot/group-by: route  #!\nspec:\n  service: shop\n  budgetingMethod: Occurrences\n"
+        "  objectives:\n    - {target: 0.9, indicatorRef: requests}\n",
+        "metadata.annotations.slo-bot/group-by",
+        "a composite SLO cannot be grouped",
+    ),
+    (
         "same-split-name",
         SLO_HEAD + "spec:\n  service: shop\n  indicatorRef: requests\n  budgetingMethod: Occurrences\n"
         "  objectives:\n    - {displayName: Fast, target: 0.9}\n"
