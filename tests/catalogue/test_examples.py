@@ -49,7 +49,8 @@ def test_the_composite_example_weighs_its_three_parts() -> None:
     ]
     # 1 - (1 x 1 % + 2 x 0.5 % + 3 x 0.1 %) / 6
     assert slo.objective.target_ratio == pytest.approx(1 - 0.023 / 6)
-    assert [p.slo.indicator.name for p in slo.parts] == ["catalogue-latency", "cart-requests", "payment-errors"]
+    names = [p.slo.indicator.name for p in slo.parts]
+    assert names == ["catalogue-latency", "cart-requests", "payment-errors"]
 
 
 def test_slo_bot_validate_accepts_the_grouped_example(
