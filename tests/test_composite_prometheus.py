@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from bot import jobs
 from bot.sources.pool import SourcePool
 from bot.store import db
-from bot.store.models import BreachRecord, SLORecord
+from bot.store.models import BreachRecord, BucketRecord, SLORecord
 from tests.promharness import DAY, MINUTE, History
 from tests.test_cli_prometheus import Cli
 
@@ -191,3 +191,34 @@ def test_the_composite_alone_pages_and_opens_a_breach(
 
     code, _, err = run("replay", "--from", (at - DAY).isoformat(), "--to", at.isoformat())
     assert code == 1 and "a composite SLO (objectives with their own indicators) is not replayed yet" in err
+
+
+def test_a_part_whose_source_fails_fails_the_composite_tick_and_stores_nothing(
+    run: Cli, tmp_path: Path, prometheus_fixed: str, prom_history_fixed: History, database_url: str
+) -> None:
+    history = prom_history_fixed
+    # the `yesterday` part reads a Prometheus nobody listens on
+    text = (
+        CATALOGUE.replace("GOOD", history.good_selector)
+        .replace("TOTAL", history.total_selector)
+        .replace("BAD", history.bad_selector)
+        .replace("metricSourceRef: prom, spec: {query: 'sum", "metricSourceRef: down, spec: {query: 'sum")
+        + "---\napiVersion: openslo/v1\nkind: DataSource\nmetadata: {name: down}\n"
+        "spec: {type: Prometheus, connectionDetails: {url: 'http://127.0.0.1:9', timeout: 2s}}\n"
+    )
+    path = tmp_path / "journey.yaml"
+    path.write_text(text)
+    assert run("apply", str(path), prometheus=prometheus_fixed)[0] == 0
+    engine = db.make_engine(database_url)
+    sources = SourcePool(max_connections=4)
+    try:
+        (outcome,) = jobs.evaluate_all(engine, now=history.end, sources=sources, concurrency=4)
+        with Session(engine) as session:
+            stored = session.exec(select(BucketRecord)).all()
+            record = session.exec(select(SLORecord).where(SLORecord.name == "checkout-journey")).one()
+    finally:
+        sources.close()
+        engine.dispose()
+    assert outcome.error_kind == "source_unavailable" and "127.0.0.1:9" in (outcome.error or "")
+    assert stored == []  # not the reachable part's buckets either: the parts move together
+    assert record.failing_since is not None and record.covered_to is None
