@@ -20,10 +20,6 @@ from bot.store.repo import utc
 OPEN_STATES = (PENDING, FIRING)
 
 
-def open_alerts(*, session: Session, slo_id: int) -> dict[str, AlertRecord]:
-    return open_alerts_many(session=session, slo_ids=[slo_id]).get(slo_id, {})
-
-
 def open_alerts_many(*, session: Session, slo_ids: Sequence[int]) -> dict[int, dict[str, AlertRecord]]:
     """The open alerts of each of the SLOs by key (an SLO with none is left out): one query."""
     if not slo_ids:
@@ -39,16 +35,11 @@ def open_alerts_many(*, session: Session, slo_ids: Sequence[int]) -> dict[int, d
     return found
 
 
-def lock_slo(*, session: Session, slo_id: int) -> tuple[SLORecord | None, bool]:
-    """The SLO's row, locked until the transaction ends (one evaluation of an SLO at a time,
-    whoever runs it), and whether it has open signals: one statement, so the many SLOs without
-    any need no second read for them."""
-    return lock_slos(session=session, slo_ids=[slo_id]).get(slo_id, (None, False))
-
-
 def lock_slos(*, session: Session, slo_ids: Sequence[int]) -> dict[int, tuple[SLORecord, bool]]:
-    """`lock_slo` of many SLOs in one statement, locked in id order (two processes locking some of
-    the same SLOs wait for each other, never deadlock); an SLO removed since is left out."""
+    """The SLOs' rows, locked until the transaction ends (one evaluation of an SLO at a time,
+    whoever runs it), each with whether it has open signals (so the many without need no second
+    read); one statement, locking in id order (two processes locking some of the same SLOs wait
+    for each other, never deadlock). An SLO removed since is left out."""
     if not slo_ids:
         return {}
     has_open = exists().where(

@@ -135,16 +135,9 @@ def commit_without_flush_wait(*, session: Session) -> None:
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
-def set_coverage(
-    *, session: Session, record: SLORecord, covered_from: datetime, covered_to: datetime
-) -> None:
-    """Record what has been fetched (a Core UPDATE: cheaper than the ORM's unit of work)."""
-    assert record.id is not None
-    set_coverages(session=session, rows=[(record.id, covered_from, covered_to)])
-
-
 def set_coverages(*, session: Session, rows: Sequence[tuple[int, datetime, datetime]]) -> None:
-    """`set_coverage` of many SLOs, (slo_id, covered_from, covered_to) each: one batch of updates."""
+    """Record what has been fetched for each SLO, (slo_id, covered_from, covered_to): one batch of
+    Core updates (cheaper than the ORM's unit of work)."""
     if rows:
         session.execute(
             update(SLOS)
