@@ -332,7 +332,6 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
 
 
 GROUPS_NOT_REPLAYED = "a grouped SLO (slo-bot/group-by) is not replayed yet; replay an SLO of its own"
-COMPOSITES_NOT_REPLAYED = "a composite SLO (objectives with their own indicators) is not replayed yet"
 
 
 def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
@@ -368,17 +367,17 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
                 continue
             try:
                 slo = slo_of(record)
-                if slo.parts:
-                    print(f"slo-bot: {record.name}: {COMPOSITES_NOT_REPLAYED}", file=sys.stderr)
-                    code = EXIT_PROBLEM
-                    continue
-                history = replay.load_history(
-                    slo,
-                    sources.get,
-                    args.start - replay.lookback(slo, args.start),
-                    args.end,
-                    stored=_stored_reader(engine, record.id or 0),
-                )
+                since = args.start - replay.lookback(slo, args.start)
+                history: replay.History | replay.CompositeHistory
+                if slo.parts:  # each part's history, from the source or its stored buckets
+                    readers = {
+                        n: _stored_reader(engine, i) for n, i in _part_ids(engine, record.id or 0).items()
+                    }
+                    history = replay.load_composite_history(slo, sources.get, since, args.end, readers.get)
+                else:
+                    history = replay.load_history(
+                        slo, sources.get, since, args.end, stored=_stored_reader(engine, record.id or 0)
+                    )
             except SourceError as err:
                 print(f"slo-bot: {record.name}: {err}", file=sys.stderr)
                 code = EXIT_PROBLEM if isinstance(err, BadQuery) else EXIT_UNAVAILABLE
@@ -430,6 +429,17 @@ def _stored_reader(engine: Engine, slo_id: int) -> Callable[[datetime, datetime]
             ]
 
     return read
+
+
+def _part_ids(engine: Engine, composite_id: int) -> dict[str, int]:
+    """A composite SLO's stored parts, their ids by name (none before its first evaluation)."""
+    from sqlmodel import Session
+
+    from bot.store import groups as group_store
+
+    with Session(engine) as session:
+        found = group_store.members(session=session, group_ids=[composite_id])[composite_id]
+    return {r.name: r.id for r in found if r.id is not None}
 
 
 def cmd_demo(args: argparse.Namespace, ctx: Context) -> int:

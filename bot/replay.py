@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import accumulate
 
-from bot import alerting, breaches, impact, policy
+from bot import alerting, breaches, budget, composite, impact, policy
 from bot.alerting import FIRING, OpenAlert, Transition
 from bot.buckets import FetchRange, fine_resolution, floor_time
 from bot.budget import WindowCounts
@@ -89,6 +89,35 @@ class History:
         return total > 0 and (total - good) / total > 1 - target_ratio
 
 
+class CompositeHistory:
+    """A composite SLO's parts' histories read as one: each window's counts combined by the parts'
+    weights (`bot.composite.combine`), as the live evaluation combines the stored ones."""
+
+    def __init__(self, slo: SLO, parts: Sequence[History]) -> None:
+        self.slo = slo
+        self.parts = tuple(parts)
+        self.start = parts[0].start
+        self.resolution = parts[0].resolution  # the parts share the composite's fine resolution
+        self.length = max(h.length for h in parts)
+
+    def index(self, at: datetime) -> int:
+        return max(0, min(self.length, int((at - self.start) / self.resolution)))
+
+    def counts(self, start: datetime, end: datetime) -> WindowCounts:
+        span = end - start
+        shares = [
+            composite.PartCounts(p.weight, p.slo.objective.target_ratio, {span: h.counts(start, end)})
+            for p, h in zip(self.slo.parts, self.parts, strict=True)
+        ]
+        return composite.combine(shares, self.slo.budgeting_method, [span])[span]
+
+    def is_burning(self, index: int, target_ratio: float) -> bool:
+        at = self.start + index * self.resolution
+        counts = self.counts(at, at + self.resolution)
+        burn = budget.burn_rate(budget.sli_ratio(counts, self.slo.budgeting_method), target_ratio)
+        return burn is not None and burn > 1
+
+
 def load_history(
     slo: SLO,
     source_for: SourceFor,
@@ -139,7 +168,22 @@ def lookback(slo: SLO, at: datetime) -> timedelta:
     return max(at - period_start, *rules.windows)
 
 
-def replay(slo: SLO, history: History, start: datetime, end: datetime, step: timedelta) -> Replay:
+def load_composite_history(
+    slo: SLO,
+    source_for: SourceFor,
+    start: datetime,
+    end: datetime,
+    stored: Callable[[str], Callable[[datetime, datetime], Sequence[Bucket]] | None],
+) -> CompositeHistory:
+    """`load_history` of each part of a composite SLO (`stored`: a part's stored buckets by name)."""
+    return CompositeHistory(
+        slo, [load_history(p.slo, source_for, start, end, stored(p.slo.name)) for p in slo.parts]
+    )
+
+
+def replay(
+    slo: SLO, history: History | CompositeHistory, start: datetime, end: datetime, step: timedelta
+) -> Replay:
     """Run the policy at every `step` in [start, end]; signals and breaches start closed."""
     # burn thresholds scale with the period's real length: a calendar month's change month by month
     policies: dict[timedelta, policy.Policy] = {}
@@ -197,14 +241,29 @@ def replay(slo: SLO, history: History, start: datetime, end: datetime, step: tim
 
 
 def _episode(
-    slo: SLO, history: History, number: int, opening: breaches.Change, peak: str, resolved: datetime | None
+    slo: SLO,
+    history: History | CompositeHistory,
+    number: int,
+    opening: breaches.Change,
+    peak: str,
+    resolved: datetime | None,
 ) -> Episode:
     until = resolved or history.start + history.length * history.resolution
     target = slo.objective.target_ratio
     fired_at = opening.at
 
-    def sums(windows: Sequence[timedelta]) -> dict[timedelta, WindowCounts]:
-        return {w: history.counts(until - w, until) for w in windows}
+    def sums_of(found: History | CompositeHistory) -> impact.WindowSums:
+        return lambda windows: {w: found.counts(until - w, until) for w in windows}
+
+    if isinstance(history, CompositeHistory):  # the weighted mean of its cost to each part, as live
+        cost = composite.burn_rate(
+            [
+                (p.weight, impact.episode_cost(p.slo, peak, fired_at, until, sums_of(h)))
+                for p, h in zip(slo.parts, history.parts, strict=True)
+            ]
+        )
+    else:
+        cost = impact.episode_cost(slo, peak, fired_at, until, sums_of(history))
 
     index = history.index(fired_at) - 1
     onset = None
@@ -219,5 +278,5 @@ def _episode(
         fired_at,
         resolved,
         onset,
-        impact.episode_cost(slo, peak, fired_at, until, sums),
+        cost,
     )

@@ -189,8 +189,21 @@ def test_the_composite_alone_pages_and_opens_a_breach(
     assert [a["severity"] for a in outcome.alerts] == ["page"]
     assert list(opened) == [("checkout-journey", "page")]  # its own breach; none of a part
 
-    code, _, err = run("replay", "--from", (at - DAY).isoformat(), "--to", at.isoformat())
-    assert code == 1 and "a composite SLO (objectives with their own indicators) is not replayed yet" in err
+    # `replay` pages at the first minute the hand-computed composite burns cross a page tier
+    def burn(end: datetime, minutes: int) -> float:
+        return 1.5 * error_ratio(history, end - minutes * MINUTE, end, timedelta(0)) / 0.001
+
+    start = at - 40 * MINUTE
+    minutes = [start + i * MINUTE for i in range(41)]
+    pages = [t for t in minutes if (burn(t, 5) > 14.4 < burn(t, 60)) or (burn(t, 30) > 6 < burn(t, 360))]
+    assert pages and pages[0] > start
+    code, out, err = run("replay", "--from", start.isoformat(), "--to", at.isoformat(), "--json")
+    assert code == 0, err
+    fired = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    fired = [t for t in fired if t["severity"] == "page" and t["event"] == "firing"]
+    assert fired and fired[0]["slo"] == "checkout-journey"
+    assert fired[0]["at"] == pages[0].isoformat().replace("+00:00", "Z")
+    assert fired[0]["burn_rates"]["5m"] == pytest.approx(burn(pages[0], 5), rel=0.01)
 
 
 def test_a_part_whose_source_fails_fails_the_composite_tick_and_stores_nothing(
