@@ -184,7 +184,8 @@ def test_an_slos_digest_annotation_gives_its_channel_a_digest_and_validate_check
 ) -> None:
     annotated = CATALOGUE.replace(
         "metadata: {name: alpha}",
-        'metadata: {name: alpha, annotations: {slo-bot/channel: C0ALPHA, slo-bot/digest: "fri 16:00 Europe/Berlin"}}',
+        "metadata: {name: alpha, annotations: "
+        '{slo-bot/channel: C0ALPHA, slo-bot/digest: "fri 16:00 Europe/Berlin"}}',
     )
     assert annotated != CATALOGUE
     bad = tmp_path / "bad.yaml"
