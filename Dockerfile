@@ -27,6 +27,9 @@ COPY examples ./examples
 
 USER 10001:10001
 ENV DATABASE_URL=sqlite:////data/slo-bot.db SLO_BOT_HOST=0.0.0.0
+# Burn-down charts: matplotlib keeps its font cache in a writable place (the home directory is not;
+# /tmp is an emptyDir in deploy/), and console mode writes its chart files beside the database.
+ENV MPLCONFIGDIR=/tmp/matplotlib SLO_BOT_CHART_DIR=/data/charts
 EXPOSE 3000
 # /healthz is served in every mode (console mode too): 503 when evaluations stall or the database takes no writes
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:3000/healthz').status != 200)"

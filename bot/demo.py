@@ -14,19 +14,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot import jobs
 from bot.annotations import group_by_of
 from bot.buckets import floor_time
+from bot.burndown import load_burn_down
 from bot.catalogue import load_paths
-from bot.console import SHOWN, ConsoleDestination
+from bot.catalogue.stored import slo_of
+from bot.console import SHOWN, ChartFiles, ConsoleDestination
 from bot.conversation import Conversation
 from bot.durations import format_duration
 from bot.evaluation import data_checksum
 from bot.messages import span
 from bot.runner import Runner
 from bot.scheduler import start_scheduler
+from bot.settings import Settings
 from bot.sources.pool import SourcePool
 from bot.store import db, repo
 
@@ -101,7 +105,7 @@ class SimulatedClock:
             return current
 
 
-def run_demo(out: TextIO = sys.stdout, script: Script | None = None) -> int:
+def run_demo(out: TextIO = sys.stdout, script: Script | None = None, chart_dir: Path | None = None) -> int:
     script = script or Script(start=floor_time(datetime.now(UTC), timedelta(minutes=1)))
     outage_start = script.start + script.outage_after
     with tempfile.TemporaryDirectory(prefix="slo-bot-demo-") as folder:
@@ -140,7 +144,8 @@ def run_demo(out: TextIO = sys.stdout, script: Script | None = None) -> int:
         )
         sources = SourcePool()
         clock = SimulatedClock(script.start)
-        console = ConsoleDestination(out)
+        charts = ChartFiles(chart_dir or Path(Settings.from_env().chart_dir))
+        console = ConsoleDestination(out, charts=charts, defer_charts=True)
         runner = Runner(engine, sources, concurrency=4, clock=clock, hooks=[Conversation([console])])
         ticks = int(script.length / timedelta(minutes=1)) + 1
         done = threading.Event()
@@ -158,13 +163,27 @@ def run_demo(out: TextIO = sys.stdout, script: Script | None = None) -> int:
         finally:
             scheduler.shutdown(wait=True)
             sources.close()
+        try:
+            final = _final_chart(engine, charts, clock.now - timedelta(minutes=1))
+        finally:
             engine.dispose()
     story = (
         "; ".join(f"{c.severity} breach {c.event} at {c.at:%H:%M}" for c in console.seen if c.event in SHOWN)
         or "no breach"
     )
     print(f"demo finished: {story}.", file=out)
+    console.flush()  # the charts of the breach's opening and end, drawn now the clock has stopped
+    print(f"burn-down chart of checkout-availability: {final}", file=out)
     return 0
+
+
+def _final_chart(engine: Engine, charts: ChartFiles, now: datetime) -> Path:
+    """The SLO's burn-down as the demo leaves it: its 30 days, the outage, both breach spans."""
+    with Session(engine) as session:
+        record = repo.get_slo(session=session, name="checkout-availability")
+        assert record is not None and record.id is not None
+        data = load_burn_down(session, slo_of(record), record.id, now)
+    return charts.write(data, "checkout-availability-demo")
 
 
 def _progress(out: TextIO, outcome: jobs.Outcome) -> None:

@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot import logs
-from bot.console import ConsoleDestination
+from bot.console import ChartFiles, ConsoleDestination
 from bot.conversation import Conversation, Destination
 from bot.durations import format_duration
 from bot.fleet import gone, replica_name
@@ -105,7 +106,9 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
     # where breaches are shown: Slack (or the terminal, in console mode) and the incident tools;
     # a new destination is a module and a line here
     shown: Destination = (
-        SlackDestination(settings.default_channel) if mode != "console" else ConsoleDestination()
+        SlackDestination(settings.default_channel)
+        if mode != "console"
+        else ConsoleDestination(charts=ChartFiles(Path(settings.chart_dir)))
     )
     conversation = Conversation([shown, IncidentDestination()])
     client = incident_client()

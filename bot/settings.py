@@ -13,6 +13,7 @@ from bot.durations import parse_duration
 # (every command does) loads neither SQLAlchemy nor httpx.
 DEFAULT_URL = "sqlite:///slo-bot.db"
 DEFAULT_CONCURRENCY = 16  # source queries in flight at once, and connections per source
+DEFAULT_CHART_DIR = "slo-bot-charts"  # console mode's burn-down charts, under the working directory
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Settings:
     host: str = "0.0.0.0"
     pagerduty_webhook_secret: str | None = field(default=None, repr=False)
     opsgenie_webhook_token: str | None = field(default=None, repr=False)
+    chart_dir: str = DEFAULT_CHART_DIR
 
     @property
     def mode(self) -> str:
@@ -61,4 +63,5 @@ class Settings:
             host=env.get("SLO_BOT_HOST") or "0.0.0.0",
             pagerduty_webhook_secret=env.get("PAGERDUTY_WEBHOOK_SECRET") or None,
             opsgenie_webhook_token=env.get("OPSGENIE_WEBHOOK_TOKEN") or None,
+            chart_dir=env.get("SLO_BOT_CHART_DIR") or DEFAULT_CHART_DIR,
         )

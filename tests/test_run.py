@@ -85,6 +85,7 @@ def _start(tmp_path: Path, database_url: str, log: BinaryIO) -> subprocess.Popen
         "DATABASE_URL": database_url,
         "SLO_BOT_CONFIG": str(tmp_path / "slos.yaml"),
         "SLO_BOT_EVAL_INTERVAL": "2s",
+        "SLO_BOT_CHART_DIR": str(tmp_path / "charts"),
     }
     env.pop("SLACK_BOT_TOKEN", None)
     return subprocess.Popen(
@@ -119,11 +120,15 @@ def test_kill_with_an_open_alert_then_restart_neither_refires_nor_forgets(
         first = _start(tmp_path, database_url, log)
     try:
         _wait(lambda: "🔴 PAGE: down-api (api) · breach #" in first_log.read_text())
+        # console mode writes the breach's burn-down chart, as Slack would get it, and says where
+        _wait(lambda: "down-api-breach-" in first_log.read_text())
         first.send_signal(signal.SIGKILL)  # no clean shutdown
     finally:
         first.kill()
         first.wait()
     text = first_log.read_text()
+    chart = Path(re.findall(r"📈 burn-down chart: (\S*down-api-breach-\d+-opened-\S+\.png)", text)[0])
+    assert chart.parent == tmp_path / "charts" and chart.read_bytes()[:4] == b"\x89PNG"
     # the unreachable source did not stop the other SLO, and the error says what is wrong
     assert "unreachable" in text and "127.0.0.1:9" in text
     before = _snapshots(database_url)
@@ -164,11 +169,21 @@ def test_kill_with_an_open_alert_then_restart_neither_refires_nor_forgets(
     engine.dispose()
 
 
-def test_the_demo_shows_a_page_fire_and_resolve() -> None:
+def test_the_demo_shows_a_page_fire_and_resolve(tmp_path: Path) -> None:
     out = io.StringIO()
     script = Script(start=datetime(2026, 11, 27, 9, 0, tzinfo=UTC), tick_seconds=0.05)
-    assert run_demo(out, script) == 0
+    assert run_demo(out, script, chart_dir=tmp_path) == 0
     text = out.getvalue()
+    # console mode writes the charts Slack would get: when the breach opens, when it ends, and last
+    # one of the SLO as the demo leaves it; each path printed
+    printed = re.findall(r"burn-down chart(?: of checkout-availability)?: (\S+\.png)", text)
+    assert [Path(p).name for p in printed] == [
+        "checkout-availability-breach-1-opened-20261127-0907.png",
+        "checkout-availability-breach-1-resolved-20261127-0919.png",
+        "checkout-availability-demo-20261127-0922.png",
+    ]
+    assert text.rstrip().endswith(printed[-1])
+    assert all(Path(p).parent == tmp_path and Path(p).read_bytes()[:4] == b"\x89PNG" for p in printed)
     assert "🔴 PAGE: checkout-availability (checkout) · breach #1" in text
     assert "✅ Resolved PAGE: checkout-availability (checkout) · breach #1" in text
     assert text.index("🔴 PAGE") < text.index("✅ Resolved PAGE")

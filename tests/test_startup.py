@@ -92,3 +92,4 @@ def test_check_in_console_mode_loads_no_slack_server_or_scheduler(tmp_path: Path
     assert code == 0
     assert "httpx" in loaded  # the source pool
     assert not loaded & (SERVING - {"httpx"})
+    assert "matplotlib" not in loaded and "numpy" not in loaded  # charts load it when one is drawn

@@ -62,9 +62,10 @@ def test_a_later_tick_that_overruns_its_interval_is_a_warning_of_our_own(
     assert "longer than its interval" in loud[0].getMessage()
 
 
-def test_demo_prints_no_warning() -> None:
+def test_demo_prints_no_warning(tmp_path: Path) -> None:
     unset = ("DATABASE_URL", "SLO_BOT_CONFIG", "SLACK_BOT_TOKEN")
     env = {k: v for k, v in os.environ.items() if k not in unset}
+    env["SLO_BOT_CHART_DIR"] = str(tmp_path)  # its charts, not in the checkout
     result = subprocess.run(
         [sys.executable, "-m", "bot", "demo"],
         env=env,
