@@ -13,6 +13,7 @@ from itertools import accumulate
 
 from sqlmodel import Session, col, or_, select
 
+from bot.annotations import group_by_of
 from bot.buckets import MINUTE, floor_time
 from bot.domain import SLO, Bucket, BudgetingMethod
 from bot.messages import headline
@@ -154,6 +155,13 @@ def burn_down(
         burns=tuple(burns),
         breaches=tuple(breaches),
     )
+
+
+def has_chart(slo: SLO) -> bool:
+    """Whether the SLO keeps buckets of its own to chart: a grouped SLO's definition and a composite
+    SLO do not (each member and each part has its own)."""
+    grouped = slo.member_of is None and bool(group_by_of(slo.annotations))
+    return not grouped and not slo.parts
 
 
 def breach_spans(records: Sequence[BreachRecord]) -> list[Span]:

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from bot import breaches
 from bot.breaches import Change
-from bot.burndown import BurnDown, load_burn_down
+from bot.burndown import BurnDown, has_chart, load_burn_down
 from bot.conversation import Conversation
 from bot.episodes import breach_facts
 from bot.jobs import Tick
@@ -100,7 +100,7 @@ class ConsoleDestination:
             if change.event in SHOWN or note:
                 lines.append("")
         drawn: list[tuple[BurnDown, str]] = []
-        if self.charts is not None and tick.record.id is not None:
+        if self.charts is not None and tick.record.id is not None and has_chart(tick.slo):
             for change, breach in tick.changes:
                 if change.event in CHARTED:
                     # read in this transaction (it holds the tick's buckets); drawn after the commit

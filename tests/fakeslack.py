@@ -3,7 +3,9 @@
 A threaded HTTP server on 127.0.0.1 (random port). Point a `WebClient` at `fake.api_url` and
 `response_url`s at `fake.response_url(...)`. Slack's failure modes are switched on per method:
 `fail(method, status=429 | 500, ...)`, `hang(method, ...)` (answer later than any client waits) and
-`delay(method, seconds)` (answer normally, but slowly).
+`delay(method, seconds)` (answer normally, but slowly). Files go through Slack's upload flow:
+`files.getUploadURLExternal`, a POST of the bytes to the URL it answered (kept in `files`; its
+failures are switched on as method `upload`), then `files.completeUploadExternal`.
 """
 
 from __future__ import annotations
@@ -56,6 +58,19 @@ class Rule:
 
 
 @dataclass
+class File:
+    """A file given to the fake by Slack's upload flow: asked for, its bytes sent, then shared."""
+
+    id: str
+    filename: str
+    length: int
+    alt_txt: str | None = None
+    data: bytes | None = None  # what was POSTed to its upload URL
+    title: str | None = None
+    shared: list[tuple[str, str | None]] = field(default_factory=list)  # (channel, thread_ts)
+
+
+@dataclass
 class Channel:
     id: str
     name: str
@@ -77,6 +92,7 @@ class FakeSlack:
         self.responses: list[tuple[str, JSON]] = []  # (response_url id, payload) from respond()
         self.views: dict[str, list[JSON]] = {}  # user -> every view published for them
         self.usergroups: dict[str, list[str]] = {}
+        self.files: dict[str, File] = {}  # by file ID, from files.getUploadURLExternal on
         self._channels: dict[str, Channel] = {}
         self._rules: list[Rule] = []
         self._last_ts = 0.0
@@ -116,6 +132,8 @@ class FakeSlack:
 
     def response_url(self, key: str) -> str:
         return f"{self.url}/response/{key}"
+
+    UPLOAD = "upload"  # the method name of POSTs to an upload URL, for `fail`, `hang` and `calls_of`
 
     # --- workspace set-up --------------------------------------------------------------------
 
@@ -182,15 +200,23 @@ class FakeSlack:
         with self._lock:
             return [c for c in self.calls if c.method == method and (not ok_only or c.status == 200)]
 
-    def messages(self, channel_id: str) -> list[JSON]:
-        """Every message in the channel, thread replies included, in posting order (copies)."""
+    def messages(self, channel_id: str, uploads: bool = False) -> list[JSON]:
+        """Every message in the channel, thread replies included, in posting order (copies).
+
+        Files shared by `files.completeUploadExternal` (the charts) are messages too, in the channel's
+        history as in Slack's, but only listed here with `uploads=True`: `uploads()` lists them."""
         with self._lock:
             channel = self._channels.get(channel_id)
-            return json.loads(json.dumps(channel.messages)) if channel else []
+            found = channel.messages if channel else []
+            return json.loads(json.dumps([m for m in found if uploads or "files" not in m]))
 
-    def all_messages(self) -> list[JSON]:
+    def uploads(self, channel_id: str) -> list[JSON]:
+        """The messages that shared files in the channel (or one of its threads), in order."""
+        return [m for m in self.messages(channel_id, uploads=True) if "files" in m]
+
+    def all_messages(self, uploads: bool = False) -> list[JSON]:
         with self._lock:
-            found = [m for c in self._channels.values() for m in c.messages]
+            found = [m for c in self._channels.values() for m in c.messages if uploads or "files" not in m]
             return json.loads(json.dumps(sorted(found, key=lambda m: float(m["ts"]))))
 
     def wait_until(self, predicate: Callable[[], object], timeout: float = 30.0, what: str = "") -> None:
@@ -263,6 +289,8 @@ class FakeSlack:
     def handle(self, path: str, params: JSON, token: str | None) -> tuple[int, JSON, dict[str, str]]:
         """(HTTP status, JSON body, extra headers) for one request."""
         started = time.monotonic()
+        if path.startswith("/upload/"):
+            return self._receive(path.removeprefix("/upload/"), params, started)
         if path.startswith("/response/"):
             key = path.removeprefix("/response/")
             with self._lock:
@@ -292,6 +320,25 @@ class FakeSlack:
         body = self._answer(method, params, token)
         self._record(Call(method, params, started, 200, token, path))
         return 200, body, {}
+
+    def _receive(self, file_id: str, params: JSON, started: float) -> tuple[int, JSON, dict[str, str]]:
+        """The bytes of a file POSTed to its upload URL (no token: the URL is the credential)."""
+        rule = self._rule_for(self.UPLOAD)
+        data = params.get("_raw", b"")
+        if rule is not None and rule.status not in (0, DROP):
+            self._record(Call(self.UPLOAD, {"file_id": file_id}, started, rule.status, None, "/upload/"))
+            return rule.status, {"ok": False, "error": "internal_error"}, {}
+        with self._lock:
+            found = self.files.get(file_id)
+            if found is None:
+                status = 404
+            else:
+                found.data = data
+                status = 200
+        self._record(
+            Call(self.UPLOAD, {"file_id": file_id, "bytes": len(data)}, started, status, None, "/upload/")
+        )
+        return status, {"ok": status == 200}, {}
 
     def _answer(self, method: str, params: JSON, token: str | None) -> JSON:
         if method == "apps.connections.open":  # Socket Mode: asked with the app-level token
@@ -345,6 +392,53 @@ class FakeSlack:
             parent.setdefault("thread_ts", parent["ts"])
         channel.messages.append(message)
         return {"channel": channel.id, "ts": message["ts"], "message": _without(message, "metadata")}
+
+    def _upload_url(self, params: JSON) -> JSON:
+        filename = _required(params, "filename")
+        length = int(params.get("length") or 0)
+        if length <= 0:
+            raise _SlackError("missing_argument")
+        alt = params.get("alt_txt")
+        if alt and len(str(alt)) > 1000:
+            raise _SlackError("alt_txt_too_large")
+        file_id = f"F{len(self.files) + 1:08d}"
+        self.files[file_id] = File(file_id, filename, length, str(alt) if alt else None)
+        return {"upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def _complete_upload(self, params: JSON) -> JSON:
+        wanted = _decoded(params.get("files") or "[]")
+        if not isinstance(wanted, list) or not wanted:
+            raise _SlackError("invalid_arguments")
+        files = []
+        for item in wanted:
+            found = self.files.get(str(item.get("id")))
+            if found is None or found.data is None:
+                raise _SlackError("file_not_found")
+            if len(found.data) != found.length:
+                raise _SlackError("file_size_mismatch")  # fewer bytes came than were announced
+            found.title = item.get("title") or found.filename
+            files.append(found)
+        shown = [{"id": f.id, "name": f.filename, "title": f.title, "mimetype": "image/png"} for f in files]
+        if params.get("channel_id"):
+            channel = self._channel(str(params["channel_id"]))
+            message: JSON = {
+                "type": "message",
+                "user": BOT_USER,
+                "bot_id": BOT_ID,
+                "ts": self._next_ts(),
+                "text": params.get("initial_comment") or "",
+                "files": shown,
+                "upload": True,
+            }
+            if params.get("thread_ts"):
+                parent = _find(channel, str(params["thread_ts"]))
+                message["thread_ts"] = parent["ts"]
+                parent["reply_count"] = parent.get("reply_count", 0) + 1
+                parent.setdefault("thread_ts", parent["ts"])
+            channel.messages.append(message)
+            for f in files:
+                f.shared.append((channel.id, message.get("thread_ts")))
+        return {"files": [{"id": f["id"], "title": f["title"]} for f in shown]}
 
     def _update(self, params: JSON) -> JSON:
         channel = self._channel(_required(params, "channel"))
@@ -431,6 +525,8 @@ _METHODS: Mapping[str, Callable[[FakeSlack, JSON], JSON]] = {
     "auth.test": FakeSlack._auth_test,
     "chat.postMessage": FakeSlack._post_message,
     "chat.update": FakeSlack._update,
+    "files.getUploadURLExternal": FakeSlack._upload_url,
+    "files.completeUploadExternal": FakeSlack._complete_upload,
     "chat.postEphemeral": FakeSlack._post_ephemeral,
     "views.publish": FakeSlack._views_publish,
     "conversations.members": FakeSlack._members,
@@ -488,8 +584,12 @@ class _Handler(BaseHTTPRequestHandler):
         fake: FakeSlack = self.server.fake  # type: ignore[attr-defined]
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode("utf-8") if length else ""
+        body = self.rfile.read(length) if length else b""
         params: JSON = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if parts.path.startswith("/upload/"):  # a file's bytes, as they are
+            params["_raw"] = body
+            body = b""
+        raw = body.decode("utf-8")
         if "json" in (self.headers.get("Content-Type") or ""):
             params.update(json.loads(raw or "{}"))
         elif raw:
@@ -497,6 +597,11 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization") or ""
         token = auth.removeprefix("Bearer ").strip() or params.pop("token", None) or None
         status, body, headers = fake.handle(parts.path, params, token)
+        if parts.path.startswith(("/upload/", "/response/")):
+            # one request a connection: an idle kept-alive one would hold `close` (which joins the
+            # request threads) until the client closed it
+            headers = {**headers, "Connection": "close"}
+            self.close_connection = True
         if status == DROP:
             self.close_connection = True
             return

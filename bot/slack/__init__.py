@@ -35,6 +35,8 @@ EVENTS = ("app_home_opened",)
 SCOPES = {
     "chat.postMessage": "chat:write",
     "chat.update": "chat:write",
+    "files.getUploadURLExternal": "files:write",  # burn-down charts (bot.slack.uploads)
+    "files.completeUploadExternal": "files:write",
     "conversations.members": ("channels:read", "groups:read"),
     "conversations.list": ("channels:read", "groups:read"),  # channels routed to by `#name`
     "conversations.history": ("channels:history", "groups:history"),

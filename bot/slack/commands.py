@@ -13,13 +13,14 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from bot import composite, episodes, exhaustion, impact, parts
 from bot.annotations import CHANNEL, dashboard_of, parse_channels
+from bot.burndown import has_chart
 from bot.catalogue.stored import slo_of
 from bot.domain import SLO
 from bot.durations import format_duration, parse_duration
@@ -29,6 +30,7 @@ from bot.slack import blocks, digests, reporting
 from bot.slack.deps import SlackDeps
 from bot.slack.notify import channels_for, silence_slo, unsilence_slo
 from bot.slack.state import detail, fold
+from bot.slack.uploads import queue_chart
 from bot.store import breaches as breach_store
 from bot.store import groups as group_store
 from bot.store import repo
@@ -63,6 +65,7 @@ class Invocation:
     user: str
     channel: str
     words: tuple[str, ...]
+    response_url: str = ""
 
 
 def handle_slo_command(
@@ -73,6 +76,7 @@ def handle_slo_command(
         user=command.get("user_id", ""),
         channel=command.get("channel_id", ""),
         words=tuple(str(command.get("text") or "").split()),
+        response_url=str(command.get("response_url") or ""),
     )
     try:
         payload = answer(deps, invocation)
@@ -202,6 +206,7 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
             if status is not None:
                 outlook = exhaustion.outlook(session, found.slo, found.record.id, status)
         shown_parts = _parts(session, found.slo, found.record.id)
+    charted = found.slo is not None and has_chart(found.slo) and _queue_chart(deps, inv, found.record, now)
     record, slo, snap = found.record, found.slo, found.snapshot
     fields: list[tuple[str, str]] = []
     if slo is not None:
@@ -266,6 +271,8 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         ]
         if len(past) > MAX_EPISODES:
             extra.append(f"… and {len(past) - MAX_EPISODES} older ones.")
+    if charted:
+        extra.append(f"📈 The burn-down chart follows in <#{inv.channel}>, for everyone there to see.")
     title = f"{record.name} ({record.service})"
     return blocks.detail_payload(title, fields, extra)
 
@@ -305,6 +312,26 @@ def _digest(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         return match.group(1) if match else None
 
     return digests.answer(deps, inv.user, inv.channel, args, channel_of)
+
+
+def _queue_chart(deps: SlackDeps, inv: Invocation, record: SLORecord, now: datetime) -> bool:
+    """The chart goes where it was asked for: an answer only you see cannot carry a file, so it is
+    posted in the channel (drawn by the delivery worker, never while Slack waits for the answer)."""
+    if not inv.channel or record.id is None:
+        return False
+    comment = f"Burn-down of *{escape(record.name)}*, asked for by <@{inv.user}> (`/slo show`)"
+    with Session(deps.engine) as session:
+        queue_chart(
+            session,
+            slo_id=record.id,
+            channel=inv.channel,
+            now=now,
+            comment=comment,
+            response_url=inv.response_url or None,
+        )
+        session.commit()
+    deps.wake_delivery()
+    return True
 
 
 def _burns(text: str) -> str:

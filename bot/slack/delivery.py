@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import httpx
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
@@ -33,6 +34,7 @@ from bot.routing import all_incident_targets
 from bot.runner import utc_now
 from bot.slack import blocks
 from bot.slack.channels import ChannelDirectory
+from bot.slack.uploads import CHART, ChartUploads, Unsure, UploadFailed
 from bot.store import breaches as breach_store
 from bot.store import incidents as incident_store
 from bot.store import repo
@@ -43,7 +45,7 @@ from bot.worker import OutboxWorker
 log = logging.getLogger(__name__)
 METADATA_TYPE = "slo_bot_message"
 MAX_BACKOFF = timedelta(minutes=5)
-SLACK_KINDS = ("alert_message", "thread_note", "channel_post")  # channel_post: a digest
+SLACK_KINDS = ("alert_message", "thread_note", "channel_post", CHART)  # channel_post: a digest
 
 
 # what a Slack call was, for what its failure means (see `SlackDelivery._call`)
@@ -79,6 +81,7 @@ class SlackDelivery(OutboxWorker):
         clock: Callable[[], datetime] = utc_now,
         channels: ChannelDirectory | None = None,
         conversation: Conversation | None = None,
+        http: httpx.Client | None = None,
     ) -> None:
         # after a 429 (`paused_until`), nothing goes to Slack before its Retry-After has passed: its
         # limits are per method and workspace (chat.postMessage also per channel), not per message
@@ -86,6 +89,11 @@ class SlackDelivery(OutboxWorker):
         self.client = client
         self.channels = channels
         self.conversation = conversation  # what the other destinations add to a message (incidents)
+        self.charts = ChartUploads(client, http or httpx.Client(timeout=30.0), self._call, POST, FIND)
+
+    def stop(self) -> None:
+        super().stop()
+        self.charts.http.close()
 
     def paused(self, destination: str | None) -> bool:
         # a 429 holds back every call to Slack until its Retry-After has passed
@@ -106,6 +114,11 @@ class SlackDelivery(OutboxWorker):
                     self._thread_note(session, entry, now)
                 elif entry.kind == "channel_post":
                     self._channel_post(session, entry)
+                elif entry.kind == CHART:
+                    try:
+                        self.charts.deliver(session, entry, now)
+                    except Unsure as err:
+                        raise Retry(None, str(err)) from err
                 else:
                     raise ValueError(f"unknown outbox kind {entry.kind!r}")
             except Defer as wait:
@@ -128,10 +141,12 @@ class SlackDelivery(OutboxWorker):
                 METRICS.slack_failed("retry")
                 log.warning("slack: %s (entry %s, retry in %s)", retry, entry.id, delay)
                 return False
-            except SlackApiError as err:
+            except (SlackApiError, UploadFailed) as err:
                 entry.status = "failed"
                 entry.in_flight = False
-                entry.last_error = str(err.response.get("error") or err)
+                entry.last_error = str(
+                    (err.response.get("error") if isinstance(err, SlackApiError) else None) or err
+                )
                 session.add(entry)
                 session.commit()
                 METRICS.slack_failed("failed")

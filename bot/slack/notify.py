@@ -14,6 +14,7 @@ from sqlmodel import Session, col, or_, select
 
 from bot import breaches
 from bot.annotations import CHANNEL, parse_channels
+from bot.burndown import has_chart
 from bot.catalogue.stored import slo_of
 from bot.conversation import Conversation
 from bot.domain import SLO
@@ -22,6 +23,7 @@ from bot.jobs import Tick
 from bot.messages import percent
 from bot.notes import thread_note
 from bot.slack.blocks import slack_time
+from bot.slack.uploads import queue_chart
 from bot.store import breaches as breach_store
 from bot.store import outbox
 from bot.store import slack as slack_store
@@ -153,12 +155,16 @@ class SlackDestination:
                 subscribed = slack_store.subscribed_channels(session=session, service=record.service)
                 channels = channels_for(slo, subscribed, self.default_channel)
                 queue_message(session, breach, channels, now)
+                if has_chart(slo):
+                    _queue_charts(session, breach, channels, now)
                 queued = queued or bool(channels)
                 continue
             queue_update(session, breach, now)
             text = thread_note(session, tick, change, breach, slack_time)
             if text:
                 queue_note(session, breach, text, now)
+            if change.event == breaches.RESOLVED and has_chart(slo):
+                _queue_charts(session, breach, breach_channels(session, breach), now)
             queued = True
         for breach in tick.open:
             if breach.id in changed or breach.kind != breaches.BURN or breach.acknowledged_by:
@@ -176,6 +182,13 @@ class SlackDestination:
                 session.add(breach)
                 queued = True
         return queued
+
+
+def _queue_charts(session: Session, breach: BreachRecord, channels: Sequence[str], now: datetime) -> None:
+    """The SLO's burn-down chart in the breach's thread, in each of its channels: when it opens
+    (after its message) and when it ends."""
+    for channel in channels:
+        queue_chart(session, slo_id=breach.slo_id, channel=channel, now=now, breach_id=breach.id)
 
 
 def record_action(

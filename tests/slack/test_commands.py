@@ -109,6 +109,18 @@ def test_every_slo_command_answers_usefully_and_fast(
     assert "*PAGE* open since" in shown and "(breach #" in shown
     assert re.search(r"1h (1[5-9]|[2-9][0-9])\.[0-9]+x", shown)
     assert "still open, not acknowledged" in shown
+    # its chart follows in the channel it was asked in (an answer only you see cannot carry a file),
+    # drawn by the delivery worker after the answer; the breach's own chart is in its thread
+    assert f"The burn-down chart follows in <#{ALERTS}>" in shown
+    asked = f"Burn-down of *checkout-availability*, asked for by <@{RESPONDER}> (`/slo show`)"
+    slack.wait_until(lambda: any(m["text"] == asked for m in slack.uploads(ALERTS)), what="the chart")
+    chart = next(m for m in slack.uploads(ALERTS) if m["text"] == asked)
+    assert "thread_ts" not in chart
+    assert (slack.files[chart["files"][0]["id"]].data or b"")[:8] == b"\x89PNG\r\n\x1a\n"
+    slack.wait_until(
+        lambda: any(m.get("thread_ts") == page["ts"] for m in slack.uploads(ALERTS)),
+        what="the breach's chart",
+    )
     assert "Which SLO?" in ask("show") and "Usage: `/slo show SLO`" in ask("show")
     typo = ask("show checkout-availabilty")
     assert "There is no SLO called `checkout-availabilty`" in typo and "`checkout-availability`" in typo

@@ -122,7 +122,10 @@ def test_kill_9_in_the_middle_of_a_post_then_restart_loses_and_repeats_nothing(
     slack.wait_until(lambda: len(_alerts_in(slack, ALERTS)) == 1, 30, "the first post")
     first.kill()  # mid-post: Slack has the message, the bot never heard back; SRE not posted yet
     assert not _alerts_in(slack, SRE)
-    assert [o.status for o in store.outbox()] == ["pending", "pending"]
+    # the two posts, and the breach's chart for each thread, queued behind its post
+    assert [(o.kind, o.status) for o in store.outbox()] == [("alert_message", "pending")] * 2 + [
+        ("chart", "pending")
+    ] * 2
 
     second = start_bot(catalogue(channel=TWO_CHANNELS), name="second")
     slack.wait_until(lambda: len(_alerts_in(slack, SRE)) == 1, 30, "the post to the second channel")

@@ -102,6 +102,9 @@ def test_still_firing_notes_are_rate_limited_and_stop_when_acknowledged(
     queued = tick(T0)
     # the page, posted once: its budget notice in the same evaluation is no second (identical) update
     assert [q for q in queued if q[0] == "alert_message"] == [("alert_message", "C0ALERTS")]
+    # and its burn-down chart, for the breach's thread: queued after the message it goes under
+    assert [q for q in queued if q[0] == "chart"] == [("chart", "C0ALERTS")]
+    assert queued.index(("chart", "C0ALERTS")) > queued.index(("alert_message", "C0ALERTS"))
     # the budget the outage spent meanwhile is a notice in the page's thread, not a message of its own
     assert [n for k, n in queued if k == "thread_note"] == [
         '{"text": "Budget notice: the error budget fell below 50 % (36.0 % left)."}'
