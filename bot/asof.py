@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot import breaches, composite, evaluation, status
+from bot.adjustments import Interval, excluded_counts, subtract
 from bot.alerting import FIRING
 from bot.buckets import FetchRange, fetches_coarse_directly, tier_ranges, window_counts
 from bot.catalogue import CatalogueError
@@ -25,6 +26,7 @@ from bot.periods import period_bounds
 from bot.sources.base import BadQuery, SourceError
 from bot.sources.pool import SourcePool
 from bot.status import Assessment
+from bot.store import adjustments as adjustment_store
 from bot.store import groups as group_store
 from bot.store import history, repo
 from bot.store.models import SLORecord
@@ -50,6 +52,7 @@ def evaluate_as_of(
     """
     with Session(engine) as session:
         records = repo.list_slos(session=session)
+        exclusions = adjustment_store.load_exclusions(session=session)
     if names is not None:
         records = [r for r in records if r.name in set(names)]
     outcomes: list[Outcome] = []
@@ -61,7 +64,7 @@ def evaluate_as_of(
         try:
             slo = slo_of(record)
             plan = evaluation.make_plan(
-                slo, record.model_copy(update={"covered_from": None, "covered_to": None}), at
+                slo, record.model_copy(update={"covered_from": None, "covered_to": None}), at, exclusions
             )
         except CatalogueError as err:
             problems = "; ".join(f"{p.path}: {p.message}" for p in err.problems) or "not buildable"
@@ -81,8 +84,9 @@ def evaluate_as_of(
             log.exception("%s: cannot evaluate as of %s", record.name, at)
             outcomes.append(Outcome(record.name, record.service, slo, None, describe_error(err), INTERNAL))
             continue
-        assessment = _assess_in_memory(plan, buckets, plan.end, plan.now, warnings)
-        alerts = _alerts_as_of(plan, buckets, assessment)
+        excluded = plan.excluded
+        assessment = _assess_in_memory(plan, buckets, plan.end, plan.now, warnings, excluded)
+        alerts = _alerts_as_of(plan, buckets, assessment, excluded)
         outcomes.append(Outcome(record.name, record.service, slo, assessment.status, alerts=alerts))
     return sorted(outcomes, key=lambda o: o.name)
 
@@ -198,18 +202,24 @@ def _assess_in_memory(
     end: datetime,
     now: datetime,
     warnings: tuple[str, ...] = (),
+    excluded: Sequence[Interval] = (),
 ) -> Assessment:
     period_start, period_end = period_bounds(plan.slo.window, end)
     period_span = end - period_start
     windows = [*plan.policy.windows, period_span]
+    own = [window_counts(b, end, windows) for b in buckets]
+    if excluded:  # each part's (or the SLO's) events in the excluded time left out of its own counts
+        own = [
+            subtract(c, excluded_counts(b, excluded, end, windows)) for c, b in zip(own, buckets, strict=True)
+        ]
     if plan.slo.parts:
         shares = [
-            composite.PartCounts(p.weight, p.slo.objective.target_ratio, window_counts(b, end, windows))
-            for p, b in zip(plan.slo.parts, buckets, strict=True)
+            composite.PartCounts(p.weight, p.slo.objective.target_ratio, c)
+            for p, c in zip(plan.slo.parts, own, strict=True)
         ]
         counts = composite.combine(shares, plan.slo.budgeting_method, windows)
     else:
-        counts = window_counts(buckets[0], end, windows)
+        counts = own[0]
     return status.assess(
         plan.slo,
         plan.policy,
@@ -226,7 +236,7 @@ AS_OF_LOOKBACK = timedelta(hours=6)  # how far back `check --at` looks for when 
 
 
 def _alerts_as_of(
-    plan: evaluation.Plan, buckets: Parted, assessment: Assessment
+    plan: evaluation.Plan, buckets: Parted, assessment: Assessment, excluded: Sequence[Interval]
 ) -> list[dict[str, str | None]]:
     """The alerts that would be firing at `plan.end`, with when they fired, from the data alone.
 
@@ -241,7 +251,7 @@ def _alerts_as_of(
     at = plan.end
     while following and at - step >= plan.end - AS_OF_LOOKBACK:
         at -= step
-        then = {s.key: s for s in _assess_in_memory(plan, buckets, at, at).signals}
+        then = {s.key: s for s in _assess_in_memory(plan, buckets, at, at, (), excluded).signals}
         for key in list(following):
             signal = then.get(key)
             if signal is not None and (signal.active or signal.hold):

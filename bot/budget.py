@@ -27,10 +27,12 @@ class WindowCounts:
     ratio_sum: float = 0.0
     covered: timedelta = timedelta(0)
     span: timedelta = timedelta(0)
+    excluded: timedelta = timedelta(0)  # maintenance windows and refunds: time that does not count
 
     @property
     def coverage_ratio(self) -> float:
-        return self.covered / self.span if self.span else 0.0
+        counted = self.span - self.excluded
+        return self.covered / counted if counted > timedelta(0) else 0.0
 
 
 def sli_ratio(counts: WindowCounts, method: BudgetingMethod) -> float | None:

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlmodel import Session
 
-    from bot import replay
+    from bot import replay, report
+    from bot.adjustments import Adjustment
     from bot.budget import Outlook, Status
     from bot.domain import SLO, Bucket
 
@@ -220,6 +221,7 @@ def apply_files(files: Sequence[str], ctx: Context, *, prune: bool = False, out:
     from bot.annotations import group_by_of
     from bot.catalogue import load_paths
     from bot.evaluation import data_checksum
+    from bot.store import adjustments as adjustment_store
     from bot.store import db, repo
 
     out = out or sys.stdout
@@ -252,12 +254,16 @@ def apply_files(files: Sequence[str], ctx: Context, *, prune: bool = False, out:
             deleted = repo.delete_slos_except(session=session, keep=[e.slo.name for e in catalogue.entries])
             for name in deleted:
                 print(f"deleted: {name}", file=out)
+        declared = [w.adjustment for w in catalogue.adjustments]
+        adjustment_store.replace_declared(session=session, adjustments=declared, now=now, prune=prune)
         session.commit()
     print(
         f"{counts['created']} created, {counts['updated']} updated, "
         f"{counts['unchanged']} unchanged, {len(deleted)} deleted",
         file=sys.stderr,
     )
+    if declared:
+        print(f"{len(declared)} maintenance window(s) stored", file=sys.stderr)
     return EXIT_OK
 
 
@@ -341,6 +347,7 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
     from bot.catalogue.stored import slo_of
     from bot.sources.base import BadQuery, SourceError
     from bot.sources.pool import SourcePool
+    from bot.store import adjustments as adjustment_store
     from bot.store import repo
 
     if args.end <= args.start:
@@ -349,6 +356,7 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
     settings = ctx.settings
     with Session(engine) as session:
         records = repo.list_slos(session=session)
+        exclusions = adjustment_store.load_exclusions(session=session)
     known = [r.name for r in records]
     for name in args.slo or ():
         if name not in known:
@@ -368,15 +376,23 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
             try:
                 slo = slo_of(record)
                 since = args.start - replay.lookback(slo, args.start)
+                excluded = exclusions.of(slo, since, args.end)  # maintenance windows, refunds
                 history: replay.History | replay.CompositeHistory
                 if slo.parts:  # each part's history, from the source or its stored buckets
                     readers = {
                         n: _stored_reader(engine, i) for n, i in _part_ids(engine, record.id or 0).items()
                     }
-                    history = replay.load_composite_history(slo, sources.get, since, args.end, readers.get)
+                    history = replay.load_composite_history(
+                        slo, sources.get, since, args.end, readers.get, excluded
+                    )
                 else:
                     history = replay.load_history(
-                        slo, sources.get, since, args.end, stored=_stored_reader(engine, record.id or 0)
+                        slo,
+                        sources.get,
+                        since,
+                        args.end,
+                        stored=_stored_reader(engine, record.id or 0),
+                        excluded=excluded,
                     )
             except SourceError as err:
                 print(f"slo-bot: {record.name}: {err}", file=sys.stderr)
@@ -474,6 +490,7 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
 
     from bot import groups, report
     from bot.catalogue.stored import slo_of
+    from bot.store import adjustments as adjustment_store
     from bot.store import breaches as breach_store
     from bot.store import repo
     from bot.store.models import BreachRecord
@@ -486,6 +503,7 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
             by_slo.setdefault(record.id or 0, []).append(breach)
         firing = {slo_id: breach_store.summaries(found) for slo_id, found in by_slo.items()}
         stored = repo.latest_snapshots(session=session)
+        windows = adjustment_store.load_exclusions(session=session).adjustments
         known = [r.name for r, _ in stored]
         for name in args.names:
             if name not in known:
@@ -530,6 +548,7 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
                     error=failure or snap.error,
                     warnings=(snap.notes or "").splitlines(),
                     outlook=_outlook(session, slo, record.id, repo.status_of(snap)),
+                    maintenance=_windows(windows, slo),
                 )
             )
     if not args.json and not wanted:
@@ -538,6 +557,21 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
         )
     print(report.render_json(rows) if args.json else report.render_table(rows))
     return EXIT_OK
+
+
+def _windows(adjustments: Sequence[Adjustment], slo: SLO | None) -> list[report.Window]:
+    """The SLO's maintenance windows under way, then the next of each declaration."""
+    from bot import report
+    from bot.adjustments import current_and_next
+
+    if slo is None:
+        return []
+    current, upcoming = current_and_next(adjustments, slo, datetime.now(UTC))
+    return [
+        report.Window(a.name, a.description, start, end, now)
+        for now, found in ((True, current), (False, upcoming))
+        for a, (start, end) in found
+    ]
 
 
 def _outlook(session: Session, slo: SLO | None, slo_id: int | None, status: Status | None) -> Outlook | None:

@@ -19,6 +19,7 @@ from typing import Protocol
 from sqlmodel import Session
 
 from bot.jobs import Tick
+from bot.maintenance_notes import window_notes
 from bot.store import breaches as breach_store
 from bot.store.models import BreachRecord
 
@@ -62,6 +63,9 @@ class Conversation:
         queued = False
         for destination in self.destinations:
             queued = destination.tick(session, tick, self) or queued
+        for breach, text in window_notes(session, tick):  # a maintenance window began meanwhile
+            self.note(session, breach, text, tick.now)
+            queued = True
         return queued
 
     def note(

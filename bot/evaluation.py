@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from bot import groups, parts, policy, status
+from bot.adjustments import NONE as NO_EXCLUSIONS
+from bot.adjustments import Exclusions, Interval
 from bot.annotations import group_by_of
 from bot.buckets import (
     HOUR,
@@ -33,6 +35,7 @@ from bot.metrics import METRICS
 from bot.periods import period_bounds, period_length
 from bot.sources.base import BadQuery, GroupedSource, PartialAnswer, Source
 from bot.status import Assessment
+from bot.store import adjustments as adjustment_store
 from bot.store import history, repo
 from bot.store.models import SLORecord
 
@@ -48,6 +51,12 @@ class Plan:
     needed_from: datetime
     tiers: tuple[Tier, ...]
     ranges: tuple[FetchRange, ...]
+    exclusions: Exclusions = NO_EXCLUSIONS  # maintenance windows and refunds, of every SLO
+
+    @property
+    def excluded(self) -> tuple[Interval, ...]:
+        """This SLO's time that counts neither as good nor as bad, within what its windows read."""
+        return self.exclusions.of(self.slo, self.needed_from, self.end)
 
 
 @dataclass(frozen=True)
@@ -92,7 +101,7 @@ def data_checksum(slo: SLO) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def make_plan(slo: SLO, record: SLORecord, now: datetime) -> Plan:
+def make_plan(slo: SLO, record: SLORecord, now: datetime, exclusions: Exclusions = NO_EXCLUSIONS) -> Plan:
     rules = policy.policy_for(slo, period_length(slo.window, now))
     windows = rules.windows
     tiers = tiers_for(slo, max(windows))
@@ -107,7 +116,7 @@ def make_plan(slo: SLO, record: SLORecord, now: datetime) -> Plan:
         tiers=tiers,
         direct=all(fetches_coarse_directly(s) for s in [p.slo for p in slo.parts] or [slo]),
     )
-    return Plan(slo, rules, now, end, period_start, period_end, needed_from, tiers, tuple(ranges))
+    return Plan(slo, rules, now, end, period_start, period_end, needed_from, tiers, tuple(ranges), exclusions)
 
 
 SourceFor = Callable[[DataSource], Source]
@@ -395,7 +404,7 @@ def assess(
     windows = windows_of(plan)
     if plan.slo.parts:  # the weighted sum of its parts' (whose own go in their snapshots)
         rows = parts.records(session, record, plan.slo, plan.now)
-        counts, own = parts.counts(session, rows, plan.slo, plan.end, windows)
+        counts, own = parts.counts(session, rows, plan.slo, plan.end, windows, plan.excluded)
         parts.snapshot_parts(
             session,
             rows,
@@ -407,8 +416,10 @@ def assess(
             period_end=plan.period_end,
             period_span=period_span,
         )
-    elif counts is None:
-        counts = history.window_sums(session=session, slo_id=record.id, end=plan.end, windows=windows)
+    else:
+        if counts is None:
+            counts = history.window_sums(session=session, slo_id=record.id, end=plan.end, windows=windows)
+        counts = without_excluded(session, record.id, plan, counts)
     assessment = status.assess(
         plan.slo,
         plan.policy,
@@ -424,3 +435,12 @@ def assess(
         kept = tuple(s for s in assessment.signals if s.key != policy.NO_DATA)
         assessment = replace(assessment, signals=kept)
     return assessment
+
+
+def without_excluded(
+    session: Session, slo_id: int, plan: Plan, counts: Mapping[timedelta, WindowCounts]
+) -> dict[timedelta, WindowCounts]:
+    """`counts` (sums of windows ending at plan.end) less what the SLO's excluded time holds."""
+    return adjustment_store.subtract_excluded(
+        session=session, slo_id=slo_id, excluded=plan.excluded, end=plan.end, counts=counts
+    )

@@ -9,11 +9,13 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from bot import budget, impact, parts
+from bot.adjustments import without
 from bot.breaches import EXHAUSTED
 from bot.buckets import floor_time
 from bot.budget import Outlook, Status
-from bot.domain import SLO
+from bot.domain import SLO, Bucket
 from bot.periods import period_bounds
+from bot.store import adjustments as adjustment_store
 from bot.store import history
 from bot.store.models import AlertRecord, SnapshotRecord
 from bot.store.repo import SNAPSHOT_RETENTION, utc
@@ -27,8 +29,9 @@ def budget_back_at(session: Session, slo: SLO, slo_id: int, now: datetime) -> da
         return impact.budget_back(slo, (), now)
     if slo.parts:  # which part's failures age out first, and by how much, is not worked out yet
         return None
-    buckets = history.load_buckets(session=session, slo_id=slo_id, since=now - slo.window.duration)
-    return impact.budget_back(slo, buckets, now)
+    since = now - slo.window.duration
+    buckets = history.load_buckets(session=session, slo_id=slo_id, since=since)
+    return impact.budget_back(slo, _counted(session, slo, buckets, since, now), now)
 
 
 def spent_since(
@@ -44,7 +47,9 @@ def spent_since(
     composite SLO's buckets are its parts': its evaluations say, whatever its window."""
     if not slo.window.is_rolling and not slo.parts:
         start, _ = period_bounds(slo.window, now)
-        buckets = history.load_buckets(session=session, slo_id=slo_id, since=start)
+        buckets = _counted(
+            session, slo, history.load_buckets(session=session, slo_id=slo_id, since=start), start, now
+        )
         inside = [b for b in buckets if b.start >= start and b.end <= now]
         found = budget.spent_since(inside, slo.budgeting_method, slo.objective.target_ratio)
         return None if found is None else (found, True)
@@ -73,7 +78,9 @@ def outlook(session: Session, slo: SLO, slo_id: int, status: Status) -> Outlook:
     rolling = slo.window.is_rolling
     burn = status.burn_rates.get(budget.PACE_WINDOW)
     if budget.PACE_WINDOW not in status.burn_rates:  # an AlertPolicy without a 6h window: sum it here
-        sums = parts.window_sums(session, slo, slo_id, floor_time(now, MINUTE), [budget.PACE_WINDOW])
+        end = floor_time(now, MINUTE)
+        excluded = adjustment_store.load_exclusions(session=session).of(slo, end - budget.PACE_WINDOW, end)
+        sums = parts.window_sums(session, slo, slo_id, end, [budget.PACE_WINDOW], excluded)
         counts = sums[budget.PACE_WINDOW]
         burn = budget.burn_rate(budget.sli_ratio(counts, slo.budgeting_method), slo.objective.target_ratio)
     paces = budget.paces(
@@ -94,3 +101,11 @@ def outlook(session: Session, slo: SLO, slo_id: int, status: Status) -> Outlook:
         spent_since_exact=since[1] if since else True,
         back_at=budget_back_at(session, slo, slo_id, now),
     )
+
+
+def _counted(
+    session: Session, slo: SLO, buckets: list[Bucket], start: datetime, end: datetime
+) -> list[Bucket]:
+    """`buckets` with the SLO's maintenance windows and refunds left out, as its budget leaves them."""
+    excluded = adjustment_store.load_exclusions(session=session).of(slo, start, end)
+    return without(buckets, excluded) if excluded else buckets

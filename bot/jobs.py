@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot import alerting, breaches, episodes, evaluation, groups, logs
+from bot.adjustments import Exclusions
 from bot.alerting import FIRING, Transition
 from bot.budget import Status, WindowCounts
 from bot.catalogue import CatalogueError
@@ -28,6 +29,7 @@ from bot.policy import Signal
 from bot.sources.base import BadQuery, SourceError
 from bot.sources.pool import SourcePool
 from bot.status import Assessment
+from bot.store import adjustments as adjustment_store
 from bot.store import alerts as alert_store
 from bot.store import breaches as breach_store
 from bot.store import groups as group_store
@@ -108,6 +110,7 @@ def evaluate_all(
         members = group_store.members(
             session=session, group_ids=[r.id for r in records if r.group_by and r.id]
         )
+        exclusions = adjustment_store.load_exclusions(session=session)
     if names is None:  # an SLO removed since (`apply --prune`) has no series any more
         METRICS.slos.keep_only(
             [r.name for r in records if not r.group_by]
@@ -140,7 +143,7 @@ def evaluate_all(
         half = max(1, concurrency)
         return min(half, len(members.get(record.id or 0, ()))) or half
 
-    work = _planned(engine, chosen, now, outcomes, lease)
+    work = _planned(engine, chosen, now, outcomes, lease, exclusions)
     for fetched in _fetch_all(work, sources, concurrency, weight=weight):
         if renewal is not None:  # storing what is fetched can outlast a lease: keep them
             renewal.renew_if_due()
@@ -178,6 +181,7 @@ def _planned(
     now: datetime,
     outcomes: list[Outcome],
     lease: Lease | None,
+    exclusions: Exclusions,
 ) -> Iterator[tuple[SLORecord, evaluation.Plan] | None]:
     """Each SLO with its evaluation plan; one whose definition no longer builds goes to `outcomes`."""
     for record in records:
@@ -186,7 +190,7 @@ def _planned(
             continue
         try:
             slo = slo_of(record)
-            plan = evaluation.make_plan(slo, record, now)
+            plan = evaluation.make_plan(slo, record, now, exclusions)
         except CatalogueError as err:
             problems = "; ".join(f"{p.path}: {p.message}" for p in err.problems) or "not buildable"
             outcomes.append(_failed(engine, record, now, CONFIG, problems, lease=lease))

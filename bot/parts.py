@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from bot import composite, groups, policy, status
+from bot.adjustments import Interval
 from bot.budget import WindowCounts
 from bot.domain import SLO
+from bot.store import adjustments, history, repo
 from bot.store import groups as group_store
-from bot.store import history, repo
 from bot.store.models import SLORecord
 
 
@@ -44,12 +45,19 @@ def counts(
     slo: SLO,
     end: datetime,
     windows: Sequence[timedelta],
+    excluded: Sequence[Interval] = (),
 ) -> tuple[dict[timedelta, WindowCounts], list[Mapping[timedelta, WindowCounts]]]:
-    """The composite's counts over `windows` (`bot.composite.combine`) and each part's own."""
+    """The composite's counts over `windows` (`bot.composite.combine`) and each part's own;
+    `excluded` (the composite's maintenance windows, refunds) left out of every part's."""
     own: list[Mapping[timedelta, WindowCounts]] = []
     for row in rows:
         assert row.id is not None
-        own.append(history.window_sums(session=session, slo_id=row.id, end=end, windows=windows))
+        sums = history.window_sums(session=session, slo_id=row.id, end=end, windows=windows)
+        own.append(
+            adjustments.subtract_excluded(
+                session=session, slo_id=row.id, excluded=excluded, end=end, counts=sums
+            )
+        )
     shares = [
         composite.PartCounts(p.weight, p.slo.objective.target_ratio, c)
         for p, c in zip(slo.parts, own, strict=True)
@@ -87,17 +95,27 @@ def snapshot_parts(
 
 
 def window_sums(
-    session: Session, slo: SLO, slo_id: int, end: datetime, windows: Sequence[timedelta]
+    session: Session,
+    slo: SLO,
+    slo_id: int,
+    end: datetime,
+    windows: Sequence[timedelta],
+    excluded: Sequence[Interval] = (),
 ) -> dict[timedelta, WindowCounts]:
-    """`history.window_sums` of any SLO: a composite's are its parts', combined (a part not stored
-    yet counts as no data)."""
+    """`history.window_sums` of any SLO less its `excluded` time: a composite's are its parts',
+    combined (a part not stored yet counts as no data)."""
     if not slo.parts:
-        return history.window_sums(session=session, slo_id=slo_id, end=end, windows=windows)
+        sums = history.window_sums(session=session, slo_id=slo_id, end=end, windows=windows)
+        return adjustments.subtract_excluded(
+            session=session, slo_id=slo_id, excluded=excluded, end=end, counts=sums
+        )
     rows = {r.name: r for r in group_store.members(session=session, group_ids=[slo_id])[slo_id]}
     return composite.combine(
         [
             composite.PartCounts(
-                p.weight, p.slo.objective.target_ratio, _sums(session, rows.get(p.slo.name), end, windows)
+                p.weight,
+                p.slo.objective.target_ratio,
+                _sums(session, rows.get(p.slo.name), end, windows, excluded),
             )
             for p in slo.parts
         ],
@@ -113,8 +131,15 @@ def part_ids(session: Session, slo: SLO, slo_id: int) -> list[tuple[float, SLO, 
 
 
 def _sums(
-    session: Session, row: SLORecord | None, end: datetime, windows: Sequence[timedelta]
+    session: Session,
+    row: SLORecord | None,
+    end: datetime,
+    windows: Sequence[timedelta],
+    excluded: Sequence[Interval],
 ) -> Mapping[timedelta, WindowCounts]:
     if row is None or row.id is None:
         return {w: WindowCounts(span=w) for w in windows}
-    return history.window_sums(session=session, slo_id=row.id, end=end, windows=windows)
+    sums = history.window_sums(session=session, slo_id=row.id, end=end, windows=windows)
+    return adjustments.subtract_excluded(
+        session=session, slo_id=row.id, excluded=excluded, end=end, counts=sums
+    )

@@ -194,7 +194,8 @@ def signals(
         out.append(Signal(key, active, {}, reason, hold=hold and not active))
     recent = counts.get(policy.no_data_after)
     if recent is not None:
-        silent = recent.covered <= timedelta(0)
+        # time in a maintenance window is expected to be quiet (its events are left out)
+        silent = recent.covered <= timedelta(0) and recent.excluded < recent.span
         out.append(Signal(NO_DATA, silent, {}, f"no data for {format_duration(policy.no_data_after)}"))
     return out
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from itertools import accumulate
 
 from bot import alerting, breaches, budget, composite, impact, policy
+from bot.adjustments import Interval
 from bot.alerting import FIRING, OpenAlert, Transition
 from bot.buckets import FetchRange, fine_resolution, floor_time
 from bot.budget import WindowCounts
@@ -53,22 +54,38 @@ class Replay:
 class History:
     """Prefix sums of one SLO's buckets on a regular grid of `resolution`."""
 
-    def __init__(self, start: datetime, resolution: timedelta, buckets: Sequence[Bucket]) -> None:
+    def __init__(
+        self,
+        start: datetime,
+        resolution: timedelta,
+        buckets: Sequence[Bucket],
+        excluded: Sequence[Interval] = (),
+    ) -> None:
+        """`excluded` (maintenance windows, refunds) counts neither as good nor as bad: a slot keeps
+        the share of its counts outside it, and the excluded seconds are summed beside."""
         self.start = start
         self.resolution = resolution
         size = int(resolution.total_seconds())
         slots = {int((b.start - start).total_seconds()) // size: b for b in buckets}
         count = max(slots) + 1 if slots else 0
-        columns: list[list[float]] = [[0.0] * count for _ in _FIELDS]
+        end = start + count * resolution
+        columns: list[list[float]] = [[0.0] * count for _ in (*_FIELDS, "excluded")]
+        for lower, upper in excluded:
+            at = max(floor_time(lower, resolution), start)
+            while at < upper and at < end:
+                inside = (min(at + resolution, upper) - max(at, lower)).total_seconds()
+                columns[-1][int((at - start) / resolution)] += max(0.0, inside)
+                at += resolution
         for index, b in slots.items():
             if index < 0:
                 continue
+            kept = 1.0 - min(1.0, columns[-1][index] / size)
             for column, value in zip(
                 columns,
                 (b.good, b.total, b.good_slices, b.slices, b.ratio_sum, b.covered.total_seconds()),
-                strict=True,
+                strict=False,
             ):
-                column[index] = value
+                column[index] = value * kept
         self.sums = [[0.0, *accumulate(c)] for c in columns]
         self.length = count
 
@@ -77,9 +94,16 @@ class History:
 
     def counts(self, start: datetime, end: datetime) -> WindowCounts:
         a, b = self.index(start), self.index(end)
-        good, total, good_slices, slices, ratio_sum, covered = (s[b] - s[a] for s in self.sums)
+        good, total, good_slices, slices, ratio_sum, covered, excluded = (s[b] - s[a] for s in self.sums)
         return WindowCounts(
-            good, total, good_slices, slices, ratio_sum, timedelta(seconds=covered), end - start
+            good,
+            total,
+            good_slices,
+            slices,
+            ratio_sum,
+            timedelta(seconds=covered),
+            end - start,
+            timedelta(seconds=excluded),
         )
 
     def is_burning(self, index: int, target_ratio: float) -> bool:
@@ -124,8 +148,10 @@ def load_history(
     start: datetime,
     end: datetime,
     stored: Callable[[datetime, datetime], Sequence[Bucket]] | None = None,
+    excluded: Sequence[Interval] = (),
 ) -> History:
-    """History of [start, end) at fine resolution: the source's, filled from `stored` where absent."""
+    """History of [start, end) at fine resolution: the source's, filled from `stored` where absent;
+    `excluded` time does not count (`History`)."""
     resolution = fine_resolution(slo)
     start, end = floor_time(start, resolution), floor_time(end, resolution)
     try:
@@ -140,7 +166,8 @@ def load_history(
         for b in stored(start, end):
             if b.start not in have:
                 merged.extend(_spread(b, resolution, have))
-    return History(start, resolution, sorted(merged, key=lambda b: b.start))
+    kept = [(max(a, start), min(b, end)) for a, b in excluded if a < end and b > start]
+    return History(start, resolution, sorted(merged, key=lambda b: b.start), kept)
 
 
 def _spread(b: Bucket, resolution: timedelta, have: set[datetime]) -> Iterator[Bucket]:
@@ -174,10 +201,13 @@ def load_composite_history(
     start: datetime,
     end: datetime,
     stored: Callable[[str], Callable[[datetime, datetime], Sequence[Bucket]] | None],
+    excluded: Sequence[Interval] = (),
 ) -> CompositeHistory:
-    """`load_history` of each part of a composite SLO (`stored`: a part's stored buckets by name)."""
+    """`load_history` of each part of a composite SLO (`stored`: a part's stored buckets by name);
+    the composite's `excluded` time left out of every part's."""
     return CompositeHistory(
-        slo, [load_history(p.slo, source_for, start, end, stored(p.slo.name)) for p in slo.parts]
+        slo,
+        [load_history(p.slo, source_for, start, end, stored(p.slo.name), excluded) for p in slo.parts],
     )
 
 

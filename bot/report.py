@@ -13,7 +13,7 @@ from bot.alerting import Transition
 from bot.budget import Outlook, Status
 from bot.domain import SLO
 from bot.durations import format_duration
-from bot.messages import spent_since_text
+from bot.messages import spent_since_text, utc_time
 from bot.periods import period_bounds
 
 if TYPE_CHECKING:  # replay's machinery (sources, evaluation, metrics) is not for `status`
@@ -24,6 +24,17 @@ def iso(at: datetime | None) -> str | None:
     if at is None:
         return None
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A maintenance window of an SLO as `status` shows it: under way (`now`) or the next one."""
+
+    name: str
+    description: str
+    start: datetime
+    end: datetime
+    now: bool
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class Row:
     error: str | None = None
     warnings: Sequence[str] = field(default=())
     outlook: Outlook | None = None  # when the budget runs out, or since when it is spent
+    maintenance: Sequence[Window] = ()  # its maintenance windows under way now, then the next ones
 
 
 def row_from_status(
@@ -136,6 +148,17 @@ def to_json(row: Row) -> dict[str, Any]:
         data["error"] = row.error
     if row.warnings:
         data["warnings"] = list(row.warnings)
+    if row.maintenance:
+        data["maintenance"] = [
+            {
+                "name": w.name,
+                "description": w.description,
+                "start": iso(w.start),
+                "end": iso(w.end),
+                "now": w.now,
+            }
+            for w in row.maintenance
+        ]
     return data
 
 
@@ -229,6 +252,11 @@ def render_table(rows: Sequence[Row]) -> str:
     for r in rows:
         if r.outlook is not None and r.outlook.spent:
             out.append(f"budget: {r.slo}: {spent_since_text(r.outlook)}")
+    for r in rows:
+        for w in r.maintenance:
+            when = "in maintenance now" if w.now else "next maintenance"
+            why = f" ({w.description})" if w.description else ""
+            out.append(f"{when}: {r.slo}: {w.name}{why} {utc_time(w.start)} to {utc_time(w.end)}")
     for r in rows:
         if r.error:
             out.append(f"(!) {r.slo}: {r.error}")

@@ -17,6 +17,7 @@ from bot.budget import WindowCounts
 from bot.catalogue.stored import slo_of
 from bot.domain import SLO, BudgetingMethod
 from bot.periods import period_bounds
+from bot.store import adjustments as adjustment_store
 from bot.store import history, readings, repo
 from bot.store.models import BreachRecord, SLORecord
 
@@ -160,9 +161,12 @@ def _review(session: Session, record: SLORecord, start: datetime, end: datetime)
 def _sums(
     session: Session, slo: SLO | None, slo_id: int, end: datetime, windows: Sequence[timedelta]
 ) -> dict[timedelta, WindowCounts]:
-    """A composite's are its parts', weighted (`bot.composite`); a part is reviewed as an SLO too."""
+    """A composite's are its parts', weighted (`bot.composite`); a part is reviewed as an SLO too.
+    Maintenance windows and refunds are left out, as the evaluations leave them out (an SLO whose
+    definition does not build here: its plain counts)."""
     if slo is not None:
-        return parts.window_sums(session, slo, slo_id, end, windows)
+        excluded = adjustment_store.load_exclusions(session=session).of(slo, end - max(windows), end)
+        return parts.window_sums(session, slo, slo_id, end, windows, excluded)
     return history.window_sums(session=session, slo_id=slo_id, end=end, windows=windows)
 
 

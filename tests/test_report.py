@@ -194,3 +194,29 @@ def test_an_unknown_service_is_said_with_a_suggestion(run, week: reviewhistory.W
     with pytest.raises(SystemExit) as exited:  # argparse's own refusal, with the choices
         run("report", "--window", "week")
     assert exited.value.code == 2
+
+
+def test_a_maintenance_window_leaves_its_events_out_of_the_report(
+    run, week: reviewhistory.Week, database_url: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session
+
+    from bot.adjustments import Adjustment
+    from bot.buckets import HOUR, floor_time
+    from bot.store import adjustments, db
+
+    hour = floor_time(week.written_at, HOUR)
+    engine = db.make_engine(database_url)
+    with Session(engine) as session:  # over the hour of 30 failures, 50 hours ago
+        window = Adjustment("upgrade", hour - 50 * HOUR, HOUR, slos=("checkout-availability",))
+        adjustments.replace_declared(session=session, adjustments=[window], now=datetime.now(UTC))
+        session.commit()
+    engine.dispose()
+    code, out, _ = run("report", "--format", "json")
+    assert code == 0
+    checkout = {s["slo"]: s for s in json.loads(out)["slos"]}["checkout-availability"]
+    assert (checkout["good"], checkout["total"], checkout["failed"]) == (70985.0, 71000.0, 15.0)
+    assert checkout["budget"]["remaining"] == pytest.approx(1 - (15 / 71000) / 0.001)
+    assert checkout["coverage"] == pytest.approx(71 / 167, abs=1e-4)  # its hour is not the store's gap

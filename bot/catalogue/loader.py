@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bot.catalogue.adjustments import is_adjustment, parse_adjustments
 from bot.catalogue.checks import Checker
 from bot.catalogue.model import Catalogue, CatalogueError, Problem, Report
 from bot.catalogue.resolve import compile_documents
@@ -45,9 +46,12 @@ def load_paths(paths: Sequence[str | Path], env: Mapping[str, str] | None = None
         if not found and not problems:
             report.add(Problem(str(file), 0, "-", "no YAML documents in this file"))
         docs.extend(found)
+    adjustments = [doc for doc in docs if is_adjustment(doc.raw)]
+    docs = [doc for doc in docs if not is_adjustment(doc.raw)]
     entries = compile_documents(_openslo(docs, env, report), env, report)
+    windows = parse_adjustments(adjustments, entries, report)
     problems = sorted(report.problems, key=lambda p: (order.get(p.file, -1), p.line))
-    return Catalogue(tuple(entries), tuple(problems), tuple(files))
+    return Catalogue(tuple(entries), tuple(problems), tuple(files), tuple(windows))
 
 
 def build_slos(documents: Sequence[Mapping[str, Any]], env: Mapping[str, str] | None = None) -> list[SLO]:

@@ -48,6 +48,7 @@ class Catalogue:
     entries: tuple[Entry, ...]
     problems: tuple[Problem, ...]
     files: tuple[str, ...]  # the YAML files read
+    adjustments: tuple[Any, ...] = ()  # `AdjustmentEntry`s: the maintenance windows declared
 
 
 class Report:

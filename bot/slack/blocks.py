@@ -209,15 +209,21 @@ def detail_payload(title: str, fields: Sequence[tuple[str, str]], extra: Sequenc
     return {"text": text, "blocks": blocks[:MAX_BLOCKS]}
 
 
+MAX_HOME_WINDOWS = 10  # one section: 3,000 characters hold ten window lines
+
+
 def text_payload(text: str) -> dict[str, Any]:
     return {"text": text, "blocks": [_section(c) for c in _chunks(text.split("\n"))][:MAX_BLOCKS]}
 
 
-def home_view(lines: Sequence[StatusLine], scope: str) -> dict[str, Any]:
+def home_view(lines: Sequence[StatusLine], scope: str, maintenance: Sequence[str] = ()) -> dict[str, Any]:
+    """`maintenance`: lines of the windows under way or next, shown above the SLOs."""
     blocks: list[Block] = [
         {"type": "header", "text": _text("SLO error budgets", "plain_text")},
         {"type": "context", "elements": [_text(scope)]},
     ]
+    if maintenance:
+        blocks.append(_section("\n".join(maintenance[:MAX_HOME_WINDOWS])))
     budget = MAX_VIEW_BLOCKS - len(blocks) - 1
     chunks = _chunks([line.render() for line in lines])
     blocks += [_section(c) for c in chunks[:budget]] or [_section("No SLOs yet.")]

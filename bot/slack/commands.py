@@ -28,9 +28,12 @@ from bot.messages import headline, percent, runs_out_text, span, spent_since_tex
 from bot.mrkdwn import escape
 from bot.slack import blocks, digests, reporting
 from bot.slack.deps import SlackDeps
+from bot.slack.maintenance import USAGE as MAINTENANCE_USAGE
+from bot.slack.maintenance import handle_maintenance, window_lines
 from bot.slack.notify import channels_for, silence_slo, unsilence_slo
 from bot.slack.state import detail, fold
 from bot.slack.uploads import queue_chart
+from bot.store import adjustments as adjustment_store
 from bot.store import breaches as breach_store
 from bot.store import groups as group_store
 from bot.store import repo
@@ -47,6 +50,7 @@ USAGE = {
     "subscribe": "/slo subscribe SERVICE [#channel]",
     "report": "/slo report [SERVICE] [7d|30d|quarter]  (SLI, budget and breaches over the period)",
     "digest": "/slo digest [#channel] WEEKDAY HH:MM [TIME_ZONE]  (a weekly digest; `list`, `off`)",
+    "maintenance": MAINTENANCE_USAGE,
     "help": "/slo help",
 }
 HELP = "*slo-bot* answers only you, from what it last evaluated:\n" + "\n".join(
@@ -99,6 +103,9 @@ def answer(deps: SlackDeps, inv: Invocation) -> Payload:
         "subscribe": _subscribe,
         "report": _report,
         "digest": _digest,
+        "maintenance": lambda deps, inv, args: handle_maintenance(
+            deps, inv.user, args, channels_of, _unknown_slo
+        ),
         "help": lambda *_: blocks.text_payload(HELP),
     }
     handler = handlers.get(verb)
@@ -206,6 +213,7 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
             if status is not None:
                 outlook = exhaustion.outlook(session, found.slo, found.record.id, status)
         shown_parts = _parts(session, found.slo, found.record.id)
+        windows = adjustment_store.load_exclusions(session=session).adjustments
     charted = found.slo is not None and has_chart(found.slo) and _queue_chart(deps, inv, found.record, now)
     record, slo, snap = found.record, found.slo, found.snapshot
     fields: list[tuple[str, str]] = []
@@ -260,6 +268,8 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
     if shown_parts:
         extra.append("*Parts* (weighted by their burn against their own objectives):")
         extra += shown_parts
+    if slo is not None:
+        extra += window_lines(windows, slo, now)
     dashboard = None if slo is None else dashboard_of(slo.annotations)
     if dashboard:
         extra.append(f"<{escape(dashboard).replace('|', '%7C')}|Dashboard>")

@@ -376,3 +376,27 @@ class FleetJobRecord(SQLModel, table=True):
     last_run_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+
+
+class AdjustmentRecord(SQLModel, table=True):
+    """A maintenance window (`bot.adjustments.Adjustment`): declared in the catalogue (replaced on
+    every apply) or a one-off made in Slack, kept with who made it, why, and who cancelled it."""
+
+    __tablename__ = "budget_adjustment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=255, index=True)
+    origin: str = Field(max_length=16)  # catalogue | slack
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    first_start: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    duration_s: int = Field(sa_column=Column(BigInteger, nullable=False))
+    rrule: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    time_zone: str = Field(default="UTC", max_length=64)
+    slos: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list of names
+    services: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    created_by: str | None = Field(default=None, max_length=64)  # a Slack user id; None: the catalogue
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    cancelled_by: str | None = Field(default=None, max_length=64)
+    cancelled_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
