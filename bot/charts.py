@@ -79,6 +79,7 @@ def render(data: BurnDown, maintenance: Sequence[tuple[datetime, datetime, str]]
     _style(budget_ax, burn_ax)
     _budget_panel(budget_ax, data)
     _burn_panel(burn_ax, data)
+    maintenance = [*data.maintenance, *maintenance]
     for ax in (budget_ax, burn_ax):
         _spans(ax, data, maintenance, labelled=ax is budget_ax)
         ax.axvline(data.now, color=BLACK, linewidth=2, linestyle=":", zorder=4)
