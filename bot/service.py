@@ -130,7 +130,7 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
         interval=interval,
         replica=replica_name(),
     )
-    deliver = digests.printer(sys.stdout) if mode == "console" else digests.queue
+    deliver = digests.printer(sys.stdout, Path(settings.chart_dir)) if mode == "console" else digests.queue
 
     def after_tick() -> None:
         try:  # weekly digests: one replica sends each, whichever ticks first after it is due
