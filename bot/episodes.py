@@ -16,6 +16,7 @@ from bot.messages import BreachFacts, SignalLine, headline, span, spent_text, ut
 from bot.periods import period_bounds
 from bot.store import breaches as breach_store
 from bot.store import history
+from bot.store import refunds as refund_store
 from bot.store.models import BreachRecord
 from bot.store.repo import utc
 
@@ -64,6 +65,13 @@ def cost_between(session: Session, slo: SLO, breach: BreachRecord, end: datetime
         ]
         return composite.burn_rate(costs)
     return impact.episode_cost(slo, breach.peak, opened, end, sums_of(breach.slo_id))
+
+
+def episode_span(slo: SLO, breach: BreachRecord) -> tuple[datetime, datetime]:
+    """The span a resolved breach's cost is measured over: what a refund of it leaves out."""
+    opened, resolved = utc(breach.opened_at), utc(breach.resolved_at)
+    assert opened is not None and resolved is not None
+    return impact.episode_start(slo, breach.peak, opened), resolved
 
 
 def episode_of(session: Session, slo: SLO, breach: BreachRecord, now: datetime) -> Episode:
@@ -147,6 +155,8 @@ def breach_facts(
     outlook = None
     if firing and status is not None:
         outlook = exhaustion.outlook(session, slo, breach.slo_id, status)
+    # only a resolved breach can be refunded: an open one costs no read for it
+    refund = None if firing else refund_store.active(session=session, breach_id=breach.id or 0)
     return BreachFacts(
         number=breach.id or 0,
         kind=breach.kind,
@@ -165,4 +175,6 @@ def breach_facts(
         spent_ratio=breach.spent_ratio,
         budget_back_at=outlook.back_at if outlook is not None else None,
         outlook=outlook,
+        refunded_by=refund.by if refund is not None else None,
+        refund_reason=refund.why if refund is not None else "",
     )

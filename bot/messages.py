@@ -59,6 +59,8 @@ class BreachFacts:
     spent_ratio: float | None = None  # resolved: the share of the budget it spent
     budget_back_at: datetime | None = None  # budget exhausted: when it is expected back
     outlook: Outlook | None = None  # open: when the budget runs out, or since when it is spent
+    refunded_by: str | None = None  # resolved and marked a false positive: by whom, and why
+    refund_reason: str = ""
 
 
 def utc_time(at: datetime) -> str:
@@ -186,6 +188,13 @@ def breach_message(
         fields.append(("Budget back", f"{time(facts.budget_back_at)}, if nothing more fails meanwhile"))
     if not facts.firing and facts.spent_ratio is not None:
         fields.append(("Budget spent", spent_text(facts.spent_ratio, total_budget, slo.window.spec)))
+    if facts.refunded_by is not None:
+        # typed in Slack: shown, never acted on (a typed @channel arrives as <!channel>)
+        typed = facts.refund_reason.replace("<", "‹").replace(">", "›")
+        why = f": {typed}" if typed else ""
+        fields.append(
+            ("Refunded", f"a false positive, by {user(facts.refunded_by)}{why}; its budget is given back")
+        )
     if facts.incidents:
         fields.append(("Incident", "\n".join(facts.incidents)))
     meaning = _meaning(facts, slo, status, time)

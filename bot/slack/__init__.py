@@ -27,6 +27,8 @@ ACTIONS = (
     "alert_silence",
     "alert_unsilence",
     "alert_declare",
+    "alert_refund",
+    "alert_unrefund",
     "status_page",
     "view_slo",
 )
@@ -49,7 +51,8 @@ SCOPES = {
 
 def register(app: App, deps: SlackDeps) -> None:
     app.command("/slo")(lambda ack, command, respond: handle_slo_command(deps, ack, command, respond))
-    for action_id in ("alert_ack", "alert_unack", "alert_silence", "alert_unsilence", "alert_declare"):
+    alert_actions = ("alert_ack", "alert_unack", "alert_silence", "alert_unsilence", "alert_declare")
+    for action_id in (*alert_actions, "alert_refund", "alert_unrefund"):
         app.action(action_id)(lambda ack, body, respond: handle_alert_action(deps, ack, body, respond))
     app.action("status_page")(lambda ack, body, respond: handle_status_page(deps, ack, body, respond))
     app.action("view_slo")(handle_link)

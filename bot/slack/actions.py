@@ -21,6 +21,7 @@ from bot.routing import all_incident_targets
 from bot.slack.commands import FAILED, channels_of, status_page
 from bot.slack.deps import SlackDeps
 from bot.slack.notify import record_action, silence_slo, unsilence_slo
+from bot.slack.refunds import refund_breach, undo_refund
 from bot.store import breaches as breach_store
 from bot.store.incidents import open_incidents, vendor
 from bot.store.models import BreachRecord, SLORecord
@@ -36,7 +37,8 @@ def _deny(respond: Respond, text: str) -> None:
 def handle_alert_action(
     deps: SlackDeps, ack: Callable[[], Any], body: dict[str, Any], respond: Respond
 ) -> None:
-    """Acknowledge / Unacknowledge / Silence (select) / Unsilence / Declare incident on an alert message.
+    """Acknowledge / Unacknowledge / Silence (select) / Unsilence / Declare incident on an alert message,
+    and Refund / Undo refund on a resolved one.
 
     Acknowledged before anything else: who may act is asked of Slack, which can be slow, and the
     outcome comes afterwards (the message through the outbox, a refusal through `respond()`)."""
@@ -86,6 +88,17 @@ def _alert_action(deps: SlackDeps, body: dict[str, Any], respond: Respond) -> No
             silence_slo(session, record, now + min(length, timedelta(days=7)), "", user, now)
         elif action_id == "alert_unsilence":
             unsilence_slo(session, record, user, now)
+        elif action_id in ("alert_refund", "alert_unrefund"):
+            # a button has no words: the reason says where it came from; `/slo refund` takes one
+            if action_id == "alert_refund":
+                done, answer = refund_breach(
+                    deps, session, breach, record, user, "marked on its message", now
+                )
+            else:
+                done, answer = undo_refund(deps, session, breach, user, now)
+            if not done:
+                _deny(respond, answer)
+                return
         elif action_id == "alert_declare":
             problem = declare_incident(deps, session, breach, record, user, now)
             if problem:

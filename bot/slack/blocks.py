@@ -69,8 +69,10 @@ def alert_payload(
     silenced: bool,
     dashboard: str | None,
     declarable: bool = False,
+    refund: bool | None = None,
 ) -> dict[str, Any]:
-    """`text` + `attachments` for chat.postMessage / chat.update of one alert."""
+    """`text` + `attachments` for chat.postMessage / chat.update of one alert. `refund`: a resolved
+    breach's button, *Refund (false positive)* (False) or *Undo refund* (True); None: neither."""
     blocks: list[Block] = [_section(f"*{message.title}*\n{message.status_line}")]
     fields = [_text(f"*{name}*\n{value}", limit=MAX_FIELD) for name, value in message.fields[:10]]
     if fields:
@@ -99,6 +101,12 @@ def alert_payload(
             )
         if declarable:
             elements.append(_button("Declare incident", "alert_declare", value, "danger"))
+    elif refund is not None:
+        elements.append(
+            _button("Undo refund", "alert_unrefund", value)
+            if refund
+            else _button("Refund (false positive)", "alert_refund", value)
+        )
     if dashboard:
         elements.append(
             {

@@ -31,6 +31,8 @@ from bot.slack.deps import SlackDeps
 from bot.slack.maintenance import USAGE as MAINTENANCE_USAGE
 from bot.slack.maintenance import handle_maintenance, window_lines
 from bot.slack.notify import channels_for, silence_slo, unsilence_slo
+from bot.slack.refunds import USAGE as REFUND_USAGE
+from bot.slack.refunds import handle_refund, show_lines
 from bot.slack.state import detail, fold
 from bot.slack.uploads import queue_chart
 from bot.store import adjustments as adjustment_store
@@ -51,6 +53,7 @@ USAGE = {
     "report": "/slo report [SERVICE] [7d|30d|quarter]  (SLI, budget and breaches over the period)",
     "digest": "/slo digest [#channel] WEEKDAY HH:MM [TIME_ZONE]  (a weekly digest; `list`, `off`)",
     "maintenance": MAINTENANCE_USAGE,
+    "refund": REFUND_USAGE,
     "help": "/slo help",
 }
 HELP = "*slo-bot* answers only you, from what it last evaluated:\n" + "\n".join(
@@ -106,6 +109,7 @@ def answer(deps: SlackDeps, inv: Invocation) -> Payload:
         "maintenance": lambda deps, inv, args: handle_maintenance(
             deps, inv.user, args, channels_of, _unknown_slo
         ),
+        "refund": lambda deps, inv, args: handle_refund(deps, inv.user, args, channels_of),
         "help": lambda *_: blocks.text_payload(HELP),
     }
     handler = handlers.get(verb)
@@ -214,6 +218,7 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
                 outlook = exhaustion.outlook(session, found.slo, found.record.id, status)
         shown_parts = _parts(session, found.slo, found.record.id)
         windows = adjustment_store.load_exclusions(session=session).adjustments
+        refunded = show_lines(session, found.record.id or 0)
     charted = found.slo is not None and has_chart(found.slo) and _queue_chart(deps, inv, found.record, now)
     record, slo, snap = found.record, found.slo, found.snapshot
     fields: list[tuple[str, str]] = []
@@ -270,13 +275,10 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
         extra += shown_parts
     if slo is not None:
         extra += window_lines(windows, slo, now)
+    extra += refunded
     dashboard = None if slo is None else dashboard_of(slo.annotations)
     if dashboard:
         extra.append(f"<{escape(dashboard).replace('|', '%7C')}|Dashboard>")
-    page = deps.links.page(record.name, now) if deps.links else None
-    if page and deps.links:  # signed and expiring: the page is readable with this link only
-        days = deps.links.lifetime.days
-        extra.append(f"<{escape(page).replace('|', '%7C')}|SLO page> (the link works for {days} days)")
     if slo is not None:
         window = window_name(slo.window.spec)
         extra.append(f"*Breaches in the {window} window:* {len(past) or 'none'}")

@@ -18,6 +18,7 @@ from bot.adjustments import Adjustment, Exclusions, Interval, excluded_counts, s
 from bot.buckets import EPOCH
 from bot.budget import WindowCounts
 from bot.domain import Bucket
+from bot.store import refunds
 from bot.store.models import AdjustmentRecord
 from bot.store.repo import BUCKETS, epoch, utc
 
@@ -113,7 +114,9 @@ def one_offs(*, session: Session, since: datetime) -> list[AdjustmentRecord]:
 
 def load_exclusions(*, session: Session) -> Exclusions:
     """What every evaluation of a tick excludes: read once for all SLOs."""
-    return Exclusions(tuple(as_adjustment(r) for r in in_force(session=session)))
+    return Exclusions(
+        tuple(as_adjustment(r) for r in in_force(session=session)), refunds.intervals(session=session)
+    )
 
 
 def buckets_over(*, session: Session, slo_id: int, intervals: Sequence[Interval]) -> list[Bucket]:

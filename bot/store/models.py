@@ -400,3 +400,22 @@ class AdjustmentRecord(SQLModel, table=True):
     cancelled_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+
+
+class RefundRecord(SQLModel, table=True):
+    """A resolved breach marked a false positive: its span [excluded_from, excluded_to) counts like a
+    maintenance window (its budget given back) until the refund is undone. Who and why are kept."""
+
+    __tablename__ = "breach_refund"
+
+    id: int | None = Field(default=None, primary_key=True)
+    breach_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("breach.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    excluded_from: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    excluded_to: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    by: str = Field(max_length=64)
+    why: str = Field(default="", sa_column=Column(Text, nullable=False))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    undone_by: str | None = Field(default=None, max_length=64)
+    undone_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
