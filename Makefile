@@ -20,9 +20,10 @@ demo: setup
 	$(BIN)/slo-bot demo
 
 # Debian packages the integration tests run for real: Prometheus and promtool.
+# prometheus: the sources' tests; chromium: the SLO page's screenshot test (headless)
 test-deps:
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
-		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v chromium >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends prometheus chromium; }
 
 lint: setup
 	$(BIN)/ruff check .

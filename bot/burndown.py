@@ -13,12 +13,14 @@ from itertools import accumulate
 
 from sqlmodel import Session, col, or_, select
 
+from bot import adjustments
 from bot.annotations import group_by_of
 from bot.buckets import MINUTE, floor_time
 from bot.domain import SLO, Bucket, BudgetingMethod
 from bot.messages import headline
 from bot.periods import period_bounds, period_length
 from bot.policy import Policy, policy_for
+from bot.store import adjustments as adjustment_store
 from bot.store import history
 from bot.store.models import BreachRecord
 from bot.store.repo import utc
@@ -56,6 +58,8 @@ class BurnDown:
     remaining: tuple[float | None, ...]  # budget left at each time, 1.0 = all of it; None: no data yet
     burns: tuple[BurnSeries, ...]
     breaches: tuple[Span, ...]
+    # maintenance windows and refunded breaches: hatched, and their events left out of every number
+    maintenance: tuple[tuple[datetime, datetime, str], ...] = ()
 
     @property
     def remaining_now(self) -> float | None:
@@ -111,13 +115,18 @@ def burn_down(
     buckets: Sequence[Bucket],
     breaches: Sequence[Span],
     now: datetime,
+    maintenance: Sequence[tuple[datetime, datetime, str]] = (),
 ) -> BurnDown:
     """The series of one SLO's chart as of `now`, from its buckets (sorted or not, any resolution).
 
     The budget left at time t is the period's budget (1 - objective of its events so far, as the
     evaluation counts it) less what failed between the period's start and t: the line ends where
     `/slo show` says the budget is. Burn rates are those of each rule's long window at t.
+    `maintenance` (start, end, label) is excluded time: its events count nowhere (as in the
+    evaluation, `bot.adjustments`), and the chart hatches it.
     """
+    if maintenance:
+        buckets = adjustments.without(buckets, [(a, b) for a, b, _ in maintenance])
     end = floor_time(now, MINUTE)
     period_start, period_end = period_bounds(slo.window, end)
     windows = sorted({r.long for r in rules.rules})
@@ -154,6 +163,7 @@ def burn_down(
         remaining=tuple(remaining),
         burns=tuple(burns),
         breaches=tuple(breaches),
+        maintenance=tuple(maintenance),
     )
 
 
@@ -192,4 +202,20 @@ def load_burn_down(session: Session, slo: SLO, slo_id: int, now: datetime) -> Bu
         )
         .order_by(col(BreachRecord.opened_at))
     )
-    return burn_down(slo, rules, buckets, breach_spans(list(records)), now)
+    excluded = _excluded(session, slo, period_start - longest, end)
+    return burn_down(slo, rules, buckets, breach_spans(list(records)), now, excluded)
+
+
+def _excluded(
+    session: Session, slo: SLO, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime, str]]:
+    """The SLO's maintenance windows (by name) and refunded breaches over [start, end), clipped."""
+    found = adjustment_store.load_exclusions(session=session)
+    spans = [
+        (max(a, start), min(b, end), adjustment.name)
+        for adjustment in found.adjustments
+        if adjustment.applies_to(slo)
+        for a, b in adjustments.occurrences(adjustment, start, end)
+    ]
+    spans += [(max(a, start), min(b, end), "refunded") for a, b in found.refunds.get(slo.name, ())]
+    return sorted(s for s in spans if s[1] > s[0])

@@ -69,16 +69,17 @@ class Chart:
 def render(data: BurnDown, maintenance: Sequence[tuple[datetime, datetime, str]] = ()) -> Chart:
     """Draw the chart: budget left over the period above, burn rates below, breaches shaded,
     `maintenance` spans (start, end, label) hatched, now marked."""
-    Figure = _figure_class()
+    Figure = figure_class()
 
     figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
     # fixed margins, not a layout engine: the labels are of known size, and constrained layout
     # measured every text of the figure again, which took half the time of a chart
     figure.subplots_adjust(left=0.125, right=0.975, top=0.915, bottom=0.095, hspace=0.1)
     budget_ax, burn_ax = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
-    _style(budget_ax, burn_ax)
+    style_axes(budget_ax, burn_ax)
     _budget_panel(budget_ax, data)
     _burn_panel(burn_ax, data)
+    maintenance = [*data.maintenance, *maintenance]
     for ax in (budget_ax, burn_ax):
         _spans(ax, data, maintenance, labelled=ax is budget_ax)
         ax.axvline(data.now, color=BLACK, linewidth=2, linestyle=":", zorder=4)
@@ -90,14 +91,14 @@ def render(data: BurnDown, maintenance: Sequence[tuple[datetime, datetime, str]]
     out = io.BytesIO()
     # zlib's fastest level: a chart of flat colours compresses nearly as well, in a fraction of the time
     figure.savefig(out, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
-    budget, burn = (_panel(figure, ax) for ax in (budget_ax, burn_ax))
+    budget, burn = (panel_of(figure, ax) for ax in (budget_ax, burn_ax))
     stamp = data.now.strftime("%Y%m%d-%H%M")
     return Chart(
         out.getvalue(), alt_text(data, maintenance), f"{data.slo}-burn-down-{stamp}.png", budget, burn
     )
 
 
-def _figure_class() -> Any:
+def figure_class() -> Any:
     """matplotlib's Figure, loaded headless. The first load on a machine builds a font cache and
     says so as a WARNING log line: a one-off delay of the first chart, not a problem to report."""
     fonts = logging.getLogger("matplotlib.font_manager")
@@ -113,7 +114,7 @@ def _figure_class() -> Any:
     return Figure
 
 
-def _style(*axes: Any) -> None:
+def style_axes(*axes: Any) -> None:
     for ax in axes:
         ax.tick_params(labelsize=FONT - 2, length=6, width=1.5)
         ax.grid(True, color="#DDDDDD", linewidth=1)
@@ -258,7 +259,7 @@ def _dates(ax: Any, data: BurnDown) -> None:
     ax.set_xlabel("UTC", fontsize=FONT - 2)
 
 
-def _panel(figure: Any, ax: Any) -> Panel:
+def panel_of(figure: Any, ax: Any) -> Panel:
     box = ax.get_window_extent()
     height = figure.bbox.height
     x_from, x_to = ax.get_xlim()

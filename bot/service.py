@@ -58,7 +58,9 @@ def build_slack(
         token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[]
     )
     channels = ChannelDirectory(client)
-    delivery = SlackDelivery(engine, posting, channels=channels, conversation=conversation)
+    delivery = SlackDelivery(
+        engine, posting, channels=channels, conversation=conversation, links=settings.links
+    )
     _quiet_token_notice()
     app = App(
         client=client,
@@ -78,6 +80,7 @@ def build_slack(
         conversation=conversation,
         wake_delivery=_both(delivery.wake, wake_incidents) if wake_incidents else delivery.wake,
         default_channel=settings.default_channel,
+        links=settings.links,
     )
     register(app, deps)
     return app, delivery
@@ -127,7 +130,7 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
         interval=interval,
         replica=replica_name(),
     )
-    deliver = digests.printer(sys.stdout) if mode == "console" else digests.queue
+    deliver = digests.printer(sys.stdout, Path(settings.chart_dir)) if mode == "console" else digests.queue
 
     def after_tick() -> None:
         try:  # weekly digests: one replica sends each, whichever ticks first after it is due
@@ -182,7 +185,10 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
             socket_handler = SocketModeHandler(bolt_app, settings.slack_app_token)
             socket_handler.connect()
         web = create_web_app(
-            bolt_app if mode == "http" else None, _health(engine, scheduler, runner, interval), webhooks
+            bolt_app if mode == "http" else None,
+            _health(engine, scheduler, runner, interval),
+            webhooks,
+            slo_page=_slo_page(engine, settings),
         )
         if mode != "console":
             logs.announce(
@@ -215,6 +221,16 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
         incidents.stop()
         client.close()
         sources.close()
+
+
+def _slo_page(engine: Engine, settings: Settings) -> Any:
+    """`GET /slos/NAME` when SLO_BOT_LINK_KEY is set (Jinja2 and the chart's code load only then)."""
+    links = settings.links
+    if links is None:
+        return None
+    from bot import slopage_html
+
+    return slopage_html.handler(engine, links, lambda: datetime.now(UTC))
 
 
 def incident_client() -> httpx.Client:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bot.durations import parse_duration
+from bot.links import Links
 
 # The defaults live here, not beside the engine or the source pool, so that reading the settings
 # (every command does) loads neither SQLAlchemy nor httpx.
@@ -33,6 +34,13 @@ class Settings:
     pagerduty_webhook_secret: str | None = field(default=None, repr=False)
     opsgenie_webhook_token: str | None = field(default=None, repr=False)
     chart_dir: str = DEFAULT_CHART_DIR
+    link_key: str | None = field(default=None, repr=False)  # signs the SLO pages' links
+    public_url: str | None = None  # where Slack's readers reach `slo-bot run`, for those links
+
+    @property
+    def links(self) -> Links | None:
+        """The SLO pages' links; None (no page) without SLO_BOT_LINK_KEY."""
+        return Links.of(self.link_key, self.public_url)
 
     @property
     def mode(self) -> str:
@@ -47,7 +55,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         config = env.get("SLO_BOT_CONFIG", "")
-        return cls(
+        settings = cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_URL,
             config_paths=tuple(p for p in config.split(":") if p),
             eval_interval_s=parse_duration(env.get("SLO_BOT_EVAL_INTERVAL") or "1m").total_seconds(),
@@ -64,4 +72,8 @@ class Settings:
             pagerduty_webhook_secret=env.get("PAGERDUTY_WEBHOOK_SECRET") or None,
             opsgenie_webhook_token=env.get("OPSGENIE_WEBHOOK_TOKEN") or None,
             chart_dir=env.get("SLO_BOT_CHART_DIR") or DEFAULT_CHART_DIR,
+            link_key=env.get("SLO_BOT_LINK_KEY") or None,
+            public_url=env.get("SLO_BOT_PUBLIC_URL") or None,
         )
+        settings.links  # noqa: B018 - a short key or a malformed URL is said at start, not at a click
+        return settings

@@ -1,5 +1,5 @@
-"""The HTTP surface of `slo-bot run`: Slack's requests, the incident tools' webhooks, health and
-metrics, on Starlette + uvicorn.
+"""The HTTP surface of `slo-bot run`: Slack's requests, the incident tools' webhooks, the SLO pages
+Slack links to, health and metrics, on Starlette + uvicorn.
 
 Bolt's listeners are synchronous (one concurrency model: threads), so each Slack request is
 dispatched in a worker thread and the event loop keeps accepting connections meanwhile.
@@ -16,7 +16,7 @@ import anyio.to_thread
 from slack_bolt import App, BoltRequest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.incidents.inbound import Webhooks
@@ -27,6 +27,18 @@ Health = Callable[[], tuple[int, dict[str, Any]]]
 # Slack's requests and the tools' webhooks are a few kilobytes; a larger body is refused before it is
 # read whole, let alone verified, so no one can make slo-bot buffer or hash megabytes unasked.
 MAX_BODY_BYTES = 1024 * 1024
+# `GET /slos/NAME?exp=…&sig=…`: (status, HTML) from the name, exp and sig (bot/slopage_html.py)
+SLOPage = Callable[[str, str | None, str | None], tuple[int, str]]
+# The page is only ever read by the person holding the link: not kept by caches, not sent on as a
+# Referer (the link is the credential), no script of any kind, images only inline.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'",
+}
 _SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SLACK_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 
@@ -61,7 +73,12 @@ def slack_headers_malformed(headers: Mapping[str, str]) -> bool:
     )
 
 
-def create_web_app(bolt_app: App | None, health: Health, webhooks: Webhooks | None = None) -> Starlette:
+def create_web_app(
+    bolt_app: App | None,
+    health: Health,
+    webhooks: Webhooks | None = None,
+    slo_page: SLOPage | None = None,
+) -> Starlette:
     async def slack_events(request: Request) -> Response:
         assert bolt_app is not None
         started = time.monotonic()
@@ -105,7 +122,18 @@ def create_web_app(bolt_app: App | None, health: Health, webhooks: Webhooks | No
 
         return endpoint
 
-    routes = [Route("/healthz", healthz), Route("/metrics", metrics)]
+    async def slo(request: Request) -> Response:
+        query = request.query_params
+        if slo_page is None:
+            status, html = 403, "SLO pages are off: slo-bot has no SLO_BOT_LINK_KEY to check links with.\n"
+            return PlainTextResponse(html, status_code=status, headers=PAGE_HEADERS)
+        # the store's reads and the chart's drawing take a while: not on the event loop
+        status, html = await anyio.to_thread.run_sync(
+            slo_page, request.path_params["name"], query.get("exp"), query.get("sig")
+        )
+        return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+
+    routes = [Route("/healthz", healthz), Route("/metrics", metrics), Route("/slos/{name}", slo)]
     if webhooks is not None:
         routes.append(Route("/webhooks/pagerduty", tool_webhook(webhooks.pagerduty), methods=["POST"]))
         routes.append(Route("/webhooks/opsgenie", tool_webhook(webhooks.opsgenie), methods=["POST"]))

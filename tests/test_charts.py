@@ -15,12 +15,14 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot import charts
+from bot.adjustments import Adjustment
 from bot.burndown import BurnDown, load_burn_down
 from bot.catalogue import load_paths
 from bot.catalogue.stored import slo_of
 from bot.console import ChartFiles
 from bot.domain import Bucket
 from bot.evaluation import data_checksum
+from bot.store import adjustments as adjustment_store
 from bot.store import db, history, repo
 from bot.store.models import BreachRecord
 
@@ -227,6 +229,37 @@ def test_a_thirty_day_chart_is_drawn_well_under_a_second(stored: tuple[Engine, i
         charts.render(_data(engine, slo_id))
     each = (time.perf_counter() - started) / 3
     assert each < 0.8, f"{each:.2f} s a chart"  # bench/chart_bench.py measures it properly
+
+
+def test_a_maintenance_window_is_hatched_and_its_events_count_nowhere(stored: tuple[Engine, int]) -> None:
+    engine, slo_id = stored
+    window = (START + 8 * DAY, START + 10 * DAY)  # two days of the burn, declared as maintenance
+    with Session(engine) as session:
+        adjustment = Adjustment(
+            "db-upgrade", window[0], window[1] - window[0], slos=("checkout-availability",)
+        )
+        adjustment_store.replace_declared(session=session, adjustments=[adjustment], now=START)
+        session.commit()
+    data = _data(engine, slo_id)
+    assert data.maintenance == ((window[0], window[1], "db-upgrade"),)
+    # 8 days at burn 2 are left of the 28 days that count: 1 - 16 / 28
+    assert data.remaining_now == pytest.approx(1 - 16 / 28, abs=1e-9)
+    with Session(engine) as session:  # what the evaluation says: its window sums less the excluded
+        sums = history.window_sums(session=session, slo_id=slo_id, end=NOW, windows=[30 * DAY])
+        counts = adjustment_store.subtract_excluded(
+            session=session, slo_id=slo_id, excluded=[window], end=NOW, counts=sums
+        )[30 * DAY]
+    assert data.remaining_now == pytest.approx(1 - (1 - counts.good / counts.total) / 0.001, abs=1e-6)
+    chart = charts.render(data)
+    assert "Maintenance: db-upgrade 08 Nov 12:00–10 Nov 12:00." in chart.alt_text
+    image = Image.open(io.BytesIO(chart.png)).convert("RGB")
+    budget = chart.budget
+    left, right = round(budget.x_of(window[0])), round(budget.x_of(window[1]))
+    rows = range(round(budget.y_of(1.0)), round(budget.y_of(0.95)))
+    strokes = sum(
+        1 for px in range(left + 2, right - 1) for py in rows if sum(image.getpixel((px, py))) < 420
+    )  # type: ignore[arg-type]
+    assert strokes > 10
 
 
 def test_an_slo_without_events_says_so(stored: tuple[Engine, int]) -> None:

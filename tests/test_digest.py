@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import re
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,9 @@ from sqlmodel import Session, select
 from bot import cli, jobs
 from bot.digest import Schedule, ScheduleError, last_due, next_due, parse_schedule
 from bot.slack import digests as slack_digests
+from bot.slack.uploads import draw_week
 from bot.sources.pool import SourcePool
-from bot.store import digests
+from bot.store import digests, repo
 from bot.store.models import OutboxRecord
 from tests.test_jobs import CATALOGUE
 
@@ -152,6 +155,19 @@ def test_each_due_digest_goes_once_whichever_replicas_look_and_lists_the_channel
     for name in ("alpha", "beta", "gamma"):  # the default channel gets every SLO without a channel
         assert f"`{name}`" in text
     assert "SLI" in text and "budget" in text
+    # then its chart: the same SLOs, the least budget left first, over the digest's week
+    with Session(engine) as session:
+        charts = list(session.exec(select(OutboxRecord).where(OutboxRecord.kind == "chart")))
+        names = {r.id: r.name for r in repo.list_slos(session=session)}
+    (chart,) = charts
+    assert chart.channel == "C0DIGEST" and (chart.id or 0) > (post.id or 0)
+    spec = json.loads(chart.payload)
+    assert sorted(names[i] for i in spec["digest"]) == ["alpha", "beta", "gamma"]
+    in_message = list(dict.fromkeys(re.findall(r"`(alpha|beta|gamma)`", text)))
+    assert [names[i] for i in spec["digest"]] == in_message  # in the message's order
+    with Session(engine) as session:
+        drawn = draw_week(session, spec)
+    assert drawn.png[:8] == b"\x89PNG\r\n\x1a\n" and "alpha" in drawn.alt_text
     # a week later, once more
     assert tick(MONDAY_DUE + timedelta(days=7, seconds=1), "b") == ["C0DIGEST"]
     assert len(_posts(engine)) == 2
@@ -211,3 +227,36 @@ def test_an_slos_digest_annotation_gives_its_channel_a_digest_and_validate_check
     assert slack_digests.send_due(engine, friday, "a", None, slack_digests.queue) == ["C0ALPHA"]
     (post,) = _posts(engine)
     assert "`alpha`" in post.payload and "`beta`" not in post.payload
+
+
+def test_console_mode_prints_the_digest_and_writes_its_chart(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    path = tmp_path / "slos.yaml"
+    path.write_text(CATALOGUE)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main(["apply", str(path)]) == 0
+    sources = SourcePool()
+    try:
+        jobs.evaluate_all(engine, now=MONDAY_DUE - timedelta(hours=1), sources=sources, concurrency=2)
+    finally:
+        sources.close()
+    with Session(engine) as session:
+        digests.set_schedule(
+            session=session,
+            channel="#sre",
+            schedule="monday 09:00 Europe/Berlin",
+            origin=digests.SLACK,
+            by="U1",
+            now=SET_AT,
+        )
+        session.commit()
+    out = io.StringIO()
+    charts = tmp_path / "charts"
+    sent = slack_digests.send_due(engine, MONDAY_DUE, "a", "#sre", slack_digests.printer(out, charts))
+    assert sent == ["#sre"]
+    printed = out.getvalue()
+    assert "Weekly digest for #sre:" in printed and "`alpha`" in printed
+    (written,) = charts.glob("digest-sre-*.png")
+    assert f"chart: {written}" in printed and written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -279,6 +279,10 @@ def _show(deps: SlackDeps, inv: Invocation, args: Sequence[str]) -> Payload:
     dashboard = None if slo is None else dashboard_of(slo.annotations)
     if dashboard:
         extra.append(f"<{escape(dashboard).replace('|', '%7C')}|Dashboard>")
+    page = deps.links.page(record.name, now) if deps.links else None
+    if page and deps.links:  # signed and expiring: the page is readable with this link only
+        days = deps.links.lifetime.days
+        extra.append(f"<{escape(page).replace('|', '%7C')}|SLO page> (the link works for {days} days)")
     if slo is not None:
         window = window_name(slo.window.spec)
         extra.append(f"*Breaches in the {window} window:* {len(past) or 'none'}")

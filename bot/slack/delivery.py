@@ -28,6 +28,7 @@ from bot.annotations import dashboard_of
 from bot.catalogue.stored import slo_of
 from bot.conversation import Conversation
 from bot.episodes import breach_facts
+from bot.links import Links
 from bot.messages import breach_message
 from bot.metrics import METRICS
 from bot.routing import all_incident_targets
@@ -82,6 +83,7 @@ class SlackDelivery(OutboxWorker):
         channels: ChannelDirectory | None = None,
         conversation: Conversation | None = None,
         http: httpx.Client | None = None,
+        links: Links | None = None,
     ) -> None:
         # after a 429 (`paused_until`), nothing goes to Slack before its Retry-After has passed: its
         # limits are per method and workspace (chat.postMessage also per channel), not per message
@@ -90,6 +92,7 @@ class SlackDelivery(OutboxWorker):
         self.channels = channels
         self.conversation = conversation  # what the other destinations add to a message (incidents)
         self.charts = ChartUploads(client, http or httpx.Client(timeout=30.0), self._call, POST, FIND)
+        self.links = links  # the SLO page's signed links, for an SLO without a dashboard of its own
 
     def stop(self) -> None:
         super().stop()
@@ -341,13 +344,15 @@ class SlackDelivery(OutboxWorker):
         if silence is not None:
             facts = replace(facts, silenced_until=repo.utc(silence.until), silenced_by=silence.created_by)
         words = breach_message(slo, facts, status, time=blocks.slack_time, user=blocks.slack_user)
+        page = self.links.page(slo.name, now) if self.links is not None else None
         return blocks.alert_payload(
             words,
             breach_id=breach.id or 0,
             active=breach.state == FIRING,
             acknowledged=bool(breach.acknowledged_by),
             silenced=silence is not None,
-            dashboard=dashboard_of(slo.annotations),
+            # each update of the message signs the link afresh: an open breach's link does not expire
+            dashboard=dashboard_of(slo.annotations) or page,
             declarable=declarable and breach.state == FIRING,
             refund=None
             if breach.state == FIRING or breach.kind != breaches.BURN

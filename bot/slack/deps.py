@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from bot.conversation import Conversation
+from bot.links import Links
 from bot.slack.permissions import Responders
 from bot.slack.state import StatusBoard
 
@@ -24,3 +25,4 @@ class SlackDeps:
     conversation: Conversation  # every place a breach is shown: an acknowledgement reaches them all
     default_channel: str | None = None
     board: StatusBoard = field(default_factory=StatusBoard)
+    links: Links | None = None  # the SLO pages' signed links, when configured

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -30,7 +31,8 @@ from bot.store.models import SLORecord
 
 log = logging.getLogger(__name__)
 MAX_SLOS = 40  # a message holds a few dozen SLO lines; `slo-bot report` lists them all
-Deliver = Callable[[Session, str, dict[str, Any], datetime], None]
+# (session, channel, the message, the chart's spec: `bot.slack.uploads`' digest payload, now)
+Deliver = Callable[[Session, str, dict[str, Any], dict[str, Any], datetime], None]
 
 
 def routed_to(
@@ -112,7 +114,8 @@ def send_due(engine: Engine, now: datetime, holder: str, default: str | None, de
                 session.rollback()  # another replica sends it
                 continue
             slos = routed_to(session, records, default).get(channel, [])
-            deliver(session, channel, payload(session, channel, schedule, due, slos, now), now)
+            message, chart = payload(session, channel, schedule, due, slos, now)
+            deliver(session, channel, message, chart, now)
             session.commit()
             sent.append(channel)
     return sent
@@ -125,8 +128,9 @@ def payload(
     due: datetime,
     slos: Sequence[SLORecord],
     now: datetime,
-) -> dict[str, Any]:
-    """The digest message: the week's review of the channel's SLOs, the least budget left first."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The digest message (the week's review of the channel's SLOs, the least budget left first)
+    and its chart's spec (those SLOs' ids in that order, the week)."""
     week = review.build(session, period="7d", now=now)
     names = {r.name for r in slos}
     mine = sorted(
@@ -142,7 +146,14 @@ def payload(
         lines = ["No SLO sends its alerts to this channel."]
     if due < now and (now - due).total_seconds() > 3600:
         lines.append(f"_(due {blocks.slack_time(due)}: slo-bot was not running then)_")
-    return blocks.text_payload("\n".join([title, span, *lines]))
+    ids = {r.name: r.id for r in slos}
+    chart = {
+        "digest": [ids[s.slo] for s in mine if ids.get(s.slo) is not None],
+        "title": f"Budget left this week: {len(mine)} SLO(s)",
+        "start": week.start.isoformat(),
+        "end": week.end.isoformat(),
+    }
+    return blocks.text_payload("\n".join([title, span, *lines])), chart
 
 
 USAGE = "/slo digest [#channel] WEEKDAY HH:MM [TIME_ZONE] | /slo digest list | /slo digest off [#channel]"
@@ -213,17 +224,34 @@ def _list(deps: Any) -> dict[str, Any]:
     return blocks.text_payload("\n".join(lines))
 
 
-def queue(session: Session, channel: str, message: dict[str, Any], now: datetime) -> None:
-    """Slack: the digest goes through the outbox (retried, posted once)."""
+def queue(
+    session: Session, channel: str, message: dict[str, Any], chart: dict[str, Any], now: datetime
+) -> None:
+    """Slack: the digest and then its chart go through the outbox (retried, posted once, in order)."""
+    from bot.slack.uploads import CHART
     from bot.store import outbox
 
     outbox.enqueue(session=session, kind="channel_post", channel=channel, payload=message, now=now)
+    if chart["digest"]:
+        outbox.enqueue(session=session, kind=CHART, channel=channel, payload=chart, now=now)
 
 
-def printer(out: Any) -> Deliver:
-    """The terminal (console mode): the digest printed as Slack would show its text."""
+def printer(out: Any, chart_dir: Path | None = None) -> Deliver:
+    """The terminal (console mode): the digest printed as Slack would show its text, and its chart
+    written under `chart_dir` (its path printed)."""
 
-    def deliver(session: Session, channel: str, message: dict[str, Any], now: datetime) -> None:
+    def deliver(
+        session: Session, channel: str, message: dict[str, Any], chart: dict[str, Any], now: datetime
+    ) -> None:
         print(f"Weekly digest for {channel}:\n{message['text']}\n", file=out, flush=True)
+        if chart_dir is None or not chart["digest"]:
+            return
+        from bot.slack.uploads import draw_week
+
+        drawn = draw_week(session, chart)
+        chart_dir.mkdir(parents=True, exist_ok=True)
+        path = chart_dir / f"digest-{channel.lstrip('#')}-{now:%Y%m%d-%H%M}.png"
+        path.write_bytes(drawn.png)
+        print(f"  chart: {path}\n", file=out, flush=True)
 
     return deliver

@@ -74,6 +74,14 @@ class ChartUploads:
 
     def deliver(self, session: Session, entry: OutboxRecord, now: datetime) -> None:
         payload = json.loads(entry.payload)
+        if "digest" in payload:  # a weekly digest's chart of several SLOs, into its channel
+            if entry.channel is None:
+                return
+            title = str(payload.get("title") or "Weekly digest")
+            self._share(
+                session, entry, payload, entry.channel, None, lambda: draw_week(session, payload), title
+            )
+            return
         record = session.get(SLORecord, int(payload.get("slo_id") or 0))
         if record is None or record.id is None or entry.channel is None:
             entry.last_error = "skipped: the SLO was deleted"
@@ -90,10 +98,25 @@ class ChartUploads:
                 entry.last_error = f"skipped: {record.name} was silenced"
                 return
             channel, thread_ts = message.posted_channel or message.channel, message.ts
+        draw = lambda: _draw(session, record, now)  # noqa: E731
+        self._share(
+            session, entry, payload, channel, thread_ts, draw, f"{record.name}: error budget burn-down"
+        )
+
+    def _share(
+        self,
+        session: Session,
+        entry: OutboxRecord,
+        payload: dict[str, Any],
+        channel: str,
+        thread_ts: str | None,
+        draw: Callable[[], Any],
+        title: str,
+    ) -> None:
         file_id = payload.get("file_id")
         if entry.in_flight and file_id and self._shared(channel, thread_ts, str(file_id)):
             return  # the last attempt went through; only its answer was lost
-        chart = _draw(session, record, now)
+        chart = draw()
         try:
             file_id = self._upload(chart)
             payload["file_id"] = file_id
@@ -103,7 +126,7 @@ class ChartUploads:
             session.commit()
             self.call(
                 lambda: self.client.files_completeUploadExternal(
-                    files=[{"id": file_id, "title": f"{record.name}: error budget burn-down"}],
+                    files=[{"id": file_id, "title": title}],
                     channel_id=channel,
                     thread_ts=thread_ts,
                     initial_comment=payload.get("comment") or None,
@@ -163,3 +186,20 @@ def _draw(session: Session, record: SLORecord, now: datetime) -> Any:
 
     assert record.id is not None
     return charts.render(load_burn_down(session, slo_of(record), record.id, now))
+
+
+def draw_week(session: Session, payload: dict[str, Any]) -> Any:
+    """The digest's chart of its SLOs (`digest`: their ids, the least budget left first) over its week."""
+    from bot import weekchart
+
+    start, end = (datetime.fromisoformat(str(payload[k])) for k in ("start", "end"))
+    drawn = []
+    for slo_id in payload["digest"]:
+        record = session.get(SLORecord, int(slo_id))
+        if record is None or record.id is None:
+            continue
+        try:
+            drawn.append(load_burn_down(session, slo_of(record), record.id, end))
+        except Exception:  # a definition that no longer builds: the others are still drawn
+            log.warning("no digest line for %s", record.name, exc_info=True)
+    return weekchart.render_week(drawn, start, end, str(payload.get("title") or "Weekly digest"))

@@ -43,6 +43,21 @@ def test_a_channel_member_sets_a_weekly_digest_and_it_comes_at_its_minute_once(
     assert float(digest["ts"]) >= due.timestamp() - 1  # not before its minute
     assert "`checkout-availability`" in digest["text"] and "`search-latency`" not in digest["text"]
     assert "budget" in digest["text"] and "breach" in digest["text"]
+    # and its chart, in the channel (not in a thread), after it
+    slack.wait_until(
+        lambda: (
+            slack.uploads(ALERTS)
+            and any(
+                float(m["ts"]) > float(digest["ts"]) and "thread_ts" not in m for m in slack.uploads(ALERTS)
+            )
+        ),
+        timeout=60,
+        what="the digest's chart",
+    )
+    shared = [
+        m for m in slack.uploads(ALERTS) if float(m["ts"]) > float(digest["ts"]) and "thread_ts" not in m
+    ]
+    assert (slack.files[shared[0]["files"][0]["id"]].data or b"")[:8] == b"\x89PNG\r\n\x1a\n"
     time.sleep(5)  # more ticks go by: nothing more
     assert len(_digests(slack)) == 1
 

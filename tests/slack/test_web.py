@@ -27,6 +27,7 @@ def test_healthz_and_metrics_while_running(start_bot: BotFactory, slack: FakeSla
     health = bot.http.get("/healthz")
     assert health.status_code == 200 and health.json()["status"] in ("ok", "starting")
     slack.wait_calls("chat.postMessage", 1)
+    slack.wait_calls("files.completeUploadExternal", 1)  # and the breach's chart in its thread
     assert bot.command("status").status_code == 200
     wait_for(lambda: bot.http.get("/healthz").json()["evaluations_completed"] >= 1, 10, "a tick")
 
