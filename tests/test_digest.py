@@ -16,10 +16,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot import cli, jobs
+from bot.adjustments import Adjustment
 from bot.digest import Schedule, ScheduleError, last_due, next_due, parse_schedule
 from bot.slack import digests as slack_digests
 from bot.slack.uploads import draw_week
 from bot.sources.pool import SourcePool
+from bot.store import adjustments as adjustment_store
 from bot.store import digests, repo
 from bot.store.models import OutboxRecord
 from tests.test_jobs import CATALOGUE
@@ -141,6 +143,20 @@ def test_each_due_digest_goes_once_whichever_replicas_look_and_lists_the_channel
         )
         session.commit()
 
+    with Session(engine) as session:  # a maintenance window of beta's during the week
+        adjustment_store.add_one_off(
+            session=session,
+            adjustment=Adjustment(
+                name="db-upgrade",
+                first_start=MONDAY_DUE - timedelta(days=2),
+                duration=timedelta(hours=2),
+                slos=("beta",),
+            ),
+            by="U1",
+            now=SET_AT,
+        )
+        session.commit()
+
     def tick(at: datetime, replica: str) -> list[str]:
         return slack_digests.send_due(engine, at, replica, "C0DIGEST", slack_digests.queue)
 
@@ -155,6 +171,7 @@ def test_each_due_digest_goes_once_whichever_replicas_look_and_lists_the_channel
     for name in ("alpha", "beta", "gamma"):  # the default channel gets every SLO without a channel
         assert f"`{name}`" in text
     assert "SLI" in text and "budget" in text
+    assert "`beta`: maintenance db-upgrade" in text and "`alpha`: maintenance" not in text
     # then its chart: the same SLOs, the least budget left first, over the digest's week
     with Session(engine) as session:
         charts = list(session.exec(select(OutboxRecord).where(OutboxRecord.kind == "chart")))

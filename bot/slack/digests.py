@@ -144,6 +144,7 @@ def payload(
         lines.append(f"… and {len(mine) - MAX_SLOS} more: `/slo report` or `slo-bot report` lists them all.")
     if not mine:
         lines = ["No SLO sends its alerts to this channel."]
+    lines += _excluded(session, [r for r in slos if r.name in {s.slo for s in mine}], week.start, week.end)
     if due < now and (now - due).total_seconds() > 3600:
         lines.append(f"_(due {blocks.slack_time(due)}: slo-bot was not running then)_")
     ids = {r.name: r.id for r in slos}
@@ -255,3 +256,32 @@ def printer(out: Any, chart_dir: Path | None = None) -> Deliver:
         print(f"  chart: {path}\n", file=out, flush=True)
 
     return deliver
+
+
+def _excluded(session: Session, records: Sequence[SLORecord], start: datetime, end: datetime) -> list[str]:
+    """The week's maintenance windows and refunded breaches of the SLOs: what their numbers leave out."""
+    from bot.adjustments import occurrences
+    from bot.store import adjustments as adjustment_store
+
+    exclusions = adjustment_store.load_exclusions(session=session)
+    lines = []
+    for record in records:
+        try:
+            slo = slo_of(record)
+        except Exception:  # a definition that no longer builds: its line already says it fails
+            continue
+        name = escape(record.name)
+        for adjustment in exclusions.adjustments:
+            if adjustment.applies_to(slo):
+                for a, b in occurrences(adjustment, start, end):
+                    lines.append(
+                        f"🛠 `{name}`: maintenance {escape(adjustment.name)}, {blocks.slack_time(a)} to "
+                        f"{blocks.slack_time(b)} (left out of its numbers)"
+                    )
+        for a, b in exclusions.refunds.get(record.name, ()):
+            if a < end and b > start:
+                lines.append(
+                    f"↩️ `{name}`: refunded, {blocks.slack_time(a)} to {blocks.slack_time(b)} "
+                    "(a false alarm: left out of its numbers)"
+                )
+    return lines
