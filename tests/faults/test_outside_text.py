@@ -97,7 +97,9 @@ def test_incident_tool_text_is_escaped_in_slack(start_bot: BotFactory, slack: Fa
         def shown() -> str:
             return json.dumps(slack.messages(ALERTS), ensure_ascii=False)
 
+        # (the breach's chart goes into its thread first: the notes follow it, in their order)
         slack.wait_until(lambda: "rolling back" in shown() and "Mallory" in shown(), what="the notes")
+        slack.wait_until(lambda: "everyone" in shown(), what="the reassignment's note")
         slack.wait_until(lambda: "Acknowledged by" in shown(), what="the acknowledged message")
         text = shown()
         for ping in PINGS:
