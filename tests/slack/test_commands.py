@@ -137,6 +137,7 @@ def test_every_slo_command_answers_usefully_and_fast(
     assert "Did you mean `checkout-availability`" in ask("silence checkout-availabilty 30m")
 
     # who may act: members of the alert's channel only, and a refusal changes nothing
+    slack.wait_until(lambda: all(o.status != "pending" for o in store.outbox()), what="the outbox drained")
     before = store.fingerprint()
     refused = ask("ack checkout-availability", user=STRANGER, channel="C0RANDOM")
     assert "Only members of <#C0ALERTS>" in refused

@@ -222,7 +222,9 @@ def test_a_breach_reaches_pagerduty_and_both_stay_in_step(
         )
         assert "<https://acme.pagerduty.com/incidents/Q2W3E4R|#77>" in _shown(_message(slack, PAGE))
 
-        # a forged webhook and a replayed one change nothing
+        # a forged webhook and a replayed one change nothing (once the resolution's chart is out)
+        drained = lambda: all(o.status != "pending" for o in store.outbox())  # noqa: E731
+        slack.wait_until(drained, what="the outbox drained")
         calls = len(slack.calls)
         forged = _webhook(bot.url, "incident.unacknowledged", "01FORGED", page_key, secret="guess")
         assert forged.status_code == 401

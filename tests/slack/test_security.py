@@ -82,6 +82,8 @@ def test_forged_stale_or_unsigned_requests_get_401_and_change_nothing(
     bot = start_bot(catalogue())
     slack.wait_calls("chat.postMessage", 1)
     page = slack.messages(ALERTS)[0]
+    # and the rest of what the breach sends (its chart, in its thread): nothing moves meanwhile
+    slack.wait_until(lambda: all(o.status != "pending" for o in store.outbox()), what="the outbox drained")
     time.sleep(0.5)
     calls_before = len(slack.calls)
     before = store.fingerprint()
