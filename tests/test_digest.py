@@ -119,11 +119,10 @@ def _posts(engine: Engine) -> list[OutboxRecord]:
         return list(session.exec(select(OutboxRecord).where(OutboxRecord.kind == "channel_post")))
 
 
-def test_each_due_digest_goes_once_whichever_replicas_look_and_lists_the_channels_slos(
-    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
-) -> None:
+def _evaluated(tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any) -> None:
+    """tests.test_jobs' three SLOs applied and evaluated an hour before the digest is due."""
     path = tmp_path / "slos.yaml"
-    path.write_text(CATALOGUE.replace("  service: api\n", "  service: api\n", 1))
+    path.write_text(CATALOGUE)
     monkeypatch.setenv("DATABASE_URL", database_url)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert cli.main(["apply", str(path)]) == 0
@@ -132,6 +131,12 @@ def test_each_due_digest_goes_once_whichever_replicas_look_and_lists_the_channel
         jobs.evaluate_all(engine, now=MONDAY_DUE - timedelta(hours=1), sources=sources, concurrency=2)
     finally:
         sources.close()
+
+
+def test_each_due_digest_goes_once_whichever_replicas_look_and_lists_the_channels_slos(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    _evaluated(tmp_path, database_url, engine, monkeypatch)
     with Session(engine) as session:
         digests.set_schedule(
             session=session,
@@ -249,16 +254,7 @@ def test_an_slos_digest_annotation_gives_its_channel_a_digest_and_validate_check
 def test_console_mode_prints_the_digest_and_writes_its_chart(
     tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
 ) -> None:
-    path = tmp_path / "slos.yaml"
-    path.write_text(CATALOGUE)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert cli.main(["apply", str(path)]) == 0
-    sources = SourcePool()
-    try:
-        jobs.evaluate_all(engine, now=MONDAY_DUE - timedelta(hours=1), sources=sources, concurrency=2)
-    finally:
-        sources.close()
+    _evaluated(tmp_path, database_url, engine, monkeypatch)
     with Session(engine) as session:
         digests.set_schedule(
             session=session,
