@@ -43,13 +43,21 @@ class Episode:
 
 
 def cost_between(session: Session, slo: SLO, breach: BreachRecord, end: datetime) -> float | None:
-    """The share of the budget the breach spent until `end` (see `bot.impact`)."""
+    """The share of the budget the breach spent until `end` (see `bot.impact`), of the events that
+    count: maintenance windows and refunded breaches are left out of it as out of every number."""
+    from bot.store import adjustments as adjustment_store  # (dateutil: only when a breach is costed)
+
     opened = utc(breach.opened_at)
     assert opened is not None
+    exclusions = adjustment_store.load_exclusions(session=session)
 
-    def sums_of(slo_id: int) -> impact.WindowSums:
+    def sums_of(slo_id: int, of: SLO = slo) -> impact.WindowSums:
         def sums(windows: Sequence[timedelta]) -> Mapping[timedelta, budget.WindowCounts]:
-            return history.window_sums(session=session, slo_id=slo_id, end=end, windows=windows)
+            counts = history.window_sums(session=session, slo_id=slo_id, end=end, windows=windows)
+            excluded = exclusions.of(of, end - max(windows), end) if windows else ()
+            return adjustment_store.subtract_excluded(
+                session=session, slo_id=slo_id, excluded=excluded, end=end, counts=counts
+            )
 
         return sums
 
@@ -59,7 +67,7 @@ def cost_between(session: Session, slo: SLO, breach: BreachRecord, end: datetime
                 weight,
                 None
                 if part_id is None
-                else impact.episode_cost(part, breach.peak, opened, end, sums_of(part_id)),
+                else impact.episode_cost(part, breach.peak, opened, end, sums_of(part_id, part)),
             )
             for weight, part, part_id in parts.part_ids(session, slo, breach.slo_id)
         ]

@@ -105,3 +105,55 @@ def test_replay_and_the_live_path_measure_the_same_episode_cost(prometheus: str,
     # the breach table on stderr says the same
     row = next(line for line in replayed.stderr.splitlines() if line.split()[:3] == ["outage", "#1", "page"])
     assert row.endswith("69.4%"), row
+
+
+def test_a_breach_that_runs_into_a_maintenance_window_costs_only_what_counts(
+    prometheus: str, tmp_path: Path
+) -> None:
+    """The same outage with a maintenance window over its second half: the page still fires from the
+    first half, and the breach costs the 500 failed requests outside the window, of a budget that
+    leaves out the window's events too, live and in replay alike (it was charged all 1,000)."""
+    window_start = budgetdata.OUTAGE_START + STEP  # the last 5 of the outage's 10 minutes
+    adjustment = f"""
+---
+apiVersion: slo-bot/v1
+kind: BudgetAdjustment
+metadata: {{name: deploy}}
+spec:
+  firstEventStart: {window_start.isoformat().replace("+00:00", "Z")}
+  duration: 5m
+  filters:
+    slos: [{{name: outage}}]
+"""
+    path = tmp_path / "slos.yaml"
+    path.write_text(budgetdata.catalogue(budgetdata.outage(), prometheus) + adjustment)
+    database = tmp_path / "slo-bot.db"
+    env = {"DATABASE_URL": f"sqlite:///{database}"}
+    applied = _slo_bot(["apply", str(path)], env)
+    assert applied.returncode == 0, applied.stderr
+    start = budgetdata.OUTAGE_START - STEP
+    end = budgetdata.OUTAGE_END + 6 * 60 * MINUTE + STEP
+    engine = db.make_engine(env["DATABASE_URL"])
+    sources = SourcePool(max_connections=4)
+    at = start
+    try:
+        while at <= end:
+            (outcome,) = jobs.evaluate_all(engine, now=at, sources=sources, concurrency=4)
+            assert outcome.error is None, outcome.error
+            at += STEP
+    finally:
+        sources.close()
+        engine.dispose()
+    with sqlite3.connect(database) as connection:
+        live = connection.execute("SELECT kind, peak, resolved_at, spent_ratio FROM breach").fetchall()
+    assert len(live) == 1, live
+    kind, peak, resolved, live_cost = live[0]
+    assert (kind, peak) == ("burn", "page") and resolved is not None
+    # 500 failed of the 0.1 % the day's 1.44 million requests, less the window's 5,000, allow
+    assert live_cost == pytest.approx(500 / 1435, rel=1e-3)
+    argv = ["replay", "--from", start.isoformat(), "--to", end.isoformat(), "--step", "5m", "--json"]
+    replayed = _slo_bot(argv, env)
+    assert replayed.returncode == 0, replayed.stderr
+    lines = [json.loads(line) for line in replayed.stdout.splitlines()]
+    costs = [x["budget_spent"] for x in lines if x.get("budget_spent") is not None]
+    assert costs and costs[-1] == pytest.approx(live_cost, abs=1e-5)
