@@ -10,15 +10,14 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_
 from sqlmodel import Session, col
 from sqlmodel import select as select_model
 
 from bot.adjustments import Adjustment, Exclusions, Interval, excluded_counts, subtract
-from bot.buckets import EPOCH
 from bot.budget import WindowCounts
 from bot.domain import Bucket
-from bot.store import refunds
+from bot.store import history, refunds
 from bot.store.models import AdjustmentRecord
 from bot.store.repo import BUCKETS, epoch, utc
 
@@ -127,33 +126,7 @@ def buckets_over(*, session: Session, slo_id: int, intervals: Sequence[Interval]
         (BUCKETS.c.start_s < epoch(b)) & (BUCKETS.c.start_s + BUCKETS.c.resolution_s > epoch(a))
         for a, b in intervals
     ]
-    rows = session.execute(
-        select(
-            BUCKETS.c.start_s,
-            BUCKETS.c.resolution_s,
-            BUCKETS.c.good,
-            BUCKETS.c.total,
-            BUCKETS.c.covered_s,
-            BUCKETS.c.good_slices,
-            BUCKETS.c.slices,
-            BUCKETS.c.ratio_sum,
-        )
-        .where(BUCKETS.c.slo_id == slo_id, or_(*overlaps))
-        .order_by(BUCKETS.c.start_s)
-    )
-    return [
-        Bucket(
-            EPOCH + timedelta(seconds=start_s),
-            timedelta(seconds=res),
-            good=good,
-            total=total,
-            covered=timedelta(seconds=covered),
-            good_slices=good_slices,
-            slices=slices,
-            ratio_sum=ratio_sum,
-        )
-        for start_s, res, good, total, covered, good_slices, slices, ratio_sum in rows
-    ]
+    return history.read_buckets(session, BUCKETS.c.slo_id == slo_id, or_(*overlaps))
 
 
 def subtract_excluded(

@@ -9,7 +9,7 @@ import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlmodel import Session
 
 from bot.buckets import EPOCH, rollup
@@ -85,6 +85,12 @@ def _insert(session: Session, buckets: Sequence[tuple[int, Bucket]]) -> None:
 
 def load_buckets(*, session: Session, slo_id: int, since: datetime) -> list[Bucket]:
     """Buckets that end after `since`, oldest first."""
+    found = read_buckets(session, BUCKETS.c.slo_id == slo_id, BUCKETS.c.start_s >= epoch(since) - 3600)
+    return [b for b in found if b.end > since]
+
+
+def read_buckets(session: Session, *conditions: ColumnElement[bool]) -> list[Bucket]:
+    """The stored buckets that meet `conditions`, oldest first."""
     rows = session.execute(
         select(
             BUCKETS.c.start_s,
@@ -96,10 +102,9 @@ def load_buckets(*, session: Session, slo_id: int, since: datetime) -> list[Buck
             BUCKETS.c.slices,
             BUCKETS.c.ratio_sum,
         )
-        .where(BUCKETS.c.slo_id == slo_id, BUCKETS.c.start_s >= epoch(since) - 3600)
+        .where(*conditions)
         .order_by(BUCKETS.c.start_s)
     )
-    since_s = epoch(since)
     return [
         Bucket(
             EPOCH + timedelta(seconds=start_s),
@@ -112,7 +117,6 @@ def load_buckets(*, session: Session, slo_id: int, since: datetime) -> list[Buck
             ratio_sum=ratio_sum,
         )
         for start_s, res, good, total, covered, good_slices, slices, ratio_sum in rows
-        if start_s + res > since_s
     ]
 
 
