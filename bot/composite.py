@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot import budget
 from bot.budget import WindowCounts
-from bot.domain import SLO, BudgetingMethod
+from bot.domain import SLO, Bucket, BudgetingMethod
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,55 @@ def combine(
             span=span,
         )
     return out
+
+
+@dataclass(frozen=True)
+class PartBuckets:
+    """One part's buckets over the window, with its weight and its own objective."""
+
+    weight: float
+    target_ratio: float
+    buckets: Sequence[Bucket]
+
+
+def budget_back(
+    parts: Sequence[PartBuckets], method: BudgetingMethod, duration: timedelta, now: datetime
+) -> datetime | None:
+    """When a spent composite budget over a rolling window of `duration` is back above zero if
+    nothing more fails: once enough of its parts' failures have aged out of the window, at the
+    traffic each part holds now (`bot.impact.budget_back` for one SLO). The budget spent is the
+    weighted mean of the parts' (a part without events left out, as in `combine`), so which
+    part's failures leave first and what each weighs decide when. None: no part has events."""
+    start = now - duration
+    weights: list[float] = []
+    allowed: list[float] = []
+    bad: list[float] = []
+    leaving: list[tuple[datetime, int, float]] = []  # (when it leaves the window - duration, part, bad)
+    for part in parts:
+        inside = [b for b in part.buckets if b.end > start and b.start < now]
+        counts = [budget.bad_and_events(b, method) for b in inside]
+        events = sum(c[1] for c in counts)
+        if events <= 0:
+            continue
+        index = len(weights)
+        weights.append(part.weight)
+        allowed.append((1.0 - part.target_ratio) * events)
+        bad.append(sum(c[0] for c in counts))
+        leaving += [(b.end, index, lost) for b, (lost, _) in zip(inside, counts, strict=True) if lost > 0]
+    total = sum(weights)
+    if total <= 0:
+        return None
+
+    def spent() -> float:
+        return sum(w * b / a for w, b, a in zip(weights, bad, allowed, strict=True)) / total
+
+    if spent() <= 1.0:
+        return now
+    for end, index, lost in sorted(leaving):
+        bad[index] -= lost
+        if spent() <= 1.0:
+            return end + duration
+    return None
 
 
 def _events(counts: WindowCounts, method: BudgetingMethod) -> float:

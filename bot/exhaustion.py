@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from bot import budget, impact, parts
+from bot import budget, composite, impact, parts
 from bot.adjustments import without
 from bot.breaches import EXHAUSTED
 from bot.buckets import floor_time
@@ -27,11 +27,25 @@ def budget_back_at(session: Session, slo: SLO, slo_id: int, now: datetime) -> da
     """When the SLO's spent budget is expected back (see `bot.impact.budget_back`)."""
     if not slo.window.is_rolling:
         return impact.budget_back(slo, (), now)
-    if slo.parts:  # which part's failures age out first, and by how much, is not worked out yet
-        return None
     since = now - slo.window.duration
+    if slo.parts:  # its budget is its parts': which part's failures age out when, and what it weighs
+        found = [
+            composite.PartBuckets(
+                weight, part.objective.target_ratio, _window(session, slo, part_id, since, now)
+            )
+            for weight, part, part_id in parts.part_ids(session, slo, slo_id)
+        ]
+        return composite.budget_back(found, slo.budgeting_method, slo.window.duration, now)
+    return impact.budget_back(slo, _window(session, slo, slo_id, since, now), now)
+
+
+def _window(session: Session, slo: SLO, slo_id: int | None, since: datetime, now: datetime) -> list[Bucket]:
+    """The stored buckets since `since` of `slo` or of one of its parts (None: a part not stored
+    yet), less `slo`'s maintenance windows and refunds."""
+    if slo_id is None:
+        return []
     buckets = history.load_buckets(session=session, slo_id=slo_id, since=since)
-    return impact.budget_back(slo, _counted(session, slo, buckets, since, now), now)
+    return _counted(session, slo, buckets, since, now)
 
 
 def spent_since(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot import budget, composite
 from bot.budget import WindowCounts
-from bot.composite import PartCounts
-from bot.domain import BudgetingMethod
+from bot.composite import PartBuckets, PartCounts
+from bot.domain import Bucket, BudgetingMethod
 
 OCC = BudgetingMethod.OCCURRENCES
 HOUR = timedelta(hours=1)
@@ -92,3 +92,52 @@ def test_no_part_with_data_is_no_data() -> None:
     )
     assert budget.sli_ratio(counts[HOUR], OCC) is None
     assert composite.burn_rate([(1, None), (2, None)]) is None
+
+
+# --- a spent composite budget: when it is back ----------------------------------------------------
+
+WEEK = timedelta(days=7)
+
+
+def hourly(now: datetime, total: float, bad: dict[int, float]) -> list[Bucket]:
+    """A week of hourly buckets ending at `now`; `bad`: failures by hours ago (of the bucket's start)."""
+    return [
+        Bucket(now - k * HOUR, HOUR, good=total - bad.get(k, 0.0), total=total, covered=HOUR)
+        for k in range(168, 0, -1)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("weights", "back_in"),
+    [
+        # `front` (99 %, 1,000 an hour): 2,000 failed 150 h ago and 500 a day ago, 2,500 of 1,680
+        # allowed (1.488 spent); `back` (99.9 %, 100 an hour): 10 failed 140 h ago and 12 two days
+        # ago, 22 of 16.8 (1.310 spent). Weighing 1 and 3: (1.488 + 3 x 1.310) / 4 = 1.354 spent.
+        # 150 h ago leaves the week 19 h from now: (0.298 + 3.929) / 4 = 1.057, still spent;
+        # 140 h ago leaves it 29 h from now: (0.298 + 3 x 0.714) / 4 = 0.610: back
+        ((1.0, 3.0), timedelta(hours=29)),
+        # weighing alike, (1.488 + 1.310) / 2 = 1.399; after 150 h ago (0.298 + 1.310) / 2 = 0.804
+        ((1.0, 1.0), timedelta(hours=19)),
+    ],
+)
+def test_a_spent_composite_budget_is_back_once_its_parts_failures_age_out(
+    weights: tuple[float, float], back_in: timedelta
+) -> None:
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    front = PartBuckets(weights[0], 0.99, hourly(now, 1000.0, {150: 2000.0, 24: 500.0}))
+    back = PartBuckets(weights[1], 0.999, hourly(now, 100.0, {140: 10.0, 48: 12.0}))
+    assert composite.budget_back([front, back], OCC, WEEK, now) == now + back_in
+
+
+def test_a_composite_budget_with_some_left_is_back_now_and_a_part_without_data_counts_not() -> None:
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    # 500 of 1,680 failed (0.298 spent); the other part had no events all week: left out of the mean
+    front = PartBuckets(1.0, 0.99, hourly(now, 1000.0, {24: 500.0}))
+    quiet = PartBuckets(3.0, 0.999, hourly(now, 0.0, {}))
+    assert composite.budget_back([front, quiet], OCC, WEEK, now) == now
+    # 2,000 failed besides, 150 h ago (1.488 spent): back when they leave the week, 19 h from now
+    front = PartBuckets(1.0, 0.99, hourly(now, 1000.0, {150: 2000.0, 24: 500.0}))
+    assert composite.budget_back([front, quiet], OCC, WEEK, now) == now + timedelta(hours=19)
+    # every event of the last two hours failed (2,000 of 1,680): back when the older hour leaves
+    front = PartBuckets(1.0, 0.99, hourly(now, 1000.0, {2: 1000.0, 1: 1000.0}))
+    assert composite.budget_back([front, quiet], OCC, WEEK, now) == now + WEEK - HOUR
