@@ -29,7 +29,7 @@ from bot.buckets import (
     plan_fetches,
     tiers_for,
 )
-from bot.budget import WindowCounts
+from bot.budget import Status, WindowCounts
 from bot.domain import SLO, Bucket, DataSource, IndicatorKind, MetricQuery
 from bot.metrics import METRICS
 from bot.periods import period_bounds, period_length
@@ -402,10 +402,11 @@ def assess(
     assert record.id is not None
     period_span = plan.end - plan.period_start
     windows = windows_of(plan)
+    of_parts: tuple[tuple[str, Status], ...] = ()
     if plan.slo.parts:  # the weighted sum of its parts' (whose own go in their snapshots)
         rows = parts.records(session, record, plan.slo, plan.now)
         counts, own = parts.counts(session, rows, plan.slo, plan.end, windows, plan.excluded)
-        parts.snapshot_parts(
+        of_parts = parts.snapshot_parts(
             session,
             rows,
             plan.slo,
@@ -430,6 +431,8 @@ def assess(
         period_span=period_span,
         warnings=warnings,
     )
+    if of_parts:
+        assessment = replace(assessment, parts=of_parts)
     if plan.slo.member_of is not None:
         # a label value going quiet (a route without traffic) is how members retire, not a breach
         kept = tuple(s for s in assessment.signals if s.key != policy.NO_DATA)

@@ -77,6 +77,7 @@ class Outcome:
     alerts: Sequence[Mapping[str, str | None]] = field(default=())  # the open breaches, as SPEC's JSON
     changes: tuple[breaches.Change, ...] = ()
     spent: Mapping[int, float | None] = field(default_factory=dict)  # breaches resolved now: their cost
+    parts: tuple[tuple[str, Status], ...] = ()  # a composite SLO's: each part's own status, by name
 
 
 def evaluate_all(
@@ -476,7 +477,7 @@ def _store_together(
             METRICS.evaluation_failed(kind)
         METRICS.evaluated(kind or "ok")
         assert outcome.status is not None
-        METRICS.slos.evaluated(outcome.name, outcome.service, outcome.status, open_kinds)
+        METRICS.slos.evaluated(outcome.name, outcome.service, outcome.status, open_kinds, outcome.parts)
     return [outcome for outcome, _, _ in done]
 
 
@@ -542,6 +543,7 @@ def _evaluate(
         breach_store.summaries(now_open),
         tuple(c for c, _ in done),
         spent,
+        assessment.parts,
     )
     return outcome, [(b.kind, b.severity) for b in now_open]  # read before the commit expires them
 

@@ -1,7 +1,8 @@
 """slo-bot's numbers for `GET /metrics`, with prometheus-client: one registry of its own (not the
 library's global one), the process metrics, and a small typed helper for each thing counted.
 
-Per-SLO gauges hold what the last evaluation of each SLO found; an SLO's series go when it is removed.
+Per-SLO gauges hold what the last evaluation of each SLO (and of a composite's parts) found; an SLO's
+series go when it is removed.
 Outbox depth and age are read from the database when `/metrics` is scraped.
 """
 
@@ -173,77 +174,101 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-_Series = tuple[str, tuple[str, ...]]  # a gauge's name and its label values
+_Series = tuple[str, tuple[tuple[str, str], ...]]  # a gauge's key and its labels, (name, value) pairs
+
+# the per-SLO gauges: key -> (name, help)
+_SLO_GAUGES = {
+    "sli": ("slo_bot_slo_sli", "The SLO's SLI over its period at the last evaluation (a ratio)"),
+    "budget": (
+        "slo_bot_slo_budget_remaining",
+        "Share of the SLO's error budget left at the last evaluation (a ratio; below 0 overspent)",
+    ),
+    "burn": (
+        "slo_bot_slo_burn_rate",
+        "The SLO's burn rate over each window of its alert policy at the last evaluation",
+    ),
+    "breach": (
+        "slo_bot_slo_breach",
+        "1 while a breach of the SLO of this kind and (headline) severity is open",
+    ),
+}
 
 
-class SLOGauges:
-    """Per SLO, from its last evaluation: SLI, budget remaining, burn rate per window, open breaches.
+class SLOGauges(Collector):
+    """Per SLO, from its last evaluation: SLI, budget remaining, burn rate per window, open breaches
+    (labels `slo`, `service`; `window`; `kind`, `severity`).
 
-    Each SLO's series are remembered, so what the last evaluation no longer has (a window dropped,
-    a breach resolved, the service renamed, the SLO removed) is removed rather than kept forever."""
+    A composite SLO's parts have an SLI, budget and burn rates of their own, each under its part's
+    name (`checkout-journey[pay]`) with a `composite` label naming the composite (the label is
+    absent from other SLOs' series: `{composite=""}` selects those); a part has no breach, the
+    composite alone alerts. Each SLO's series (a composite's with its parts') are replaced whole
+    by its next evaluation, so what it no longer has (a window dropped, a breach resolved, the
+    service renamed, a part gone, the SLO removed) is gone rather than kept forever."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._gauges = {
-            "sli": Gauge(
-                "slo_bot_slo_sli",
-                "The SLO's SLI over its period at the last evaluation (a ratio)",
-                ["slo", "service"],
-                registry=registry,
-            ),
-            "budget": Gauge(
-                "slo_bot_slo_budget_remaining",
-                "Share of the SLO's error budget left at the last evaluation (a ratio; below 0 overspent)",
-                ["slo", "service"],
-                registry=registry,
-            ),
-            "burn": Gauge(
-                "slo_bot_slo_burn_rate",
-                "The SLO's burn rate over each window of its alert policy at the last evaluation",
-                ["slo", "service", "window"],
-                registry=registry,
-            ),
-            "breach": Gauge(
-                "slo_bot_slo_breach",
-                "1 while a breach of the SLO of this kind and (headline) severity is open",
-                ["slo", "service", "kind", "severity"],
-                registry=registry,
-            ),
-        }
-        self._held: dict[str, set[_Series]] = {}
+        self._held: dict[str, dict[_Series, float]] = {}
         self._lock = threading.Lock()
+        registry.register(self)
 
-    def evaluated(self, slo: str, service: str, status: Status, breaches: Iterable[tuple[str, str]]) -> None:
-        """Publish one evaluation: its status, and the open breaches as (kind, severity)."""
-        values: dict[_Series, float] = {}
-        if status.sli is not None:
-            values["sli", (slo, service)] = status.sli
-        if status.remaining_ratio is not None:
-            values["budget", (slo, service)] = status.remaining_ratio
-        for window, burn in status.burn_rates.items():
-            if burn is not None:
-                values["burn", (slo, service, format_duration(window))] = burn
+    def evaluated(
+        self,
+        slo: str,
+        service: str,
+        status: Status,
+        breaches: Iterable[tuple[str, str]],
+        parts: Iterable[tuple[str, Status]] = (),
+    ) -> None:
+        """Publish one evaluation: its status, the open breaches as (kind, severity), and a
+        composite's parts' own statuses as (name, status)."""
+        values = _status_series((("slo", slo), ("service", service)), status)
         for kind, severity in breaches:
-            values["breach", (slo, service, kind, severity)] = 1
+            labels = (("slo", slo), ("service", service), ("kind", kind), ("severity", severity))
+            values["breach", labels] = 1
+        for name, own in parts:
+            values |= _status_series((("slo", name), ("service", service), ("composite", slo)), own)
         with self._lock:
-            for name, labels in self._held.get(slo, set()) - set(values):
-                self._gauges[name].remove(*labels)
-            for (name, labels), value in values.items():
-                self._gauges[name].labels(*labels).set(value)
-            self._held[slo] = set(values)
+            self._held[slo] = values
 
     def forget(self, slo: str) -> None:
-        """Remove the SLO's series (it was removed)."""
+        """Remove the SLO's series (it was removed), a composite's parts' with them."""
         with self._lock:
-            for name, labels in self._held.pop(slo, set()):
-                self._gauges[name].remove(*labels)
+            self._held.pop(slo, None)
 
     def keep_only(self, slos: Iterable[str]) -> None:
         """Remove the series of every SLO not in `slos` (the SLOs stored now)."""
         keep = set(slos)
         with self._lock:
-            gone = [slo for slo in self._held if slo not in keep]
-        for slo in gone:
-            self.forget(slo)
+            for slo in [s for s in self._held if s not in keep]:
+                del self._held[slo]
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families().values())
+
+    def collect(self) -> Iterable[Metric]:
+        families = self._families()
+        with self._lock:
+            held = [series for values in self._held.values() for series in values.items()]
+        for (key, labels), value in held:
+            family = families[key]
+            family.add_sample(family.name, dict(labels), value)
+        return list(families.values())
+
+    @staticmethod
+    def _families() -> dict[str, GaugeMetricFamily]:
+        return {key: GaugeMetricFamily(name, text) for key, (name, text) in _SLO_GAUGES.items()}
+
+
+def _status_series(labels: tuple[tuple[str, str], ...], status: Status) -> dict[_Series, float]:
+    """The SLI, budget and burn-rate series of one status (what it knows) under `labels`."""
+    values: dict[_Series, float] = {}
+    if status.sli is not None:
+        values["sli", labels] = status.sli
+    if status.remaining_ratio is not None:
+        values["budget", labels] = status.remaining_ratio
+    for window, burn in status.burn_rates.items():
+        if burn is not None:
+            values["burn", (*labels, ("window", format_duration(window)))] = burn
+    return values
 
 
 @dataclass(frozen=True)

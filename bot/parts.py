@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from bot import composite, groups, policy, status
 from bot.adjustments import Interval
-from bot.budget import WindowCounts
+from bot.budget import Status, WindowCounts
 from bot.domain import SLO
 from bot.store import adjustments, history, repo
 from bot.store import groups as group_store
@@ -76,10 +76,11 @@ def snapshot_parts(
     period_start: datetime,
     period_end: datetime,
     period_span: timedelta,
-) -> None:
-    """Each part's status as of this evaluation, kept as its snapshot: `status` and `/slo show`
-    list the parts' SLIs and budgets under the composite. Their signals go nowhere: the composite
-    alone alerts."""
+) -> tuple[tuple[str, Status], ...]:
+    """Each part's status as of this evaluation, kept as its snapshot (`status` and `/slo show`
+    list the parts' SLIs and budgets under the composite) and returned by name (`/metrics`, `check`).
+    Their signals go nowhere: the composite alone alerts."""
+    statuses: list[tuple[str, Status]] = []
     for row, part, found in zip(rows, slo.parts, own, strict=True):
         assert row.id is not None
         assessed = status.assess(
@@ -92,6 +93,8 @@ def snapshot_parts(
             period_span=period_span,
         )
         repo.add_snapshot(session=session, slo_id=row.id, status=assessed.status, error=None)
+        statuses.append((part.slo.name, assessed.status))
+    return tuple(statuses)
 
 
 def window_sums(

@@ -19,6 +19,7 @@ from bot.domain import SLO
 class Assessment:
     status: Status
     signals: tuple[policy.Signal, ...]
+    parts: tuple[tuple[str, Status], ...] = ()  # a composite SLO's: each part's own, by name
 
 
 def assess(

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from bot import cli, jobs
 from bot.budget import Status
+from bot.durations import format_duration
 from bot.metrics import METRICS, Metrics
 from bot.sources.pool import SourcePool
 from bot.store import outbox, repo
@@ -191,3 +192,93 @@ def test_outbox_depth_and_age_by_destination(engine: Engine) -> None:
     text = metrics.render()
     assert sample(text, "slo_bot_outbox_pending", destination="slack") is None
     assert sample(text, "slo_bot_outbox_pending", destination="incidents") == 1
+
+
+# a journey of two parts: `front` fails 5 % against 99.9 % (burn about 50), `back` about 0.1 % of
+# fewer requests against 99 % (burn about 0.1, noisier), weighing 1 and 3
+JOURNEY = """
+apiVersion: openslo/v1
+kind: DataSource
+metadata: {name: sim-front}
+spec:
+  type: Simulated
+  connectionDetails: {seed: 7, requests_per_minute: 200, error_ratio: 0.05}
+---
+apiVersion: openslo/v1
+kind: DataSource
+metadata: {name: sim-back}
+spec:
+  type: Simulated
+  connectionDetails: {seed: 8, requests_per_minute: 100, error_ratio: 0.001}
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata: {name: metrics-journey}
+spec:
+  service: shop
+  budgetingMethod: Occurrences
+  timeWindow: [{duration: 30d, isRolling: true}]
+  objectives:
+""" + "".join(
+    f"""    - displayName: {name}
+      target: {target}
+      compositeWeight: {weight}
+      indicator:
+        metadata: {{name: journey-{name}-requests}}
+        spec:
+          ratioMetric:
+            counter: true
+            good: {{metricSource: {{metricSourceRef: sim-{name}, spec: {{query: good}}}}}}
+            total: {{metricSource: {{metricSourceRef: sim-{name}, spec: {{query: total}}}}}}
+"""
+    for name, target, weight in (("front", 0.999, 1), ("back", 0.99, 3))
+)
+
+
+def test_the_parts_of_a_composite_slo_have_series_of_their_own_labelled_with_it(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    path = tmp_path / "journey.yaml"
+    path.write_text(JOURNEY)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main(["apply", str(path)]) == 0
+    (outcome,) = _evaluate(engine, NOW)
+    assert outcome.name == "metrics-journey" and outcome.alerts
+    text = METRICS.render()
+    with Session(engine) as session:  # each part's own evaluation, as `slo-bot status` shows it
+        stored = {r.name: repo.status_of(s) for r, s in repo.latest_snapshots(session=session)}
+    for label, (low, high) in (("front", (40.0, 60.0)), ("back", (0.0, 1.0))):
+        part = {"slo": f"metrics-journey[{label}]", "service": "shop", "composite": "metrics-journey"}
+        own = stored[part["slo"]]
+        assert own is not None and own.sli is not None
+        assert sample(text, "slo_bot_slo_sli", **part) == own.sli
+        assert sample(text, "slo_bot_slo_budget_remaining", **part) == own.remaining_ratio
+        burns = {
+            labels["window"]: value
+            for labels, value in samples(text, "slo_bot_slo_burn_rate")
+            if labels["slo"] == part["slo"]
+        }
+        assert burns == {format_duration(w): b for w, b in own.burn_rates.items()}
+        assert set(burns) >= {"5m", "1h", "6h", "3d"}, burns
+        assert all(low < b < high for b in burns.values()), (label, burns)
+        # the composite alone alerts: a part has no breach of its own
+        assert not [
+            labels for labels, _ in samples(text, "slo_bot_slo_breach") if labels["slo"] == part["slo"]
+        ]
+    # the composite's series are as any SLO's, its breach with them
+    composite = {"slo": "metrics-journey", "service": "shop"}
+    assert outcome.status is not None
+    assert sample(text, "slo_bot_slo_budget_remaining", **composite) == outcome.status.remaining_ratio
+    assert [
+        labels for labels, _ in samples(text, "slo_bot_slo_breach") if labels["slo"] == "metrics-journey"
+    ] == [{**composite, "kind": "burn", "severity": outcome.alerts[0]["severity"] or ""}]
+
+    # the composite removed (`apply --prune` elsewhere): its parts' series go with its own
+    with Session(engine) as session:
+        repo.delete_slos_except(session=session, keep=[])
+        session.commit()
+    _evaluate(engine, NOW + timedelta(minutes=1))
+    text = METRICS.render()
+    for name in ("slo_bot_slo_sli", "slo_bot_slo_budget_remaining", "slo_bot_slo_burn_rate"):
+        assert not [labels for labels, _ in samples(text, name) if "metrics-journey" in labels["slo"]], name
