@@ -18,6 +18,7 @@ from bot import breaches, composite, evaluation, status
 from bot.adjustments import Interval, excluded_counts, subtract
 from bot.alerting import FIRING
 from bot.buckets import FetchRange, fetches_coarse_directly, tier_ranges, window_counts
+from bot.budget import Status
 from bot.catalogue import CatalogueError
 from bot.catalogue.stored import slo_of
 from bot.domain import Bucket
@@ -87,7 +88,10 @@ def evaluate_as_of(
         excluded = plan.excluded
         assessment = _assess_in_memory(plan, buckets, plan.end, plan.now, warnings, excluded)
         alerts = _alerts_as_of(plan, buckets, assessment, excluded)
-        outcomes.append(Outcome(record.name, record.service, slo, assessment.status, alerts=alerts))
+        own = _parts_assessed(plan, buckets, excluded) if slo.parts else ()
+        outcomes.append(
+            Outcome(record.name, record.service, slo, assessment.status, alerts=alerts, parts=own)
+        )
     return sorted(outcomes, key=lambda o: o.name)
 
 
@@ -194,6 +198,19 @@ def _refined(
             warnings.append(f"{rng.start:%Y-%m-%d %H:%M}: counted in proportion from stored data")
     kept = [b for b in base if not any(r.start < b.end and b.start < r.end for r, _ in replacements)]
     return sorted(kept + [b for _, fetched in replacements for b in fetched], key=lambda b: b.start)
+
+
+def _parts_assessed(
+    plan: evaluation.Plan, buckets: Parted, excluded: Sequence[Interval]
+) -> tuple[tuple[str, Status], ...]:
+    """A composite's parts' own statuses, by name, as its live evaluation keeps them in their snapshots."""
+    return tuple(
+        (
+            p.slo.name,
+            _assess_in_memory(replace(plan, slo=p.slo), (b,), plan.end, plan.now, (), excluded).status,
+        )
+        for p, b in zip(plan.slo.parts, buckets, strict=True)
+    )
 
 
 def _assess_in_memory(

@@ -277,6 +277,16 @@ def _known_names(engine: Engine) -> list[str]:
         return [r.name for r in repo.list_slos(session=session, members=True)]
 
 
+def _composites_of(engine: Engine, names: Sequence[str]) -> dict[str, str]:
+    """The composite of each of `names` that is a part of one (`bot.parts.composites_of`)."""
+    from sqlmodel import Session
+
+    from bot import parts
+
+    with Session(engine) as session:
+        return parts.composites_of(session, names)
+
+
 def unknown_slo_message(name: str, known: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -297,16 +307,26 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     known = _known_names(engine)
     if not known:
         raise UsageError("no SLOs in the database: run `slo-bot apply FILE...` first")
+    part_of = _composites_of(engine, args.slo or ())
     for name in args.slo or ():
-        if name not in known:
+        if name not in known and name not in part_of:
             raise UsageError(unknown_slo_message(name, known))
+    # a composite's parts are fetched, stored and evaluated with it, never alone: a part named is
+    # its composite checked, and the part's own figures from that evaluation shown under it
+    names = None if args.slo is None else list(dict.fromkeys(part_of.get(n, n) for n in args.slo))
+    for part, whole in part_of.items():
+        print(
+            f"slo-bot: {part} is a part of the composite SLO {whole}: "
+            f"checked {whole}, whose parts are evaluated together",
+            file=sys.stderr,
+        )
     now = args.at or datetime.now(UTC)
     sources = SourcePool(max_connections=settings.concurrency)
     with logs.context(tick=now.isoformat()):  # its log lines name the evaluation, as run's do
         try:
             if args.at is not None:  # a past moment: read-only, as a fresh database would see it
                 outcomes = asof.evaluate_as_of(
-                    engine, at=now, sources=sources, concurrency=settings.concurrency, names=args.slo
+                    engine, at=now, sources=sources, concurrency=settings.concurrency, names=names
                 )
             else:
                 # with Slack configured, alerts that `check` opens are queued for the running bot to post
@@ -321,12 +341,18 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
                     now=now,
                     sources=sources,
                     concurrency=settings.concurrency,
-                    names=args.slo,
+                    names=names,
                     hooks=hooks,
                 )
         finally:
             sources.close()
-    rows = [report.row_from_status(o.name, o.service, o.slo, o.status, o.error, o.alerts) for o in outcomes]
+    rows = []
+    for o in outcomes:
+        rows.append(report.row_from_status(o.name, o.service, o.slo, o.status, o.error, o.alerts))
+        own = dict(o.parts)
+        for named in [p.slo for p in o.slo.parts] if o.slo is not None else []:
+            if named.name in part_of and named.name in own:
+                rows.append(report.row_from_status(named.name, o.service, named, own[named.name]))
     print(report.render_json(rows) if args.json else report.render_table(rows))
     kinds = {o.error_kind for o in outcomes}
     for outcome in outcomes:

@@ -15,6 +15,8 @@ from sqlmodel import Session
 from bot import composite, groups, policy, status
 from bot.adjustments import Interval
 from bot.budget import Status, WindowCounts
+from bot.catalogue import CatalogueError
+from bot.catalogue.stored import slo_of
 from bot.domain import SLO
 from bot.store import adjustments, history, repo
 from bot.store import groups as group_store
@@ -125,6 +127,23 @@ def window_sums(
         slo.budgeting_method,
         windows,
     )
+
+
+def composites_of(session: Session, names: Sequence[str]) -> dict[str, str]:
+    """The composite SLO of each of `names` that names a part of one (`checkout-journey[pay]`),
+    by the composite's definition: known before its first evaluation stores the part's row."""
+    found: dict[str, str] = {}
+    for name in names:
+        record = repo.get_slo(session=session, name=groups.definition_of(name)) if "[" in name else None
+        if record is None or record.group_by:
+            continue
+        try:
+            slo = slo_of(record)
+        except CatalogueError:  # a definition that no longer builds has no parts to name
+            continue
+        if any(p.slo.name == name for p in slo.parts):
+            found[name] = record.name
+    return found
 
 
 def part_ids(session: Session, slo: SLO, slo_id: int) -> list[tuple[float, SLO, int | None]]:

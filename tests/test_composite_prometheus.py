@@ -235,3 +235,63 @@ def test_a_part_whose_source_fails_fails_the_composite_tick_and_stores_nothing(
     assert outcome.error_kind == "source_unavailable" and "127.0.0.1:9" in (outcome.error or "")
     assert stored == []  # not the reachable part's buckets either: the parts move together
     assert record.failing_since is not None and record.covered_to is None
+
+
+def test_check_of_a_part_checks_its_composite_and_shows_both(
+    run: Cli, catalogue: Path, prometheus_fixed: str, prom_history_fixed: History
+) -> None:
+    history = prom_history_fixed
+    at = history.end
+    assert run("apply", str(catalogue), prometheus=prometheus_fixed)[0] == 0
+    note = (
+        "slo-bot: checkout-journey[yesterday] is a part of the composite SLO checkout-journey: "
+        "checked checkout-journey, whose parts are evaluated together"
+    )
+    # as of a past moment: the composite's weighted figures and the part's own, from the true counts
+    code, out, err = run(
+        "check",
+        "--at",
+        at.isoformat(),
+        "--slo",
+        "checkout-journey[yesterday]",
+        "--json",
+        prometheus=prometheus_fixed,
+    )
+    assert code == 0, err
+    assert note in err.splitlines()
+    rows = {r["slo"]: r for r in json.loads(out)}
+    assert list(rows) == ["checkout-journey", "checkout-journey[yesterday]"]
+    _assert_weighted(rows["checkout-journey"], history, at)
+    part = rows["checkout-journey[yesterday]"]
+    good, total = history.good(at - 31 * DAY, at - DAY), history.total(at - 31 * DAY, at - DAY)
+    assert part["objective"] == 0.99
+    assert part["sli"] == pytest.approx(good / total, abs=1e-5)
+    assert part["budget"]["consumed"] == pytest.approx((1 - good / total) / 0.01, rel=0.01)
+    burn_1h = error_ratio(history, at - 60 * MINUTE, at, DAY) / 0.01
+    assert part["burn_rates"]["1h"] == pytest.approx(burn_1h, rel=0.01, abs=1e-3)
+    assert part["alerts"] == []  # the composite alone alerts
+
+    # now: the composite is evaluated and stored with its parts; what is printed is what was stored
+    code, out, err = run(
+        "check", "--slo", "checkout-journey[yesterday]", "--json", prometheus=prometheus_fixed
+    )
+    assert code == 0, err
+    assert note in err.splitlines()
+    checked = {r["slo"]: r for r in json.loads(out)}
+    assert list(checked) == ["checkout-journey", "checkout-journey[yesterday]"]
+    code, out, err = run("status", "--json")
+    assert code == 0, err
+    shown = {r["slo"]: r for r in json.loads(out)}
+    for name, row in checked.items():
+        assert (row["evaluated_at"], row["sli"], row["budget"]) == (
+            shown[name]["evaluated_at"],
+            shown[name]["sli"],
+            shown[name]["budget"],
+        ), name
+    # and as a table, both lines
+    code, out, _ = run("check", "--slo", "checkout-journey[yesterday]", prometheus=prometheus_fixed)
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[1:3]] == [
+        "checkout-journey",
+        "checkout-journey[yesterday]",
+    ]
