@@ -384,10 +384,14 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
         records = repo.list_slos(session=session)
         exclusions = adjustment_store.load_exclusions(session=session)
     known = [r.name for r in records]
+    part_of = _composites_of(engine, args.slo or ())
     for name in args.slo or ():
-        if name not in known:
+        if name not in known and name not in part_of:
             raise UsageError(unknown_slo_message(name, known))
-    chosen = [r for r in records if not args.slo or r.name in args.slo]
+    for part, whole in part_of.items():  # its alerts are its composite's: it raises none of its own
+        print(f"slo-bot: {part} is a part of the composite SLO {whole}: replaying {whole}", file=sys.stderr)
+    wanted = {part_of.get(n, n) for n in args.slo or ()}
+    chosen = [r for r in records if not wanted or r.name in wanted]
     if not chosen:
         raise UsageError("no SLOs in the database: run `slo-bot apply FILE...` first")
     sources = SourcePool(max_connections=settings.concurrency)

@@ -204,6 +204,20 @@ def test_the_composite_alone_pages_and_opens_a_breach(
     assert fired and fired[0]["slo"] == "checkout-journey"
     assert fired[0]["at"] == pages[0].isoformat().replace("+00:00", "Z")
     assert fired[0]["burn_rates"]["5m"] == pytest.approx(burn(pages[0], 5), rel=0.01)
+    # a part named replays its composite (the part raises no alert of its own) and says so
+    code, by_part, err = run(
+        "replay",
+        "--from",
+        start.isoformat(),
+        "--to",
+        at.isoformat(),
+        "--slo",
+        "checkout-journey[live]",
+        "--json",
+    )
+    assert code == 0, err
+    assert "slo-bot: checkout-journey[live] is a part of the composite SLO checkout-journey" in err
+    assert by_part == out
 
 
 def test_a_part_whose_source_fails_fails_the_composite_tick_and_stores_nothing(
