@@ -53,6 +53,13 @@ def list_slos(*, session: Session, members: bool = False) -> list[SLORecord]:
     return list(session.exec(query))
 
 
+def without_parts(records: Sequence[SLORecord]) -> list[SLORecord]:
+    """`records` (read with members) less the parts of composite SLOs: a composite is one SLO, its
+    parts' rows point at it as a grouped SLO's members point at their definition."""
+    singles = {r.id for r in records if r.group_id is None and not r.group_by}
+    return [r for r in records if r.group_id is None or r.group_id not in singles]
+
+
 def get_slo(*, session: Session, name: str) -> SLORecord | None:
     return session.exec(select_model(SLORecord).where(SLORecord.name == name)).first()
 
@@ -162,18 +169,25 @@ def clear_failure(*, session: Session, record: SLORecord) -> None:
         session.add(record)
 
 
+def _counted() -> Any:
+    """The rows a person counts as SLOs: each member of a grouped SLO (not its definition), and a
+    composite SLO once (not its parts, whose rows point at it as members point at their group)."""
+    whole = SLOS.alias("whole")  # an SLO of its own: neither grouped nor a member or part
+    singles = select(whole.c.id).where(whole.c.group_by.is_(None), whole.c.group_id.is_(None))
+    return SLOS.c.group_by.is_(None) & (SLOS.c.group_id.is_(None) | SLOS.c.group_id.not_in(singles))
+
+
 def count_slos(*, session: Session) -> int:
-    """SLOs evaluated: each member of a grouped SLO counts, its definition does not."""
-    return int(
-        session.execute(select(func.count()).select_from(SLOS).where(SLOS.c.group_by.is_(None))).scalar_one()
-    )
+    """SLOs evaluated: each member of a grouped SLO counts, its definition does not; a composite SLO
+    counts once."""
+    return int(session.execute(select(func.count()).select_from(SLOS).where(_counted())).scalar_one())
 
 
 def failing_by_kind(*, session: Session) -> dict[str, int]:
-    """How many SLOs (members of grouped ones each) failed their last evaluation, by failure kind."""
+    """How many SLOs (as `count_slos` counts them) failed their last evaluation, by failure kind."""
     rows = session.execute(
         select(SLOS.c.failure_kind, func.count())
-        .where(SLOS.c.failing_since.is_not(None), SLOS.c.group_by.is_(None))
+        .where(SLOS.c.failing_since.is_not(None), _counted())
         .group_by(SLOS.c.failure_kind)
     )
     counts: dict[str, int] = {}
