@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, Connection, delete, func, select
 from sqlmodel import Session
 
 from bot.buckets import EPOCH, rollup
@@ -29,7 +30,8 @@ Write = tuple[int, datetime, datetime, Sequence[Bucket]]  # (slo_id, start, end,
 
 
 def replace_many(*, session: Session, writes: Sequence[Write]) -> None:
-    """`replace_buckets` of many ranges (of one SLO or many): one batch of deletes, one insert."""
+    """`replace_buckets` of many ranges (of one SLO or many): one batch of deletes, one insert, and
+    the running sums of each SLO's rows from its first written one on (see `_Row`)."""
     if not writes:
         return
     connection = session.connection()
@@ -41,37 +43,60 @@ def replace_many(*, session: Session, writes: Sequence[Write]) -> None:
     # as if written one after the other: a later range replaces what an earlier one wrote in it
     # (an SLO's ranges may overlap: one asked again after a partial answer)
     kept: dict[int, dict[tuple[int, int], Bucket]] = {}
+    froms: dict[int, int] = {}  # where each SLO's writes begin
     for slo_id, start, end, buckets in writes:
         mine = kept.setdefault(slo_id, {})
+        lo, hi = epoch(start), epoch(end)
         if mine:
-            lo, hi = epoch(start), epoch(end)
             kept[slo_id] = mine = {key: b for key, b in mine.items() if not lo <= key[0] < hi}
         for b in buckets:
             mine[(epoch(b.start), int(b.resolution.total_seconds()))] = b
-    _insert(session, [(slo_id, b) for slo_id, mine in kept.items() for b in mine.values()])
+        froms[slo_id] = min(froms.get(slo_id, lo), lo, *(key[0] for key in mine))
+    points = list(froms.items())
+    before, after = _probe(connection, points, earlier=True), _probe(connection, points, earlier=False)
+    rows: list[tuple[float, ...]] = []
+    again: list[tuple[int, int]] = []  # SLOs with older rows after their written ones
+    for slo_id, lo in points:
+        found = before.get((slo_id, lo))
+        running = list(found.cum) if found else [0.0] * len(_SUMMED)
+        for (start_s, resolution_s), b in sorted(kept.get(slo_id, {}).items()):
+            own = _own(b)
+            running = [r + o for r, o in zip(running, own, strict=True)]
+            rows.append((slo_id, resolution_s, start_s, *own, *running))
+        if (slo_id, lo) in after:
+            again.append((slo_id, lo))
+    _insert(session, rows)
+    _recompute(session, again)
 
 
-_COLUMNS = "slo_id, resolution_s, start_s, good, total, covered_s, good_slices, slices, ratio_sum"
+# The bucket's own sums, in the order of their columns and of the running sums' (`_CUMS`)
+_SUMMED = ("good", "total", "covered_s", "good_slices", "slices", "ratio_sum")
+_CUMS = tuple(f"cum_{column}" for column in _SUMMED)
+_COLUMNS = ", ".join(("slo_id", "resolution_s", "start_s", *_SUMMED, *_CUMS))
+Sums = list[float]
 
 
-def _insert(session: Session, buckets: Sequence[tuple[int, Bucket]]) -> None:
-    """Bulk insert (slo_id, bucket) pairs through the driver: COPY on PostgreSQL, executemany on SQLite."""
-    if not buckets:
+def _own(b: Bucket) -> Sums:
+    return [b.good, b.total, b.covered.total_seconds(), b.good_slices, b.slices, b.ratio_sum]
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A stored bucket with its running sums: `cum` is `own` summed over the SLO's buckets up to and
+    including this one, in (start_s, resolution_s) order, so the buckets of [a, b) sum to the running
+    sums of the last bucket before b less those of the last before a."""
+
+    start_s: int
+    resolution_s: int
+    own: Sums
+    cum: Sums
+
+
+def _insert(session: Session, rows: Sequence[tuple[float, ...]]) -> None:
+    """Bulk insert rows of `_COLUMNS` through the driver: COPY on PostgreSQL, executemany on SQLite."""
+    if not rows:
         return
-    rows = [
-        (
-            slo_id,
-            int(b.resolution.total_seconds()),
-            int(b.start.timestamp()),
-            b.good,
-            b.total,
-            int(b.covered.total_seconds()),
-            b.good_slices,
-            b.slices,
-            b.ratio_sum,
-        )
-        for slo_id, b in buckets
-    ]
+    rows = [(*row[:5], int(row[5]), *row[6:]) for row in rows]  # covered_s: whole seconds
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         driver = connection.connection.driver_connection
@@ -80,7 +105,81 @@ def _insert(session: Session, buckets: Sequence[tuple[int, Bucket]]) -> None:
             for row in rows:
                 copy.write_row(row)
         return
-    connection.exec_driver_sql(f"INSERT INTO bucket ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    marks = ", ".join(["?"] * (3 + 2 * len(_SUMMED)))
+    connection.exec_driver_sql(f"INSERT INTO bucket ({_COLUMNS}) VALUES ({marks})", list(rows))
+
+
+def _recompute(session: Session, asks: Sequence[tuple[int, int]]) -> None:
+    """Set the running sums of each (slo_id, from_s)'s rows from `from_s` on again (after a write
+    with older rows after it, or a roll-up that replaced a row): from the last row before, in SQL."""
+    if not asks:
+        return
+    connection = session.connection()
+    mark = "%s" if connection.dialect.name == "postgresql" else "?"
+    last = ", ".join(_CUMS)
+    sets = ", ".join(f"{c} = r.{c}" for c in _CUMS)
+    sums = ", ".join(
+        f"COALESCE(base.{c}, 0) + SUM(b.{o}) OVER w AS {c}" for o, c in zip(_SUMMED, _CUMS, strict=True)
+    )
+    connection.exec_driver_sql(
+        f"WITH base AS (SELECT {last} FROM bucket WHERE slo_id = {mark} AND start_s < {mark} "
+        "ORDER BY start_s DESC, resolution_s DESC LIMIT 1) "
+        f"UPDATE bucket SET {sets} FROM (SELECT b.slo_id AS s, b.start_s AS st, b.resolution_s AS rs, {sums} "
+        f"FROM bucket b LEFT JOIN base ON 1 = 1 WHERE b.slo_id = {mark} AND b.start_s >= {mark} "
+        "WINDOW w AS (ORDER BY b.start_s, b.resolution_s ROWS UNBOUNDED PRECEDING)) AS r "
+        "WHERE bucket.slo_id = r.s AND bucket.start_s = r.st AND bucket.resolution_s = r.rs",
+        [(slo_id, from_s, slo_id, from_s) for slo_id, from_s in asks],
+    )
+
+
+# Probes find one row per (slo_id, x) by primary-key index: the last bucket that starts before x, or
+# the first that starts at or after it. On PostgreSQL a VALUES list joined LATERAL (a plain join is
+# planned as a hash join over the whole table), on SQLite a UNION ALL of one-row selects.
+SQLITE_PROBES = 450  # SQLite allows 500 terms in a compound SELECT
+POSTGRESQL_PROBES = 5000  # 2 parameters each, of the 65,535 a statement may have
+
+
+@functools.cache
+def _probe_sql(count: int, dialect: str, earlier: bool) -> str:
+    columns = ", ".join(("start_s", "resolution_s", *_SUMMED, *_CUMS))
+    where, order = ("<", "DESC") if earlier else (">=", "ASC")
+    one = f"SELECT {columns} FROM bucket WHERE slo_id = {{slo}} AND start_s {where} {{x}} "
+    one += f"ORDER BY start_s {order}, resolution_s {order} LIMIT 1"
+    if dialect == "postgresql":
+        rows = ", ".join(["(%s, %s)"] * count)
+        inner = one.format(slo="v.slo", x="v.x")
+        return (
+            f"WITH v(slo, x) AS (VALUES {rows}) SELECT v.slo, v.x, b.* FROM v CROSS JOIN LATERAL ({inner}) b"
+        )
+    part = f"SELECT * FROM (SELECT ? AS slo, ? AS x, {one.format(slo='?', x='?')[len('SELECT ') :]})"
+    return " UNION ALL ".join([part] * count)
+
+
+def _probe(
+    connection: Connection, points: Sequence[tuple[int, int]], *, earlier: bool
+) -> dict[tuple[int, int], _Row]:
+    """For each (slo_id, x): the SLO's last bucket that starts before x (`earlier`), or its first that
+    starts at or after x. A point with no such bucket is missing from the answer."""
+    dialect = connection.dialect.name
+    points = list(dict.fromkeys(points))
+    chunk = SQLITE_PROBES if dialect == "sqlite" else POSTGRESQL_PROBES
+    found: dict[tuple[int, int], _Row] = {}
+    width = len(_SUMMED)
+    for first in range(0, len(points), chunk):
+        part = points[first : first + chunk]
+        params: list[int] = []
+        for slo, x in part:
+            params += [slo, x] if dialect == "postgresql" else [slo, x, slo, x]
+        for slo, x, start_s, resolution_s, *values in connection.exec_driver_sql(
+            _probe_sql(len(part), dialect, earlier), tuple(params)
+        ):
+            found[(int(slo), int(x))] = _Row(
+                int(start_s),
+                int(resolution_s),
+                [float(v) for v in values[:width]],
+                [float(v) for v in values[width:]],
+            )
+    return found
 
 
 def load_buckets(*, session: Session, slo_id: int, since: datetime) -> list[Bucket]:
@@ -120,55 +219,14 @@ def read_buckets(session: Session, *conditions: ColumnElement[bool]) -> list[Buc
     ]
 
 
-_SUMMED = ("good", "total", "good_slices", "slices", "ratio_sum", "covered_s")
-MAX_RESOLUTION_S = 3600  # no bucket is longer than an hour (bot.buckets.tiers_for)
-
-# Window sums read a batch of SLOs at once. A window's sum is that of the segments between the
-# starts of the SLO's windows it spans, so every bucket is read once, in primary-key ranges: on
-# PostgreSQL a VALUES list joined LATERAL (a plain join is planned as a hash join over the whole
-# table), on SQLite a UNION ALL of range sums (its join of a VALUES list sorts every joined row
-# to group them).
-SQLITE_SEGMENTS = 450  # SQLite allows 500 terms in a compound SELECT
-
-
-@functools.cache
-def _segments_sql(count: int, dialect: str) -> str:
-    """Sums of `count` segments, each given as (slo, segment, lo, hi): rows (slo, segment, sums)."""
-    sums = ", ".join(f"SUM({column})" for column in _SUMMED)
-    if dialect == "postgresql":
-        rows = ", ".join(["(%s, %s, %s, %s)"] * count)
-        return (
-            f"WITH v(slo, segment, lo, hi) AS (VALUES {rows}) SELECT v.slo, v.segment, x.* FROM v "
-            f"CROSS JOIN LATERAL (SELECT {sums} FROM bucket WHERE slo_id = v.slo AND start_s >= v.lo "
-            f"AND start_s < v.hi) x"
-        )
-    one = f"SELECT ?, ?, {sums} FROM bucket WHERE slo_id = ? AND start_s >= ? AND start_s < ?"
-    return " UNION ALL ".join([one] * count)  # (slo, segment, slo, lo, hi) each
-
-
-@functools.cache
-def _cuts_sql(cuts: int, dialect: str) -> str:
-    """The buckets a window's start cuts in two: a VALUES row per (slo, start)."""
-    mark = "%s" if dialect == "postgresql" else "?"
-    rows = ", ".join([f"({mark}, {mark})"] * cuts)
-    columns = ", ".join(f"b.{column}" for column in _SUMMED)
-    cut = (
-        f"b.slo_id = c.slo AND b.start_s >= c.s - {MAX_RESOLUTION_S} AND b.start_s < c.s "
-        f"AND b.start_s + b.resolution_s > c.s"
-    )
-    select = f"WITH c(slo, s) AS (VALUES {rows}) SELECT c.slo, c.s, b.start_s, b.resolution_s, {columns} "
-    if dialect == "postgresql":  # (OFFSET 0: kept a subquery, not planned as a hash join)
-        return f"{select}FROM c CROSS JOIN LATERAL (SELECT * FROM bucket b WHERE {cut} OFFSET 0) b"
-    return f"{select}FROM c JOIN bucket b ON {cut}"
-
-
 def window_sums(
     *, session: Session, slo_id: int, end: datetime, windows: Sequence[timedelta]
 ) -> dict[timedelta, WindowCounts]:
     """Sum the buckets of each window [end - w, end) in the database.
 
     The same arithmetic as `bot.buckets.window_counts` (a bucket cut by a window's start counts in
-    proportion), done where the rows are, in primary-key range scans.
+    proportion), from the running sums of the rows at the window's ends: a few index lookups, not a
+    scan of the window.
     """
     return window_sums_many(session=session, asks=[(slo_id, end, windows)])[slo_id]
 
@@ -177,47 +235,40 @@ Ask = tuple[int, datetime, Sequence[timedelta]]  # (slo_id, end, windows)
 
 
 def window_sums_many(*, session: Session, asks: Sequence[Ask]) -> dict[int, dict[timedelta, WindowCounts]]:
-    """`window_sums` of many SLOs (one ask each) in a couple of statements for all of them."""
+    """`window_sums` of many SLOs (one ask each) in two statements for all of them: per SLO, the last
+    bucket before its end and before each window's start, and its first bucket in its longest window
+    (for a window that starts before the SLO's first stored bucket)."""
     out: dict[int, dict[timedelta, WindowCounts]] = {slo_id: {} for slo_id, _, _ in asks}
     shapes = [(slo_id, epoch(end), sorted(set(windows))) for slo_id, end, windows in asks if windows]
     if not shapes:
         return out
-    segments: list[tuple[int, int, int, int]] = []  # (slo, segment, lo, hi)
-    cuts: list[int] = []
+    lasts: list[tuple[int, int]] = []
+    firsts: list[tuple[int, int]] = []
     for slo_id, end_s, windows in shapes:
-        starts = [end_s - int(w.total_seconds()) for w in windows]  # the latest first
-        bounds = zip(starts, [end_s, *starts], strict=False)  # segment k: [start k, start k - 1)
-        segments += [(slo_id, k, lo, hi) for k, (lo, hi) in enumerate(bounds)]
-        cuts += [value for start_s in starts for value in (slo_id, start_s)]
+        lasts += [(slo_id, end_s), *((slo_id, end_s - int(w.total_seconds())) for w in windows)]
+        firsts.append((slo_id, end_s - int(windows[-1].total_seconds())))
     connection = session.connection()
-    dialect = connection.dialect.name
-    chunk = SQLITE_SEGMENTS if dialect == "sqlite" else len(segments)
-    summed: dict[tuple[int, int], list[float]] = {}
-    for first in range(0, len(segments), chunk):
-        part = segments[first : first + chunk]
-        params: list[int] = []
-        for slo, k, lo, hi in part:
-            params += [slo, k, lo, hi] if dialect == "postgresql" else [slo, k, slo, lo, hi]
-        for slo, k, *values in connection.exec_driver_sql(_segments_sql(len(part), dialect), tuple(params)):
-            summed[(int(slo), int(k))] = [float(v or 0.0) for v in values]
-    cut: dict[tuple[int, int], list[tuple[int, int, list[float]]]] = {}
-    for slo, start_s, edge, resolution, *values in connection.exec_driver_sql(
-        _cuts_sql(len(cuts) // 2, dialect), tuple(cuts)
-    ):
-        cut.setdefault((int(slo), int(start_s)), []).append(
-            (int(edge), int(resolution), [float(v or 0.0) for v in values])
-        )
+    last, first = _probe(connection, lasts, earlier=True), _probe(connection, firsts, earlier=False)
     nothing = [0.0] * len(_SUMMED)
     for slo_id, end_s, windows in shapes:
-        spanned = nothing
-        for k, w in enumerate(windows):  # the smallest first: each spans one segment more
+        at_end = last.get((slo_id, end_s))
+        head = first.get((slo_id, end_s - int(windows[-1].total_seconds())))
+        for w in windows:
             start_s = end_s - int(w.total_seconds())
-            spanned = [t + v for t, v in zip(spanned, summed.get((slo_id, k), nothing), strict=True)]
-            total = spanned
-            for edge, resolution, values in cut.get((slo_id, start_s), []):
-                share = (edge + resolution - start_s) / resolution
-                total = [t + share * v for t, v in zip(total, values, strict=True)]
-            good, count, good_slices, slices, ratio_sum, covered = total
+            cut = last.get((slo_id, start_s))
+            if at_end is None:  # nothing stored before the window's end
+                total = nothing
+            elif cut is None:  # nothing stored before its start: from the SLO's first bucket on
+                assert head is not None  # at_end starts at or after the window's start
+                total = [e - (c - o) for e, c, o in zip(at_end.cum, head.cum, head.own, strict=True)]
+            else:
+                total = [e - c for e, c in zip(at_end.cum, cut.cum, strict=True)]
+                edge = cut.start_s + cut.resolution_s
+                if edge > start_s:  # the bucket the window's start cuts counts in proportion
+                    share = (edge - start_s) / cut.resolution_s
+                    total = [t + share * o for t, o in zip(total, cut.own, strict=True)]
+            # (differences of running sums: float rounding may leave -1e-9 where nothing happened)
+            good, count, covered, good_slices, slices, ratio_sum = (max(t, 0.0) for t in total)
             out[slo_id][w] = WindowCounts(
                 good, count, good_slices, slices, ratio_sum, timedelta(seconds=covered), w
             )
@@ -247,7 +298,8 @@ def roll_up_many(*, session: Session, asks: Sequence[RollUp]) -> int:
             BUCKETS.c.start_s < epoch(before),
         )
         found: dict[int, list[Bucket]] = {}
-        for slo_id, start_s, good, total, covered_s, good_slices, slices, ratio_sum in session.execute(
+        cums: dict[int, list[tuple[int, Sums]]] = {}  # each source bucket's start and running sums
+        for slo_id, start_s, good, total, covered_s, good_slices, slices, ratio_sum, *cum in session.execute(
             select(
                 BUCKETS.c.slo_id,
                 BUCKETS.c.start_s,
@@ -257,7 +309,10 @@ def roll_up_many(*, session: Session, asks: Sequence[RollUp]) -> int:
                 BUCKETS.c.good_slices,
                 BUCKETS.c.slices,
                 BUCKETS.c.ratio_sum,
-            ).where(*condition)
+                *(BUCKETS.c[c] for c in _CUMS),
+            )
+            .where(*condition)
+            .order_by(BUCKETS.c.slo_id, BUCKETS.c.start_s)
         ):
             found.setdefault(slo_id, []).append(
                 Bucket(
@@ -271,18 +326,31 @@ def roll_up_many(*, session: Session, asks: Sequence[RollUp]) -> int:
                     ratio_sum=ratio_sum,
                 )
             )
+            cums.setdefault(slo_id, []).append((start_s, [float(v) for v in cum]))
         if not found:
             continue
-        merged = [(slo_id, b) for slo_id, buckets in found.items() for b in rollup(buckets, target)]
+        target_s = int(target.total_seconds())
+        rows: list[tuple[float, ...]] = []
+        for slo_id, buckets in found.items():
+            sources = cums[slo_id]
+            index = 0
+            for b in rollup(buckets, target):  # oldest first, as the sources are
+                start_s = epoch(b.start)
+                # a merged bucket's running sums are those of the last source bucket merged into it
+                while index + 1 < len(sources) and sources[index + 1][0] < start_s + target_s:
+                    index += 1
+                rows.append((slo_id, target_s, start_s, *_own(b), *sources[index][1]))
         merged_count += sum(len(buckets) for buckets in found.values())
         session.execute(delete(BUCKETS).where(*condition))
         connection = session.connection()
         mark = "%s" if connection.dialect.name == "postgresql" else "?"
-        connection.exec_driver_sql(
+        replaced = connection.exec_driver_sql(
             f"DELETE FROM bucket WHERE slo_id = {mark} AND resolution_s = {mark} AND start_s = {mark}",
-            [(slo_id, int(target.total_seconds()), epoch(b.start)) for slo_id, b in merged],
-        )
-        _insert(session, merged)
+            [(row[0], target_s, row[2]) for row in rows],
+        ).rowcount
+        _insert(session, rows)
+        if replaced:  # a stored bucket gave way to a merged one: the rows after it sum again
+            _recompute(session, [(slo_id, epoch(buckets[0].start)) for slo_id, buckets in found.items()])
     return merged_count
 
 

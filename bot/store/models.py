@@ -73,6 +73,15 @@ class BucketRecord(SQLModel, table=True):
     good_slices: float = 0.0
     slices: float = 0.0
     ratio_sum: float = 0.0
+    # Running sums: each column above summed over this SLO's buckets up to and including this one
+    # (in (start_s, resolution_s) order, since the SLO's first bucket, trimmed ones too). A window's
+    # sum is the difference of two rows' (bot.store.history), not a scan of its ~1,800 rows.
+    cum_good: float = 0.0
+    cum_total: float = 0.0
+    cum_covered_s: float = 0.0
+    cum_good_slices: float = 0.0
+    cum_slices: float = 0.0
+    cum_ratio_sum: float = 0.0
 
 
 class SnapshotRecord(SQLModel, table=True):

@@ -333,3 +333,61 @@ def test_0008_adds_grouped_slos_keeping_every_slo_and_goes_back(fresh_url: str) 
     command.upgrade(config, "head")
     assert _revision(fresh_url) == _head_and_previous()[0]
     engine.dispose()
+
+
+def test_0014_gives_stored_buckets_their_running_sums_and_goes_back(fresh_url: str) -> None:
+    """Buckets stored before running sums existed sum to the same windows after the upgrade; the
+    table stays WITHOUT ROWID on SQLite (its rows kept in primary-key order); the downgrade drops the
+    columns again."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlmodel import Session
+
+    from bot.store import history
+
+    engine = db.make_engine(fresh_url)
+    config = db.alembic_config(engine)
+    command.upgrade(config, "0013")
+    at = "2026-11-23 10:00:00+00:00"
+    end = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    end_s = int(end.timestamp())
+    with engine.begin() as conn:
+        for slo in (1, 2):
+            conn.execute(
+                text(
+                    "INSERT INTO slo (id, name, service, documents, checksum, data_checksum, created_at,"
+                    " updated_at) VALUES (:id, :name, 'api', '[]', 'c', 'd', :at, :at)"
+                ),
+                {"id": slo, "name": f"s{slo}", "at": at},
+            )
+            # two hours of hourly buckets, then 60 one-minute ones: (good, total) known
+            rows = [(end_s - 3 * 3600 + h * 3600, 3600, 90.0 * slo, 100.0 * slo) for h in range(2)]
+            rows += [(end_s - 3600 + m * 60, 60, 1.0 * slo, 2.0 * slo) for m in range(60)]
+            for start_s, resolution_s, good, total in rows:
+                conn.execute(
+                    text(
+                        "INSERT INTO bucket (slo_id, resolution_s, start_s, good, total, covered_s,"
+                        " good_slices, slices, ratio_sum) VALUES (:slo, :res, :start, :good, :total,"
+                        " :res, 0, 0, 0)"
+                    ),
+                    {"slo": slo, "res": resolution_s, "start": start_s, "good": good, "total": total},
+                )
+    command.upgrade(config, "0014")
+    windows = [timedelta(minutes=30), timedelta(minutes=90), timedelta(hours=3)]
+    with Session(engine) as session:
+        for slo in (1, 2):
+            sums = history.window_sums(session=session, slo_id=slo, end=end, windows=windows)
+            assert (sums[windows[0]].good, sums[windows[0]].total) == (30.0 * slo, 60.0 * slo)
+            # half of the second hour counts: its start is cut by the window's
+            assert (sums[windows[1]].good, sums[windows[1]].total) == (105.0 * slo, 170.0 * slo)
+            assert (sums[windows[2]].good, sums[windows[2]].total) == (240.0 * slo, 320.0 * slo)
+            assert sums[windows[2]].covered == timedelta(hours=3)
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'bucket'")).scalar()
+            assert "WITHOUT ROWID" in str(ddl)
+    command.downgrade(config, "0013")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM bucket")).scalar() == 2 * 62
+    command.upgrade(config, "head")
+    engine.dispose()

@@ -1,6 +1,6 @@
 """Buckets in the store on SQLite and PostgreSQL: ranges, rollups, trims and window sums."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -146,3 +146,105 @@ def test_ranges_written_together_end_as_if_written_one_after_the_other(engine: E
         )
         loaded = history.load_buckets(session=session, slo_id=record.id, since=NOW - HOUR)
     assert loaded == older[:5] + newer
+
+
+def test_window_sums_stay_true_through_every_kind_of_write(engine: Engine) -> None:
+    """Window sums come from running sums kept at each write: after writes at the end, rewrites of
+    older ranges (with newer rows after them), overlapping ranges, roll-ups (one of them over a bucket
+    already there), trims and windows older than what is stored, they equal the sums of the stored
+    buckets themselves."""
+    import random
+
+    from bot.buckets import window_counts
+
+    rng = random.Random(11)
+
+    def minutes(start: datetime, count: int) -> list[Bucket]:
+        return [
+            Bucket(
+                start + i * MINUTE,
+                MINUTE,
+                good=float(g),
+                total=float(g + rng.randint(0, 5)),
+                covered=MINUTE,
+                good_slices=float(rng.randint(0, 1)),
+                slices=1.0,
+                ratio_sum=rng.random(),
+            )
+            for i, g in enumerate(rng.randint(0, 50) for _ in range(count))
+        ]
+
+    windows = [MINUTE * 5, MINUTE * 47, HOUR * 3, HOUR * 9, HOUR * 30, HOUR * 80]
+    with Session(engine) as session:
+        ids = []
+        for name in ("a", "b"):
+            _slo(session, name=name)
+            session.flush()
+            record = repo.get_slo(session=session, name=name)
+            assert record is not None and record.id is not None
+            ids.append(record.id)
+        a, b = ids
+        origin = NOW - 10 * HOUR
+
+        def check(end: datetime) -> None:
+            stored = {i: history.load_buckets(session=session, slo_id=i, since=end - 100 * HOUR) for i in ids}
+            many = history.window_sums_many(session=session, asks=[(i, end, windows) for i in ids])
+            for i in ids:
+                pure = window_counts([x for x in stored[i] if x.start < end], end, windows)
+                for w in windows:
+                    for field in ("good", "total", "good_slices", "slices", "ratio_sum"):
+                        got, want = getattr(many[i][w], field), getattr(pure[w], field)
+                        assert got == pytest.approx(want, abs=1e-6), (i, w, field, end)
+                    assert many[i][w].covered.total_seconds() == pytest.approx(
+                        pure[w].covered.total_seconds()
+                    )
+
+        # ten hours written in one go, then a tick's worth at the end, twice (the last minute again)
+        history.replace_many(session=session, writes=[(i, origin, NOW, minutes(origin, 600)) for i in ids])
+        check(NOW)
+        history.replace_many(
+            session=session, writes=[(a, NOW - MINUTE, NOW + MINUTE, minutes(NOW - MINUTE, 2))]
+        )
+        check(NOW + MINUTE)
+        # an older range written again, with the newer rows after it left in place
+        history.replace_many(
+            session=session, writes=[(b, NOW - 5 * HOUR, NOW - 4 * HOUR, minutes(NOW - 5 * HOUR, 60))]
+        )
+        check(NOW + MINUTE)
+        check(NOW - 4 * HOUR - 7 * MINUTE)
+        # overlapping ranges of one SLO in one batch, the second leaving a gap at its end
+        history.replace_many(
+            session=session,
+            writes=[
+                (a, NOW - 2 * HOUR, NOW - HOUR, minutes(NOW - 2 * HOUR, 60)),
+                (a, NOW - 90 * MINUTE, NOW - 30 * MINUTE, minutes(NOW - 90 * MINUTE, 40)),
+            ],
+        )
+        check(NOW + MINUTE)
+        # roll-ups to 5 minutes and to hours; a 5-minute bucket is already stored where one is merged
+        t = NOW - 8 * HOUR
+        history.replace_many(session=session, writes=[(b, t, t + MINUTE, [Bucket(t, 5 * MINUTE, 7.0, 9.0)])])
+        history.replace_many(session=session, writes=[(b, t + MINUTE, t + HOUR, minutes(t + MINUTE, 59))])
+        history.roll_up_many(
+            session=session,
+            asks=[(i, MINUTE, 5 * MINUTE, NOW - 3 * HOUR) for i in ids]
+            + [(b, MINUTE, 5 * MINUTE, NOW - 7 * HOUR)],
+        )
+        check(NOW + MINUTE)
+        history.roll_up_many(session=session, asks=[(i, 5 * MINUTE, HOUR, NOW - 6 * HOUR) for i in ids])
+        check(NOW + MINUTE)
+        check(NOW - 6 * HOUR + 5 * MINUTE)  # windows that end in what was rolled up
+        # old buckets trimmed: windows that reach before them sum what is left
+        history.trim_many(session=session, asks=[(i, NOW - 8 * HOUR) for i in ids])
+        check(NOW + MINUTE)
+        # more at the end after all that
+        history.replace_many(
+            session=session,
+            writes=[(i, NOW + MINUTE, NOW + 4 * MINUTE, minutes(NOW + MINUTE, 3)) for i in ids],
+        )
+        check(NOW + 4 * MINUTE)
+        # an SLO with nothing stored at all, and a window wholly before anything stored
+        history.trim_many(session=session, asks=[(a, NOW + HOUR)])
+        assert history.window_sums(session=session, slo_id=a, end=NOW, windows=[HOUR])[HOUR].total == 0.0
+        early = history.window_sums(session=session, slo_id=b, end=NOW - 20 * HOUR, windows=[HOUR])
+        assert early[HOUR].total == 0.0
