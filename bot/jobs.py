@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot import alerting, breaches, episodes, evaluation, groups, logs
+from bot.adjustments import NONE as NO_EXCLUSIONS
 from bot.adjustments import Exclusions
 from bot.alerting import FIRING, Transition
 from bot.budget import Status, WindowCounts
@@ -57,6 +58,8 @@ class Tick:
     now: datetime
     changes: tuple[tuple[breaches.Change, BreachRecord], ...] = ()
     open: tuple[BreachRecord, ...] = ()
+    signals: Mapping[str, AlertRecord] = field(default_factory=dict)  # open afterwards, by key
+    exclusions: Exclusions = NO_EXCLUSIONS  # the tick's maintenance windows and refunds, read once
 
 
 class TickHook(Protocol):
@@ -529,7 +532,7 @@ def _evaluate(
             spent[breach.id] = episodes.record_cost(session, plan.slo, breach, plan.now).cost_ratio
     # most SLOs have no breach, and most breaches did not change: no need to read again what was read
     now_open = tuple(breach_store.open_breaches(session=session, slo_id=fresh.id)) if done else tuple(opened)
-    tick = Tick(fresh, plan.slo, assessment, plan.now, tuple(done), now_open)
+    tick = Tick(fresh, plan.slo, assessment, plan.now, tuple(done), now_open, by_key, plan.exclusions)
     for hook in hooks:
         hook(session, tick)
     outcome = Outcome(

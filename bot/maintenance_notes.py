@@ -1,7 +1,7 @@
 """What a breach's conversation hears of maintenance windows: one note when a window of its SLO
 starts while the breach is open (from then on its events count neither as good nor as bad).
 
-Runs inside the evaluation's transaction; reads the windows only for an SLO with an open breach.
+Runs inside the evaluation's transaction, on the windows the tick read once for every SLO.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from bot.adjustments import current_and_next
 from bot.jobs import Tick
 from bot.messages import utc_time
 from bot.mrkdwn import escape
-from bot.store import adjustments as adjustment_store
 from bot.store import breaches as breach_store
 from bot.store.models import BreachEventRecord, BreachRecord
 
@@ -23,8 +22,9 @@ def window_notes(session: Session, tick: Tick) -> list[tuple[BreachRecord, str]]
     """The notes to say now, each once per breach and window occurrence (kept in the breach's trail)."""
     if not tick.open:
         return []
-    windows = adjustment_store.load_exclusions(session=session).adjustments
-    current, _ = current_and_next(windows, tick.slo, tick.now)
+    current, _ = current_and_next(tick.exclusions.adjustments, tick.slo, tick.now)
+    if not current:  # (most ticks: nothing to say, nothing to read)
+        return []
     out: list[tuple[BreachRecord, str]] = []
     for breach in tick.open:
         assert breach.id is not None

@@ -261,3 +261,42 @@ def test_slos_stored_together_cost_a_few_statements_and_a_failing_one_is_stored_
     assert repo.utc(newest["slo-06"].evaluated_at) == NOW + timedelta(minutes=2)
     assert newest["slo-07"] is not None  # its last good evaluation, the minute before
     assert repo.utc(newest["slo-07"].evaluated_at) == NOW + timedelta(minutes=1)
+
+
+def test_a_steady_tick_of_slos_in_breach_reads_nothing_per_slo_for_slack_and_the_incident_tools(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    """A fleet where many SLOs burn (an outage behind a shared dependency): once their breaches are
+    open and announced, a tick reads the maintenance windows once for all and asks nothing of each
+    SLO's silences or signals until one has something to page or escalate."""
+    from sqlalchemy import event
+
+    from bot.conversation import Conversation
+    from bot.incidents.sync import IncidentDestination
+    from bot.slack.notify import SlackDestination
+    from bot.store import breaches as breach_store
+
+    path = tmp_path / "burning.yaml"
+    names = [f"slo-{i:02}" for i in range(30)]
+    burning = CATALOGUE.split("---")[0].replace("error_ratio: 0.0001", "error_ratio: 0.05")
+    path.write_text(burning + "".join(SLO.format(name=n) for n in names))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main(["apply", str(path)]) == 0
+    hooks = [Conversation([SlackDestination("C0OUTAGE"), IncidentDestination()])]
+    sources = SourcePool()
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    try:
+        jobs.evaluate_all(engine, now=NOW, sources=sources, concurrency=4, hooks=hooks)  # breaches open
+        with Session(engine) as session:
+            breached = breach_store.slos_with_open_breaches(session=session)
+        assert len(breached) == 30
+        steady = _fetched(engine, sources, NOW + timedelta(minutes=1))
+        statements.clear()
+        outcomes = jobs._store_batch(engine, steady, hooks=hooks, breached=breached)
+    finally:
+        sources.close()
+    assert all(o.status is not None and o.alerts for o in outcomes)
+    # a few statements for all 30 (they read their open signals and breaches together), none each
+    assert len(statements) <= 14, "\n".join(statements)

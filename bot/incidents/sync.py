@@ -5,6 +5,7 @@ writes the outbox (and the `incident` rows); `bot.incidents.delivery` makes the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlmodel import Session
@@ -12,7 +13,7 @@ from sqlmodel import Session
 from bot import breaches
 from bot.alerting import FIRING
 from bot.conversation import Conversation
-from bot.domain import SLO
+from bot.domain import SLO, NotificationTarget
 from bot.incidents.base import ACKNOWLEDGE, ESCALATE, RAISE, RESOLVE, UNACKNOWLEDGE
 from bot.jobs import Tick
 from bot.messages import label, span
@@ -49,22 +50,30 @@ class IncidentDestination:
         return [incident_line(i) for i in incidents_of(session=session, breach_id=breach.id or 0)]
 
     def tick(self, session: Session, tick: Tick, conversation: Conversation) -> bool:
-        record, slo, now = tick.record, tick.slo, tick.now
-        assert record.id is not None
+        slo_id, slo, now = tick.record.id, tick.slo, tick.now
+        assert slo_id is not None
         queued = False
         for change, breach in tick.changes:
             if change.event == breaches.RESOLVED:
                 queued = bool(queue_upstream(session, breach, RESOLVE, now)) or queued
             elif change.event == breaches.RAISED:
                 queued = raise_incidents(session, breach, now) or queued
-        burning = [b for b in tick.open if b.kind == breaches.BURN]
-        if not burning or slack_store.active_silence(session=session, slo_id=record.id, now=now):
-            return queued  # a silenced SLO pages nobody; its breach opens upstream when the silence ends
-        for breach in burning:
+        silenced: list[bool] = []  # read once, and only when there is something to page
+
+        def paging() -> bool:
+            # a silenced SLO pages nobody; its breach opens upstream when the silence ends
+            if not silenced:
+                silenced.append(
+                    slack_store.active_silence(session=session, slo_id=slo_id, now=now) is not None
+                )
+            return not silenced[0]
+
+        for breach in (b for b in tick.open if b.kind == breaches.BURN):
             targets = incident_targets(slo, breach.severity)
-            if targets and open_incidents(session, breach, slo, targets, now):
-                queued = True
-            if breach.severity == PAGE and escalate(session, breach, slo, now, conversation):
+            if targets and missing(session, breach, targets) and paging():
+                queued = bool(open_incidents(session, breach, slo, targets, now)) or queued
+            if breach.severity == PAGE and escalation_due(breach, slo, tick, now) and paging():
+                escalate(session, breach, slo, now, conversation, tick)
                 queued = True
         return queued
 
@@ -84,27 +93,39 @@ def raise_incidents(session: Session, breach: BreachRecord, now: datetime) -> bo
     return queued
 
 
-def page_since(session: Session, breach: BreachRecord) -> datetime | None:
-    """When the breach's page signal fired (the breach may have opened as a ticket)."""
+def missing(session: Session, breach: BreachRecord, targets: Sequence[NotificationTarget]) -> bool:
+    """Whether a target has no incident of the breach yet."""
+    have = {i.target for i in incidents_of(session=session, breach_id=breach.id or 0)}
+    return any(t.name not in have for t in targets)
+
+
+def page_since(breach: BreachRecord, tick: Tick) -> datetime | None:
+    """When the breach's page signal fired (the breach may have opened as a ticket): of the SLO's
+    signals open after this evaluation."""
     pages = [
         utc(s.fired_at)
-        for s in breach_store.signals_of(session=session, breach_id=breach.id or 0)
-        if s.key == PAGE and s.state == FIRING
+        for s in tick.signals.values()
+        if s.breach_id == breach.id and s.key == PAGE and s.state == FIRING
     ]
     return max((p for p in pages if p is not None), default=None) or utc(breach.opened_at)
 
 
-def escalate(
-    session: Session, breach: BreachRecord, slo: SLO, now: datetime, conversation: Conversation
-) -> bool:
-    """A page unacknowledged past its escalation delay: mention the on-call group in its thread and
-    escalate it in the tools, once. Acknowledging before then stops it."""
+def escalation_due(breach: BreachRecord, slo: SLO, tick: Tick, now: datetime) -> bool:
+    """A page unacknowledged past its escalation delay, not escalated yet."""
     if breach.acknowledged_by or breach.escalated_at is not None:
         return False
-    fired = page_since(session, breach)
+    fired = page_since(breach, tick)
+    return fired is not None and now - fired >= escalate_after(slo, PAGE)
+
+
+def escalate(
+    session: Session, breach: BreachRecord, slo: SLO, now: datetime, conversation: Conversation, tick: Tick
+) -> None:
+    """Escalate a page that is due (`escalation_due`): mention the on-call group in its thread and
+    escalate it in the tools, once. Acknowledging before then stops it."""
+    fired = page_since(breach, tick)
+    assert fired is not None
     after = escalate_after(slo, PAGE)
-    if fired is None or now - fired < after:
-        return False
     breach.escalated_at = now
     session.add(breach)
     assert breach.id is not None
@@ -123,7 +144,6 @@ def escalate(
     )
     conversation.note(session, breach, text, now, source=IncidentDestination.name)
     queue_upstream(session, breach, ESCALATE, now, note=f"Unacknowledged in Slack for {span(now - fired)}")
-    return True
 
 
 def incident_line(incident: IncidentRecord) -> str:

@@ -115,8 +115,8 @@ def apply_changes(
                 signal.breach_id = record.id
                 session.add(signal)
         session.add(record)
-    if done or after:
-        session.flush()  # the hooks read the open breaches back (the evaluation's session never autoflushes)
+    if done:  # the hooks read changed breaches back (the evaluation's session never autoflushes);
+        session.flush()  # a steady breach's new burn rates wait for the commit, one batch for all
     return done
 
 
