@@ -53,7 +53,7 @@ def replace_many(*, session: Session, writes: Sequence[Write]) -> None:
             mine[(epoch(b.start), int(b.resolution.total_seconds()))] = b
         froms[slo_id] = min(froms.get(slo_id, lo), lo, *(key[0] for key in mine))
     points = list(froms.items())
-    before, after = _probe(connection, points, earlier=True), _probe(connection, points, earlier=False)
+    before, after = _probe(connection, points, points)
     rows: list[tuple[float, ...]] = []
     again: list[tuple[int, int]] = []  # SLOs with older rows after their written ones
     for slo_id, lo in points:
@@ -135,50 +135,77 @@ def _recompute(session: Session, asks: Sequence[tuple[int, int]]) -> None:
 # Probes find one row per (slo_id, x) by primary-key index: the last bucket that starts before x, or
 # the first that starts at or after it. On PostgreSQL a VALUES list joined LATERAL (a plain join is
 # planned as a hash join over the whole table), on SQLite a UNION ALL of one-row selects.
-SQLITE_PROBES = 450  # SQLite allows 500 terms in a compound SELECT
-POSTGRESQL_PROBES = 5000  # 2 parameters each, of the 65,535 a statement may have
+Point = tuple[int, int]  # (slo_id, x)
 
 
-@functools.cache
-def _probe_sql(count: int, dialect: str, earlier: bool) -> str:
+@functools.lru_cache(maxsize=64)
+def _probe_sql(before: int, after: int, dialect: str) -> str:
+    """`before` probes of the last bucket before x, then `after` of the first at or after x: rows
+    (kind 0 or 1, slo, x, the bucket's columns)."""
     columns = ", ".join(("start_s", "resolution_s", *_SUMMED, *_CUMS))
-    where, order = ("<", "DESC") if earlier else (">=", "ASC")
-    one = f"SELECT {columns} FROM bucket WHERE slo_id = {{slo}} AND start_s {where} {{x}} "
-    one += f"ORDER BY start_s {order}, resolution_s {order} LIMIT 1"
-    if dialect == "postgresql":
-        rows = ", ".join(["(%s, %s)"] * count)
-        inner = one.format(slo="v.slo", x="v.x")
+
+    def one(slo: str, x: str, earlier: bool) -> str:
+        where, order = ("<", "DESC") if earlier else (">=", "ASC")
         return (
-            f"WITH v(slo, x) AS (VALUES {rows}) SELECT v.slo, v.x, b.* FROM v CROSS JOIN LATERAL ({inner}) b"
+            f"SELECT {columns} FROM bucket WHERE slo_id = {slo} AND start_s {where} {x} "
+            f"ORDER BY start_s {order}, resolution_s {order} LIMIT 1"
         )
-    part = f"SELECT * FROM (SELECT ? AS slo, ? AS x, {one.format(slo='?', x='?')[len('SELECT ') :]})"
-    return " UNION ALL ".join([part] * count)
+
+    if dialect == "postgresql":
+        parts = [
+            f"SELECT {kind}, v.slo, v.x, b.* FROM (VALUES {', '.join(['(%s, %s)'] * count)}) v(slo, x) "
+            f"CROSS JOIN LATERAL ({one('v.slo', 'v.x', kind == 0)}) b"
+            for kind, count in ((0, before), (1, after))
+            if count
+        ]
+        return " UNION ALL ".join(parts)
+    parts = [
+        f"SELECT * FROM (SELECT {kind} AS k, ? AS slo, ? AS x, {one('?', '?', kind == 0)[len('SELECT ') :]})"
+        for kind, count in ((0, before), (1, after))
+        for _ in range(count)
+    ]
+    return " UNION ALL ".join(parts)
+
+
+# A statement's probes are padded with ones that find nothing (no SLO has id 0) to one of a few
+# sizes, so the drivers' prepared-statement caches hold a few statements, not one for every count
+SIZES = {"sqlite": (0, 8, 32, 128, 450), "postgresql": (0, 8, 32, 128, 512, 2048, 5000)}
 
 
 def _probe(
-    connection: Connection, points: Sequence[tuple[int, int]], *, earlier: bool
-) -> dict[tuple[int, int], _Row]:
-    """For each (slo_id, x): the SLO's last bucket that starts before x (`earlier`), or its first that
-    starts at or after x. A point with no such bucket is missing from the answer."""
+    connection: Connection, before: Sequence[Point] = (), after: Sequence[Point] = ()
+) -> tuple[dict[Point, _Row], dict[Point, _Row]]:
+    """For each (slo_id, x) of `before`: the SLO's last bucket that starts before x; of `after`: its
+    first that starts at or after x. One statement for both (of up to 450 probes on SQLite, whose
+    compound selects have at most 500 terms); a point with no such bucket is missing from the answer."""
     dialect = connection.dialect.name
-    points = list(dict.fromkeys(points))
-    chunk = SQLITE_PROBES if dialect == "sqlite" else POSTGRESQL_PROBES
-    found: dict[tuple[int, int], _Row] = {}
+    sizes = SIZES[dialect]
+    lists = [list(dict.fromkeys(before)), list(dict.fromkeys(after))]
+    found: tuple[dict[Point, _Row], dict[Point, _Row]] = ({}, {})
     width = len(_SUMMED)
-    for first in range(0, len(points), chunk):
-        part = points[first : first + chunk]
+    while lists[0] or lists[1]:
+        room = sizes[-1]
+        counts = []
+        for points in lists:
+            take = min(len(points), max(s for s in sizes if s <= room))
+            padded = next(s for s in sizes if s >= take)
+            counts.append((take, padded))
+            room -= padded
         params: list[int] = []
-        for slo, x in part:
-            params += [slo, x] if dialect == "postgresql" else [slo, x, slo, x]
-        for slo, x, start_s, resolution_s, *values in connection.exec_driver_sql(
-            _probe_sql(len(part), dialect, earlier), tuple(params)
-        ):
-            found[(int(slo), int(x))] = _Row(
+        for points, (take, padded) in zip(lists, counts, strict=True):
+            for slo, x in [*points[:take], *[(0, 0)] * (padded - take)]:
+                params += [slo, x] if dialect == "postgresql" else [slo, x, slo, x]
+        sql = _probe_sql(counts[0][1], counts[1][1], dialect)
+        for kind, slo, x, start_s, resolution_s, *values in connection.exec_driver_sql(
+            sql, tuple(params)
+        ).fetchall():
+            found[int(kind)][(int(slo), int(x))] = _Row(
                 int(start_s),
                 int(resolution_s),
                 [float(v) for v in values[:width]],
                 [float(v) for v in values[width:]],
             )
+        lists = [points[take:] for points, (take, _) in zip(lists, counts, strict=True)]
     return found
 
 
@@ -248,7 +275,7 @@ def window_sums_many(*, session: Session, asks: Sequence[Ask]) -> dict[int, dict
         lasts += [(slo_id, end_s), *((slo_id, end_s - int(w.total_seconds())) for w in windows)]
         firsts.append((slo_id, end_s - int(windows[-1].total_seconds())))
     connection = session.connection()
-    last, first = _probe(connection, lasts, earlier=True), _probe(connection, firsts, earlier=False)
+    last, first = _probe(connection, lasts, firsts)
     nothing = [0.0] * len(_SUMMED)
     for slo_id, end_s, windows in shapes:
         at_end = last.get((slo_id, end_s))

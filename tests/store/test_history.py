@@ -248,3 +248,40 @@ def test_window_sums_stay_true_through_every_kind_of_write(engine: Engine) -> No
         assert history.window_sums(session=session, slo_id=a, end=NOW, windows=[HOUR])[HOUR].total == 0.0
         early = history.window_sums(session=session, slo_id=b, end=NOW - 20 * HOUR, windows=[HOUR])
         assert early[HOUR].total == 0.0
+
+
+def test_window_sums_of_more_slos_than_one_statement_probes_equal_each_ones_own(engine: Engine) -> None:
+    """80 SLOs of 6 windows each ask 560 lookups: more than one statement holds on SQLite (its
+    compound selects have at most 500 terms), so they are split, and every SLO gets its own sums."""
+    windows = [MINUTE * 5, MINUTE * 30, HOUR, HOUR * 6, HOUR * 24, HOUR * 72]
+    with Session(engine) as session:
+        ids = []
+        for index in range(80):
+            _slo(session, name=f"s{index:02}")
+            session.flush()
+            record = repo.get_slo(session=session, name=f"s{index:02}")
+            assert record is not None and record.id is not None
+            ids.append(record.id)
+        history.replace_many(
+            session=session,
+            writes=[
+                (
+                    slo_id,
+                    NOW - 2 * HOUR,
+                    NOW,
+                    [
+                        Bucket(NOW - 2 * HOUR + i * MINUTE, MINUTE, good=float(n), total=float(n + 1))
+                        for i in range(120)
+                    ],
+                )
+                for n, slo_id in enumerate(ids)
+            ],
+        )
+        many = history.window_sums_many(session=session, asks=[(slo_id, NOW, windows) for slo_id in ids])
+        alone = {
+            slo_id: history.window_sums(session=session, slo_id=slo_id, end=NOW, windows=windows)
+            for slo_id in ids
+        }
+    for n, slo_id in enumerate(ids):
+        assert many[slo_id] == alone[slo_id]
+        assert many[slo_id][HOUR].good == 60.0 * n and many[slo_id][HOUR * 72].total == 120.0 * (n + 1)
