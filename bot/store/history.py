@@ -6,6 +6,7 @@ Functions over a caller-owned session, like `bot.store.repo`; the caller commits
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,29 +45,52 @@ def replace_many(*, session: Session, writes: Sequence[Write]) -> None:
     # (an SLO's ranges may overlap: one asked again after a partial answer)
     kept: dict[int, dict[tuple[int, int], Bucket]] = {}
     froms: dict[int, int] = {}  # where each SLO's writes begin
+    lasts: dict[int, int] = {}  # and the latest bucket written
     for slo_id, start, end, buckets in writes:
-        mine = kept.setdefault(slo_id, {})
         lo, hi = epoch(start), epoch(end)
-        if mine:
+        mine = kept.setdefault(slo_id, {})
+        if mine and lo <= lasts[slo_id] and froms[slo_id] < hi:
             kept[slo_id] = mine = {key: b for key, b in mine.items() if not lo <= key[0] < hi}
-        for b in buckets:
-            mine[(epoch(b.start), int(b.resolution.total_seconds()))] = b
-        froms[slo_id] = min(froms.get(slo_id, lo), lo, *(key[0] for key in mine))
+        # (a bucket's key from its timestamp: the hot loop of a first cycle's ~1,800 buckets an SLO)
+        keys = [(int(b.start.timestamp()), int(b.resolution.total_seconds())) for b in buckets]
+        mine.update(zip(keys, buckets, strict=True))
+        froms[slo_id] = min(froms.get(slo_id, lo), lo, min(keys, default=(lo,))[0])
+        lasts[slo_id] = max(lasts.get(slo_id, lo), max(keys, default=(lo,))[0])
     points = list(froms.items())
     before, after = _probe(connection, points, points)
     rows: list[tuple[float, ...]] = []
     again: list[tuple[int, int]] = []  # SLOs with older rows after their written ones
     for slo_id, lo in points:
         found = before.get((slo_id, lo))
-        running = list(found.cum) if found else [0.0] * len(_SUMMED)
-        for (start_s, resolution_s), b in sorted(kept.get(slo_id, {}).items()):
-            own = _own(b)
-            running = [r + o for r, o in zip(running, own, strict=True)]
-            rows.append((slo_id, resolution_s, start_s, *own, *running))
+        ordered = sorted(kept[slo_id].items())
+        if ordered:
+            spots, buckets = zip(*ordered, strict=True)
+            columns = _columns(buckets)
+            cums = [
+                itertools.accumulate(column, initial=base)
+                for column, base in zip(columns, found.cum if found else [0.0] * len(_SUMMED), strict=True)
+            ]
+            for cum in cums:
+                next(cum)  # (the base itself)
+            starts = (start_s for start_s, _ in spots)
+            resolutions = (resolution_s for _, resolution_s in spots)
+            rows += zip(itertools.repeat(slo_id), resolutions, starts, *columns, *cums)
         if (slo_id, lo) in after:
             again.append((slo_id, lo))
     _insert(session, rows)
     _recompute(session, again)
+
+
+def _columns(buckets: Sequence[Bucket]) -> list[list[float]]:
+    """The buckets' own sums, a list per column of `_SUMMED`."""
+    return [
+        [b.good for b in buckets],
+        [b.total for b in buckets],
+        [int(b.covered.total_seconds()) for b in buckets],
+        [b.good_slices for b in buckets],
+        [b.slices for b in buckets],
+        [b.ratio_sum for b in buckets],
+    ]
 
 
 # The bucket's own sums, in the order of their columns and of the running sums' (`_CUMS`)
@@ -77,7 +101,7 @@ Sums = list[float]
 
 
 def _own(b: Bucket) -> Sums:
-    return [b.good, b.total, b.covered.total_seconds(), b.good_slices, b.slices, b.ratio_sum]
+    return [b.good, b.total, int(b.covered.total_seconds()), b.good_slices, b.slices, b.ratio_sum]
 
 
 @dataclass(frozen=True)
@@ -96,7 +120,6 @@ def _insert(session: Session, rows: Sequence[tuple[float, ...]]) -> None:
     """Bulk insert rows of `_COLUMNS` through the driver: COPY on PostgreSQL, executemany on SQLite."""
     if not rows:
         return
-    rows = [(*row[:5], int(row[5]), *row[6:]) for row in rows]  # covered_s: whole seconds
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         driver = connection.connection.driver_connection
