@@ -151,7 +151,7 @@ def evaluate_all(
     for fetched in _fetch_all(work, sources, concurrency, weight=weight):
         if renewal is not None:  # storing what is fetched can outlast a lease: keep them
             renewal.renew_if_due()
-        # what completed while the last batch was stored is stored together
+        # what completed together is stored together
         singles: list[Item] = []
         for record, plan, result in fetched:
             if not record.group_by:
@@ -289,12 +289,15 @@ def _fetch_all(
     poll: float = 0.25,
     weight: Callable[[SLORecord], int] = lambda _: 1,
 ) -> Iterator[list[tuple[SLORecord, evaluation.Plan, Fetched | SourceError]]]:
-    """Yield fetch results as they complete (those completed together in one list), keeping at
-    most 2 x `concurrency` of weight in memory (a grouped SLO weighs its members; one item is
-    always let in). An IDLE item means nothing to fetch now: finish what is pending, or wait
-    `poll` seconds and ask again."""
+    """Yield fetch results in batches of about `concurrency` (each batch is stored in one
+    transaction: the fewer batches, the fewer statements a tick costs), keeping at most 2 x
+    `concurrency` of weight in flight and as much again completed (a grouped SLO weighs its
+    members; one item is always let in). An IDLE item means nothing to fetch now: finish what is
+    pending, or wait `poll` seconds and ask again."""
     pending: dict[Future[Fetched], tuple[SLORecord, evaluation.Plan]] = {}
     weights: dict[Future[Fetched], int] = {}
+    held: list[tuple[SLORecord, evaluation.Plan, Fetched | SourceError]] = []
+    held_weight = 0
     queue = iter(work)
     finished = object()
     budget = 2 * max(1, concurrency)
@@ -306,7 +309,7 @@ def _fetch_all(
                     queue = iter(())
                     break
                 if item is IDLE:
-                    if pending:
+                    if pending or held:
                         break
                     time.sleep(poll)
                     continue
@@ -320,20 +323,25 @@ def _fetch_all(
                 pending[future] = item
                 weights[future] = weight(record)
             if not pending:
-                return
+                if not held:
+                    return
+                yield held  # all there is for now (the work is done, or waits for a lease)
+                held, held_weight = [], 0
+                continue
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            results: list[tuple[SLORecord, evaluation.Plan, Fetched | SourceError]] = []
             for future in sorted(done, key=lambda f: pending[f][0].name):
                 record, plan = pending.pop(future)
-                weights.pop(future)
+                held_weight += weights.pop(future)
                 try:
-                    results.append((record, plan, future.result()))
+                    held.append((record, plan, future.result()))
                 except SourceError as err:
-                    results.append((record, plan, err))
+                    held.append((record, plan, err))
                 except Exception as err:  # a bug or a broken client: this SLO's alone
                     log.exception("%s: fetching failed", record.name, extra={"slo": record.name})
-                    results.append((record, plan, SourceFailed(describe_error(err))))
-            yield results
+                    held.append((record, plan, SourceFailed(describe_error(err))))
+            if len(held) >= concurrency or held_weight >= budget:
+                yield held
+                held, held_weight = [], 0
 
 
 class SourceFailed(SourceError):
