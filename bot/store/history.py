@@ -104,7 +104,7 @@ def _own(b: Bucket) -> Sums:
     return [b.good, b.total, int(b.covered.total_seconds()), b.good_slices, b.slices, b.ratio_sum]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Row:
     """A stored bucket with its running sums: `cum` is `own` summed over the SLO's buckets up to and
     including this one, in (start_s, resolution_s) order, so the buckets of [a, b) sum to the running
@@ -112,8 +112,8 @@ class _Row:
 
     start_s: int
     resolution_s: int
-    own: Sums
-    cum: Sums
+    own: Sequence[float]
+    cum: Sequence[float]
 
 
 def _insert(session: Session, rows: Sequence[tuple[float, ...]]) -> None:
@@ -222,12 +222,7 @@ def _probe(
         for kind, slo, x, start_s, resolution_s, *values in connection.exec_driver_sql(
             sql, tuple(params)
         ).fetchall():
-            found[int(kind)][(int(slo), int(x))] = _Row(
-                int(start_s),
-                int(resolution_s),
-                [float(v) for v in values[:width]],
-                [float(v) for v in values[width:]],
-            )
+            found[kind][(slo, x)] = _Row(start_s, resolution_s, values[:width], values[width:])
         lists = [points[take:] for points, (take, _) in zip(lists, counts, strict=True)]
     return found
 
@@ -285,24 +280,30 @@ Ask = tuple[int, datetime, Sequence[timedelta]]  # (slo_id, end, windows)
 
 
 def window_sums_many(*, session: Session, asks: Sequence[Ask]) -> dict[int, dict[timedelta, WindowCounts]]:
-    """`window_sums` of many SLOs (one ask each) in two statements for all of them: per SLO, the last
-    bucket before its end and before each window's start, and its first bucket in its longest window
-    (for a window that starts before the SLO's first stored bucket)."""
+    """`window_sums` of many SLOs (one ask each) in a statement for all of them: per SLO, the last
+    bucket before its end and before each window's start (and, for an SLO with nothing stored before
+    its longest window's start, its first bucket, in a second statement)."""
     out: dict[int, dict[timedelta, WindowCounts]] = {slo_id: {} for slo_id, _, _ in asks}
     shapes = [(slo_id, epoch(end), sorted(set(windows))) for slo_id, end, windows in asks if windows]
     if not shapes:
         return out
     lasts: list[tuple[int, int]] = []
-    firsts: list[tuple[int, int]] = []
     for slo_id, end_s, windows in shapes:
         lasts += [(slo_id, end_s), *((slo_id, end_s - int(w.total_seconds())) for w in windows)]
-        firsts.append((slo_id, end_s - int(windows[-1].total_seconds())))
     connection = session.connection()
-    last, first = _probe(connection, lasts, firsts)
+    last, _ = _probe(connection, lasts)
+    # an SLO with nothing stored before its longest window (a new one): its first bucket, found after
+    earliest = [(slo_id, end_s - int(windows[-1].total_seconds())) for slo_id, end_s, windows in shapes]
+    new = [
+        p
+        for (slo_id, end_s, _), p in zip(shapes, earliest, strict=True)
+        if p not in last and (slo_id, end_s) in last
+    ]
+    _, first = _probe(connection, after=new) if new else ({}, {})
     nothing = [0.0] * len(_SUMMED)
-    for slo_id, end_s, windows in shapes:
+    for (slo_id, end_s, windows), start in zip(shapes, earliest, strict=True):
         at_end = last.get((slo_id, end_s))
-        head = first.get((slo_id, end_s - int(windows[-1].total_seconds())))
+        head = first.get(start)
         for w in windows:
             start_s = end_s - int(w.total_seconds())
             cut = last.get((slo_id, start_s))

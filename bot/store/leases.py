@@ -75,6 +75,7 @@ def claim(
         .where(col(LeaseRecord.slo_id).in_(free.scalar_subquery()))
         .values(holder=holder, tick=tick, expires_at=now + ttl, done_at=None)
         .returning(col(LeaseRecord.slo_id))
+        .execution_options(synchronize_session=False)  # (no lease row is in the session)
     )
     return sorted(int(slo_id) for slo_id in taken.scalars())
 
@@ -114,6 +115,7 @@ def complete_many(
         )
         .values(done_at=now)
         .returning(col(LeaseRecord.slo_id))
+        .execution_options(synchronize_session=False)  # (no lease row is in the session)
     )
     return {int(slo_id) for (slo_id,) in rows}
 
