@@ -156,74 +156,75 @@ def _recompute(session: Session, asks: Sequence[tuple[int, int]]) -> None:
 
 
 # Probes find one row per (slo_id, x) by primary-key index: the last bucket that starts before x, or
-# the first that starts at or after it. On PostgreSQL a VALUES list joined LATERAL (a plain join is
-# planned as a hash join over the whole table), on SQLite a UNION ALL of one-row selects.
+# the first that starts at or after it. On PostgreSQL arrays unnested and joined LATERAL (a plain
+# join is planned as a hash join over the whole table; arrays keep the statement one short text,
+# which the driver converts once and the server prepares once, however many probes it carries), on
+# SQLite a UNION ALL of one-row selects.
 Point = tuple[int, int]  # (slo_id, x)
 
 
-@functools.lru_cache(maxsize=64)
-def _probe_sql(before: int, after: int, dialect: str) -> str:
-    """`before` probes of the last bucket before x, then `after` of the first at or after x: rows
-    (kind 0 or 1, slo, x, the bucket's columns)."""
+def _probe_one(slo: str, x: str, earlier: bool) -> str:
     columns = ", ".join(("start_s", "resolution_s", *_SUMMED, *_CUMS))
+    where, order = ("<", "DESC") if earlier else (">=", "ASC")
+    return (
+        f"SELECT {columns} FROM bucket WHERE slo_id = {slo} AND start_s {where} {x} "
+        f"ORDER BY start_s {order}, resolution_s {order} LIMIT 1"
+    )
 
-    def one(slo: str, x: str, earlier: bool) -> str:
-        where, order = ("<", "DESC") if earlier else (">=", "ASC")
-        return (
-            f"SELECT {columns} FROM bucket WHERE slo_id = {slo} AND start_s {where} {x} "
-            f"ORDER BY start_s {order}, resolution_s {order} LIMIT 1"
-        )
 
-    if dialect == "postgresql":
-        parts = [
-            f"SELECT {kind}, v.slo, v.x, b.* FROM (VALUES {', '.join(['(%s, %s)'] * count)}) v(slo, x) "
-            f"CROSS JOIN LATERAL ({one('v.slo', 'v.x', kind == 0)}) b"
-            for kind, count in ((0, before), (1, after))
-            if count
-        ]
-        return " UNION ALL ".join(parts)
+# rows (kind 0 or 1, slo, x, the bucket's columns) for arrays of (slo, x) to look before, then after
+_PROBE_POSTGRESQL = " UNION ALL ".join(
+    f"SELECT {kind}, v.slo, v.x, b.* FROM unnest(%s::bigint[], %s::bigint[]) AS v(slo, x) "
+    f"CROSS JOIN LATERAL ({_probe_one('v.slo', 'v.x', kind == 0)}) b"
+    for kind in (0, 1)
+)
+
+
+@functools.lru_cache(maxsize=16)
+def _probe_sqlite(before: int, after: int) -> str:
+    """`before` probes of the last bucket before x, then `after` of the first at or after x."""
     parts = [
-        f"SELECT * FROM (SELECT {kind} AS k, ? AS slo, ? AS x, {one('?', '?', kind == 0)[len('SELECT ') :]})"
-        for kind, count in ((0, before), (1, after))
-        for _ in range(count)
+        f"SELECT * FROM (SELECT {k} AS k, ? AS slo, ? AS x, {_probe_one('?', '?', k == 0).removeprefix('SELECT ')})"
+        for k in (0, 1)
     ]
-    return " UNION ALL ".join(parts)
+    return " UNION ALL ".join([parts[0]] * before + [parts[1]] * after)
 
 
-# A statement's probes are padded with ones that find nothing (no SLO has id 0) to one of a few
-# sizes, so the drivers' prepared-statement caches hold a few statements, not one for every count
-SIZES = {"sqlite": (0, 8, 32, 128, 450), "postgresql": (0, 8, 32, 128, 512, 2048, 5000)}
+# On SQLite a statement's probes are padded with ones that find nothing (no SLO has id 0) to one of
+# a few sizes, so its statement cache holds a few statements, not one for every count; 450 at most
+# (a compound select has at most 500 terms)
+SQLITE_SIZES = (0, 8, 32, 128, 450)
 
 
 def _probe(
     connection: Connection, before: Sequence[Point] = (), after: Sequence[Point] = ()
 ) -> tuple[dict[Point, _Row], dict[Point, _Row]]:
     """For each (slo_id, x) of `before`: the SLO's last bucket that starts before x; of `after`: its
-    first that starts at or after x. One statement for both (of up to 450 probes on SQLite, whose
-    compound selects have at most 500 terms); a point with no such bucket is missing from the answer."""
-    dialect = connection.dialect.name
-    sizes = SIZES[dialect]
+    first that starts at or after x. A point with no such bucket is missing from the answer."""
     lists = [list(dict.fromkeys(before)), list(dict.fromkeys(after))]
     found: tuple[dict[Point, _Row], dict[Point, _Row]] = ({}, {})
     width = len(_SUMMED)
-    while lists[0] or lists[1]:
-        room = sizes[-1]
-        counts = []
-        for points in lists:
-            take = min(len(points), max(s for s in sizes if s <= room))
-            padded = next(s for s in sizes if s >= take)
-            counts.append((take, padded))
-            room -= padded
-        params: list[int] = []
-        for points, (take, padded) in zip(lists, counts, strict=True):
-            for slo, x in [*points[:take], *[(0, 0)] * (padded - take)]:
-                params += [slo, x] if dialect == "postgresql" else [slo, x, slo, x]
-        sql = _probe_sql(counts[0][1], counts[1][1], dialect)
-        for kind, slo, x, start_s, resolution_s, *values in connection.exec_driver_sql(
-            sql, tuple(params)
-        ).fetchall():
-            found[kind][(slo, x)] = _Row(start_s, resolution_s, values[:width], values[width:])
-        lists = [points[take:] for points, (take, _) in zip(lists, counts, strict=True)]
+    if connection.dialect.name == "postgresql":
+        arrays = tuple([p[i] for p in points] for points in lists for i in (0, 1))
+        statements: list[tuple[str, tuple[object, ...]]] = [(_PROBE_POSTGRESQL, arrays)]
+    else:
+        statements = []
+        while lists[0] or lists[1]:
+            room, counts = SQLITE_SIZES[-1], []
+            for points in lists:
+                take = min(len(points), max(s for s in SQLITE_SIZES if s <= room))
+                padded = next(s for s in SQLITE_SIZES if s >= take)
+                counts.append((take, padded))
+                room -= padded
+            flat: list[int] = []
+            for points, (take, padded) in zip(lists, counts, strict=True):
+                for slo, x in [*points[:take], *[(0, 0)] * (padded - take)]:
+                    flat += [slo, x, slo, x]
+            statements.append((_probe_sqlite(counts[0][1], counts[1][1]), tuple(flat)))
+            lists = [points[take:] for points, (take, _) in zip(lists, counts, strict=True)]
+    for sql, values in statements:
+        for kind, slo, x, start_s, resolution_s, *sums in connection.exec_driver_sql(sql, values).fetchall():
+            found[kind][(slo, x)] = _Row(start_s, resolution_s, sums[:width], sums[width:])
     return found
 
 
