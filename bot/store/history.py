@@ -183,10 +183,8 @@ _PROBE_POSTGRESQL = " UNION ALL ".join(
 @functools.lru_cache(maxsize=16)
 def _probe_sqlite(before: int, after: int) -> str:
     """`before` probes of the last bucket before x, then `after` of the first at or after x."""
-    parts = [
-        f"SELECT * FROM (SELECT {k} AS k, ? AS slo, ? AS x, {_probe_one('?', '?', k == 0).removeprefix('SELECT ')})"
-        for k in (0, 1)
-    ]
+    columns = [_probe_one("?", "?", k == 0).removeprefix("SELECT ") for k in (0, 1)]
+    parts = [f"SELECT * FROM (SELECT {k} AS k, ? AS slo, ? AS x, {columns[k]})" for k in (0, 1)]
     return " UNION ALL ".join([parts[0]] * before + [parts[1]] * after)
 
 
