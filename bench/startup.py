@@ -45,6 +45,8 @@ COMMANDS = ("validate", "apply", "check", "replay", "run", "demo", "status", "db
 # the example catalogues read secrets from the environment; placeholders make them valid
 EXAMPLE_ENV = {
     "PROMETHEUS_URL": "http://prometheus.example:9090",
+    "DD_API_KEY": "placeholder-datadog-api-key",
+    "DD_APP_KEY": "placeholder-datadog-app-key",
     "PAGERDUTY_ROUTING_KEY": "0" * 32,
     "OPSGENIE_API_KEY": "placeholder-opsgenie-key",
     "PAYMENTS_WEBHOOK_URL": "https://hooks.example/payments",
