@@ -220,7 +220,7 @@ def apply_files(files: Sequence[str], ctx: Context, *, prune: bool = False, out:
 
     from bot.annotations import group_by_of
     from bot.catalogue import load_paths
-    from bot.evaluation import data_checksum
+    from bot.checksums import data_checksum
     from bot.store import adjustments as adjustment_store
     from bot.store import db, repo
 

@@ -23,10 +23,10 @@ from bot.buckets import floor_time
 from bot.burndown import load_burn_down
 from bot.catalogue import load_paths
 from bot.catalogue.stored import slo_of
+from bot.checksums import data_checksum
 from bot.console import SHOWN, ChartFiles, ConsoleDestination
 from bot.conversation import Conversation
 from bot.durations import format_duration
-from bot.evaluation import data_checksum
 from bot.messages import span
 from bot.runner import Runner
 from bot.scheduler import start_scheduler

@@ -19,9 +19,9 @@ from bot.adjustments import Adjustment
 from bot.burndown import BurnDown, load_burn_down
 from bot.catalogue import load_paths
 from bot.catalogue.stored import slo_of
+from bot.checksums import data_checksum
 from bot.console import ChartFiles
 from bot.domain import Bucket
-from bot.evaluation import data_checksum
 from bot.store import adjustments as adjustment_store
 from bot.store import db, history, repo
 from bot.store.models import BreachRecord

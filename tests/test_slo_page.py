@@ -22,8 +22,8 @@ from sqlmodel import Session
 
 from bot import charts
 from bot.catalogue import load_paths
+from bot.checksums import data_checksum
 from bot.domain import Bucket
-from bot.evaluation import data_checksum
 from bot.links import sign
 from bot.messages import span
 from bot.store import db, history, repo

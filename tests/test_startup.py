@@ -1,5 +1,7 @@
 """What each command loads: `slo-bot --help` and `validate` (run by pre-commit hooks over a catalogue)
-stay instant because they import no database, HTTP, Slack, web-server or metrics library.
+stay instant because they import no database, HTTP, Slack, web-server or metrics library; the commands
+that read the database load Alembic only when the schema is not current (an upgrade to run, or a
+sentence to say), and no library of the bot's serving side.
 
 Not timed, so not flaky: each case runs the real command in a fresh interpreter and lists the modules
 it imported; one heavy import at the top of a module on the way fails the test wherever it runs.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import sysconfig
@@ -25,6 +28,8 @@ COMMANDS = ["validate", "apply", "check", "replay", "run", "demo", "status", "db
 # the libraries of `run` and of the commands that query sources
 SERVING = {"httpx", "slack_bolt", "slack_sdk", "uvicorn", "starlette", "anyio", "apscheduler"}
 METRICS = {"prometheus_client"}
+# Alembic, and the template and highlighting libraries its machinery loads (pygments when installed)
+MIGRATING = {"alembic", "mako", "pygments"}
 SITE_PACKAGES = tuple({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
 # Runs the command as `python -m bot` does, then writes every module loaded and the file it came from.
 PROBE = """\
@@ -76,13 +81,34 @@ def test_status_loads_the_database_and_nothing_of_the_bot_or_its_sources(tmp_pat
     code, loaded = libraries(tmp_path, "status", env=env)
     assert code == 1  # no database file yet: "run `slo-bot db upgrade`"
     assert "sqlalchemy" in loaded
-    assert not loaded & ({"alembic"} | SERVING | METRICS), "no schema to check in an absent file"
+    assert not loaded & (MIGRATING | SERVING | METRICS), "no schema to check in an absent file"
 
     assert libraries(tmp_path, "apply", str(ROOT / "examples" / "checkout.yaml"), env=env)[0] == 0
     code, loaded = libraries(tmp_path, "status", "--json", env=env)
     assert code == 0
     assert "sqlalchemy" in loaded  # it read the database, and nothing else
-    assert not loaded & (SERVING | METRICS)
+    assert not loaded & (MIGRATING | SERVING | METRICS), "a current schema is seen without Alembic"
+
+
+def test_a_database_behind_the_code_loads_alembic_and_a_current_one_does_not(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'slo-bot.db'}"}
+    catalogue = str(ROOT / "examples" / "checkout.yaml")
+    code, loaded = libraries(tmp_path, "apply", catalogue, env=env)
+    assert code == 0
+    assert "alembic" in loaded, "a new database is migrated first"
+
+    code, loaded = libraries(tmp_path, "apply", catalogue, env=env)
+    assert code == 0
+    assert not loaded & (MIGRATING | SERVING | METRICS), "apply stores rows: no migration, no metrics"
+    code, loaded = libraries(tmp_path, "db", "upgrade", env=env)
+    assert code == 0
+    assert not loaded & MIGRATING, "nothing to upgrade"
+
+    with sqlite3.connect(tmp_path / "slo-bot.db") as connection:  # as if the code had a newer migration
+        connection.execute("UPDATE alembic_version SET version_num = '0001'")
+    code, loaded = libraries(tmp_path, "status", env=env)
+    assert code == 1  # "run `slo-bot db upgrade`"
+    assert "alembic" in loaded, "the revisions between are Alembic's to know"
 
 
 def test_check_in_console_mode_loads_no_slack_server_or_scheduler(tmp_path: Path) -> None:
@@ -92,4 +118,6 @@ def test_check_in_console_mode_loads_no_slack_server_or_scheduler(tmp_path: Path
     assert code == 0
     assert "httpx" in loaded  # the source pool
     assert not loaded & (SERVING - {"httpx"})
+    # (httpx loads pygments for its own command line when it is installed)
+    assert not loaded & (MIGRATING - {"pygments"}), "the schema is current"
     assert "matplotlib" not in loaded and "numpy" not in loaded  # charts load it when one is drawn

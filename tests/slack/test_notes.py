@@ -14,8 +14,8 @@ from sqlmodel import Session, select
 
 from bot import jobs
 from bot.catalogue import load_paths
+from bot.checksums import data_checksum
 from bot.conversation import Conversation
-from bot.evaluation import data_checksum
 from bot.slack.notify import NOTE_INTERVAL, SlackDestination, queue_unannounced
 from bot.sources.pool import SourcePool
 from bot.store import repo
