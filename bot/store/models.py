@@ -8,7 +8,15 @@ from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer,
 from sqlmodel import Field, SQLModel
 
 
-class SLORecord(SQLModel, table=True):
+class Table(SQLModel):
+    """A table's row. Pydantic builds a model's validator and serializer when it is first used, not
+    when the class is defined: rows are built by SQLAlchemy and by SQLModel without validation, so
+    most commands never use them, and every command that reads the database paid for 20 at import."""
+
+    model_config = SQLModel.model_config | {"defer_build": True}
+
+
+class SLORecord(Table, table=True):
     """An applied SLO: its OpenSLO documents (with `${NAME}` left in) and what has been fetched."""
 
     __tablename__ = "slo"
@@ -50,7 +58,7 @@ class SLORecord(SQLModel, table=True):
     )
 
 
-class BucketRecord(SQLModel, table=True):
+class BucketRecord(Table, table=True):
     """Events of one SLO over [start, start + resolution). Times are epoch seconds: compact, exact."""
 
     __tablename__ = "bucket"
@@ -84,7 +92,7 @@ class BucketRecord(SQLModel, table=True):
     cum_ratio_sum: float = 0.0
 
 
-class SnapshotRecord(SQLModel, table=True):
+class SnapshotRecord(Table, table=True):
     """What one evaluation found; `slo-bot status` prints the newest per SLO."""
 
     __tablename__ = "status_snapshot"
@@ -109,7 +117,7 @@ class SnapshotRecord(SQLModel, table=True):
     notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
-class BudgetReadingRecord(SQLModel, table=True):
+class BudgetReadingRecord(Table, table=True):
     """An SLO's budget at its first evaluation of each UTC day, kept for a quarter: what `slo-bot
     report` compares the end of a period with (a rolling window's buckets of then are gone)."""
 
@@ -126,7 +134,7 @@ class BudgetReadingRecord(SQLModel, table=True):
     remaining_ratio: float | None = None
 
 
-class DigestRecord(SQLModel, table=True):
+class DigestRecord(Table, table=True):
     """A channel's weekly digest (`bot.digest`): when it is due, who set it, and the due time of the
     last one sent (moved by the one replica that sends it: each digest goes once)."""
 
@@ -143,7 +151,7 @@ class DigestRecord(SQLModel, table=True):
     sent_by: str | None = Field(default=None, max_length=255)  # the replica
 
 
-class BreachRecord(SQLModel, table=True):
+class BreachRecord(Table, table=True):
     """One breach of one SLO (see `bot.breaches`): what Slack shows as one message and the incident
     tools as one incident. Its number, shown on the message, is its `id`.
 
@@ -178,7 +186,7 @@ class BreachRecord(SQLModel, table=True):
     spent_ratio: float | None = None
 
 
-class BreachEventRecord(SQLModel, table=True):
+class BreachEventRecord(Table, table=True):
     """What happened to a breach and who did it: acknowledged, silenced, escalated, declared ..."""
 
     __tablename__ = "breach_event"
@@ -193,7 +201,7 @@ class BreachEventRecord(SQLModel, table=True):
     detail: str = Field(default="", sa_column=Column(Text, nullable=False))
 
 
-class AlertRecord(SQLModel, table=True):
+class AlertRecord(Table, table=True):
     """One alert signal of one SLO and key (`page`, `ticket`, `budget-25`, `no-data`), open or past.
 
     `state` is `pending` (its condition holds, `alertAfter` not yet elapsed), `firing` or
@@ -220,7 +228,7 @@ class AlertRecord(SQLModel, table=True):
     reason: str = Field(default="", sa_column=Column(Text, nullable=False))
 
 
-class AlertEventRecord(SQLModel, table=True):
+class AlertEventRecord(Table, table=True):
     """Every transition of an alert: when, what caused it (burn rates) and who acted."""
 
     __tablename__ = "alert_event"
@@ -236,7 +244,7 @@ class AlertEventRecord(SQLModel, table=True):
     detail: str = Field(default="", sa_column=Column(Text, nullable=False))
 
 
-class SilenceRecord(SQLModel, table=True):
+class SilenceRecord(Table, table=True):
     """While `until` is ahead and `ended_at` unset, the SLO posts nothing to Slack."""
 
     __tablename__ = "silence"
@@ -253,7 +261,7 @@ class SilenceRecord(SQLModel, table=True):
     ended_by: str | None = Field(default=None, max_length=64)
 
 
-class SubscriptionRecord(SQLModel, table=True):
+class SubscriptionRecord(Table, table=True):
     """`/slo subscribe SERVICE #channel`: the service's alerts also go to the channel."""
 
     __tablename__ = "subscription"
@@ -266,7 +274,7 @@ class SubscriptionRecord(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
-class SlackMessageRecord(SQLModel, table=True):
+class SlackMessageRecord(Table, table=True):
     """A breach's one message in one channel: posted once (then `ts` is known), updated in place."""
 
     __tablename__ = "slack_message"
@@ -281,7 +289,7 @@ class SlackMessageRecord(SQLModel, table=True):
     ts: str | None = Field(default=None, max_length=32, index=True)
 
 
-class OutboxRecord(SQLModel, table=True):
+class OutboxRecord(Table, table=True):
     """A Slack or incident tool call to make. Written in the transaction that decided it, so a crash
     or an outage delays it but never loses it; delivered in `id` order per breach and destination."""
 
@@ -309,7 +317,7 @@ class OutboxRecord(SQLModel, table=True):
     claimed_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
-class IncidentRecord(SQLModel, table=True):
+class IncidentRecord(Table, table=True):
     """A breach as opened in one incident tool (one row per breach and AlertNotificationTarget), and
     its state there as slo-bot last heard it: from its own calls, or from the tool's webhooks."""
 
@@ -337,7 +345,7 @@ class IncidentRecord(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
-class WebhookEventRecord(SQLModel, table=True):
+class WebhookEventRecord(Table, table=True):
     """Webhook deliveries already handled, per tool: a replayed or retried one never acts twice."""
 
     __tablename__ = "webhook_event"
@@ -347,7 +355,7 @@ class WebhookEventRecord(SQLModel, table=True):
     received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
 
 
-class SlackEventRecord(SQLModel, table=True):
+class SlackEventRecord(Table, table=True):
     """Slack event ids already handled: a retried delivery (`X-Slack-Retry-Num`) never acts twice."""
 
     __tablename__ = "slack_event"
@@ -356,7 +364,7 @@ class SlackEventRecord(SQLModel, table=True):
     received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
-class LeaseRecord(SQLModel, table=True):
+class LeaseRecord(Table, table=True):
     """Which replica evaluates an SLO in which tick: taken in batches with `FOR UPDATE SKIP LOCKED`,
     done in the transaction that stores the SLO's evaluation, so each tick evaluates it once."""
 
@@ -375,7 +383,7 @@ class LeaseRecord(SQLModel, table=True):
     done_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
-class FleetJobRecord(SQLModel, table=True):
+class FleetJobRecord(Table, table=True):
     """A job that one replica of the fleet runs per period (maintenance): whoever moves `last_run_at`."""
 
     __tablename__ = "fleet_job"
@@ -387,7 +395,7 @@ class FleetJobRecord(SQLModel, table=True):
     )
 
 
-class AdjustmentRecord(SQLModel, table=True):
+class AdjustmentRecord(Table, table=True):
     """A maintenance window (`bot.adjustments.Adjustment`): declared in the catalogue (replaced on
     every apply) or a one-off made in Slack, kept with who made it, why, and who cancelled it."""
 
@@ -411,7 +419,7 @@ class AdjustmentRecord(SQLModel, table=True):
     )
 
 
-class RefundRecord(SQLModel, table=True):
+class RefundRecord(Table, table=True):
     """A resolved breach marked a false positive: its span [excluded_from, excluded_to) counts like a
     maintenance window (its budget given back) until the refund is undone. Who and why are kept."""
 
