@@ -43,8 +43,11 @@ if len(sys.argv) > 1:
 """
 
 
-def libraries(tmp_path: Path, *argv: str, env: dict[str, str] | None = None) -> tuple[int, set[str]]:
-    """The command's exit code, and the installed packages it imported (top-level names)."""
+def libraries(
+    tmp_path: Path, *argv: str, env: dict[str, str] | None = None, whole: bool = False
+) -> tuple[int, set[str]]:
+    """The command's exit code, and the installed packages it imported (top-level names, or with
+    `whole` every module's full name)."""
 
     def loaded(*args: str) -> tuple[int, set[str]]:
         out = tmp_path / "modules.json"
@@ -55,7 +58,9 @@ def libraries(tmp_path: Path, *argv: str, env: dict[str, str] | None = None) -> 
         )
         files = json.loads(out.read_text())
         return result.returncode, {
-            name.split(".")[0] for name, file in files.items() if file and file.startswith(SITE_PACKAGES)
+            name if whole else name.split(".")[0]
+            for name, file in files.items()
+            if file and file.startswith(SITE_PACKAGES)
         }
 
     _, interpreter = loaded()  # what the interpreter's site hooks load in every process
@@ -114,10 +119,13 @@ def test_a_database_behind_the_code_loads_alembic_and_a_current_one_does_not(tmp
 def test_check_in_console_mode_loads_no_slack_server_or_scheduler(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'slo-bot.db'}", "SLO_BOT_EVAL_INTERVAL": "1m"}
     assert libraries(tmp_path, "apply", str(ROOT / "examples" / "checkout.yaml"), env=env)[0] == 0
-    code, loaded = libraries(tmp_path, "check", "--slo", "search-availability", env=env)
+    code, modules = libraries(tmp_path, "check", "--slo", "search-availability", env=env, whole=True)
     assert code == 0
+    loaded = {name.split(".")[0] for name in modules}
     assert "httpx" in loaded  # the source pool
     assert not loaded & (SERVING - {"httpx"})
     # (httpx loads pygments for its own command line when it is installed)
     assert not loaded & (MIGRATING - {"pygments"}), "the schema is current"
     assert "matplotlib" not in loaded and "numpy" not in loaded  # charts load it when one is drawn
+    assert "sqlalchemy.dialects.sqlite" in modules  # its upserts (leases, readings) on SQLite...
+    assert "sqlalchemy.dialects.postgresql" not in modules  # ...and not PostgreSQL's

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from bot.store.models import FleetJobRecord, LeaseRecord, OutboxRecord, SLORecord
@@ -22,8 +21,14 @@ from bot.store.models import FleetJobRecord, LeaseRecord, OutboxRecord, SLORecor
 
 def _insert(session: Session, table: type[LeaseRecord] | type[FleetJobRecord]) -> object:
     """INSERT ... ON CONFLICT DO NOTHING in the session's dialect (replicas race to add the same row)."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    # the dialect's own module, imported for the dialect in use: PostgreSQL's costs SQLite a 50th of a second
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 def add_missing(*, session: Session) -> None:

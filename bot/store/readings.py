@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from bot.budget import Status
@@ -38,9 +37,15 @@ def record(*, session: Session, slo_id: int, status: Status) -> None:
         "remaining_ratio": status.remaining_ratio,
     }
     table = BudgetReadingRecord.__table__  # type: ignore[attr-defined]
-    dialect = session.connection().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(table).values(**values).on_conflict_do_nothing())
+    # the dialect's own module, imported for the dialect in use (as in bot.store.leases)
+    if session.connection().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        session.execute(postgresql.insert(table).values(**values).on_conflict_do_nothing())
+    else:
+        from sqlalchemy.dialects import sqlite
+
+        session.execute(sqlite.insert(table).values(**values).on_conflict_do_nothing())
 
 
 def at_or_before(
