@@ -13,8 +13,11 @@ argparse program. Target: every start under 0.3 s (wall).
 Cases: `slo-bot --help` and every command's `--help` (parsing and dispatch: what a command costs
 before its own work); `validate` over the example catalogues and over a generated one of `--slos`
 SLOs (a pre-commit hook; the generated one is reported with its cost per SLO, not held to the start
-target); `status` on an absent database file and on an empty current database (the cheapest commands
-that need the database libraries: reported, not held to the target). An installed slo-bot runs from
+target); then the commands that need the database libraries (reported, not held to the target):
+`status` on an absent database file and on an empty current database, `db upgrade` with nothing to
+upgrade, `apply` of a catalogue already stored (nothing changes), and `check` of a name no SLO has (it
+loads all it would evaluate with and opens the database, then refuses the name: its start before its
+work), each on SQLite. An installed slo-bot runs from
 compiled bytecode, so the children run with PYTHONDONTWRITEBYTECODE unset; `--from-source` keeps the
 environment as it is.
 """
@@ -97,19 +100,39 @@ def cases(tmp: Path, slos: int, env: dict[str, str]) -> list[Case]:
     examples = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*.yaml"))
     absent = {**env, "DATABASE_URL": f"sqlite:///{tmp / 'absent.db'}"}
     empty = {**env, "DATABASE_URL": f"sqlite:///{tmp / 'empty.db'}"}
+    stored = {**env, "DATABASE_URL": f"sqlite:///{tmp / 'stored.db'}"}
     subprocess.run([*bot, "db", "upgrade"], cwd=ROOT, env=empty, check=True, capture_output=True)
+    checkout = "examples/checkout.yaml"
+    subprocess.run([*bot, "apply", checkout], cwd=ROOT, env=stored, check=True, capture_output=True)
+    database = "SQLAlchemy, SQLModel"
     return [
         Case("python -c pass", [python, "-c", "pass"], env, target=False),
         Case('python -c "import argparse"', [python, "-c", "import argparse"], env, target=False),
         Case("slo-bot --help", [*bot, "--help"], env),
         *(Case(f"slo-bot {c} --help", [*bot, c, "--help"], env) for c in COMMANDS),
         Case(f"slo-bot validate examples/*.yaml ({len(examples)} files)", [*bot, "validate", *examples], env),
-        # the last four: their notes are filled in by main()
+        # its note is filled in by main()
         Case(
             f"slo-bot validate ({slos} generated SLOs)", [*bot, "validate", str(generated)], env, target=False
         ),
-        Case("slo-bot status (no database file)", [*bot, "status"], absent, exit_code=1, target=False),
-        Case("slo-bot status (empty current database)", [*bot, "status", "--json"], empty, target=False),
+        *(
+            Case(
+                label, [*bot, *argv], case_env, exit_code=code, target=False, note=f"(not held: loads {libs})"
+            )
+            for label, argv, case_env, code, libs in (
+                ("slo-bot status (no database file)", ["status"], absent, 1, database),
+                ("slo-bot status (empty current database)", ["status", "--json"], empty, 0, database),
+                ("slo-bot db upgrade (current database)", ["db", "upgrade"], empty, 0, database),
+                (f"slo-bot apply {checkout} (stored already)", ["apply", checkout], stored, 0, database),
+                (
+                    "slo-bot check --slo absent (refused name)",
+                    ["check", "--slo", "absent"],
+                    stored,
+                    1,
+                    f"{database}, httpx, prometheus-client",
+                ),
+            )
+        ),
     ]
 
 
@@ -139,13 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 case.time()
         load_after = os.getloadavg()[0]
 
-    examples, generated, absent, empty = all_cases[-4:]
+    # after the two baselines, `--help` and each command's: the two `validate` cases
+    examples, generated = all_cases[3 + len(COMMANDS) : 5 + len(COMMANDS)]
     found = re.search(r"(\d+) SLO\(s\) valid", examples.output)
     assert found is not None, examples.output
     more = statistics.median(generated.wall) - statistics.median(examples.wall)
     generated.note = f"(not held: {more / (args.slos - int(found[1])) * 1000:.2f} ms per SLO more)"
-    absent.note = "(not held: loads SQLAlchemy and SQLModel)"
-    empty.note = "(not held: loads SQLAlchemy, SQLModel and Alembic)"
 
     argparse_s = statistics.median(all_cases[1].wall)
     bytecode = "compiled each run" if env.get("PYTHONDONTWRITEBYTECODE") else "cached (as installed)"
