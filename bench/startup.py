@@ -17,9 +17,9 @@ target); then the commands that need the database libraries (reported, not held 
 `status` on an absent database file and on an empty current database, `db upgrade` with nothing to
 upgrade, `apply` of a catalogue already stored (nothing changes), and `check` of a name no SLO has (it
 loads all it would evaluate with and opens the database, then refuses the name: its start before its
-work), each on SQLite. An installed slo-bot runs from
-compiled bytecode, so the children run with PYTHONDONTWRITEBYTECODE unset; `--from-source` keeps the
-environment as it is.
+work), each on SQLite; and the floor of those, `python -c "import sqlalchemy"` and `python -c
+"import sqlmodel"`. An installed slo-bot runs from compiled bytecode, so the children run with
+PYTHONDONTWRITEBYTECODE unset; `--from-source` keeps the environment as it is.
 """
 
 from __future__ import annotations
@@ -132,6 +132,15 @@ def cases(tmp: Path, slos: int, env: dict[str, str]) -> list[Case]:
                     f"{database}, httpx, prometheus-client",
                 ),
             )
+        ),
+        # what any command on the database pays before a line of slo-bot runs
+        Case('python -c "import sqlalchemy"', [python, "-c", "import sqlalchemy"], env, target=False),
+        Case(
+            'python -c "import sqlmodel"',
+            [python, "-c", "import sqlmodel"],
+            env,
+            target=False,
+            note="(SQLAlchemy, its ORM and pydantic)",
         ),
     ]
 
