@@ -367,6 +367,10 @@ GROUPS_NOT_REPLAYED = "a grouped SLO (slo-bot/group-by) is not replayed yet; rep
 
 
 def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
+    if args.end <= args.start:
+        raise UsageError("--to must be after --from", EXIT_USAGE)
+    engine = ctx.read_engine  # an absent or outdated database is said before the tables load
+
     from sqlmodel import Session
 
     from bot import replay, report
@@ -376,9 +380,6 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
     from bot.store import adjustments as adjustment_store
     from bot.store import repo
 
-    if args.end <= args.start:
-        raise UsageError("--to must be after --from", EXIT_USAGE)
-    engine = ctx.read_engine
     settings = ctx.settings
     with Session(engine) as session:
         records = repo.list_slos(session=session)
@@ -516,6 +517,8 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    engine = ctx.read_engine  # first: an absent or outdated database is said before the tables load
+
     from sqlmodel import Session
 
     from bot import groups, report
@@ -525,7 +528,6 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     from bot.store import repo
     from bot.store.models import BreachRecord
 
-    engine = ctx.read_engine
     rows = []
     with Session(engine) as session:
         by_slo: dict[int, list[BreachRecord]] = {}
@@ -613,11 +615,13 @@ def _outlook(session: Session, slo: SLO | None, slo_id: int | None, status: Stat
 
 
 def cmd_report(args: argparse.Namespace, ctx: Context) -> int:
+    engine = ctx.read_engine  # read-only, beside a running `slo-bot run`; said before the tables load
+
     from sqlmodel import Session
 
     from bot import review, review_render
 
-    with Session(ctx.read_engine) as session:  # read-only: beside a running `slo-bot run`
+    with Session(engine) as session:
         known = review.services(session)
         if args.service is not None and args.service not in known:
             close = difflib.get_close_matches(args.service, known, n=1)

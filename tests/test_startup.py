@@ -43,13 +43,11 @@ if len(sys.argv) > 1:
 """
 
 
-def libraries(
-    tmp_path: Path, *argv: str, env: dict[str, str] | None = None, whole: bool = False
-) -> tuple[int, set[str]]:
-    """The command's exit code, and the installed packages it imported (top-level names, or with
-    `whole` every module's full name)."""
+def modules(tmp_path: Path, *argv: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+    """The command's exit code, and every module it imported with its file (beyond the interpreter's
+    own, and those without a file)."""
 
-    def loaded(*args: str) -> tuple[int, set[str]]:
+    def loaded(*args: str) -> tuple[int, dict[str, str]]:
         out = tmp_path / "modules.json"
         environ = {**os.environ, **(env or {}), "SLO_BOT_MODULES_OUT": str(out)}
         environ.pop("SLO_BOT_CONFIG", None)
@@ -57,15 +55,24 @@ def libraries(
             [sys.executable, "-c", PROBE, *args], cwd=ROOT, env=environ, capture_output=True, check=False
         )
         files = json.loads(out.read_text())
-        return result.returncode, {
-            name if whole else name.split(".")[0]
-            for name, file in files.items()
-            if file and file.startswith(SITE_PACKAGES)
-        }
+        return result.returncode, {name: file for name, file in files.items() if file}
 
     _, interpreter = loaded()  # what the interpreter's site hooks load in every process
-    code, names = loaded(*argv)
-    return code, names - interpreter
+    code, found = loaded(*argv)
+    return code, {name: file for name, file in found.items() if name not in interpreter}
+
+
+def libraries(
+    tmp_path: Path, *argv: str, env: dict[str, str] | None = None, whole: bool = False
+) -> tuple[int, set[str]]:
+    """The command's exit code, and the installed packages it imported (top-level names, or with
+    `whole` every module's full name)."""
+    code, found = modules(tmp_path, *argv, env=env)
+    return code, {
+        name if whole else name.split(".")[0]
+        for name, file in found.items()
+        if file.startswith(SITE_PACKAGES)
+    }
 
 
 @pytest.mark.parametrize("command", [[], *[c.split() for c in COMMANDS]], ids=["-", *COMMANDS])
@@ -83,10 +90,12 @@ def test_validate_loads_only_the_yaml_and_promql_parsers(tmp_path: Path) -> None
 
 def test_status_loads_the_database_and_nothing_of_the_bot_or_its_sources(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'slo-bot.db'}"}
-    code, loaded = libraries(tmp_path, "status", env=env)
+    code, found = modules(tmp_path, "status", env=env)
     assert code == 1  # no database file yet: "run `slo-bot db upgrade`"
+    loaded = {name.split(".")[0] for name, file in found.items() if file.startswith(SITE_PACKAGES)}
     assert "sqlalchemy" in loaded
     assert not loaded & (MIGRATING | SERVING | METRICS), "no schema to check in an absent file"
+    assert "bot.store.models" not in found, "no table to read: it says so before building them"
 
     assert libraries(tmp_path, "apply", str(ROOT / "examples" / "checkout.yaml"), env=env)[0] == 0
     code, loaded = libraries(tmp_path, "status", "--json", env=env)
