@@ -102,6 +102,7 @@ def test_status_loads_the_database_and_nothing_of_the_bot_or_its_sources(tmp_pat
     assert code == 0
     assert "sqlalchemy" in loaded  # it read the database, and nothing else
     assert not loaded & (MIGRATING | SERVING | METRICS), "a current schema is seen without Alembic"
+    assert "yaml" not in loaded, "stored definitions are JSON: the YAML parser is for files"
 
 
 def test_a_database_behind_the_code_loads_alembic_and_a_current_one_does_not(tmp_path: Path) -> None:

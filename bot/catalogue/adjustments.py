@@ -16,7 +16,7 @@ from bot.adjustments import Adjustment, parse_rule
 from bot.catalogue.checks import Checker
 from bot.catalogue.model import Entry, Report
 from bot.catalogue.openslo import parse_metadata
-from bot.catalogue.yamlsource import Doc
+from bot.catalogue.origins import Doc
 
 API_VERSION = "slo-bot/v1"
 KIND = "BudgetAdjustment"

@@ -11,8 +11,8 @@ from typing import Any
 
 from bot.catalogue.checks import Checker
 from bot.catalogue.openslo import SPEC_FIELDS, Meta, Ref, description, parse_metadata, parse_op
+from bot.catalogue.origins import Path
 from bot.catalogue.settings import check_target
-from bot.catalogue.yamlsource import Path
 from bot.domain import AlertCondition, NotificationTarget, Op
 from bot.policy import alert_severity
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.catalogue.model import Problem, Report
-from bot.catalogue.yamlsource import Doc, Path
+from bot.catalogue.origins import Doc, Path
 from bot.durations import parse_duration
 
 MISSING = "required field missing"

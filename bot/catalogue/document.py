@@ -17,8 +17,8 @@ from bot.catalogue.openslo import (
     parse_metadata,
     parse_sli_spec,
 )
+from bot.catalogue.origins import Path
 from bot.catalogue.slo import parse_slo_spec
-from bot.catalogue.yamlsource import Path
 
 _DOCUMENT = frozenset({"apiVersion", "kind", "metadata", "spec"})
 _PARSERS: dict[str, Callable[[Checker, dict[str, Any], Path, Meta], Any]] = {

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.catalogue.yamlsource import Path
+from bot.catalogue.origins import Path
 
 _TOKEN = re.compile(r"\$\$\{|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)\})?")
 MALFORMED = "malformed variable reference: write ${NAME}, or $${ for a literal ${"

@@ -10,6 +10,7 @@ from typing import Any
 from bot.catalogue.adjustments import is_adjustment, parse_adjustments
 from bot.catalogue.checks import Checker
 from bot.catalogue.model import Catalogue, CatalogueError, Problem, Report
+from bot.catalogue.origins import Doc
 from bot.catalogue.resolve import compile_documents
 from bot.catalogue.sloth import (
     DATASOURCE,
@@ -18,7 +19,6 @@ from bot.catalogue.sloth import (
     is_sloth,
     prometheus_datasource,
 )
-from bot.catalogue.yamlsource import Doc, parse_documents
 from bot.domain import SLO
 
 STORED = "<stored>"  # the file name of problems in documents read back from the store
@@ -30,6 +30,8 @@ def load_paths(paths: Sequence[str | Path], env: Mapping[str, str] | None = None
 
     Never raises for bad input: whatever is wrong becomes a Problem. `env` defaults to os.environ.
     """
+    from bot.catalogue import yamlsource  # PyYAML: files only (stored definitions are JSON)
+
     env = os.environ if env is None else env
     report = Report()
     files: list[str] = []
@@ -40,7 +42,7 @@ def load_paths(paths: Sequence[str | Path], env: Mapping[str, str] | None = None
         if text is None:
             continue
         files.append(str(file))
-        found, problems = parse_documents(text, str(file))
+        found, problems = yamlsource.parse_documents(text, str(file))
         for problem in problems:
             report.add(problem)
         if not found and not problems:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.catalogue.checks import Checker, describe
+from bot.catalogue.origins import Doc, Path
 from bot.catalogue.settings import annotation_text, check_annotations
-from bot.catalogue.yamlsource import Doc, Path
 from bot.domain import DataSource, IndicatorKind, Op
 from bot.sources import HTTP_SOURCES, KNOWN_SOURCE_TYPES
 

@@ -16,9 +16,9 @@ from bot.catalogue.document import parse_document
 from bot.catalogue.envsubst import substitute_tree
 from bot.catalogue.model import Entry, Report
 from bot.catalogue.openslo import PROMETHEUS_TYPES, MetricDef, Ref, SliDef
+from bot.catalogue.origins import Doc, Path
 from bot.catalogue.promql import grouping_problem
 from bot.catalogue.slo import SloDef
-from bot.catalogue.yamlsource import Doc, Path
 from bot.domain import (
     SLO,
     AlertCondition,

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.annotations import PARSERS, PREFIX, ROUTING_KEY, parse_region, parse_routing_key, parse_url
 from bot.catalogue.checks import Checker
-from bot.catalogue.yamlsource import Path
+from bot.catalogue.origins import Path
 
 URL = "slo-bot/url"
 FROM = "slo-bot/from"

@@ -19,7 +19,7 @@ from bot.catalogue.openslo import (
     parse_op,
     parse_sli_spec,
 )
-from bot.catalogue.yamlsource import Doc, Path
+from bot.catalogue.origins import Doc, Path
 from bot.domain import BudgetingMethod, Objective, TimeWindow
 from bot.durations import parse_duration
 

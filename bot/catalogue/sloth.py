@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.catalogue.checks import MISSING, Checker
 from bot.catalogue.openslo import API_VERSION
-from bot.catalogue.yamlsource import Doc, Origins, Path
+from bot.catalogue.origins import Doc, Origins, Path
 
 CRD_API_VERSION = "sloth.slok.dev/v1"
 SLOTH_VERSION = "prometheus/v1"

@@ -7,7 +7,6 @@ exotic scalars stay the text they were written as.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -15,9 +14,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.catalogue.model import Problem
-
-Path = tuple[str | int, ...]
-Origins = dict[Path, tuple[int, str | None]]  # path -> (1-based line, path as shown, if not the path)
+from bot.catalogue.origins import Doc, Origins, Path, format_path
 
 _STD = "tag:yaml.org,2002:"
 _MAX_NODES = 200_000  # a guard against alias bombs, far above any real catalogue
@@ -26,36 +23,6 @@ _SCALARS = SafeConstructor()
 # instead of 0.5 s. A stream it refuses is read again by the pure-Python one, for its messages.
 _FAST_LOADER: Any = getattr(yaml, "CSafeLoader", None)
 _EXPONENT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+$")
-
-
-def format_path(path: Path) -> str:
-    """`("spec", "objectives", 0, "target")` -> `spec.objectives[0].target`; `()` -> `-`."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else part
-    return text or "-"
-
-
-@dataclass(eq=False)
-class Doc:
-    """One document: `raw` as written, `data` after `${NAME}` substitution."""
-
-    file: str
-    raw: Any
-    data: Any = None
-    origins: Origins = field(default_factory=dict)
-
-    def locate(self, path: Path) -> tuple[int, str]:
-        """The line of `path` (or of its nearest ancestor in the file) and the path to show."""
-        for size in range(len(path), -1, -1):
-            origin = self.origins.get(path[:size])
-            if origin is not None:
-                line, shown = origin
-                return line, format_path(path) if shown is None else shown
-        return 0, format_path(path)
 
 
 def parse_documents(text: str, file: str) -> tuple[list[Doc], list[Problem]]:
