@@ -74,7 +74,8 @@ def render(data: BurnDown, maintenance: Sequence[tuple[datetime, datetime, str]]
     figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
     # fixed margins, not a layout engine: the labels are of known size, and constrained layout
     # measured every text of the figure again, which took half the time of a chart
-    figure.subplots_adjust(left=0.125, right=0.975, top=0.915, bottom=0.095, hspace=0.1)
+    # (right: room for half of the date under the window's end, "01 Dec", which 0.975 clipped)
+    figure.subplots_adjust(left=0.125, right=0.94, top=0.915, bottom=0.095, hspace=0.1)
     budget_ax, burn_ax = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     style_axes(budget_ax, burn_ax)
     _budget_panel(budget_ax, data)
@@ -158,6 +159,8 @@ def _budget_panel(ax: Any, data: BurnDown) -> None:
             fontweight="bold",
             color=BUDGET_COLOUR,
             zorder=6,
+            # (legible where the line runs behind it, as it does left of `now`)
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
         )
     ax.legend(loc="lower left", fontsize=FONT - 3, frameon=True, framealpha=0.9)
 

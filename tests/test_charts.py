@@ -210,6 +210,21 @@ def test_the_chart_draws_each_thing_where_the_numbers_put_it(stored: tuple[Engin
     assert black_in_column(round(budget.x_of(NOW - 2 * DAY))) < 0.05  # a dotted line, only at now
 
 
+def test_nothing_is_cut_at_the_right_edge(stored: tuple[Engine, int]) -> None:
+    """The date under the window's end ("01 Dec") was cut in half by the image's edge: a calendar
+    window that ends at midnight has its last date right at the panel's edge."""
+    from dataclasses import replace
+
+    data = _data(*stored)
+    chart = charts.render(replace(data, period_end=datetime(2026, 12, 1, tzinfo=UTC)))
+    image = Image.open(io.BytesIO(chart.png)).convert("RGB")
+    width, height = image.size
+    # the row of dates under the lower panel: no ink in the image's last columns
+    rows = range(round(chart.burn.bottom) + 4, min(height, round(chart.burn.bottom) + 50))
+    edge = [image.getpixel((px, py)) for px in range(width - 4, width) for py in rows]
+    assert all(_near(p, (255, 255, 255), 30) for p in edge)  # type: ignore[arg-type]
+
+
 def test_the_alt_text_says_what_the_chart_shows(stored: tuple[Engine, int]) -> None:
     chart = charts.render(_data(*stored), [MAINTENANCE])
     text = chart.alt_text
