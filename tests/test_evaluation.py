@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot import evaluation
+from bot.checksums import data_checksum
 from bot.domain import (
     SLO,
     DataSource,
@@ -62,7 +63,7 @@ def _record(session: Session) -> SLORecord:
         name=SLO_.name,
         service="checkout",
         documents=[],
-        data_checksum=evaluation.data_checksum(SLO_),
+        data_checksum=data_checksum(SLO_),
         now=T0,
     )
     session.commit()
