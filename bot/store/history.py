@@ -101,7 +101,8 @@ Sums = list[float]
 
 
 def _own(b: Bucket) -> Sums:
-    return [b.good, b.total, int(b.covered.total_seconds()), b.good_slices, b.slices, b.ratio_sum]
+    """One bucket's own sums (`_columns` of it alone: the column order is written once)."""
+    return [column[0] for column in _columns([b])]
 
 
 @dataclass(frozen=True, slots=True)
