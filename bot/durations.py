@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 
@@ -46,6 +47,7 @@ def calendar_unit(text: str) -> tuple[int, str]:
     return int(match.group(1)), match.group(2)
 
 
+@functools.lru_cache(maxsize=256)  # a tick formats the same few windows thousands of times
 def format_duration(value: timedelta) -> str:
     """5 minutes -> `"5m"`, 1 day -> `"1d"`, 90 seconds -> `"90s"`: the largest exact unit."""
     seconds = int(value.total_seconds())

@@ -67,9 +67,8 @@ class Fetched:
 
 
 def make_plan(slo: SLO, record: SLORecord, now: datetime, exclusions: Exclusions = NO_EXCLUSIONS) -> Plan:
-    rules = policy.policy_for(slo, period_length(slo.window, now))
+    rules, tiers, direct = _shape(slo, period_length(slo.window, now))
     windows = rules.windows
-    tiers = tiers_for(slo, max(windows))
     end = floor_time(now, tiers[0].resolution)
     period_start, period_end = period_bounds(slo.window, end)
     needed_from = floor_time(min(period_start, end - max(windows)), HOUR)
@@ -79,9 +78,31 @@ def make_plan(slo: SLO, record: SLORecord, now: datetime, exclusions: Exclusions
         covered_from=repo.utc(record.covered_from),
         covered_to=repo.utc(record.covered_to),
         tiers=tiers,
-        direct=all(fetches_coarse_directly(s) for s in [p.slo for p in slo.parts] or [slo]),
+        direct=direct,
     )
     return Plan(slo, rules, now, end, period_start, period_end, needed_from, tiers, tuple(ranges), exclusions)
+
+
+Shape = tuple[policy.Policy, tuple[Tier, ...], bool]  # the rules, the tiers, whether old ranges come coarse
+# An SLO's plan shape by the SLO's identity: a tick plans every SLO, and `slo_of` builds an SLO once
+# per definition, so its shape is worked out once too (an SLO object is hashed field by field, which
+# costs as much as the shape: hence identity, with the object kept to make sure it is the same one)
+_SHAPES: dict[int, tuple[SLO, timedelta, Shape]] = {}
+_SHAPES_KEPT = 20_000
+
+
+def _shape(slo: SLO, period: timedelta) -> Shape:
+    """What a plan takes from the SLO alone and the length of its period (a month's varies)."""
+    found = _SHAPES.get(id(slo))
+    if found is not None and found[0] is slo and found[1] == period:
+        return found[2]
+    rules = policy.policy_for(slo, period)
+    tiers = tiers_for(slo, max(rules.windows))
+    direct = all(fetches_coarse_directly(s) for s in [p.slo for p in slo.parts] or [slo])
+    if len(_SHAPES) >= _SHAPES_KEPT:  # definitions changed many times over: start again
+        _SHAPES.clear()
+    _SHAPES[id(slo)] = (slo, period, (rules, tiers, direct))
+    return rules, tiers, direct
 
 
 SourceFor = Callable[[DataSource], Source]

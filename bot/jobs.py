@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from queue import SimpleQueue
 from typing import Protocol
 
 from sqlalchemy import Engine
@@ -45,6 +46,11 @@ CONFIG = "config"  # the stored definition no longer builds (e.g. an unset varia
 INTERNAL = "internal"  # storing or alerting failed (the database, a hook): see the log
 PRUNE_EVERY = timedelta(minutes=10)  # old snapshots go this often, by one replica of the fleet
 MEMBERS_TOGETHER = 100  # a grouped SLO's members are stored this many to a transaction
+# A tick stores what it fetched in batches of up to this many x the fetch concurrency (a steady
+# tick's results are a bucket or two each: a transaction's statements cost about the same for 16
+# SLOs as for 64), and of up to this many buckets (a first cycle's ~1,800 buckets an SLO)
+BATCH_PER_FETCH = 4
+HELD_BUCKETS = 32_000
 
 
 @dataclass(frozen=True)
@@ -131,12 +137,14 @@ def evaluate_all(
     chosen: Iterable[SLORecord | None] = records
     renewal = _Renewal(engine, lease) if lease is not None else None
     if lease is not None and renewal is not None:
-        # a replica holds no more than it is about to fetch, so the others share: with grouped SLOs
-        # (each a big fetch) a few at a time, else as many as it fetches at once (each claim is a
-        # transaction: a few SLOs a claim cost a tick as much as its bookkeeping)
+        # a replica holds no more than it is about to fetch and store, so the others share: with
+        # grouped SLOs (each a big fetch) a few at a time, else as many as it fetches at once, and
+        # more as the tick goes on, up to a stored batch's worth (each claim is a transaction: a
+        # few SLOs a claim cost a tick as much as its bookkeeping)
         grouped = any(r.group_by for r in records)
-        batch = max(1, concurrency // 4 if grouped else concurrency)
-        chosen = _leased(engine, records, lease, renewal, batch=batch)
+        first = max(1, concurrency // 4 if grouped else concurrency)
+        most = first if grouped else BATCH_PER_FETCH * first
+        chosen = _leased(engine, records, lease, renewal, batch=first, most=most)
 
     def weight(record: SLORecord) -> int:
         """A grouped SLO weighs its members, up to half the in-flight budget (members not known yet:
@@ -227,11 +235,13 @@ class _Renewal:
 
 
 def _leased(
-    engine: Engine, records: Sequence[SLORecord], lease: Lease, renewal: _Renewal, batch: int
+    engine: Engine, records: Sequence[SLORecord], lease: Lease, renewal: _Renewal, batch: int, most: int
 ) -> Iterator[SLORecord | None]:
-    """The SLOs this replica takes for the lease's tick, `batch` at a time as the fetches need them,
-    until none is left (the other replicas took the rest) or the replica is stopping. IDLE while
-    other replicas still hold SLOs of the tick: what they hand back (SIGTERM) is taken too."""
+    """The SLOs this replica takes for the lease's tick as the fetches need them, `batch` at first
+    and twice as many each claim up to `most` (replicas that begin a tick together each take a
+    share; a long tick costs few claims), until none is left (the other replicas took the rest) or
+    the replica is stopping. IDLE while other replicas still hold SLOs of the tick: what they hand
+    back (SIGTERM) is taken too."""
     by_id = {r.id: r for r in records}
     taken = 0
     after = 0  # the claims go up the ids, then look again from the start (handed back, expired)
@@ -260,6 +270,7 @@ def _leased(
             yield IDLE
             continue
         taken += len(ids)
+        batch = min(2 * batch, most)
         METRICS.leases_held(taken)
         for index, slo_id in enumerate(ids):
             if lease.stopping.is_set():  # SIGTERM: another replica may still take these in this tick
@@ -289,21 +300,26 @@ def _fetch_all(
     poll: float = 0.25,
     weight: Callable[[SLORecord], int] = lambda _: 1,
 ) -> Iterator[list[tuple[SLORecord, evaluation.Plan, Fetched | SourceError]]]:
-    """Yield fetch results in batches of about `concurrency` (each batch is stored in one
-    transaction: the fewer batches, the fewer statements a tick costs), keeping at most 2 x
-    `concurrency` of weight in flight and as much again completed (a grouped SLO weighs its
-    members; one item is always let in). An IDLE item means nothing to fetch now: finish what is
-    pending, or wait `poll` seconds and ask again."""
+    """Yield fetch results in batches (each batch is stored in one transaction: the fewer batches,
+    the fewer statements a tick costs) of up to BATCH_PER_FETCH x `concurrency` of weight or
+    HELD_BUCKETS buckets (a first cycle's results are big, a steady tick's a bucket or two each),
+    keeping at most 2 x `concurrency` of weight in flight (a grouped SLO weighs its members; one
+    item is always let in). An IDLE item means nothing to fetch now: finish what is pending, or
+    wait `poll` seconds and ask again."""
     pending: dict[Future[Fetched], tuple[SLORecord, evaluation.Plan]] = {}
     weights: dict[Future[Fetched], int] = {}
+    # completed futures, in the order they complete (one queue, not a wait() over every pending
+    # future each time one completes: that costs the tick's thread O(in flight) a completion)
+    completed: SimpleQueue[Future[Fetched]] = SimpleQueue()
     held: list[tuple[SLORecord, evaluation.Plan, Fetched | SourceError]] = []
-    held_weight = 0
+    held_weight = held_buckets = in_flight = 0
     queue = iter(work)
     finished = object()
     budget = 2 * max(1, concurrency)
+    batch = BATCH_PER_FETCH * max(1, concurrency)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         while True:
-            while not pending or sum(weights.values()) < budget:
+            while not pending or in_flight < budget:
                 item = next(queue, finished)
                 if item is finished:
                     queue = iter(())
@@ -322,26 +338,41 @@ def _fetch_all(
                 future = pool.submit(fetch, plan, sources.get)
                 pending[future] = item
                 weights[future] = weight(record)
+                in_flight += weights[future]
+                future.add_done_callback(completed.put)
             if not pending:
                 if not held:
                     return
                 yield held  # all there is for now (the work is done, or waits for a lease)
-                held, held_weight = [], 0
+                held, held_weight, held_buckets = [], 0, 0
                 continue
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done = [completed.get()]
+            while not completed.empty():
+                done.append(completed.get())
             for future in sorted(done, key=lambda f: pending[f][0].name):
                 record, plan = pending.pop(future)
-                held_weight += weights.pop(future)
+                held_weight += weights[future]
+                in_flight -= weights.pop(future)
                 try:
-                    held.append((record, plan, future.result()))
+                    result = future.result()
                 except SourceError as err:
                     held.append((record, plan, err))
                 except Exception as err:  # a bug or a broken client: this SLO's alone
                     log.exception("%s: fetching failed", record.name, extra={"slo": record.name})
                     held.append((record, plan, SourceFailed(describe_error(err))))
-            if len(held) >= concurrency or held_weight >= budget:
+                else:
+                    held.append((record, plan, result))
+                    held_buckets += _bucket_count(result)
+            if held_weight >= batch or held_buckets >= HELD_BUCKETS:
                 yield held
-                held, held_weight = [], 0
+                held, held_weight, held_buckets = [], 0, 0
+
+
+def _bucket_count(result: Fetched) -> int:
+    """How many buckets a fetch result holds (of every member, a grouped SLO's)."""
+    if isinstance(result, evaluation.GroupFetched):
+        return sum(len(found or ()) for member in result.members.values() for found in member)
+    return sum(len(found) for found in result.buckets) + sum(_bucket_count(part) for part in result.parts)
 
 
 class SourceFailed(SourceError):
@@ -669,6 +700,8 @@ def advance_alerts(
     """Move each of the SLO's alerts (`current`: the open ones by key) by its signal; persist states
     and the event trail. Returns the transitions and the alerts open afterwards."""
     assert record.id is not None
+    if not current and not any(s.active for s in signals):  # most SLOs, most ticks: nothing moves
+        return (), []
     current = dict(current)
     transitions = []
     still_open = []

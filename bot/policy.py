@@ -5,6 +5,7 @@ Pure: window counts in, signals out. `bot.alerting` turns signals into alert tra
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -94,17 +95,17 @@ class Policy:
     no_data_after: timedelta = DEFAULT_NO_DATA_AFTER
     min_bad_events: float = DEFAULT_MIN_BAD_EVENTS
 
-    @property
+    @functools.cached_property  # (read for every evaluation of the SLO; a policy never changes)
     def burn_windows(self) -> tuple[timedelta, ...]:
         """The windows whose burn rates the rules read: the `burn_rates` of SPEC.md's JSON."""
         return tuple(sorted({w for r in self.rules for w in (r.long, r.short)}))
 
-    @property
+    @functools.cached_property  # (read for every evaluation of the SLO; a policy never changes)
     def windows(self) -> tuple[timedelta, ...]:
         """Every window an evaluation sums: burn windows, the no-data window, the exhaustion one."""
         return tuple(sorted({*self.burn_windows, self.no_data_after, EXHAUSTION_WINDOW}))
 
-    @property
+    @functools.cached_property  # (read for every evaluation of the SLO; a policy never changes)
     def severities(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(r.severity for r in self.rules))
 
