@@ -363,9 +363,9 @@ def _fetch_all(
                 else:
                     held.append((record, plan, result))
                     held_buckets += _bucket_count(result)
-            if held_weight >= batch or held_buckets >= HELD_BUCKETS:
-                yield held
-                held, held_weight, held_buckets = [], 0, 0
+                if held_weight >= batch or held_buckets >= HELD_BUCKETS:  # (many complete at once)
+                    yield held
+                    held, held_weight, held_buckets = [], 0, 0
 
 
 def _bucket_count(result: Fetched) -> int:

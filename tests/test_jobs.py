@@ -300,3 +300,45 @@ def test_a_steady_tick_of_slos_in_breach_reads_nothing_per_slo_for_slack_and_the
     assert all(o.status is not None and o.alerts for o in outcomes)
     # a few statements for all 30 (they read their open signals and breaches together), none each
     assert len(statements) <= 14, "\n".join(statements)
+
+
+def test_a_steady_tick_stores_many_slos_a_transaction_and_a_first_cycle_holds_few_buckets_at_once(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    """What a tick stores together: a steady tick's SLOs (a bucket or two each) up to 4x the fetch
+    concurrency a transaction, so a fleet's tick costs few transactions; a first cycle's (a month
+    of buckets each) no more than `jobs.HELD_BUCKETS` at once, so memory stays bounded."""
+    from bot.sources.base import SourceError
+
+    path = tmp_path / "many.yaml"
+    names = [f"slo-{i:02}" for i in range(64)]
+    path.write_text(CATALOGUE.split("---")[0] + "".join(SLO.format(name=n) for n in names))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main(["apply", str(path)]) == 0
+    batches: list[tuple[int, int]] = []  # (SLOs, buckets) of each stored batch
+    store_batch = jobs._store_batch
+
+    def counting(engine: Engine, items: Any, *args: Any, **kwargs: Any) -> list[jobs.Outcome]:
+        fetched = [r for _, _, r in items if not isinstance(r, SourceError)]
+        batches.append((len(items), sum(len(b) for r in fetched for b in r.buckets)))
+        return store_batch(engine, items, *args, **kwargs)
+
+    monkeypatch.setattr(jobs, "_store_batch", counting)
+    sources = SourcePool()
+    try:
+        first = jobs.evaluate_all(engine, now=NOW, sources=sources, concurrency=16)
+        backfill = list(batches)
+        batches.clear()
+        steady = jobs.evaluate_all(engine, now=NOW + timedelta(minutes=1), sources=sources, concurrency=16)
+    finally:
+        sources.close()
+    assert [o.name for o in first] == names and all(o.status for o in first)
+    assert [o.name for o in steady] == names and all(o.status for o in steady)
+    # a month of buckets an SLO: a few SLOs a batch, never much more than HELD_BUCKETS held
+    per_slo = max(buckets / count for count, buckets in backfill)
+    assert per_slo > 1000
+    assert len(backfill) >= 3
+    assert all(buckets <= jobs.HELD_BUCKETS + per_slo for _, buckets in backfill), backfill
+    # a steady tick: all 64 in one transaction (they were 4 of 16)
+    assert batches == [(64, batches[0][1])], batches

@@ -222,17 +222,14 @@ def _probe(
             statements.append((_probe_sqlite(counts[0][1], counts[1][1]), tuple(flat)))
             lists = [points[take:] for points, (take, _) in zip(lists, counts, strict=True)]
     own, cum = slice(5, 5 + width), slice(5 + width, None)
-    # the driver's own cursor: plain tuples, not a result row object each (a tick reads ~10 an SLO)
-    driver = connection.connection.driver_connection
-    assert driver is not None
     for sql, values in statements:
-        cursor = driver.cursor()
+        result = connection.exec_driver_sql(sql, values)
         try:
-            cursor.execute(sql, values)
-            for row in cursor.fetchall():
+            # the driver's plain tuples, not a result row object each (a tick reads ~10 an SLO)
+            for row in result.cursor.fetchall():
                 found[row[0]][(row[1], row[2])] = _Row(row[3], row[4], row[own], row[cum])
         finally:
-            cursor.close()
+            result.close()
     return found
 
 
@@ -330,7 +327,9 @@ def window_sums_many(*, session: Session, asks: Sequence[Ask]) -> dict[int, dict
     return out
 
 
-def _counts(upper: Sums, lower: Sums, share: float, own: Sums, window: timedelta) -> WindowCounts:
+def _counts(
+    upper: Sequence[float], lower: Sequence[float], share: float, own: Sequence[float], window: timedelta
+) -> WindowCounts:
     """The running sums `upper` less `lower`, plus `share` of the bucket `own` (a window's sums);
     written out a column at a time (`_SUMMED`'s order): a tick computes about ten an SLO."""
     # (differences of running sums: float rounding may leave -1e-9 where nothing happened)
