@@ -45,7 +45,7 @@ BAD_QUERY = "bad_query"  # a human must fix the query or the DataSource
 CONFIG = "config"  # the stored definition no longer builds (e.g. an unset variable)
 INTERNAL = "internal"  # storing or alerting failed (the database, a hook): see the log
 PRUNE_EVERY = timedelta(minutes=10)  # old snapshots go this often, by one replica of the fleet
-MEMBERS_TOGETHER = 100  # a grouped SLO's members are stored this many to a transaction
+MEMBERS_TOGETHER = 100  # a grouped SLO's members are stored up to this many to a transaction
 # A tick stores what it fetched in batches of up to this many x the fetch concurrency (a steady
 # tick's results are a bucket or two each: a transaction's statements cost about the same for 16
 # SLOs as for 64), and of up to this many buckets (a first cycle's ~1,800 buckets an SLO)
@@ -638,8 +638,8 @@ def _store_group(
         share = result.of(key) if isinstance(result, evaluation.GroupFetched) else result
         items.append((member, member_plan, share))
     outcomes: list[Outcome] = []
-    for first in range(0, len(items), MEMBERS_TOGETHER):
-        outcomes += _store_batch(engine, items[first : first + MEMBERS_TOGETHER], hooks, breached)
+    for together in _chunks(items, MEMBERS_TOGETHER, HELD_BUCKETS):
+        outcomes += _store_batch(engine, together, hooks, breached)
     # a member that failed to store (not to fetch) has its buckets asked again next tick
     stored_all = not any(o.error_kind == INTERNAL for o in outcomes)
     try:
@@ -684,6 +684,24 @@ def _store_group(
     except Exception:
         log.exception("%s: cannot record the group's coverage", name)
         return outcomes
+
+
+def _chunks(items: Sequence[Item], most: int, buckets: int) -> Iterator[Sequence[Item]]:
+    """`items` in runs of at most `most` and of about `buckets` buckets (at least one item each): a
+    group's steady tick stores its members `most` to a transaction, its first cycle (a window of
+    buckets each) a few, so what one transaction builds stays bounded."""
+    run: list[Item] = []
+    held = 0
+    for item in items:
+        result = item[2]
+        size = 0 if isinstance(result, SourceError) else _bucket_count(result)
+        if run and (len(run) >= most or held + size > buckets):
+            yield run
+            run, held = [], 0
+        run.append(item)
+        held += size
+    if run:
+        yield run
 
 
 def _complete(session: Session, slo_id: int, lease: Lease, now: datetime) -> bool:

@@ -342,3 +342,30 @@ def test_a_steady_tick_stores_many_slos_a_transaction_and_a_first_cycle_holds_fe
     assert all(buckets <= jobs.HELD_BUCKETS + per_slo for _, buckets in backfill), backfill
     # a steady tick: all 64 in one transaction (they were 4 of 16)
     assert batches == [(64, batches[0][1])], batches
+
+
+def test_a_groups_members_are_stored_a_hundred_a_transaction_or_fewer_when_their_buckets_are_many() -> None:
+    """A grouped SLO's first cycle fetches a window of buckets for each member: its members are
+    stored a few to a transaction (what one builds stays bounded), a steady tick's 100 at a time."""
+    from bot import evaluation
+    from bot.buckets import FetchRange
+    from bot.domain import Bucket
+    from bot.sources.base import SourceUnavailable
+
+    rng = FetchRange(NOW - timedelta(days=1), NOW, timedelta(minutes=1))
+
+    def item(buckets: int) -> jobs.Item:
+        fetched = evaluation.Fetched(
+            (rng,), (tuple(Bucket(NOW, timedelta(minutes=1)) for _ in range(buckets)),)
+        )
+        return (None, None, fetched)  # type: ignore[return-value]
+
+    steady = [item(1) for _ in range(250)]
+    assert [len(c) for c in jobs._chunks(steady, 100, jobs.HELD_BUCKETS)] == [100, 100, 50]
+    first = [item(1300) for _ in range(100)]
+    runs = [len(c) for c in jobs._chunks(first, 100, jobs.HELD_BUCKETS)]
+    assert runs == [24, 24, 24, 24, 4]  # 24 x 1,300 = 31,200 buckets a transaction
+    # a member whose fetch failed holds nothing; one bigger than the limit is still stored
+    failed = (None, None, SourceUnavailable("down"))
+    mixed = [item(40_000), failed, item(1300)]
+    assert [len(c) for c in jobs._chunks(mixed, 100, jobs.HELD_BUCKETS)] == [1, 2]  # type: ignore[arg-type]
