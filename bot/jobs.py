@@ -613,7 +613,10 @@ def _store_group(
                 log.warning("%s: its lease expired before its evaluation was stored", name)
                 METRICS.lease_lost()
                 return []
-            members = {group_store.key_of(m): m for m in known}
+            # the members as stored now, not as the tick began: a replica still storing the tick
+            # before may have added some since (each add would fail on the member's unique name)
+            stored = group_store.members(session=session, group_ids=[record.id])[record.id]
+            members = {group_store.key_of(m): m for m in [*known, *stored]}
             if isinstance(result, evaluation.GroupFetched):
                 for key in result.members:
                     if key not in members:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -24,6 +25,7 @@ from bot import cli, jobs
 from bot.sources.pool import SourcePool
 from bot.store import breaches as breach_store
 from bot.store import db, repo
+from bot.store.models import SLORecord
 from tests.countingproxy import CountingProxy
 from tests.promharness import PrometheusServer, tools_problem
 
@@ -416,3 +418,26 @@ def _scraped(url: str, route: str, until: datetime) -> list[float]:
     body = httpx.get(f"{url}/api/v1/query", params={"query": query, "time": until.timestamp()}).json()
     (series,) = body["data"]["result"]
     return [float(value) for t, value in series["values"] if float(t) <= until.timestamp()]
+
+
+def test_a_tick_that_began_before_another_stored_the_groups_new_members_does_not_add_them_again(
+    applied: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replicas: one still stores a group's first tick (adding its members) while another's next
+    tick, which read the members before they were added, takes the group: it finds them stored."""
+    from bot.store import groups as group_store
+
+    _evaluate(engine, END - timedelta(hours=1), "checkout")  # adds the three members
+    read = group_store.members
+    begun = [False]
+
+    def as_the_tick_began(*, session: Session, group_ids: Any) -> dict[int, list[SLORecord]]:
+        found = read(session=session, group_ids=group_ids)
+        if not begun[0]:  # the tick's first read: before the other replica's members were stored
+            begun[0] = True
+            return {group_id: [] for group_id in found}
+        return found
+
+    monkeypatch.setattr(group_store, "members", as_the_tick_began)
+    outcomes = _evaluate(engine, END, "checkout")  # every outcome without an error
+    assert sorted(outcomes) == ["checkout[/cart]", "checkout[/new]", "checkout[/pay]", "checkout[/search]"]
