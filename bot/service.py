@@ -169,6 +169,18 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
     if delivery is not None:
         delivery.start()
     socket_handler: Any = None
+    # a stop signal from here on (before the web server has its own handlers, e.g. at once after
+    # "slo-bot running" is printed) is remembered and stops the server as soon as it serves: it was
+    # swallowed, and the process ran on until killed
+    stopping = threading.Event()
+    server: uvicorn.Server | None = None
+
+    def stop() -> None:
+        stopping.set()
+        if server is not None:
+            server.should_exit = True
+
+    _on_stop_signals(stop)
     try:
         listening = settings.pagerduty_webhook_secret or settings.opsgenie_webhook_token
         if mode == "console":  # still served: the Docker HEALTHCHECK and scrapers need /healthz, /metrics
@@ -206,8 +218,9 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
         )
         # uvicorn stops on SIGINT / SIGTERM, then raises the signal again for the handler it found:
         # ours, so the shutdown below still runs and the exit is clean
-        _on_stop_signals(threading.Event())
-        uvicorn.Server(config).run()
+        server = uvicorn.Server(config)
+        if not stopping.is_set():
+            server.run()
         return 0
     finally:
         # SIGTERM (a rolling deploy): the tick under way hands back the SLOs it has not started and
@@ -246,9 +259,9 @@ def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[],
     return wake
 
 
-def _on_stop_signals(stop: threading.Event) -> None:
+def _on_stop_signals(stop: Callable[[], None]) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda *_: stop())
 
 
 def _health(engine: Engine, scheduler: Any, runner: Runner, interval: timedelta) -> Health:

@@ -287,3 +287,30 @@ def test_a_second_run_on_one_sqlite_database_is_turned_away(tmp_path: Path) -> N
     finally:
         restarted.terminate()
         assert restarted.wait(timeout=30) == 0
+
+
+def test_a_run_stopped_as_soon_as_it_says_it_runs_exits_cleanly(tmp_path: Path) -> None:
+    """SIGTERM right after "slo-bot running" (a deploy that changes its mind): before the web server
+    had its own signal handlers, such a signal was swallowed and the process ran on until killed."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}", "SLO_BOT_EVAL_INTERVAL": "1m"}
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLO_BOT_CONFIG", "SLO_BOT_LOG_FORMAT"):
+        env.pop(name, None)
+    for attempt in range(5):
+        log_path = tmp_path / f"run-{attempt}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bot", "run", "--port", "0"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + 60
+            while "slo-bot running" not in log_path.read_text() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            process.terminate()
+            assert process.wait(timeout=30) == 0, log_path.read_text()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()

@@ -210,6 +210,20 @@ def test_an_slos_first_evaluation_of_each_day_keeps_its_budget_for_the_reports(
         assert [repo.utc(r.evaluated_at) for r in left] == [NOW + timedelta(hours=13)]  # a quarter on
 
 
+def _apply_many(
+    tmp_path: Path, database_url: str, monkeypatch: Any, count: int, error_ratio: float = 0.0001
+) -> list[str]:
+    """Apply `count` SLOs (`slo-00`, ...) on the simulated source; their names."""
+    names = [f"slo-{i:02}" for i in range(count)]
+    source = CATALOGUE.split("---")[0].replace("error_ratio: 0.0001", f"error_ratio: {error_ratio}")
+    path = tmp_path / "many.yaml"
+    path.write_text(source + "".join(SLO.format(name=n) for n in names))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main(["apply", str(path)]) == 0
+    return names
+
+
 def _fetched(engine: Engine, sources: SourcePool, now: datetime) -> list[jobs.Item]:
     """Every SLO fetched as of `now`, ready to be stored together (what a tick's fetches give)."""
     from bot import evaluation
@@ -226,12 +240,7 @@ def test_slos_stored_together_cost_a_few_statements_and_a_failing_one_is_stored_
 ) -> None:
     from sqlalchemy import event
 
-    path = tmp_path / "many.yaml"
-    names = [f"slo-{i:02}" for i in range(30)]
-    path.write_text(CATALOGUE.split("---")[0] + "".join(SLO.format(name=n) for n in names))
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert cli.main(["apply", str(path)]) == 0
+    names = _apply_many(tmp_path, database_url, monkeypatch, 30)
     sources = SourcePool()
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
@@ -276,13 +285,7 @@ def test_a_steady_tick_of_slos_in_breach_reads_nothing_per_slo_for_slack_and_the
     from bot.slack.notify import SlackDestination
     from bot.store import breaches as breach_store
 
-    path = tmp_path / "burning.yaml"
-    names = [f"slo-{i:02}" for i in range(30)]
-    burning = CATALOGUE.split("---")[0].replace("error_ratio: 0.0001", "error_ratio: 0.05")
-    path.write_text(burning + "".join(SLO.format(name=n) for n in names))
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert cli.main(["apply", str(path)]) == 0
+    _apply_many(tmp_path, database_url, monkeypatch, 30, error_ratio=0.05)  # all burning
     hooks = [Conversation([SlackDestination("C0OUTAGE"), IncidentDestination()])]
     sources = SourcePool()
     statements: list[str] = []
@@ -310,12 +313,7 @@ def test_a_steady_tick_stores_many_slos_a_transaction_and_a_first_cycle_holds_fe
     of buckets each) no more than `jobs.HELD_BUCKETS` at once, so memory stays bounded."""
     from bot.sources.base import SourceError
 
-    path = tmp_path / "many.yaml"
-    names = [f"slo-{i:02}" for i in range(64)]
-    path.write_text(CATALOGUE.split("---")[0] + "".join(SLO.format(name=n) for n in names))
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert cli.main(["apply", str(path)]) == 0
+    names = _apply_many(tmp_path, database_url, monkeypatch, 64)
     batches: list[tuple[int, int]] = []  # (SLOs, buckets) of each stored batch
     store_batch = jobs._store_batch
 
