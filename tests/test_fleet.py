@@ -262,10 +262,16 @@ def test_three_replicas_share_the_slos_post_once_and_lose_nothing_when_one_dies(
             fleet.stop_all()
 
 
-def test_a_second_run_on_one_sqlite_database_is_turned_away(tmp_path: Path) -> None:
+def _console_on_sqlite(tmp_path: Path) -> dict[str, str]:
+    """The environment of a console-mode `slo-bot run` on a SQLite file in `tmp_path`."""
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}", "SLO_BOT_EVAL_INTERVAL": "1m"}
     for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLO_BOT_CONFIG", "SLO_BOT_LOG_FORMAT"):
         env.pop(name, None)
+    return env
+
+
+def test_a_second_run_on_one_sqlite_database_is_turned_away(tmp_path: Path) -> None:
+    env = _console_on_sqlite(tmp_path)
     command = [sys.executable, "-m", "bot", "run", "--port", "0"]
     first_log, restarted_log = tmp_path / "first.log", tmp_path / "restarted.log"
     with first_log.open("wb") as log:
@@ -292,9 +298,7 @@ def test_a_second_run_on_one_sqlite_database_is_turned_away(tmp_path: Path) -> N
 def test_a_run_stopped_as_soon_as_it_says_it_runs_exits_cleanly(tmp_path: Path) -> None:
     """SIGTERM right after "slo-bot running" (a deploy that changes its mind): before the web server
     had its own signal handlers, such a signal was swallowed and the process ran on until killed."""
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}", "SLO_BOT_EVAL_INTERVAL": "1m"}
-    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLO_BOT_CONFIG", "SLO_BOT_LOG_FORMAT"):
-        env.pop(name, None)
+    env = _console_on_sqlite(tmp_path)
     for attempt in range(5):
         log_path = tmp_path / f"run-{attempt}.log"
         with log_path.open("wb") as log:
