@@ -477,6 +477,14 @@ def _store_together(
         evaluation.store_many(
             session, [(fresh, plan, got) for fresh, _, plan, got in live if not isinstance(got, SourceError)]
         )
+        # (a member's newest data: how a quiet one retires)
+        seen = {
+            fresh.id: at
+            for fresh, _, plan, got in live
+            if plan.slo.member_of and fresh.id is not None and not isinstance(got, SourceError)
+            if (at := group_store.newest_data(got.buckets)) is not None
+        }
+        group_store.set_last_data(session=session, seen=seen)
         asks = [(fresh.id, plan.end, evaluation.windows_of(plan)) for fresh, _, plan, _ in live if fresh.id]
         sums = history.window_sums_many(session=session, asks=asks)
         # the few SLOs with open signals or breaches: theirs read for all at once
@@ -553,9 +561,6 @@ def _evaluate(
     else:
         repo.clear_failure(session=session, record=fresh)
         warnings = result.warnings
-        seen = group_store.newest_data(result.buckets) if plan.slo.member_of else None
-        if seen is not None:
-            group_store.set_last_data(session=session, slo_id=fresh.id, at=seen)
     assessment = evaluation.assess(session, fresh, plan, warnings, counts)
     before = breach_store.current(opened)
     open_before = {kind: breach_store.as_open(b, signals) for kind, b in before.items()}

@@ -441,3 +441,26 @@ def test_a_tick_that_began_before_another_stored_the_groups_new_members_does_not
     monkeypatch.setattr(group_store, "members", as_the_tick_began)
     outcomes = _evaluate(engine, END, "checkout")  # every outcome without an error
     assert sorted(outcomes) == ["checkout[/cart]", "checkout[/new]", "checkout[/pay]", "checkout[/search]"]
+
+
+def test_a_steady_tick_of_a_group_writes_its_members_newest_data_in_one_statement(
+    applied: Path, engine: Engine
+) -> None:
+    """Each member keeps when its label value last had data (how quiet members retire): a tick
+    writes it for all the group's members together, not one statement a member."""
+    from sqlalchemy import event
+
+    first = END - timedelta(hours=1)
+    _evaluate(engine, first, "checkout")
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    _evaluate(engine, first + MINUTE, "checkout")
+    writes = [s for s in statements if s.lstrip().upper().startswith("UPDATE") and "last_data_at" in s]
+    assert len(writes) == 1, writes
+    with Session(engine) as session:
+        seen = {
+            r.name: repo.utc(r.last_data_at)
+            for r in repo.list_slos(session=session, members=True)
+            if r.name.startswith("checkout[")
+        }
+    assert seen == {f"checkout[{route}]": first + MINUTE for route in ("/cart", "/pay", "/search")}

@@ -6,7 +6,7 @@ Functions over a caller-owned session, like `bot.store.repo`; they never commit.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, func, update
@@ -64,12 +64,18 @@ def newest_data(buckets: Iterable[Sequence[Bucket]]) -> datetime | None:
     return max(ends, default=None)
 
 
-def set_last_data(*, session: Session, slo_id: int, at: datetime) -> None:
-    session.execute(
-        update(SLOS)
-        .where(SLOS.c.id == slo_id, (SLOS.c.last_data_at.is_(None)) | (SLOS.c.last_data_at < at))
-        .values(last_data_at=at)
-    )
+def set_last_data(*, session: Session, seen: Mapping[int, datetime]) -> None:
+    """Each member's `last_data_at` moved forward to its newest data, `seen` by id: a statement per
+    distinct time (a group's members are usually all seen up to the same minute), not per member."""
+    by_time: dict[datetime, list[int]] = {}
+    for slo_id, at in seen.items():
+        by_time.setdefault(at, []).append(slo_id)
+    for at, ids in by_time.items():
+        session.execute(
+            update(SLOS)
+            .where(SLOS.c.id.in_(ids), (SLOS.c.last_data_at.is_(None)) | (SLOS.c.last_data_at < at))
+            .values(last_data_at=at)
+        )
 
 
 def retire(*, session: Session, slo_ids: Sequence[int]) -> None:
