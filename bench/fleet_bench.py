@@ -19,7 +19,7 @@ processes (console mode, `SLO_BOT_EVAL_INTERVAL=--interval`) until the first cyc
 Everything it starts is stopped and removed at the end (also on Ctrl-C or SIGTERM).
 
 Measured: the first (backfill) cycle and each steady cycle, from the tick's start until the replicas
-have counted one evaluation per SLO instance (`slo_bot_evaluations_total` on their `/metrics`);
+have stored one evaluation per SLO instance (the status snapshots dated by the tick, in the database);
 source queries in each (the proxy); the definitions each replica took (`slo_lease`); peak RSS per
 replica (VmHWM); the tables' size per member after the steady ticks (pg_total_relation_size)
 extrapolated to a month; and the machine's CPU (/proc/stat) against what the replicas and Prometheus
@@ -192,18 +192,15 @@ def machine_busy() -> tuple[float, float]:
     return (sum(values) - idle) / hz, sum(values) / hz
 
 
-def evaluations(ports: Iterable[int]) -> tuple[int, int]:
-    """Evaluations the replicas counted (`slo_bot_evaluations_total`, every outcome) and the leases
-    they lost (`slo_bot_leases_lost_total`), each summed over the replicas."""
-    total = lost = 0.0
+def leases_lost(ports: Iterable[int]) -> int:
+    """The leases the replicas lost (`slo_bot_leases_lost_total`), summed over the replicas."""
+    lost = 0.0
     for port in ports:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
         for family in text_string_to_metric_families(text):
-            if family.name == "slo_bot_evaluations":
-                total += sum(s.value for s in family.samples if s.name.endswith("_total"))
-            elif family.name == "slo_bot_leases_lost":
+            if family.name == "slo_bot_leases_lost":
                 lost += sum(s.value for s in family.samples if s.name.endswith("_total"))
-    return int(total), int(lost)
+    return int(lost)
 
 
 def status_kb(pid: int, key: str) -> int:
@@ -219,8 +216,8 @@ class Tick:
     definitions_done: int = 0
     by_holder: dict[str, int] = field(default_factory=dict)
     completed: float = 0.0  # when this script first saw every definition of the tick done
-    evaluations: int = 0  # the replicas' slo_bot_evaluations_total summed, then
-    leases_lost: int = 0  # and their slo_bot_leases_lost_total
+    evaluations: int = 0  # status snapshots dated by this tick: members evaluated, some maybe twice
+    duplicates: int = 0  # snapshots of an SLO evaluated twice in this tick
 
 
 class Database:
@@ -306,7 +303,7 @@ def run_fleet(
         ticks: dict[float, Tick] = {}
         samples: list[tuple[float, float, float, dict[str, float]]] = []  # at, machine busy, total, cpu
         deadline = time.monotonic() + timeout_s
-        scraped = 0.0
+        first_lost: int | None = None  # the leases lost in the first cycle
         while True:
             for name, process in processes.items():
                 if process.poll() is not None:
@@ -325,22 +322,30 @@ def run_fleet(
                 tick.by_holder[str(holder)] = max(seen, int(done))
                 tick.definitions_done = sum(tick.by_holder.values())
             # A definition's lease is done when its members start to be stored (and done_at is the
-            # tick's time, not the clock's): the k-th tick has finished when the replicas together
-            # have counted k evaluations per SLO instance. (A lease lost in a slow tick moves its
-            # SLO to the next tick: then the count, not the lease table, says when a tick is over.)
-            ordered = [t for _, t in sorted(ticks.items())]
-            for k, tick in enumerate(ordered, start=1):
+            # tick's time, not the clock's): the k-th tick has finished when its status snapshots
+            # (one per member evaluated, written with its commit, dated by the replica's clock when
+            # its tick began: `bot.fleet.tick_of` gives the tick) number the SLO instances. (A lease
+            # lost in a slow tick moves its SLO to the next tick: then the snapshots, not the lease
+            # table, say when a tick is over.) Counted in the database: the replicas' /metrics
+            # (every SLO's gauges, 7 MB each at 10,000 SLOs) cost them and this script seconds of
+            # CPU a scrape, so they are read twice only, for the leases lost.
+            stored = {
+                int(at): (int(n), int(distinct))
+                for at, n, distinct in database.sql(
+                    "SELECT floor(extract(epoch FROM evaluated_at) / %s)::bigint, count(*), "
+                    "count(DISTINCT slo_id) FROM status_snapshot GROUP BY 1",
+                    interval_s,
+                )
+            }
+            for tick in [t for _, t in sorted(ticks.items())]:
                 if tick.completed:
                     continue
-                if tick.definitions_done < definitions and tick is ordered[-1]:
+                n, distinct = stored.get(round(tick.at / interval_s), (0, 0))
+                if distinct < definitions * members:
                     break
-                if time.monotonic() - scraped < 3:  # /metrics holds every SLO's gauges: not too often
-                    break
-                scraped = time.monotonic()
-                now_counted, lost = evaluations(ports.values())
-                if now_counted < k * definitions * members:
-                    break
-                tick.completed, tick.evaluations, tick.leases_lost = time.time(), now_counted, lost
+                tick.completed, tick.evaluations, tick.duplicates = time.time(), n, n - distinct
+                if first_lost is None:
+                    first_lost = leases_lost(ports.values())
             busy, total = machine_busy()
             cpus = {name: cpu_seconds(p.pid) for name, p in processes.items()}
             cpus["prometheus"] = cpu_seconds(prometheus_pid)
@@ -371,8 +376,9 @@ def run_fleet(
             "steady_shares": [dict(t.by_holder) for t in steady],
             "skipped_ticks": _skipped(first.at, [t.at for t in steady], interval_s),
             "peak_rss_mb": peaks,
-            "leases_lost": [first.leases_lost, steady[-1].leases_lost - first.leases_lost],
         }
+        assert first_lost is not None
+        figures["leases_lost"] = [first_lost, leases_lost(ports.values()) - first_lost]
         figures.update(_cpu(samples, steady[0].at, steady[-1].completed, len(steady)))
         members_now = database.sql("SELECT count(*) FROM slo WHERE group_id IS NOT NULL")[0][0]
         figures["members"] = int(members_now)
@@ -382,9 +388,9 @@ def run_fleet(
             steady[-1].at // 60 * 60,  # a snapshot is dated by the newest whole minute it saw
         )[0]
         figures["steady_members_evaluated"] = int(evaluated[0])
-        figures["steady_evaluations"] = steady[-1].evaluations - first.evaluations
-        # each member once a tick: more evaluations than members x ticks is an SLO evaluated twice
-        figures["duplicate_evaluations"] = figures["steady_evaluations"] - int(members_now) * len(steady)
+        figures["steady_evaluations"] = sum(t.evaluations for t in steady)
+        # each member once a tick: a second snapshot of a member in a tick is an SLO evaluated twice
+        figures["duplicate_evaluations"] = sum(t.duplicates for t in steady)
         for process in processes.values():
             process.send_signal(signal.SIGTERM)
         for process in processes.values():
