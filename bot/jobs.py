@@ -117,21 +117,22 @@ def evaluate_all(
         # breaches open and close only in their SLO's own evaluation: one read for all, so the many
         # SLOs without one cost no query for it
         breached = breach_store.slos_with_open_breaches(session=session)
-        members = group_store.members(
+        # (names only: a replica of a fleet stores a few of the groups, and reads their members then)
+        members = group_store.member_names(
             session=session, group_ids=[r.id for r in records if r.group_by and r.id]
         )
         exclusions = adjustment_store.load_exclusions(session=session)
     if names is None:  # an SLO removed since (`apply --prune`) has no series any more
         METRICS.slos.keep_only(
             [r.name for r in records if not r.group_by]
-            + [m.name for found in members.values() for m in found]
+            + [name for found in members.values() for name in found]
         )
     else:
         wanted = set(names)
         records = [
             r
             for r in records
-            if r.name in wanted or any(m.name in wanted for m in members.get(r.id or 0, ()))
+            if r.name in wanted or any(name in wanted for name in members.get(r.id or 0, ()))
         ]
     outcomes: list[Outcome] = []
     chosen: Iterable[SLORecord | None] = records
@@ -166,14 +167,14 @@ def evaluate_all(
                 assert not isinstance(result, evaluation.GroupFetched)
                 singles.append((record, plan, result))
                 continue
-            found = _store_group(
-                engine, record, plan, result, members.get(record.id or 0, []), hooks, breached, lease
-            )
+            found = _store_group(engine, record, plan, result, hooks, breached, lease)
             if names is not None and record.name not in names:
                 found = [o for o in found if o.name in names]
             outcomes += found
         if singles:
             outcomes += _store_batch(engine, singles, hooks, breached, lease)
+    if lease is not None:  # a replica of a fleet shows the SLOs it takes, not all it ever took
+        METRICS.slos.ticked(o.name for o in outcomes)
     with Session(engine) as session:
         if lease is None or leases.claim_job(
             session=session, name="prune-snapshots", holder=lease.holder, now=now, every=PRUNE_EVERY
@@ -600,7 +601,6 @@ def _store_group(
     record: SLORecord,
     plan: evaluation.Plan,
     result: Fetched | SourceError,
-    known: Sequence[SLORecord],
     hooks: Sequence[TickHook],
     breached: set[int],
     lease: Lease | None = None,
@@ -620,8 +620,8 @@ def _store_group(
                 return []
             # the members as stored now, not as the tick began: a replica still storing the tick
             # before may have added some since (each add would fail on the member's unique name)
-            stored = group_store.members(session=session, group_ids=[record.id])[record.id]
-            members = {group_store.key_of(m): m for m in [*known, *stored]}
+            stored = group_store.members(session=session, group_ids=[record.id], documents=False)
+            members = {group_store.key_of(m): m for m in stored[record.id]}
             if isinstance(result, evaluation.GroupFetched):
                 for key in result.members:
                     if key not in members:
@@ -631,7 +631,7 @@ def _store_group(
                             session=session, definition=record, name=member_name, key=key, now=plan.now
                         )
             session.commit()
-            found = group_store.members(session=session, group_ids=[record.id])[record.id]
+            found = group_store.members(session=session, group_ids=[record.id], documents=False)[record.id]
             members = {group_store.key_of(m): m for m in found}
             session.expunge_all()
     except Exception as err:

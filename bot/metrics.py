@@ -207,6 +207,8 @@ class SLOGauges(Collector):
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._held: dict[str, dict[_Series, float]] = {}
+        self._ticks: dict[str, int] = {}  # each SLO's last replica tick that took it (`ticked`)
+        self._tick = 0
         self._lock = threading.Lock()
         registry.register(self)
 
@@ -240,6 +242,20 @@ class SLOGauges(Collector):
         with self._lock:
             for slo in [s for s in self._held if s not in keep]:
                 del self._held[slo]
+
+    def ticked(self, slos: Iterable[str]) -> None:
+        """A replica's tick of a fleet ended, having taken `slos` (evaluated or failed). Kept: the
+        series of the SLOs it took in this tick or the one before. An SLO another replica took
+        over goes after one tick of overlap, when its new holder shows it (a fleet's replicas
+        each show their own share, not every SLO with the values of whenever each last had it)."""
+        with self._lock:
+            self._tick += 1
+            for slo in slos:
+                self._ticks[slo] = self._tick
+            for slo in [s for s in self._held if self._ticks.get(s, 0) < self._tick - 1]:
+                del self._held[slo]
+            for slo in [s for s, at in self._ticks.items() if at < self._tick - 1]:
+                del self._ticks[slo]
 
     def describe(self) -> Iterable[Metric]:
         return list(self._families().values())

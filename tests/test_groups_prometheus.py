@@ -25,7 +25,6 @@ from bot import cli, jobs
 from bot.sources.pool import SourcePool
 from bot.store import breaches as breach_store
 from bot.store import db, repo
-from bot.store.models import SLORecord
 from tests.countingproxy import CountingProxy
 from tests.promharness import PrometheusServer, tools_problem
 
@@ -428,17 +427,17 @@ def test_a_tick_that_began_before_another_stored_the_groups_new_members_does_not
     from bot.store import groups as group_store
 
     _evaluate(engine, END - timedelta(hours=1), "checkout")  # adds the three members
-    read = group_store.members
+    read = group_store.member_names
     begun = [False]
 
-    def as_the_tick_began(*, session: Session, group_ids: Any) -> dict[int, list[SLORecord]]:
+    def as_the_tick_began(*, session: Session, group_ids: Any) -> dict[int, list[str]]:
         found = read(session=session, group_ids=group_ids)
         if not begun[0]:  # the tick's first read: before the other replica's members were stored
             begun[0] = True
             return {group_id: [] for group_id in found}
         return found
 
-    monkeypatch.setattr(group_store, "members", as_the_tick_began)
+    monkeypatch.setattr(group_store, "member_names", as_the_tick_began)
     outcomes = _evaluate(engine, END, "checkout")  # every outcome without an error
     assert sorted(outcomes) == ["checkout[/cart]", "checkout[/new]", "checkout[/pay]", "checkout[/search]"]
 

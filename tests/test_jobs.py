@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from bot.sources.base import Source
 from bot.sources.pool import SourcePool
 from bot.store import readings, repo
 from bot.store.models import BudgetReadingRecord
-from tests.promtext import sample
+from tests.promtext import sample, samples
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 SLO = """
@@ -48,6 +49,7 @@ spec:
   type: Simulated
   connectionDetails: {seed: 3, requests_per_minute: 100, error_ratio: 0.0001}
 """ + "".join(SLO.format(name=n) for n in ("alpha", "beta", "gamma"))
+NAMES = {"alpha", "beta", "gamma"}
 
 
 def _apply(tmp_path: Path, database_url: str, monkeypatch: Any) -> None:
@@ -367,3 +369,47 @@ def test_a_groups_members_are_stored_a_hundred_a_transaction_or_fewer_when_their
     failed = (None, None, SourceUnavailable("down"))
     mixed = [item(40_000), failed, item(1300)]
     assert [len(c) for c in jobs._chunks(mixed, 100, jobs.HELD_BUCKETS)] == [1, 2]  # type: ignore[arg-type]
+
+
+def test_a_replica_shows_the_series_of_the_slos_it_evaluates_not_of_those_another_took_over(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    """Per-SLO gauges in a fleet: a replica's /metrics holds the SLOs it evaluated in its last two
+    ticks. One another replica took over goes after a tick of overlap (the new holder shows it by
+    then), so a fleet of three does not show every SLO three times, some with old values, nor does
+    each replica hold and render every SLO's series."""
+    from bot.fleet import Lease
+    from bot.store import leases
+
+    _apply(tmp_path, database_url, monkeypatch)
+
+    def shown() -> set[str]:
+        return {labels["slo"] for labels, _ in samples(METRICS.render(), "slo_bot_slo_sli")} & NAMES
+
+    def tick(minute: int, others: Sequence[str]) -> list[str]:
+        at = NOW + timedelta(minutes=minute)
+        with Session(engine) as session:  # another replica took and evaluated `others` this tick
+            ids = [r.id for r in repo.list_slos(session=session) if r.name in others and r.id]
+            taken = leases.claim(
+                session=session, holder="b", tick=at, now=at, ttl=timedelta(minutes=1), limit=len(ids)
+            )
+            assert sorted(taken) == sorted(ids)
+            leases.complete_many(session=session, slo_ids=ids, holder="b", tick=at, now=at)
+            session.commit()
+        lease = Lease("a", at, timedelta(minutes=1), clock=lambda: at)
+        outcomes = jobs.evaluate_all(engine, now=at, sources=sources, concurrency=4, lease=lease)
+        return sorted(o.name for o in outcomes)
+
+    sources = SourcePool()
+    try:
+        METRICS.slos.keep_only([])
+        assert tick(1, others=[]) == ["alpha", "beta", "gamma"]
+        assert shown() == {"alpha", "beta", "gamma"}
+        assert tick(2, others=["alpha"]) == ["beta", "gamma"]
+        assert shown() == {"alpha", "beta", "gamma"}  # a tick of overlap: b shows alpha by now
+        assert tick(3, others=["alpha"]) == ["beta", "gamma"]
+        assert shown() == {"beta", "gamma"}
+        assert tick(4, others=[]) == ["alpha", "beta", "gamma"]  # back with a
+        assert shown() == {"alpha", "beta", "gamma"}
+    finally:
+        sources.close()

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import exists
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from bot.alerting import FIRING, PENDING, RESOLVED, OpenAlert, Transition
@@ -50,6 +51,10 @@ def lock_slos(*, session: Session, slo_ids: Sequence[int]) -> dict[int, tuple[SL
         .where(col(SLORecord.id).in_(slo_ids))
         .order_by(col(SLORecord.id))
         .with_for_update(of=SLORecord)
+        # (an evaluation plans from the catalogue, not from the row's documents: a member's repeat
+        # its definition's, and a batch of a hundred would read them all; read when asked for, as
+        # when a composite's new part copies its composite's)
+        .options(defer(SLORecord.documents))  # type: ignore[arg-type]
     )
     return {record.id: (record, bool(found)) for record, found in rows if record.id is not None}
 

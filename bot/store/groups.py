@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, update
 from sqlalchemy import select as select_rows
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from bot.domain import Bucket
@@ -25,16 +26,36 @@ def key_of(record: SLORecord) -> tuple[str, ...]:
     return tuple(json.loads(record.group_key or "[]"))
 
 
-def members(*, session: Session, group_ids: Iterable[int]) -> dict[int, list[SLORecord]]:
-    """The members of each grouped definition, by definition id: one query for all."""
+def members(
+    *, session: Session, group_ids: Iterable[int], documents: bool = True
+) -> dict[int, list[SLORecord]]:
+    """The members of each grouped definition, by definition id: one query for all. Without their
+    `documents` (the definition's, repeated in each member row; a tick plans a member from its
+    definition): reading them then raises, rather than loading them one member at a time."""
     ids = list(group_ids)
     found: dict[int, list[SLORecord]] = {i: [] for i in ids}
     if not ids:
         return found
     query = select(SLORecord).where(col(SLORecord.group_id).in_(ids)).order_by(col(SLORecord.name))
+    if not documents:
+        query = query.options(defer(SLORecord.documents, raiseload=True))  # type: ignore[arg-type]
     for record in session.exec(query):
         assert record.group_id is not None
         found[record.group_id].append(record)
+    return found
+
+
+def member_names(*, session: Session, group_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The names of each grouped definition's members, by definition id: what a tick needs to know
+    of every group before it takes its own (its members' rows are read when a group is stored)."""
+    ids = list(group_ids)
+    found: dict[int, list[str]] = {i: [] for i in ids}
+    if ids:
+        rows = session.execute(
+            select_rows(SLOS.c.group_id, SLOS.c.name).where(SLOS.c.group_id.in_(ids)).order_by(SLOS.c.name)
+        )
+        for group_id, name in rows:
+            found[group_id].append(name)
     return found
 
 
