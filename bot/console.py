@@ -11,13 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlmodel import Session
 
 from bot import breaches
 from bot.breaches import Change
 from bot.burndown import BurnDown, has_chart, load_burn_down
 from bot.conversation import Conversation
+from bot.domain import SLO
 from bot.episodes import breach_facts
 from bot.jobs import Tick
 from bot.messages import breach_message, render_text
@@ -46,6 +47,17 @@ class ChartFiles:
         return path
 
 
+@dataclass(frozen=True)
+class _Chart:
+    """A chart to draw: the SLO's burn-down as of `now`, read from the store when it is drawn."""
+
+    engine: Engine
+    slo: SLO
+    slo_id: int
+    now: datetime
+    name: str
+
+
 def _safe(name: str) -> str:
     """A file name from an SLO name: a grouped SLO's member names hold `=` and `,`."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "slo"
@@ -64,7 +76,7 @@ class ConsoleDestination:
     # `slo-bot demo` runs a minute every half second: drawing beside that starves its evaluations of
     # the one interpreter lock, so it draws its charts when it is over (`flush`)
     defer_charts: bool = False
-    _deferred: list[tuple[BurnDown, str]] = field(default_factory=list, repr=False)
+    _deferred: list[_Chart] = field(default_factory=list, repr=False)
     _drawing: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="charts"), repr=False
     )
@@ -99,13 +111,14 @@ class ConsoleDestination:
                 lines.append(f"  ↳ breach #{breach.id} of {tick.slo.name}: {note}")
             if change.event in SHOWN or note:
                 lines.append("")
-        drawn: list[tuple[BurnDown, str]] = []
+        drawn: list[_Chart] = []
         if self.charts is not None and tick.record.id is not None and has_chart(tick.slo):
             for change, breach in tick.changes:
                 if change.event in CHARTED:
-                    # read in this transaction (it holds the tick's buckets); drawn after the commit
-                    data = load_burn_down(session, tick.slo, tick.record.id, tick.now)
-                    drawn.append((data, f"{tick.slo.name}-breach-{breach.id}-{change.event}"))
+                    # read from the store when drawn, after the commit (as Slack's are when
+                    # delivered): a tick opening many breaches queues many charts, not their data
+                    name = f"{tick.slo.name}-breach-{breach.id}-{change.event}"
+                    drawn.append(_Chart(session.get_bind().engine, tick.slo, tick.record.id, tick.now, name))
         self._print(session, lines, [change for change, _ in tick.changes], drawn)
         return bool(tick.changes)
 
@@ -114,7 +127,7 @@ class ConsoleDestination:
         session: Session,
         lines: list[str],
         changes: list[Change],
-        drawn: list[tuple[BurnDown, str]] | None = None,
+        drawn: list[_Chart] | None = None,
     ) -> None:
         """Print once the transaction is stored: a crash before that loses the tick, and the next run
         announces its breaches then, never twice (a rolled-back transaction prints nothing)."""
@@ -123,24 +136,30 @@ class ConsoleDestination:
             self.seen.extend(changes)
             if lines:
                 print("\n".join(lines), file=self.out, flush=True)
-            for data, name in drawn or ():
+            for chart in drawn or ():
                 if self.defer_charts:
-                    self._deferred.append((data, name))
+                    self._deferred.append(chart)
                     continue
                 # drawn on a thread of its own: a chart takes a few hundred milliseconds (the first
                 # one a second or more, loading matplotlib), which the evaluations must not wait for
-                self._pending.append(self._drawing.submit(self._chart, data, name))
+                self._pending = [f for f in self._pending if not f.done()]
+                self._pending.append(self._drawing.submit(self._chart, chart))
 
         if lines or changes:
             event.listen(session, "after_commit", show, once=True)
 
-    def _chart(self, data: BurnDown, name: str) -> None:
-        """Write a chart and print its path; one that cannot be written is said, and the alerts go on."""
+    def _chart(self, chart: _Chart) -> None:
+        """Read, draw and write a chart and print its path; one that cannot be written is said, and
+        the alerts go on."""
         assert self.charts is not None
         try:
-            path = self.charts.write(data, name)
+            with Session(chart.engine) as session:
+                data = load_burn_down(session, chart.slo, chart.slo_id, chart.now)
+            path = self.charts.write(data, chart.name)
         except Exception as err:  # a full disk, a chart that would not draw: never the alerts' problem
-            print(f"  could not write the burn-down chart of {data.slo}: {err}", file=self.out, flush=True)
+            print(
+                f"  could not write the burn-down chart of {chart.slo.name}: {err}", file=self.out, flush=True
+            )
             return
         self.written.append(path)
         print(f"  📈 burn-down chart: {path}", file=self.out, flush=True)
@@ -150,4 +169,4 @@ class ConsoleDestination:
         while self._pending:
             self._pending.pop(0).result()
         while self._deferred:
-            self._chart(*self._deferred.pop(0))
+            self._chart(self._deferred.pop(0))

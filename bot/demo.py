@@ -164,6 +164,9 @@ def run_demo(out: TextIO = sys.stdout, script: Script | None = None, chart_dir: 
             scheduler.shutdown(wait=True)
             sources.close()
         try:
+            # the charts of the breach's opening and end, drawn (read from the store) now the clock
+            # has stopped
+            console.flush()
             final = _final_chart(engine, charts, clock.now - timedelta(minutes=1))
         finally:
             engine.dispose()
@@ -172,7 +175,6 @@ def run_demo(out: TextIO = sys.stdout, script: Script | None = None, chart_dir: 
         or "no breach"
     )
     print(f"demo finished: {story}.", file=out)
-    console.flush()  # the charts of the breach's opening and end, drawn now the clock has stopped
     print(f"burn-down chart of checkout-availability: {final}", file=out)
     return 0
 

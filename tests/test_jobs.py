@@ -413,3 +413,51 @@ def test_a_replica_shows_the_series_of_the_slos_it_evaluates_not_of_those_anothe
         assert shown() == {"alpha", "beta", "gamma"}
     finally:
         sources.close()
+
+
+def test_console_charts_waiting_to_be_drawn_hold_no_data_and_are_all_drawn(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    """Console mode draws a chart per breach opened, one at a time on a thread of its own: a tick
+    that opens many breaches (a fleet-wide outage) queues their charts, each read from the store
+    when its turn comes, not all read at once and held until drawn (hundreds of KB each)."""
+    import threading
+
+    from bot import console
+    from bot.conversation import Conversation
+
+    _apply_many(tmp_path, database_url, monkeypatch, 6, error_ratio=0.05)  # all burning
+    loads: list[str] = []
+    real_load = console.load_burn_down
+
+    def counting_load(session: Session, slo: Any, slo_id: int, now: datetime) -> Any:
+        loads.append(slo.name)
+        return real_load(session, slo, slo_id, now)
+
+    drawing = threading.Event()
+    real_write = console.ChartFiles.write
+
+    def slow_write(self: console.ChartFiles, data: Any, name: str) -> Path:
+        drawing.wait(timeout=30)
+        return real_write(self, data, name)
+
+    monkeypatch.setattr(console, "load_burn_down", counting_load)
+    monkeypatch.setattr(console.ChartFiles, "write", slow_write)
+    out = io.StringIO()
+    shown = console.ConsoleDestination(out, charts=console.ChartFiles(tmp_path / "charts"))
+    sources = SourcePool()
+    try:
+        outcomes = jobs.evaluate_all(
+            engine, now=NOW, sources=sources, concurrency=4, hooks=[Conversation([shown])]
+        )
+        assert all(o.changes for o in outcomes)  # six breaches opened
+        assert len(loads) <= 1  # the one being drawn
+        drawing.set()
+        shown.flush()
+    finally:
+        drawing.set()
+        sources.close()
+    assert sorted(loads) == sorted(o.name for o in outcomes)
+    charts = sorted((tmp_path / "charts").glob("*.png"))
+    assert len(charts) == 6 and all(p.read_bytes()[:4] == b"\x89PNG" for p in charts)
+    assert out.getvalue().count("📈 burn-down chart:") == 6
