@@ -593,9 +593,10 @@ def _limit(r: dict[str, object]) -> str:
         f"everything else (PostgreSQL, the proxy, other processes) {rest:.1f}. Alone on the {cores} "
         f"cores the replicas' own work would take at least {replicas / cores:.1f} s a tick; the cycle "
         f"took {cycle:.1f} s. Prometheus is not the limit: the replicas' work per SLO instance (its "
-        "store step: buckets, windows, signals, snapshot, each its own transaction) and PostgreSQL "
-        "serving it share the cores, so a shorter cycle takes more cores or machines, not more "
-        "replicas on these."
+        "store step: buckets, windows, signals, snapshot, in transactions of many; here also the "
+        "burn-down chart of each breach the first cycle opened, drawn in the steady ticks' time) "
+        "and PostgreSQL serving it share the cores, so a shorter cycle takes more cores or "
+        "machines, not more replicas on these."
     )
 
 
