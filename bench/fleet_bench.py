@@ -385,7 +385,7 @@ def run_fleet(
         evaluated = database.sql(
             "SELECT count(DISTINCT n.slo_id), count(*) FROM status_snapshot n JOIN slo s ON s.id = n.slo_id "
             "WHERE s.group_id IS NOT NULL AND n.evaluated_at >= to_timestamp(%s)",
-            steady[-1].at // 60 * 60,  # a snapshot is dated by the newest whole minute it saw
+            steady[-1].at,  # a snapshot is dated by its replica's clock as its tick began
         )[0]
         figures["steady_members_evaluated"] = int(evaluated[0])
         figures["steady_evaluations"] = sum(t.evaluations for t in steady)
