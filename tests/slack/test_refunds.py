@@ -33,16 +33,20 @@ def _remaining(database_url: str) -> float:
 def test_a_resolved_breach_is_refunded_and_the_refund_undone(
     start_bot: BotFactory, slack: FakeSlack, store: Store, database_url: str
 ) -> None:
-    # 2 % errors (20x) for the last 62 minutes, ending a minute from now: a page at once, which
-    # resolves once the 5-minute burn is back under 14.4x
-    text = catalogue(incident_minutes=62, error_ratio=0.02).replace("duration: 6h", "duration: 63m")
+    # 2 % errors (20x) for the last 62 minutes, ending now: a page at once, which
+    # resolves once the 5-minute burn is back under 14.4x. The same traffic every hour: with the
+    # simulated night (5 % of the peak at 03:00 UTC), a morning's 62 minutes were most of the last
+    # 6 hours' requests, and the 6h/30m page held the breach open for half an hour
+    text = catalogue(incident_minutes=62, error_ratio=0.02).replace("duration: 6h", "duration: 62m")
+    text = text.replace("requests_per_minute: 1000\n", "requests_per_minute: 1000\n    night_ratio: 1.0\n", 1)
+    assert "night_ratio: 1.0" in text
     bot = start_bot(text)
     slack.wait_calls("chat.postMessage", 1)
     channel = Channel(bot, slack)
     ask = Asker(bot)
     breach = store.breaches("checkout-availability")[0]
     assert "still open: refund it once it has resolved" in ask(f"refund {breach.id} noise")
-    slack.wait_until(lambda: "Resolved" in channel.page()["text"], 240, "the page to resolve")
+    slack.wait_until(lambda: "Resolved" in channel.page()["text"], 300, "the page to resolve")
     breach = store.breaches("checkout-availability")[0]
     assert breach.state == "resolved" and breach.spent_ratio and breach.spent_ratio > 0
     assert "Refund (false positive)" in _shown(channel.page())
