@@ -15,6 +15,7 @@ Everything is removed at the end.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import os
 import resource
@@ -90,6 +91,7 @@ def main() -> int:
             record = repo.get_slo(session=session, name="checkout-availability")
             assert record is not None and record.id is not None
             slo, slo_id = slo_of(record), record.id
+        gc.freeze()  # as `slo-bot run` does once it is loaded (bot/service.py)
         before = peak_rss_mb()
 
         def data() -> object:

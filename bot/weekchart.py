@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from bot.burndown import BurnDown
 from bot.charts import (
@@ -14,14 +15,12 @@ from bot.charts import (
     DPI,
     FONT,
     GREEN,
-    HEIGHT,
     ORANGE,
     PURPLE,
     SKY,
     VERMILLION,
-    WIDTH,
     Chart,
-    figure_class,
+    drawn,
     panel_of,
     style_axes,
 )
@@ -33,10 +32,12 @@ MAX_LINES = len(LINE_COLOURS)  # the least budget left first; more lines would n
 def render_week(items: Sequence[BurnDown], start: datetime, end: datetime, title: str) -> Chart:
     """Budget left of each SLO in [start, end]: the first MAX_LINES of `items` (give the least
     budget left first), each in its own colour and named in the legend."""
+    return drawn(lambda figure: _render_week(figure, items, start, end, title))
+
+
+def _render_week(figure: Any, items: Sequence[BurnDown], start: datetime, end: datetime, title: str) -> Chart:
     from matplotlib.ticker import PercentFormatter
 
-    Figure = figure_class()
-    figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
     figure.subplots_adjust(left=0.125, right=0.975, top=0.9, bottom=0.3)
     ax = figure.subplots()
     style_axes(ax)

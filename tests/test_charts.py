@@ -3,6 +3,7 @@ the lines, the breach band, the maintenance hatch and "now" must be (not only th
 
 from __future__ import annotations
 
+import gc
 import io
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from PIL import Image
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import charts
+from bot import charts, weekchart
 from bot.adjustments import Adjustment
 from bot.burndown import BurnDown, load_burn_down
 from bot.catalogue import load_paths
@@ -223,6 +224,20 @@ def test_nothing_is_cut_at_the_right_edge(stored: tuple[Engine, int]) -> None:
     rows = range(round(chart.burn.bottom) + 4, min(height, round(chart.burn.bottom) + 50))
     edge = [image.getpixel((px, py)) for px in range(width - 4, width) for py in rows]
     assert all(_near(p, (255, 255, 255), 30) for p in edge)  # type: ignore[arg-type]
+
+
+def test_a_drawn_chart_leaves_no_figure_behind(stored: tuple[Engine, int]) -> None:
+    """A running bot draws chart after chart: each figure and its pixels go as soon as it is drawn,
+    not at the garbage collector's next full pass (measured before: a dozen figures, +60 MB)."""
+    from matplotlib.figure import Figure
+
+    data = _data(*stored)
+    for _ in range(3):
+        assert charts.render(data).png.startswith(b"\x89PNG")
+        assert [o for o in gc.get_objects() if isinstance(o, Figure)] == []
+    week = weekchart.render_week([data], NOW - 7 * DAY, NOW, "Week")
+    assert week.png.startswith(b"\x89PNG")
+    assert [o for o in gc.get_objects() if isinstance(o, Figure)] == []
 
 
 def test_the_alt_text_says_what_the_chart_shows(stored: tuple[Engine, int]) -> None:
