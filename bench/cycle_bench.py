@@ -1,16 +1,15 @@
 """Scheduler cycles of many SLOs against a real local Prometheus: seconds per cycle, peak RSS.
 
-Run from the repository root:  .venv/bin/python bench/cycle_bench.py [--slos 1000] [--cycles 5]
+Run from the repository root: .venv/bin/python bench/cycle_bench.py [--slos 1000] [--cycles 5]
 
 It generates 31 days of history (tests/promharness.py), starts a Prometheus on it (127.0.0.1),
 applies N SLOs to a fresh SQLite database in a temp dir (or `--database postgresql`: a throwaway
-database on the local PostgreSQL), then runs the scheduler's tick
-(`bot.runner.Runner.tick` with the Slack and incident hooks, what `slo-bot run` does every
-interval, after freezing the objects loaded by then as `slo-bot run` does) once to backfill and then `--cycles` more times, one simulated minute apart. The baseline, measured
-in the same run, is the same cycle's source queries alone: `bot.evaluation.fetch` for every SLO at
-the same concurrency, nothing stored (for the first cycle: every SLO's whole window, as an empty
-database asks). Everything is removed at the end.
-"""
+database on the local PostgreSQL), then runs the scheduler's tick (`bot.runner.Runner.tick` with the
+Slack and incident hooks, what `slo-bot run` does every interval, after freezing the objects loaded
+by then as `slo-bot run` does) once to backfill and then `--cycles` more times, one simulated minute
+apart. The baseline, measured in the same run, is the same cycle's source queries alone:
+`bot.evaluation.fetch` for every SLO at the same concurrency, nothing stored (for the first cycle:
+every SLO's whole window, as an empty database asks). Everything is removed at the end."""
 
 from __future__ import annotations
 
