@@ -241,7 +241,6 @@ def profiled(enabled: bool) -> Iterator[list[cProfile.Profile]]:
 # looked up at call time by their callers, so wrapping the attribute times every call.
 TIMED = (
     (0, "jobs.evaluate_all", "bot.jobs", "evaluate_all"),
-    (1, "waiting for fetch results (jobs.wait)", "bot.jobs", "wait"),
     (1, "slo_of (rebuild SLO from JSON)", "bot.catalogue.stored", "slo_of"),
     (1, "evaluation.make_plan", "bot.evaluation", "make_plan"),
     (1, "jobs._store_together (one transaction per batch)", "bot.jobs", "_store_together"),
