@@ -91,7 +91,8 @@ def main() -> int:
             record = repo.get_slo(session=session, name="checkout-availability")
             assert record is not None and record.id is not None
             slo, slo_id = slo_of(record), record.id
-        gc.freeze()  # as `slo-bot run` does once it is loaded (bot/service.py)
+        gc.collect()  # as `slo-bot run` does once it is loaded (bot/service.py)
+        gc.freeze()
         before = peak_rss_mb()
 
         def data() -> object:

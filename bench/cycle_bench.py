@@ -127,7 +127,8 @@ def main() -> int:
         conversation = Conversation([SlackDestination("C0BENCH"), IncidentDestination()])
         hooks = [] if args.without_hooks else [conversation]
         runner = Runner(engine, sources, concurrency=args.concurrency, clock=lambda: clock_at[0], hooks=hooks)
-        gc.freeze()  # as `slo-bot run` does before its first tick (bot/service.py)
+        gc.collect()  # as `slo-bot run` does before its first tick (bot/service.py)
+        gc.freeze()
         started = time.perf_counter()
         runner.tick()
         backfill = time.perf_counter() - started

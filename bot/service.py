@@ -167,7 +167,8 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
             session.commit()
     # the program's own objects (modules, classes: about 90,000), loaded by now, stay for good: kept
     # out of the garbage collector's full passes, those cost a few ms, not 40 (Python's own, and the
-    # one after each chart drawn, `bot.charts.drawn`)
+    # one after each chart drawn, `bot.charts.drawn`); what start-up left over goes first, not frozen
+    gc.collect()
     gc.freeze()
     scheduler = start_scheduler(runner.tick, interval)
     incidents.start()
