@@ -304,6 +304,7 @@ def run_fleet(
         samples: list[tuple[float, float, float, dict[str, float]]] = []  # at, machine busy, total, cpu
         deadline = time.monotonic() + timeout_s
         first_lost: int | None = None  # the leases lost in the first cycle
+        first_peaks: dict[str, float] = {}  # peak RSS per replica by the first cycle's end
         while True:
             for name, process in processes.items():
                 if process.poll() is not None:
@@ -346,6 +347,7 @@ def run_fleet(
                 tick.completed, tick.evaluations, tick.duplicates = time.time(), n, n - distinct
                 if first_lost is None:
                     first_lost = leases_lost(ports.values())
+                    first_peaks = {name: status_kb(p.pid, "VmHWM") / 1024 for name, p in processes.items()}
             busy, total = machine_busy()
             cpus = {name: cpu_seconds(p.pid) for name, p in processes.items()}
             cpus["prometheus"] = cpu_seconds(prometheus_pid)
@@ -376,6 +378,7 @@ def run_fleet(
             "steady_shares": [dict(t.by_holder) for t in steady],
             "skipped_ticks": _skipped(first.at, [t.at for t in steady], interval_s),
             "peak_rss_mb": peaks,
+            "first_peak_rss_mb": first_peaks,
         }
         assert first_lost is not None
         figures["leases_lost"] = [first_lost, leases_lost(ports.values()) - first_lost]
@@ -506,6 +509,10 @@ def report(runs: list[dict[str, object]], interval: str) -> str:
         (
             "peak RSS per replica (VmHWM)",
             lambda r: " / ".join(f"{v:.0f}" for v in r["peak_rss_mb"].values()) + " MB",
+        ),
+        (
+            "  of it by the first cycle's end",
+            lambda r: " / ".join(f"{v:.0f}" for v in r["first_peak_rss_mb"].values()) + " MB",
         ),
         ("DB now: total", lambda r: f"{int(r['db_bytes_now']) / 2**20:.1f} MB"),
         (
