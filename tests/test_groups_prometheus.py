@@ -463,3 +463,23 @@ def test_a_steady_tick_of_a_group_writes_its_members_newest_data_in_one_statemen
             if r.name.startswith("checkout[")
         }
     assert seen == {f"checkout[{route}]": first + MINUTE for route in ("/cart", "/pay", "/search")}
+
+
+def test_after_its_first_cycle_a_group_asks_only_for_its_newest_minutes(
+    applied: Path, engine: Engine, proxy: CountingProxy
+) -> None:
+    """The definition's coverage moves on once its members are stored: a steady tick asks its
+    source what one new minute needs, never the whole window again."""
+    first = END - timedelta(hours=1)
+    proxy.count = 0
+    _evaluate(engine, first, "checkout")
+    backfill = proxy.count
+    proxy.count = 0
+    outcomes = _evaluate(engine, first + MINUTE, "checkout")
+    assert proxy.count == 2, (backfill, proxy.count)  # good and total, once each
+    assert backfill > proxy.count
+    _assert_true_counts(outcomes["checkout[/pay]"], "/pay", first + MINUTE)
+    with Session(engine) as session:
+        record = repo.get_slo(session=session, name="checkout")
+        assert record is not None
+        assert repo.utc(record.covered_to) == first + MINUTE

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -41,44 +41,50 @@ def replace_many(*, session: Session, writes: Sequence[Write]) -> None:
         f"DELETE FROM bucket WHERE slo_id = {mark} AND start_s >= {mark} AND start_s < {mark}",
         [(slo_id, epoch(start), epoch(end)) for slo_id, start, end, _ in writes],
     )
-    # as if written one after the other: a later range replaces what an earlier one wrote in it
-    # (an SLO's ranges may overlap: one asked again after a partial answer)
-    kept: dict[int, dict[tuple[int, int], Bucket]] = {}
+    by_slo: dict[int, list[Write]] = {}
     froms: dict[int, int] = {}  # where each SLO's writes begin
-    lasts: dict[int, int] = {}  # and the latest bucket written
-    for slo_id, start, end, buckets in writes:
-        lo, hi = epoch(start), epoch(end)
-        mine = kept.setdefault(slo_id, {})
-        if mine and lo <= lasts[slo_id] and froms[slo_id] < hi:
-            kept[slo_id] = mine = {key: b for key, b in mine.items() if not lo <= key[0] < hi}
-        # (a bucket's key from its timestamp: the hot loop of a first cycle's ~1,800 buckets an SLO)
-        keys = [(int(b.start.timestamp()), int(b.resolution.total_seconds())) for b in buckets]
-        mine.update(zip(keys, buckets, strict=True))
-        froms[slo_id] = min(froms.get(slo_id, lo), lo, min(keys, default=(lo,))[0])
-        lasts[slo_id] = max(lasts.get(slo_id, lo), max(keys, default=(lo,))[0])
+    for write in writes:
+        slo_id, start, _, buckets = write
+        by_slo.setdefault(slo_id, []).append(write)
+        first = min([epoch(start), *(int(b.start.timestamp()) for b in buckets)])
+        froms[slo_id] = min(froms.get(slo_id, first), first)
     points = list(froms.items())
     before, after = _probe(connection, points, points)
-    rows: list[tuple[float, ...]] = []
-    again: list[tuple[int, int]] = []  # SLOs with older rows after their written ones
-    for slo_id, lo in points:
-        found = before.get((slo_id, lo))
-        ordered = sorted(kept[slo_id].items())
-        if ordered:
-            spots, buckets = zip(*ordered, strict=True)
-            columns = _columns(buckets)
-            cums = [
-                itertools.accumulate(column, initial=base)
-                for column, base in zip(columns, found.cum if found else [0.0] * len(_SUMMED), strict=True)
-            ]
-            for cum in cums:
-                next(cum)  # (the base itself)
-            starts = (start_s for start_s, _ in spots)
-            resolutions = (resolution_s for _, resolution_s in spots)
-            rows += zip(itertools.repeat(slo_id), resolutions, starts, *columns, *cums)
-        if (slo_id, lo) in after:
-            again.append((slo_id, lo))
+    # rows made an SLO at a time as they are inserted, never all at once: a first cycle writes
+    # ~1,440 buckets a member, and a big group's rows as one list would be its peak memory
+    rows = (row for slo_id, lo in points for row in _rows(slo_id, by_slo[slo_id], before.get((slo_id, lo))))
     _insert(session, rows)
-    _recompute(session, again)
+    _recompute(session, [point for point in points if point in after])
+
+
+def _rows(slo_id: int, writes: Sequence[Write], found: _Row | None) -> Iterator[tuple[float, ...]]:
+    """The rows of one SLO's `writes`, with running sums on from `found` (the row before them)."""
+    # as if written one after the other: a later range replaces what an earlier one wrote in it
+    # (an SLO's ranges may overlap: one asked again after a partial answer)
+    kept: dict[tuple[int, int], Bucket] = {}
+    last = None  # the latest bucket start written
+    for _, start, end, buckets in writes:
+        lo, hi = epoch(start), epoch(end)
+        if last is not None and lo <= last:
+            kept = {key: b for key, b in kept.items() if not lo <= key[0] < hi}
+        # (a bucket's key from its timestamp: the hot loop of a first cycle's ~1,440 buckets an SLO)
+        keys = [(int(b.start.timestamp()), int(b.resolution.total_seconds())) for b in buckets]
+        kept.update(zip(keys, buckets, strict=True))
+        last = max(last if last is not None else lo, lo, max(keys, default=(lo,))[0])
+    if not kept:
+        return
+    spots, ordered = zip(*sorted(kept.items()), strict=True)
+    del kept
+    columns = _columns(ordered)
+    cums = [
+        itertools.accumulate(column, initial=base)
+        for column, base in zip(columns, found.cum if found else [0.0] * len(_SUMMED), strict=True)
+    ]
+    for cum in cums:
+        next(cum)  # (the base itself)
+    starts = (start_s for start_s, _ in spots)
+    resolutions = (resolution_s for _, resolution_s in spots)
+    yield from zip(itertools.repeat(slo_id), resolutions, starts, *columns, *cums)
 
 
 def _columns(buckets: Sequence[Bucket]) -> list[list[float]]:
@@ -117,10 +123,14 @@ class _Row(NamedTuple):
     cum: Sequence[float]
 
 
-def _insert(session: Session, rows: Sequence[tuple[float, ...]]) -> None:
-    """Bulk insert rows of `_COLUMNS` through the driver: COPY on PostgreSQL, executemany on SQLite."""
-    if not rows:
+def _insert(session: Session, rows: Iterable[tuple[float, ...]]) -> None:
+    """Bulk insert rows of `_COLUMNS` through the driver: COPY on PostgreSQL, executemany on SQLite
+    (`INSERT_CHUNK` rows at a time: `rows` may be made as they are inserted)."""
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
         return
+    rows = itertools.chain([first], rows)
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         driver = connection.connection.driver_connection
@@ -130,7 +140,11 @@ def _insert(session: Session, rows: Sequence[tuple[float, ...]]) -> None:
                 copy.write_row(row)
         return
     marks = ", ".join(["?"] * (3 + 2 * len(_SUMMED)))
-    connection.exec_driver_sql(f"INSERT INTO bucket ({_COLUMNS}) VALUES ({marks})", list(rows))
+    while chunk := list(itertools.islice(rows, INSERT_CHUNK)):
+        connection.exec_driver_sql(f"INSERT INTO bucket ({_COLUMNS}) VALUES ({marks})", chunk)
+
+
+INSERT_CHUNK = 10_000
 
 
 def _recompute(session: Session, asks: Sequence[tuple[int, int]]) -> None:
