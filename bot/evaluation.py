@@ -150,6 +150,10 @@ class GroupFetched:
     warnings: tuple[str, ...] = field(default=())
     incomplete: tuple[FetchRange, ...] = field(default=())
 
+    # the uncovered buckets of each range, made once for every member absent from it (buckets are
+    # immutable: a group of hundreds of new members would otherwise hold a copy each)
+    _absent: dict[FetchRange, tuple[Bucket, ...]] = field(default_factory=dict, compare=False, repr=False)
+
     def of(self, key: tuple[str, ...]) -> Fetched:
         """One member's share, as an SLO of its own would have fetched it: a range it is absent from
         is no data (uncovered buckets)."""
@@ -157,12 +161,17 @@ class GroupFetched:
         return Fetched(
             self.ranges,
             tuple(
-                found if found is not None else tuple(Bucket(start, rng.step) for start in _step_starts(rng))
+                found if found is not None else self._uncovered(rng)
                 for rng, found in zip(self.ranges, buckets, strict=True)
             ),
             self.warnings,
             self.incomplete,
         )
+
+    def _uncovered(self, rng: FetchRange) -> tuple[Bucket, ...]:
+        if rng not in self._absent:
+            self._absent[rng] = tuple(Bucket(start, rng.step) for start in _step_starts(rng))
+        return self._absent[rng]
 
 
 def fetch_group(plan: Plan, source_for: SourceFor) -> GroupFetched:
@@ -249,6 +258,10 @@ def _buckets(
     """Buckets per member (one member, `()`, when not `grouped`) from the answers of `ask`."""
     indicator = slo.indicator
     steps = _step_starts(rng)
+    ends = [start + rng.step for start in steps]  # where a step's sample is, keyed by
+    # a step without data is the same uncovered bucket in every member (buckets are immutable: a
+    # group's first cycle over a new source would otherwise hold a copy a member)
+    uncovered = [Bucket(start, rng.step) for start in steps]
     out: dict[tuple[str, ...], tuple[list[Bucket], int]] = {}
     if indicator.kind is IndicatorKind.RATIO:
         assert indicator.total is not None
@@ -275,14 +288,10 @@ def _buckets(
                 good = {t: v * seconds for t, v in good.items()}
             clamped = sum(1 for t, v in good.items() if v > total.get(t, v))
             buckets = [
-                bucket_from_sample(
-                    slo,
-                    start,
-                    rng.step,
-                    good=good.get(start + rng.step, 0.0) if start + rng.step in total else None,
-                    total=total.get(start + rng.step),
-                )
-                for start in steps
+                bucket_from_sample(slo, start, rng.step, good=good.get(end, 0.0), total=total[end])
+                if end in total
+                else empty
+                for start, end, empty in zip(steps, ends, uncovered, strict=True)
             ]
             out[key] = (buckets, clamped)
         return out
@@ -292,7 +301,10 @@ def _buckets(
     for key in answers if grouped else [()]:
         values = answers.get(key, {})
         out[key] = (
-            [bucket_from_sample(slo, start, rng.step, value=values.get(start + rng.step)) for start in steps],
+            [
+                bucket_from_sample(slo, start, rng.step, value=values[end]) if end in values else empty
+                for start, end, empty in zip(steps, ends, uncovered, strict=True)
+            ],
             0,
         )
     return out
