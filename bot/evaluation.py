@@ -258,7 +258,7 @@ def _buckets(
     """Buckets per member (one member, `()`, when not `grouped`) from the answers of `ask`."""
     indicator = slo.indicator
     steps = _step_starts(rng)
-    ends = [start + rng.step for start in steps]  # where a step's sample is, keyed by
+    ends = [start + rng.step for start in steps]  # the time each step's sample is keyed by
     # a step without data is the same uncovered bucket in every member (buckets are immutable: a
     # group's first cycle over a new source would otherwise hold a copy a member)
     uncovered = [Bucket(start, rng.step) for start in steps]
