@@ -273,3 +273,92 @@ def test_console_mode_prints_the_digest_and_writes_its_chart(
     assert "Weekly digest for #sre:" in printed and "`alpha`" in printed
     (written,) = charts.glob("digest-sre-*.png")
     assert f"chart: {written}" in printed and written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+GROUPED = """
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: checkout
+  annotations: {slo-bot/group-by: route, slo-bot/channel: C0SHOP, slo-bot/digest: "fri 16:00 UTC"}
+spec:
+  service: shop
+  indicator:
+    metadata: {name: shop-good}
+    spec:
+      ratioMetric:
+        counter: true
+        good:
+          metricSource:
+            type: Prometheus
+            spec: {query: 'shop_requests_total{code!~"5.."}'}
+        total:
+          metricSource:
+            type: Prometheus
+            spec: {query: 'shop_requests_total'}
+  timeWindow: [{duration: 1d, isRolling: true}]
+  budgetingMethod: Occurrences
+  objectives: [{target: 0.99}]
+"""
+
+
+def _grouped(tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any, routes: int) -> None:
+    """The grouped `checkout` applied, with a member per route as its first tick would add them."""
+    from bot.store import groups as group_store
+
+    path = tmp_path / "grouped.yaml"
+    path.write_text(GROUPED)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main(["apply", str(path)]) == 0
+    with Session(engine) as session:
+        (definition,) = repo.list_slos(session=session)
+        for n in range(routes):
+            group_store.add_member(
+                session=session, definition=definition, name=f"checkout[/r{n}]", key=[f"/r{n}"], now=SET_AT
+            )
+        session.commit()
+
+
+def test_a_grouped_slos_digest_lists_its_members_in_its_definitions_channel(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    _grouped(tmp_path, database_url, engine, monkeypatch, routes=3)
+    thursday = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    assert slack_digests.send_due(engine, thursday, "a", None, slack_digests.queue) == []
+    with Session(engine) as session:
+        (found,) = digests.all_digests(session=session)
+    assert (found.channel, found.schedule) == ("C0SHOP", "friday 16:00 UTC")
+    friday = datetime(2026, 12, 4, 16, 0, 5, tzinfo=UTC)
+    assert slack_digests.send_due(engine, friday, "a", None, slack_digests.queue) == ["C0SHOP"]
+    (post,) = _posts(engine)
+    for n in range(3):
+        assert f"`checkout[/r{n}]`" in post.payload
+    assert "No SLO sends its alerts" not in post.payload
+
+
+def test_a_ticks_look_for_due_digests_reads_no_member_of_a_group(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    """Every replica looks after every tick: with thousands of members, reading each member's row
+    (and the definition it repeats) each time cost a replica tens of MB and most of a second."""
+    from sqlalchemy import event
+
+    from bot.store.models import SLORecord
+
+    _grouped(tmp_path, database_url, engine, monkeypatch, routes=20)
+    loaded: list[str] = []
+
+    def on_load(record: SLORecord, _context: object) -> None:
+        loaded.append(record.name)
+
+    event.listen(SLORecord, "load", on_load)
+    try:
+        thursday = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+        assert slack_digests.send_due(engine, thursday, "a", None, slack_digests.queue) == []
+    finally:
+        event.remove(SLORecord, "load", on_load)
+    assert loaded == ["checkout"]
+    with Session(engine) as session:
+        (found,) = digests.all_digests(session=session)
+    assert found.channel == "C0SHOP"

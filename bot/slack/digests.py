@@ -41,12 +41,16 @@ def routed_to(
     """Each channel with the SLOs whose alerts go there (their own channels, their services'
     subscriptions, else the default channel)."""
     found: dict[str, list[SLORecord]] = {}
+    subscriptions: dict[str, list[str]] = {}  # a grouped SLO's members share its service
     for record in records:
         try:
             slo = slo_of(record)
         except Exception:  # a definition that no longer builds is in no digest; `/slo status` says why
             continue
-        subscribed = slack_store.subscribed_channels(session=session, service=record.service)
+        subscribed = subscriptions.get(record.service)
+        if subscribed is None:
+            subscribed = slack_store.subscribed_channels(session=session, service=record.service)
+            subscriptions[record.service] = subscribed
         for channel in channels_for(slo, subscribed, default):
             found.setdefault(channel, []).append(record)
     return found
@@ -96,10 +100,11 @@ def _sync_annotations(
 def send_due(engine: Engine, now: datetime, holder: str, default: str | None, deliver: Deliver) -> list[str]:
     """Send every digest due by `now` that no replica sent yet; the channels sent to."""
     sent: list[str] = []
+    records: list[SLORecord] | None = None
     with Session(engine) as session:
-        # a composite's parts raise no alert and are no SLOs of a channel: it stands for them
-        records = repo.without_parts(repo.list_slos(session=session, members=True))
-        _sync_annotations(session, records, default, now)
+        # (a grouped SLO's members route and annotate as their definition: every replica looks
+        # after every tick, so it reads the definitions only, and the members when a digest is due)
+        _sync_annotations(session, repo.list_slos(session=session), default, now)
         session.commit()
         for record in digests.all_digests(session=session):
             try:
@@ -114,6 +119,9 @@ def send_due(engine: Engine, now: datetime, holder: str, default: str | None, de
             if not digests.take(session=session, channel=channel, due_at=due, holder=holder):
                 session.rollback()  # another replica sends it
                 continue
+            if records is None:
+                # a composite's parts raise no alert and are no SLOs of a channel: it stands for them
+                records = repo.without_parts(repo.list_slos(session=session, members=True))
             slos = routed_to(session, records, default).get(channel, [])
             message, chart = payload(session, channel, schedule, due, slos, now)
             deliver(session, channel, message, chart, now)

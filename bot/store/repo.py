@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, inspect, select, text, update
+from sqlalchemy.orm import defer
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 from sqlmodel import select as select_model
 
@@ -46,11 +48,23 @@ def epoch(at: datetime) -> int:
 
 def list_slos(*, session: Session, members: bool = False) -> list[SLORecord]:
     """The SLOs as applied (a grouped SLO's definition, not its members), by name; with `members`,
-    the members of grouped SLOs too."""
+    the members of grouped SLOs (and a composite's parts) too.
+
+    A member's row repeats its definition's `documents` (`bot.store.groups.add_member`; `upsert_slo`
+    keeps them equal): read with members, each definition's text is read once and shared by its
+    members, not sent and held once per member (thousands of copies of the same catalogue)."""
     query = select_model(SLORecord).order_by(SLORecord.name)
     if not members:
-        query = query.where(col(SLORecord.group_id).is_(None))
-    return list(session.exec(query))
+        return list(session.exec(query.where(col(SLORecord.group_id).is_(None))))
+    records = list(session.exec(query.options(defer(SLORecord.documents))))  # type: ignore[arg-type]
+    texts = dict(session.execute(select(SLOS.c.id, SLOS.c.documents).where(SLOS.c.group_id.is_(None))).all())
+    for record in records:
+        shared = texts.get(record.group_id or record.id)
+        # as if read from its row (nothing to write back); a row this session holds already keeps
+        # what it holds
+        if shared is not None and "documents" not in inspect(record).dict:
+            set_committed_value(record, "documents", shared)
+    return records
 
 
 def without_parts(records: Sequence[SLORecord]) -> list[SLORecord]:
