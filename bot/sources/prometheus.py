@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
@@ -380,9 +381,9 @@ class PrometheusSource:
         for lo, hi in _chunks(first, last, step):
             form = {"query": query, "start": str(lo), "end": str(hi), "step": str(step)}
             for item in self._matrix(self._data(self._post(self._endpoint, form), query, True, notes), query):
-                labels, points = self._series(item, lo, hi)
+                labels, pairs = self._points(item, lo, hi)
                 key = frozenset((str(k), str(v)) for k, v in labels.items())
-                yield key, {int((t - _EPOCH).total_seconds()): v for t, v in points.items()}
+                yield key, {millis // 1000: v for millis, v in pairs}
 
     def _raw_samples(
         self, selector: str, lo: int, hi: int, notes: list[str]
@@ -395,9 +396,12 @@ class PrometheusSource:
         )
         series = []
         for item in result:
-            labels, points = self._series(item, lo, hi)
+            labels, pairs = self._points(item, lo, hi)
             key = frozenset((str(k), str(v)) for k, v in labels.items())
-            series.append((key, sorted(((t - _EPOCH).total_seconds(), v) for t, v in points.items())))
+            # Prometheus answers in time order, each time once; anything else is put in order
+            if any(a[0] >= b[0] for a, b in pairwise(pairs)):
+                pairs = sorted(dict(pairs).items())
+            series.append((key, [(millis / 1000, v) for millis, v in pairs]))
         return series
 
     def _query_range(
@@ -484,9 +488,17 @@ class PrometheusSource:
         return body["data"]
 
     def _series(self, item: Any, lo: int, hi: int) -> tuple[Mapping[str, Any], dict[datetime, float]]:
+        labels, pairs = self._points(item, lo, hi)
+        return labels, {_EPOCH + timedelta(milliseconds=millis): value for millis, value in pairs}
+
+    def _points(self, item: Any, lo: int, hi: int) -> tuple[Mapping[str, Any], list[tuple[int, float]]]:
+        """A series' labels and its samples in [lo, hi] as (epoch milliseconds, value), as answered
+        (time order): read as plain numbers, since a first cycle reads hundreds of thousands."""
         if not isinstance(item, Mapping) or not isinstance(item.get("values"), list):
             self._garbled("a series of the matrix has no `values` list")
-        points: dict[datetime, float] = {}
+        pairs: list[tuple[int, float]] = []
+        low, high = lo * 1000, hi * 1000
+        isfinite = math.isfinite
         for pair in item["values"]:
             try:
                 stamp, text = pair
@@ -495,10 +507,10 @@ class PrometheusSource:
             except (TypeError, ValueError):
                 self._garbled(f"unreadable sample {pair!r}")
             # NaN and ±Inf are what PromQL gives for 0/0 and x/0: no data, never a number.
-            if math.isfinite(value) and lo * 1000 <= millis <= hi * 1000:
-                points[_EPOCH + timedelta(milliseconds=millis)] = value
+            if isfinite(value) and low <= millis <= high:
+                pairs.append((millis, value))
         labels = item.get("metric")
-        return (labels if isinstance(labels, Mapping) else {}), points
+        return (labels if isinstance(labels, Mapping) else {}), pairs
 
     def _many_series(self, query: str, labels: list[Any], by: Sequence[str] | None = None) -> NoReturn:
         if by:
