@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -151,6 +152,33 @@ def test_an_slos_series_follow_its_last_evaluation() -> None:
     text = metrics.render()
     assert {labels["slo"] for labels, _ in samples(text, "slo_bot_slo_sli")} == {"b"}
     assert {labels["slo"] for labels, _ in samples(text, "slo_bot_slo_burn_rate")} == {"b"}
+
+
+def test_many_slos_render_in_chunks_as_one_family_per_gauge() -> None:
+    """A replica's thousands of SLOs are rendered some series at a time (memory): Prometheus still
+    reads each gauge as one family, its HELP and TYPE once, every series in it."""
+    metrics = Metrics(CollectorRegistry())
+    hour, day = timedelta(hours=1), timedelta(days=1)
+    for n in range(25):
+        breaches = [("burn", "page")] if n % 3 == 0 else []
+        metrics.slos.evaluated(f"slo-{n}", "api", _status(0.99, {hour: float(n), day: 1.0}), breaches)
+
+    def gauges(text: bytes) -> list[str]:
+        return [line for line in text.decode().splitlines() if "slo_bot_slo_" in line]
+
+    whole, chunked = metrics.render(chunk=10**9), metrics.render(chunk=4)
+    assert gauges(chunked) == gauges(whole)
+    families = [f.name for f in text_string_to_metric_families(chunked.decode())]
+    for name, count in (
+        ("slo_bot_slo_sli", 25),
+        ("slo_bot_slo_budget_remaining", 25),
+        ("slo_bot_slo_burn_rate", 50),
+        ("slo_bot_slo_breach", 9),
+    ):
+        assert families.count(name) == 1
+        assert chunked.count(f"# TYPE {name} gauge".encode()) == 1
+        assert len(samples(chunked, name)) == count
+    assert sample(chunked, "slo_bot_slo_burn_rate", slo="slo-24", service="api", window="1h") == 24.0
 
 
 def test_process_metrics_and_large_numbers_keep_every_digit() -> None:
