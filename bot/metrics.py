@@ -118,7 +118,7 @@ class Metrics:
             "Evaluations dropped because their lease expired and another replica took the SLO",
             registry=r,
         )
-        self.slos = SLOGauges()  # rendered by `render`, a family at a time
+        self.slos = SLOGauges()  # not in the registry: `render` writes them some series at a time
         self.outbox = OutboxCollector()
         r.register(self.outbox)
 
