@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import Session, select
 
 from bot import cli, jobs
@@ -23,7 +23,8 @@ from bot.slack.uploads import draw_week
 from bot.sources.pool import SourcePool
 from bot.store import adjustments as adjustment_store
 from bot.store import digests, repo
-from bot.store.models import OutboxRecord
+from bot.store import groups as group_store
+from bot.store.models import OutboxRecord, SLORecord
 from tests.test_jobs import CATALOGUE
 
 
@@ -304,8 +305,6 @@ spec:
 
 def _grouped(tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any, routes: int) -> None:
     """The grouped `checkout` applied, with a member per route as its first tick would add them."""
-    from bot.store import groups as group_store
-
     path = tmp_path / "grouped.yaml"
     path.write_text(GROUPED)
     monkeypatch.setenv("DATABASE_URL", database_url)
@@ -342,10 +341,6 @@ def test_a_ticks_look_for_due_digests_reads_no_member_of_a_group(
 ) -> None:
     """Every replica looks after every tick: with thousands of members, reading each member's row
     (and the definition it repeats) each time cost a replica tens of MB and most of a second."""
-    from sqlalchemy import event
-
-    from bot.store.models import SLORecord
-
     _grouped(tmp_path, database_url, engine, monkeypatch, routes=20)
     loaded: list[str] = []
 
