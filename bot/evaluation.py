@@ -353,10 +353,12 @@ def store_many(session: Session, items: Sequence[tuple[SLORecord, Plan, Fetched]
         for finer, coarser in itertools.pairwise(plan.tiers):
             assert finer.keep is not None
             before = floor_time(plan.end - finer.keep, coarser.resolution)
-            crossed = old_to is None or floor_time(old_to - finer.keep, coarser.resolution) != before
-            written_below = any(r.step == finer.resolution and r.start < before for r in fetched.ranges)
-            if crossed or written_below:  # most ticks roll nothing up
-                rollups.append((record.id, finer.resolution, coarser.resolution, before))
+            # the last roll-up's cut-off: no `finer` bucket is stored before it, but what is written now
+            last = None if old_to is None else floor_time(old_to - finer.keep, coarser.resolution)
+            below = [r.start for r in fetched.ranges if r.step == finer.resolution and r.start < before]
+            if last != before or below:  # most ticks roll nothing up
+                since = None if last is None else min([last, *below])
+                rollups.append((record.id, finer.resolution, coarser.resolution, before, since))
         if old_from is None or old_from < plan.needed_from:
             trims.append((record.id, plan.needed_from))
         coverage.append((record.id, *_coverage(plan, fetched, old_from, old_to)))

@@ -141,3 +141,27 @@ def test_source_outage_changes_nothing_stored(engine: Engine) -> None:
         with pytest.raises(SourceUnavailable):
             evaluation.fetch(plan, down)
         assert (history.count_buckets(session=session, slo_id=record.id), record.covered_to) == before
+
+
+def test_every_tier_holds_only_its_own_resolution_tick_after_tick(engine: Engine) -> None:
+    """Each tick rolls up only the buckets that crossed a tier's cut-off since the tick before (its
+    roll-up reads from the last cut-off on): over an hour of ticks a minute apart, across twelve
+    5-minute cut-offs and an hourly one, no minute is left behind older than 7 hours and no 5-minute
+    bucket older than the longest window and an hour, and the sums stay true."""
+    from bot.buckets import HOUR, MINUTE, floor_time
+
+    plan, _status, _ = _evaluate(engine, T0)
+    for minute in range(1, 66):
+        plan, status, _ = _evaluate(engine, T0 + minute * MINUTE)
+    _assert_matches_truth(plan, status, exact_up_to=timedelta(hours=6))
+    longest = max(plan.policy.windows)
+    with Session(engine) as session:
+        record = repo.get_slo(session=session, name=SLO_.name)
+        assert record is not None and record.id is not None
+        stored = history.load_buckets(session=session, slo_id=record.id, since=plan.end - timedelta(days=31))
+    minutes_from = floor_time(plan.end - 7 * HOUR, 5 * MINUTE)
+    fives_from = floor_time(plan.end - longest - HOUR, HOUR)
+    assert [b.start for b in stored if b.resolution == MINUTE][0] == minutes_from
+    assert all(b.start >= minutes_from for b in stored if b.resolution == MINUTE)
+    assert [b.start for b in stored if b.resolution == 5 * MINUTE][0] == fives_from
+    assert all(b.resolution == HOUR for b in stored if b.start < fives_from)

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, delete, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 from sqlmodel import Session
 
-from bot.buckets import EPOCH, rollup
+from bot.buckets import EPOCH
 from bot.budget import WindowCounts
 from bot.domain import Bucket
 from bot.store.repo import BUCKETS, epoch
@@ -103,12 +103,6 @@ def _columns(buckets: Sequence[Bucket]) -> list[list[float]]:
 _SUMMED = ("good", "total", "covered_s", "good_slices", "slices", "ratio_sum")
 _CUMS = tuple(f"cum_{column}" for column in _SUMMED)
 _COLUMNS = ", ".join(("slo_id", "resolution_s", "start_s", *_SUMMED, *_CUMS))
-Sums = list[float]
-
-
-def _own(b: Bucket) -> Sums:
-    """One bucket's own sums (`_columns` of it alone: the column order is written once)."""
-    return [column[0] for column in _columns([b])]
 
 
 class _Row(NamedTuple):
@@ -366,81 +360,67 @@ def _counts(
 
 def roll_up(*, session: Session, slo_id: int, source: timedelta, target: timedelta, before: datetime) -> int:
     """Merge `source`-resolution buckets that start before `before` into `target` ones."""
-    return roll_up_many(session=session, asks=[(slo_id, source, target, before)])
+    return roll_up_many(session=session, asks=[(slo_id, source, target, before, None)])
 
 
-RollUp = tuple[int, timedelta, timedelta, datetime]  # (slo_id, source, target, before)
+# (slo_id, source, target, before, since): `since`, when known, is where the SLO's `source` buckets
+# begin (the cut-off of its last roll-up): the statements then read those few rows, not every row
+# of the SLO's before `before` (the key orders an SLO's rows by time, whatever their resolution)
+RollUp = tuple[int, timedelta, timedelta, datetime, datetime | None]
 
 
 def roll_up_many(*, session: Session, asks: Sequence[RollUp]) -> int:
-    """`roll_up` of many SLOs: one read, two deletes and one insert for all those that share the
-    resolutions and the cut-off (a tick's SLOs of one shape); finer resolutions first, so an SLO's
-    tiers roll up in turn. Returns how many buckets were merged."""
-    shapes: dict[tuple[timedelta, timedelta, datetime], list[int]] = {}
-    for slo_id, source, target, before in asks:
-        shapes.setdefault((source, target, before), []).append(slo_id)
+    """`roll_up` of many SLOs: for all those that share the resolutions and the cut-offs (a tick's
+    SLOs of one shape), three statements in SQL, whatever their number; finer resolutions first, so
+    an SLO's tiers roll up in turn. Returns how many buckets were merged.
+
+    A merged bucket sums its sources (as `bot.buckets.rollup` does) and takes the running sums of
+    the last of them. A bucket of the target resolution already stored where one is merged gives
+    way to it, and the running sums from there on are summed again."""
+    shapes: dict[tuple[timedelta, timedelta, datetime, datetime | None], set[int]] = {}
+    for slo_id, source, target, before, since in asks:
+        shapes.setdefault((source, target, before, since), set()).add(slo_id)
+    connection = session.connection()
     merged_count = 0
-    for (source, target, before), slo_ids in sorted(shapes.items(), key=lambda item: item[0]):
-        condition = (
-            BUCKETS.c.slo_id.in_(slo_ids),
-            BUCKETS.c.resolution_s == int(source.total_seconds()),
-            BUCKETS.c.start_s < epoch(before),
-        )
-        found: dict[int, list[Bucket]] = {}
-        cums: dict[int, list[tuple[int, Sums]]] = {}  # each source bucket's start and running sums
-        for slo_id, start_s, good, total, covered_s, good_slices, slices, ratio_sum, *cum in session.execute(
-            select(
-                BUCKETS.c.slo_id,
-                BUCKETS.c.start_s,
-                BUCKETS.c.good,
-                BUCKETS.c.total,
-                BUCKETS.c.covered_s,
-                BUCKETS.c.good_slices,
-                BUCKETS.c.slices,
-                BUCKETS.c.ratio_sum,
-                *(BUCKETS.c[c] for c in _CUMS),
-            )
-            .where(*condition)
-            .order_by(BUCKETS.c.slo_id, BUCKETS.c.start_s)
-        ):
-            found.setdefault(slo_id, []).append(
-                Bucket(
-                    EPOCH + timedelta(seconds=start_s),
-                    source,
-                    good=good,
-                    total=total,
-                    covered=timedelta(seconds=covered_s),
-                    good_slices=good_slices,
-                    slices=slices,
-                    ratio_sum=ratio_sum,
-                )
-            )
-            cums.setdefault(slo_id, []).append((start_s, [float(v) for v in cum]))
-        if not found:
-            continue
-        target_s = int(target.total_seconds())
-        rows: list[tuple[float, ...]] = []
-        for slo_id, buckets in found.items():
-            sources = cums[slo_id]
-            index = 0
-            for b in rollup(buckets, target):  # oldest first, as the sources are
-                start_s = epoch(b.start)
-                # a merged bucket's running sums are those of the last source bucket merged into it
-                while index + 1 < len(sources) and sources[index + 1][0] < start_s + target_s:
-                    index += 1
-                rows.append((slo_id, target_s, start_s, *_own(b), *sources[index][1]))
-        merged_count += sum(len(buckets) for buckets in found.values())
-        session.execute(delete(BUCKETS).where(*condition))
-        connection = session.connection()
-        mark = "%s" if connection.dialect.name == "postgresql" else "?"
+    for (source, target, before, since), slo_ids in sorted(shapes.items(), key=_shape_order):
+        source_s, target_s, before_s = int(source.total_seconds()), int(target.total_seconds()), epoch(before)
+        # (integers of the bot's own written into the text: one statement for any number of SLOs)
+        ids = ", ".join(str(int(i)) for i in sorted(slo_ids))
+        lower = "" if since is None else f" AND start_s >= {epoch(since)}"
+        sources = f"slo_id IN ({ids}) AND resolution_s = {source_s} AND start_s < {before_s}{lower}"
         replaced = connection.exec_driver_sql(
-            f"DELETE FROM bucket WHERE slo_id = {mark} AND resolution_s = {mark} AND start_s = {mark}",
-            [(row[0], target_s, row[2]) for row in rows],
+            f"DELETE FROM bucket WHERE slo_id IN ({ids}) AND resolution_s = {target_s} "
+            f"AND start_s < {before_s} AND (slo_id, start_s) IN "
+            f"(SELECT slo_id, start_s / {target_s} * {target_s} FROM bucket WHERE {sources})"
         ).rowcount
-        _insert(session, rows)
-        if replaced:  # a stored bucket gave way to a merged one: the rows after it sum again
-            _recompute(session, [(slo_id, epoch(buckets[0].start)) for slo_id, buckets in found.items()])
+        # where the running sums are summed again: from each SLO's first merged bucket on
+        again = (
+            connection.exec_driver_sql(
+                f"SELECT slo_id, MIN(start_s) / {target_s} * {target_s} FROM bucket WHERE {sources} "
+                "GROUP BY slo_id"
+            ).all()
+            if replaced
+            else []
+        )
+        sums = ", ".join(f"SUM({c}) AS {c}" for c in _SUMMED)
+        connection.exec_driver_sql(
+            f"INSERT INTO bucket ({_COLUMNS}) "
+            f"SELECT m.slo_id, {target_s}, m.merged_s, {', '.join(f'm.{c}' for c in _SUMMED)}, "
+            f"{', '.join(f'last.{c}' for c in _CUMS)} "
+            f"FROM (SELECT slo_id, start_s / {target_s} * {target_s} AS merged_s, MAX(start_s) AS last_s, "
+            f"{sums} FROM bucket WHERE {sources} GROUP BY slo_id, start_s / {target_s} * {target_s}) m "
+            f"JOIN bucket last ON last.slo_id = m.slo_id AND last.resolution_s = {source_s} "
+            "AND last.start_s = m.last_s"
+        )
+        merged_count += connection.exec_driver_sql(f"DELETE FROM bucket WHERE {sources}").rowcount
+        _recompute(session, [(int(slo_id), int(from_s)) for slo_id, from_s in again])
     return merged_count
+
+
+def _shape_order(item: tuple[tuple[timedelta, timedelta, datetime, datetime | None], set[int]]) -> tuple:
+    """Finer resolutions first (an SLO's tiers roll up in turn), then by cut-off."""
+    (source, target, before, since), _ = item
+    return (source, target, before, since is not None, since or before)
 
 
 def trim_buckets(*, session: Session, slo_id: int, before: datetime) -> None:

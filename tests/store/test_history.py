@@ -227,11 +227,12 @@ def test_window_sums_stay_true_through_every_kind_of_write(engine: Engine) -> No
         history.replace_many(session=session, writes=[(b, t + MINUTE, t + HOUR, minutes(t + MINUTE, 59))])
         history.roll_up_many(
             session=session,
-            asks=[(i, MINUTE, 5 * MINUTE, NOW - 3 * HOUR) for i in ids]
-            + [(b, MINUTE, 5 * MINUTE, NOW - 7 * HOUR)],
+            asks=[(i, MINUTE, 5 * MINUTE, NOW - 3 * HOUR, None) for i in ids]
+            + [(b, MINUTE, 5 * MINUTE, NOW - 7 * HOUR, None)],
         )
         check(NOW + MINUTE)
-        history.roll_up_many(session=session, asks=[(i, 5 * MINUTE, HOUR, NOW - 6 * HOUR) for i in ids])
+        check(NOW + HOUR - 2 * MINUTE)  # a window from just before that bucket on
+        history.roll_up_many(session=session, asks=[(i, 5 * MINUTE, HOUR, NOW - 6 * HOUR, None) for i in ids])
         check(NOW + MINUTE)
         check(NOW - 6 * HOUR + 5 * MINUTE)  # windows that end in what was rolled up
         # old buckets trimmed: windows that reach before them sum what is left
@@ -285,3 +286,71 @@ def test_window_sums_of_more_slos_than_one_statement_probes_equal_each_ones_own(
     for n, slo_id in enumerate(ids):
         assert many[slo_id] == alone[slo_id]
         assert many[slo_id][HOUR].good == 60.0 * n and many[slo_id][HOUR * 72].total == 120.0 * (n + 1)
+
+
+def test_rolled_up_buckets_hold_what_the_pure_rollup_merges(engine: Engine) -> None:
+    """Roll-ups run in SQL for all of a tick's SLOs at once: each merged bucket holds the sums of its
+    sources, as `bot.buckets.rollup` merges them, for every SLO, column and tier; the minutes after
+    the cut-off and the other SLOs' are left as they were."""
+    import random
+
+    from bot.buckets import rollup
+
+    rng = random.Random(3)
+
+    def minutes(start: datetime, count: int) -> list[Bucket]:
+        return [
+            Bucket(
+                start + i * MINUTE,
+                MINUTE,
+                good=float(rng.randint(0, 50)),
+                total=float(rng.randint(50, 60)),
+                covered=MINUTE * rng.choice([0, 1, 1, 1]),
+                good_slices=float(rng.randint(0, 1)),
+                slices=1.0,
+                ratio_sum=rng.random(),
+            )
+            for i in range(count)
+        ]
+
+    with Session(engine) as session:
+        ids = []
+        for name in ("a", "b", "c"):
+            _slo(session, name=name)
+            session.flush()
+            record = repo.get_slo(session=session, name=name)
+            assert record is not None and record.id is not None
+            ids.append(record.id)
+        # (b's minutes begin between two 5-minute marks)
+        written = {
+            i: minutes(NOW - 5 * HOUR + (7 * MINUTE if i == ids[1] else timedelta(0)), 290) for i in ids
+        }
+        history.replace_many(
+            session=session, writes=[(i, NOW - 5 * HOUR, NOW, found) for i, found in written.items()]
+        )
+        cut = NOW - 2 * HOUR
+        merged = history.roll_up_many(
+            session=session, asks=[(i, MINUTE, 5 * MINUTE, cut, None) for i in ids[:2]]
+        )
+        assert merged == sum(1 for i in ids[:2] for b in written[i] if b.start < cut)
+        history.roll_up_many(session=session, asks=[(ids[0], 5 * MINUTE, HOUR, NOW - 3 * HOUR, None)])
+        # told where its minutes begin, a roll-up reads and merges only those from there on
+        history.roll_up_many(session=session, asks=[(ids[2], MINUTE, 5 * MINUTE, cut, NOW - 4 * HOUR)])
+        loaded = {i: history.load_buckets(session=session, slo_id=i, since=NOW - 6 * HOUR) for i in ids}
+    fives = {i: rollup([b for b in written[i] if b.start < cut], 5 * MINUTE) for i in ids[:2]}
+    want = {
+        ids[0]: rollup([b for b in fives[ids[0]] if b.start < NOW - 3 * HOUR], HOUR)
+        + [b for b in fives[ids[0]] if b.start >= NOW - 3 * HOUR]
+        + [b for b in written[ids[0]] if b.start >= cut],
+        ids[1]: fives[ids[1]] + [b for b in written[ids[1]] if b.start >= cut],
+        ids[2]: [b for b in written[ids[2]] if b.start < NOW - 4 * HOUR]
+        + rollup([b for b in written[ids[2]] if NOW - 4 * HOUR <= b.start < cut], 5 * MINUTE)
+        + [b for b in written[ids[2]] if b.start >= cut],
+    }
+    for i in ids:
+        assert [(b.start, b.resolution, b.covered) for b in loaded[i]] == [
+            (b.start, b.resolution, b.covered) for b in want[i]
+        ], i
+        for got, expected in zip(loaded[i], want[i], strict=True):
+            for field in ("good", "total", "good_slices", "slices", "ratio_sum"):
+                assert getattr(got, field) == pytest.approx(getattr(expected, field)), (i, got.start, field)
