@@ -417,10 +417,12 @@ def roll_up_many(*, session: Session, asks: Sequence[RollUp]) -> int:
     return merged_count
 
 
-def _shape_order(item: tuple[tuple[timedelta, timedelta, datetime, datetime | None], set[int]]) -> tuple:
+def _shape_order(
+    item: tuple[tuple[timedelta, timedelta, datetime, datetime | None], set[int]],
+) -> tuple[timedelta, timedelta, datetime, datetime]:
     """Finer resolutions first (an SLO's tiers roll up in turn), then by cut-off."""
     (source, target, before, since), _ = item
-    return (source, target, before, since is not None, since or before)
+    return source, target, before, since or EPOCH
 
 
 def trim_buckets(*, session: Session, slo_id: int, before: datetime) -> None:
