@@ -386,11 +386,14 @@ def roll_up_many(*, session: Session, asks: Sequence[RollUp]) -> int:
         source_s, target_s, before_s = int(source.total_seconds()), int(target.total_seconds()), epoch(before)
         # (integers of the bot's own written into the text: one statement for any number of SLOs)
         ids = ", ".join(str(int(i)) for i in sorted(slo_ids))
-        lower = "" if since is None else f" AND start_s >= {epoch(since)}"
+        since_s = None if since is None else epoch(since)
+        lower = "" if since_s is None else f" AND start_s >= {since_s}"
         sources = f"slo_id IN ({ids}) AND resolution_s = {source_s} AND start_s < {before_s}{lower}"
+        # (the same bounds, aligned to the target: where a merged bucket may already be stored)
+        aligned = "" if since_s is None else f" AND start_s >= {since_s // target_s * target_s}"
         replaced = connection.exec_driver_sql(
             f"DELETE FROM bucket WHERE slo_id IN ({ids}) AND resolution_s = {target_s} "
-            f"AND start_s < {before_s} AND (slo_id, start_s) IN "
+            f"AND start_s < {before_s}{aligned} AND (slo_id, start_s) IN "
             f"(SELECT slo_id, start_s / {target_s} * {target_s} FROM bucket WHERE {sources})"
         ).rowcount
         # where the running sums are summed again: from each SLO's first merged bucket on
