@@ -104,12 +104,18 @@ def queue_update(session: Session, breach: BreachRecord, now: datetime) -> None:
 
 
 def queue_note(
-    session: Session, breach: BreachRecord, text: str, now: datetime, by: str | None = None
+    session: Session,
+    breach: BreachRecord,
+    text: str,
+    now: datetime,
+    by: str | None = None,
+    channels: Sequence[str] | None = None,
 ) -> None:
-    """A line in the breach's thread, in every channel its message went to. `by`: the person whose
-    action it reports (those go out even while the SLO is silenced; slo-bot's own notes do not)."""
+    """A line in the breach's thread, in every channel its message went to (`channels`, when the
+    caller has just read them). `by`: the person whose action it reports (those go out even while
+    the SLO is silenced; slo-bot's own notes do not)."""
     payload = {"text": text} if by is None else {"text": text, "by": by}
-    for channel in breach_channels(session, breach):
+    for channel in breach_channels(session, breach) if channels is None else channels:
         outbox.enqueue(
             session=session,
             kind="thread_note",
@@ -159,12 +165,14 @@ class SlackDestination:
                     _queue_charts(session, breach, channels, now)
                 queued = queued or bool(channels)
                 continue
-            queue_update(session, breach, now)
+            # (read once for the update, the note and the chart: each read flushes and asks twice)
+            went_to = breach_channels(session, breach)
+            queue_message(session, breach, went_to, now)
             text = thread_note(session, tick, change, breach, slack_time)
             if text:
-                queue_note(session, breach, text, now)
+                queue_note(session, breach, text, now, channels=went_to)
             if change.event == breaches.RESOLVED and has_chart(slo):
-                _queue_charts(session, breach, breach_channels(session, breach), now)
+                _queue_charts(session, breach, went_to, now)
             queued = True
         for breach in tick.open:
             if breach.id in changed or breach.kind != breaches.BURN or breach.acknowledged_by:
