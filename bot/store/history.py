@@ -371,8 +371,8 @@ RollUp = tuple[int, timedelta, timedelta, datetime, datetime | None]
 
 def roll_up_many(*, session: Session, asks: Sequence[RollUp]) -> int:
     """`roll_up` of many SLOs: for all those that share the resolutions and the cut-offs (a tick's
-    SLOs of one shape), three statements in SQL, whatever their number; finer resolutions first, so
-    an SLO's tiers roll up in turn. Returns how many buckets were merged.
+    SLOs of one shape), a look and three statements in SQL, whatever their number; finer resolutions
+    first, so an SLO's tiers roll up in turn. Returns how many buckets were merged.
 
     A merged bucket sums its sources (as `bot.buckets.rollup` does) and takes the running sums of
     the last of them. A bucket of the target resolution already stored where one is merged gives
@@ -389,6 +389,8 @@ def roll_up_many(*, session: Session, asks: Sequence[RollUp]) -> int:
         since_s = None if since is None else epoch(since)
         lower = "" if since_s is None else f" AND start_s >= {since_s}"
         sources = f"slo_id IN ({ids}) AND resolution_s = {source_s} AND start_s < {before_s}{lower}"
+        if connection.exec_driver_sql(f"SELECT 1 FROM bucket WHERE {sources} LIMIT 1").first() is None:
+            continue  # (a first cycle asks each tier at its own step: most have nothing to merge)
         # (the same bounds, aligned to the target: where a merged bucket may already be stored)
         aligned = "" if since_s is None else f" AND start_s >= {since_s // target_s * target_s}"
         replaced = connection.exec_driver_sql(
