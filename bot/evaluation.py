@@ -350,15 +350,21 @@ def store_many(session: Session, items: Sequence[tuple[SLORecord, Plan, Fetched]
     for record, plan, fetched in items:
         assert record.id is not None
         old_from, old_to = repo.utc(record.covered_from), repo.utc(record.covered_to)
+        made: list[datetime | None] = []  # where the tier before's roll-up of this tick merged from
         for finer, coarser in itertools.pairwise(plan.tiers):
             assert finer.keep is not None
             before = floor_time(plan.end - finer.keep, coarser.resolution)
             # the last roll-up's cut-off: no `finer` bucket is stored before it, but what is written now
+            # and what the tier before merges now (a tier may be kept shorter than the finer one)
             last = None if old_to is None else floor_time(old_to - finer.keep, coarser.resolution)
             below = [r.start for r in fetched.ranges if r.step == finer.resolution and r.start < before]
-            if last != before or below:  # most ticks roll nothing up
-                since = None if last is None else min([last, *below])
+            below += [floor_time(m, finer.resolution) for m in made if m is not None and m < before]
+            if last != before or below or None in made:  # most ticks roll nothing up
+                since = None if last is None or None in made else min([last, *below])
                 rollups.append((record.id, finer.resolution, coarser.resolution, before, since))
+                made = [since]
+            else:
+                made = []
         if old_from is None or old_from < plan.needed_from:
             trims.append((record.id, plan.needed_from))
         coverage.append((record.id, *_coverage(plan, fetched, old_from, old_to)))

@@ -164,3 +164,48 @@ def test_every_tier_holds_only_its_own_resolution_tick_after_tick(engine: Engine
     assert min(b.start for b in stored if b.resolution == MINUTE) == minutes_from
     assert min(b.start for b in stored if b.resolution == 5 * MINUTE) == fives_from
     assert all(b.resolution == HOUR for b in stored if b.start < fives_from)
+
+
+def test_a_tier_kept_shorter_than_the_minutes_still_rolls_up_what_the_minutes_become(engine: Engine) -> None:
+    """An SLO whose longest burn window is an hour keeps 5-minute buckets for 2 hours but minutes for
+    7: each 5-minute bucket made from minutes is already older than its own tier, and is merged into
+    hours in the same tick, not left behind (the hourly cut-off moves only once an hour)."""
+    from dataclasses import replace
+
+    from bot.buckets import HOUR, MINUTE, floor_time
+    from bot.domain import AlertCondition, AlertPolicy, Op
+
+    slo = replace(
+        SLO_,
+        name="checkout-short-windows",
+        alert_policies=(
+            AlertPolicy("fast", (AlertCondition("fast", "page", Op.GT, 14.4, HOUR, timedelta(0)),)),
+        ),
+    )
+    with Session(engine) as session:
+        repo.upsert_slo(
+            session=session,
+            name=slo.name,
+            service="checkout",
+            documents=[],
+            data_checksum=data_checksum(slo),
+            now=T0,
+        )
+        session.commit()
+    slo_id = 0
+    for minute in range(66):
+        with Session(engine) as session:
+            record = repo.get_slo(session=session, name=slo.name)
+            assert record is not None and record.id is not None
+            slo_id = record.id
+            plan = evaluation.make_plan(slo, record, T0 + minute * MINUTE)
+            evaluation.store(session, record, plan, evaluation.fetch(plan, lambda _ds: SOURCE))
+            session.commit()
+    assert max(plan.policy.windows) == HOUR
+    with Session(engine) as session:
+        stored = history.load_buckets(session=session, slo_id=slo_id, since=plan.end - timedelta(days=31))
+    fives_from = floor_time(plan.end - 2 * HOUR, HOUR)
+    assert [b.start for b in stored if b.resolution == 5 * MINUTE and b.start < fives_from] == []
+    assert min(b.start for b in stored if b.resolution == MINUTE) == floor_time(
+        plan.end - 7 * HOUR, 5 * MINUTE
+    )
