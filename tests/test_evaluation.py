@@ -57,17 +57,17 @@ def truth(start: datetime, end: datetime) -> tuple[int, int]:
     return good, total
 
 
-def _record(session: Session) -> SLORecord:
+def _record(session: Session, slo: SLO = SLO_) -> SLORecord:
     repo.upsert_slo(
         session=session,
-        name=SLO_.name,
+        name=slo.name,
         service="checkout",
         documents=[],
-        data_checksum=data_checksum(SLO_),
+        data_checksum=data_checksum(slo),
         now=T0,
     )
     session.commit()
-    record = repo.get_slo(session=session, name=SLO_.name)
+    record = repo.get_slo(session=session, name=slo.name)
     assert record is not None
     return record
 
@@ -183,15 +183,7 @@ def test_a_tier_kept_shorter_than_the_minutes_still_rolls_up_what_the_minutes_be
         ),
     )
     with Session(engine) as session:
-        repo.upsert_slo(
-            session=session,
-            name=slo.name,
-            service="checkout",
-            documents=[],
-            data_checksum=data_checksum(slo),
-            now=T0,
-        )
-        session.commit()
+        _record(session, slo)
     slo_id = 0
     for minute in range(66):
         with Session(engine) as session:
