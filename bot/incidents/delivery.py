@@ -38,7 +38,7 @@ from bot.runner import utc_now
 from bot.store import breaches as breach_store
 from bot.store import repo
 from bot.store import slack as slack_store
-from bot.store.incidents import KIND, incident_of, vendor
+from bot.store.incidents import KIND, incident_of, move_state, vendor
 from bot.store.models import BreachRecord, IncidentRecord, OutboxRecord, SLORecord
 from bot.worker import OutboxWorker
 
@@ -158,13 +158,16 @@ class IncidentDelivery(OutboxWorker):
             return False
         if sent.reference and action == TRIGGER and not incident.external_id:
             incident.external_id = sent.reference[:64]
-        before = incident.state
-        incident.state = STATES.get(action, incident.state)
         incident.last_error = None
         incident.updated_at = now
         session.add(incident)
+        before, after = incident.state, STATES.get(action, incident.state)
+        # the message shows each tool's state. A webhook that landed during the call told a newer
+        # one (and queued its own update): it is kept.
+        changed = after != before and move_state(
+            session=session, incident=incident, expected=before, state=after, now=now
+        )
         declared = action == TRIGGER and incident.declared_by is not None
-        changed = incident.state != before  # the message shows each tool's state
         if self.conversation is None:
             return False
         if declared:

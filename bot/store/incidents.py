@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from bot.domain import SLO, NotificationTarget
@@ -62,6 +63,27 @@ def incident_of(*, session: Session, breach_id: int, target: str) -> IncidentRec
     return session.exec(
         select(IncidentRecord).where(IncidentRecord.breach_id == breach_id, IncidentRecord.target == target)
     ).first()
+
+
+def move_state(
+    *, session: Session, incident: IncidentRecord, expected: str, state: str, now: datetime
+) -> bool:
+    """Set the incident's state to `state` if it is still `expected`, the state read before a call to
+    the tool: its webhook may have told a newer one while the call was in flight, and the tool's own
+    word wins. One statement, so the check and the write are one step on both databases (PostgreSQL
+    re-reads a row a concurrent transaction changed). True when the state was set."""
+    result = session.execute(
+        update(IncidentRecord)
+        .where(col(IncidentRecord.id) == incident.id, col(IncidentRecord.state) == expected)
+        .values(state=state, updated_at=now)
+        .execution_options(synchronize_session=False)  # (in memory, `expected` may be stale)
+    )
+    moved = bool(getattr(result, "rowcount", 0))
+    if moved:
+        set_committed_value(incident, "state", state)
+    else:
+        session.refresh(incident)  # what the tool said meanwhile
+    return moved
 
 
 def by_dedup_key(*, session: Session, dedup_key: str, kind: str) -> IncidentRecord | None:

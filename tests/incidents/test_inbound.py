@@ -6,7 +6,12 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import httpx
+from sqlmodel import Session
+
 from bot.incidents.inbound import Webhooks, pagerduty_signature
+from bot.incidents.sync import incident_line
+from bot.store.models import BreachRecord
 from tests.fakeincidents import FakeIncidents
 from tests.incidents.harness import T0, Bot
 
@@ -169,3 +174,32 @@ def test_webhooks_are_off_until_their_secret_is_set(make_bot: Any) -> None:
     body = pd_event("incident.acknowledged", "O1", key=bot.key())
     assert off.pagerduty(signed(body), body)[0] == 404
     assert off.opsgenie({"x-slo-bot-token": ""}, b"{}")[0] == 404
+
+
+def test_a_webhook_that_lands_while_slo_bots_own_call_is_in_flight_is_not_overwritten(
+    make_bot: Any, fake: FakeIncidents
+) -> None:
+    """Acknowledged in Slack; while slo-bot tells PagerDuty, someone resolves it there and PagerDuty's
+    webhook lands before slo-bot has written down its own call's answer. The tool's word is the newer."""
+    bot, hooks = fired(make_bot, targets="pd")
+    key = bot.key()
+    with Session(bot.engine) as session:
+        breach = session.get(BreachRecord, bot.breach().id)
+        assert breach is not None
+        assert bot.conversation.acknowledge(session, breach, "U0ANA", bot.now, on=True)
+        session.commit()
+    landed: list[tuple[int, str]] = []
+
+    def resolved_meanwhile(response: httpx.Response) -> None:
+        if not landed and b'"acknowledge"' in response.request.content:
+            body = pd_event("incident.resolved", "R1", key=key)
+            landed.append(hooks.pagerduty(signed(body), body))
+
+    bot.client.event_hooks = {"response": [resolved_meanwhile]}
+    bot.deliver()
+    assert landed == [(200, "applied: resolved")]
+    acked = fake.incident("pagerduty", key)
+    assert acked is not None and acked.status == "acknowledged"  # our call did reach PagerDuty
+    [incident] = bot.incidents()
+    assert (incident.state, incident.changed_by) == ("resolved", "Jane Doe")
+    assert incident_line(incident).startswith("PagerDuty `pd`: resolved by Jane Doe")
