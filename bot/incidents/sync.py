@@ -73,8 +73,7 @@ class IncidentDestination:
             if targets and missing(session, breach, targets) and paging():
                 queued = bool(open_incidents(session, breach, slo, targets, now)) or queued
             if breach.severity == PAGE and escalation_due(breach, slo, tick, now) and paging():
-                escalate(session, breach, slo, now, conversation, tick)
-                queued = True
+                queued = escalate(session, breach, slo, now, conversation, tick) or queued
         return queued
 
 
@@ -120,14 +119,15 @@ def escalation_due(breach: BreachRecord, slo: SLO, tick: Tick, now: datetime) ->
 
 def escalate(
     session: Session, breach: BreachRecord, slo: SLO, now: datetime, conversation: Conversation, tick: Tick
-) -> None:
+) -> bool:
     """Escalate a page that is due (`escalation_due`): mention the on-call group in its thread and
-    escalate it in the tools, once. Acknowledging before then stops it."""
+    escalate it in the tools, once. Acknowledging before then (even during this tick) stops it.
+    True when it escalated."""
     fired = page_since(breach, tick)
     assert fired is not None
     after = escalate_after(slo, PAGE)
-    breach.escalated_at = now
-    session.add(breach)
+    if not breach_store.claim_escalation(session=session, breach=breach, now=now):
+        return False
     assert breach.id is not None
     breach_store.add_event(
         session=session,
@@ -144,6 +144,7 @@ def escalate(
     )
     conversation.note(session, breach, text, now, source=IncidentDestination.name)
     queue_upstream(session, breach, ESCALATE, now, note=f"Unacknowledged in Slack for {span(now - fired)}")
+    return True
 
 
 def incident_line(incident: IncidentRecord) -> str:

@@ -9,6 +9,8 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from bot.alerting import FIRING, RESOLVED
@@ -118,6 +120,29 @@ def apply_changes(
     if done:  # the hooks read changed breaches back (the evaluation's session never autoflushes);
         session.flush()  # a steady breach's new burn rates wait for the commit, one batch for all
     return done
+
+
+def claim_escalation(*, session: Session, breach: BreachRecord, now: datetime) -> bool:
+    """Mark the breach escalated, unless someone acknowledged (or escalated) it since the caller read
+    it: on PostgreSQL a person's click commits while a tick runs. One statement, so the check and the
+    write are one step (PostgreSQL re-reads a row a concurrent transaction changed). True when
+    claimed; otherwise the breach shows what was committed meanwhile."""
+    session.flush()  # the tick's own changes first: they are not lost to the refresh below
+    result = session.execute(
+        update(BreachRecord)
+        .where(
+            col(BreachRecord.id) == breach.id,
+            col(BreachRecord.acknowledged_by).is_(None),
+            col(BreachRecord.escalated_at).is_(None),
+        )
+        .values(escalated_at=now)
+        .execution_options(synchronize_session=False)  # (in memory, the breach may be stale)
+    )
+    if getattr(result, "rowcount", 0):
+        set_committed_value(breach, "escalated_at", now)
+        return True
+    session.refresh(breach, ["acknowledged_by", "acknowledged_at", "escalated_at"])
+    return False
 
 
 def add_event(

@@ -7,9 +7,12 @@ import json
 import re
 from datetime import timedelta
 
+import pytest
 from slack_sdk import WebClient
+from sqlalchemy import text
 from sqlmodel import Session
 
+from bot import jobs
 from bot.domain import DataSource
 from bot.slack.commands import Invocation, answer
 from bot.slack.deps import SlackDeps
@@ -211,3 +214,38 @@ def test_a_refused_call_is_said_in_the_thread_and_does_not_block_the_rest(
     assert len(notes) == 1 and notes[0].startswith("PagerDuty (`pd`) refused the trigger")
     assert "f" * 32 not in notes[0]  # the key is never shown
     assert bot.incidents()[0].last_error
+
+
+# PostgreSQL only: there a person's acknowledgement commits while a tick runs. SQLite has one writer,
+# so the acknowledgement waits for the tick, and the tick reads it before it decides.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_acknowledgement_committed_during_the_tick_stops_its_escalation(
+    make_bot, fake: FakeIncidents
+) -> None:
+    bot: Bot = make_bot(targets="pd")
+    bot.tick(T0)
+    bot.run_until(T0 + timedelta(minutes=3))
+    breach_id = bot.breach().id
+
+    def acknowledged_meanwhile(session: Session, tick: jobs.Tick) -> None:
+        """Ana clicks Acknowledge after the tick read the breach, before it decides to escalate."""
+        with Session(bot.engine) as other:
+            other.execute(text("SET LOCAL lock_timeout = '5s'"))
+            breach = other.get(BreachRecord, breach_id)
+            assert breach is not None and breach.acknowledged_by is None
+            assert bot.conversation.acknowledge(other, breach, "U0ANA", tick.now, on=True)
+            other.commit()
+
+    bot.now = T0 + timedelta(minutes=14)  # the page is due to escalate
+    jobs.evaluate_all(
+        bot.engine,
+        now=bot.now,
+        sources=bot.sources,
+        concurrency=2,
+        hooks=[acknowledged_meanwhile, bot.conversation],
+    )
+    bot.deliver()
+    assert not any(ONCALL in n for n in bot.notes())
+    assert bot.breach().escalated_at is None and bot.breach().acknowledged_by == "U0ANA"
+    actions = [c.json.get("event_action") for c in fake.calls_of("pagerduty", ok_only=True)]
+    assert actions == ["trigger", "acknowledge"]  # acknowledged upstream, never escalated
