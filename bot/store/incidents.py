@@ -72,6 +72,7 @@ def move_state(
     the tool: its webhook may have told a newer one while the call was in flight, and the tool's own
     word wins. One statement, so the check and the write are one step on both databases (PostgreSQL
     re-reads a row a concurrent transaction changed). True when the state was set."""
+    session.flush()  # the caller's own changes first: they are not lost to the refresh below
     result = session.execute(
         update(IncidentRecord)
         .where(col(IncidentRecord.id) == incident.id, col(IncidentRecord.state) == expected)
