@@ -38,7 +38,7 @@ from bot.runner import utc_now
 from bot.store import breaches as breach_store
 from bot.store import repo
 from bot.store import slack as slack_store
-from bot.store.incidents import KIND, incident_of, move_state, vendor
+from bot.store.incidents import KIND, adopt_external_id, incident_of, move_state, vendor
 from bot.store.models import BreachRecord, IncidentRecord, OutboxRecord, SLORecord
 from bot.worker import OutboxWorker
 
@@ -156,12 +156,12 @@ class IncidentDelivery(OutboxWorker):
         entry.last_error = "skipped: the tool has no such action" if sent.skipped else None
         if sent.skipped:
             return False
+        before, after = incident.state, STATES.get(action, incident.state)  # (as read before the call)
         if sent.reference and action == TRIGGER and not incident.external_id:
-            incident.external_id = sent.reference[:64]
+            adopt_external_id(session=session, incident=incident, reference=sent.reference[:64])
         incident.last_error = None
         incident.updated_at = now
         session.add(incident)
-        before, after = incident.state, STATES.get(action, incident.state)
         # the message shows each tool's state. A webhook that landed during the call told a newer
         # one (and queued its own update): it is kept.
         changed = after != before and move_state(

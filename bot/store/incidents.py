@@ -87,6 +87,25 @@ def move_state(
     return moved
 
 
+def adopt_external_id(*, session: Session, incident: IncidentRecord, reference: str) -> bool:
+    """Take `reference` (a trigger call's answer) as the tool's id for the incident, unless one is
+    known by now: the tool's webhook may have named its own incident while the call was in flight.
+    True when taken; otherwise the incident shows the id the webhook gave (and nothing else reread)."""
+    session.flush()  # the caller's own changes first: they are not lost to the refresh below
+    result = session.execute(
+        update(IncidentRecord)
+        .where(col(IncidentRecord.id) == incident.id, col(IncidentRecord.external_id).is_(None))
+        .values(external_id=reference)
+        .execution_options(synchronize_session=False)  # (in memory, it may look unknown still)
+    )
+    taken = bool(getattr(result, "rowcount", 0))
+    if taken:
+        set_committed_value(incident, "external_id", reference)
+    else:
+        session.refresh(incident, ["external_id"])
+    return taken
+
+
 def by_dedup_key(*, session: Session, dedup_key: str, kind: str) -> IncidentRecord | None:
     """The incident opened in a tool of `kind` under `dedup_key`: one per breach. (A key from before
     breaches, one per SLO and severity, was reused by every firing: the newest is the one.)"""

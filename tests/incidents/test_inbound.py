@@ -203,3 +203,32 @@ def test_a_webhook_that_lands_while_slo_bots_own_call_is_in_flight_is_not_overwr
     [incident] = bot.incidents()
     assert (incident.state, incident.changed_by) == ("resolved", "Jane Doe")
     assert incident_line(incident).startswith("PagerDuty `pd`: resolved by Jane Doe")
+
+
+def test_the_tools_incident_id_from_a_webhook_during_the_trigger_call_is_kept(
+    make_bot: Any, fake: FakeIncidents
+) -> None:
+    """PagerDuty's webhook for the new incident lands before slo-bot has written down its trigger
+    call's answer (the dedup key): the incident keeps PagerDuty's own id, and events that name only
+    that id still find it."""
+    bot: Bot = make_bot(targets="pd")
+    hooks = Webhooks(
+        bot.engine, clock=lambda: bot.now, conversation=bot.conversation, pagerduty_secret=SECRET
+    )
+    landed: list[tuple[int, str]] = []
+
+    def triggered_meanwhile(response: httpx.Response) -> None:
+        if not landed and b'"trigger"' in response.request.content:
+            body = pd_event("incident.triggered", "T1", key=bot.key())
+            landed.append(hooks.pagerduty(signed(body), body))
+
+    bot.client.event_hooks = {"response": [triggered_meanwhile]}
+    bot.tick(T0)
+    bot.run_until(T0 + timedelta(minutes=3))
+    assert landed == [(200, "applied: triggered")]
+    [incident] = bot.incidents()
+    assert incident.external_id == "Q1P3AHC"  # PagerDuty's id, not the dedup key its answer gave
+    body = pd_event("incident.acknowledged", "A1", key="not-ours")  # found by the id alone
+    assert hooks.pagerduty(signed(body), body) == (200, "applied: acknowledged")
+    [incident] = bot.incidents()
+    assert (incident.state, incident.changed_by) == ("acknowledged", "Jane Doe")
