@@ -9,14 +9,12 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import update
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from bot.alerting import FIRING, RESOLVED
 from bot.breaches import BUDGET, NOTICE, OPENED, Change, OpenBreach, kind_of
 from bot.store.models import AlertRecord, BreachEventRecord, BreachRecord, SLORecord
-from bot.store.repo import utc
+from bot.store.repo import update_if, utc
 
 
 def open_breaches(*, session: Session, slo_id: int) -> list[BreachRecord]:
@@ -124,25 +122,15 @@ def apply_changes(
 
 def claim_escalation(*, session: Session, breach: BreachRecord, now: datetime) -> bool:
     """Mark the breach escalated, unless someone acknowledged (or escalated) it since the caller read
-    it: on PostgreSQL a person's click commits while a tick runs. One statement, so the check and the
-    write are one step (PostgreSQL re-reads a row a concurrent transaction changed). True when
-    claimed; otherwise the breach shows what was committed meanwhile."""
-    session.flush()  # the tick's own changes first: they are not lost to the refresh below
-    result = session.execute(
-        update(BreachRecord)
-        .where(
-            col(BreachRecord.id) == breach.id,
-            col(BreachRecord.acknowledged_by).is_(None),
-            col(BreachRecord.escalated_at).is_(None),
-        )
-        .values(escalated_at=now)
-        .execution_options(synchronize_session=False)  # (in memory, the breach may be stale)
+    it: on PostgreSQL a person's click commits while a tick runs. True when claimed; otherwise the
+    breach shows what was committed meanwhile."""
+    return update_if(
+        session=session,
+        record=breach,
+        when=[col(BreachRecord.acknowledged_by).is_(None), col(BreachRecord.escalated_at).is_(None)],
+        values={"escalated_at": now},
+        reread=["acknowledged_by", "acknowledged_at", "escalated_at"],
     )
-    if getattr(result, "rowcount", 0):
-        set_committed_value(breach, "escalated_at", now)
-        return True
-    session.refresh(breach, ["acknowledged_by", "acknowledged_at", "escalated_at"])
-    return False
 
 
 def add_event(

@@ -8,15 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from bot.domain import SLO, NotificationTarget
 from bot.incidents.base import TRIGGER
 from bot.store import outbox
 from bot.store.models import BreachRecord, IncidentRecord, WebhookEventRecord
+from bot.store.repo import update_if
 
 # a webhook delivery older than this is refused, and its id remembered this long
 WEBHOOK_MEMORY = timedelta(hours=24)
@@ -70,40 +70,26 @@ def move_state(
 ) -> bool:
     """Set the incident's state to `state` if it is still `expected`, the state read before a call to
     the tool: its webhook may have told a newer one while the call was in flight, and the tool's own
-    word wins. One statement, so the check and the write are one step on both databases (PostgreSQL
-    re-reads a row a concurrent transaction changed). True when the state was set."""
-    session.flush()  # the caller's own changes first: they are not lost to the refresh below
-    result = session.execute(
-        update(IncidentRecord)
-        .where(col(IncidentRecord.id) == incident.id, col(IncidentRecord.state) == expected)
-        .values(state=state, updated_at=now)
-        .execution_options(synchronize_session=False)  # (in memory, `expected` may be stale)
+    word wins. True when the state was set; otherwise the incident shows what the tool said."""
+    return update_if(
+        session=session,
+        record=incident,
+        when=[col(IncidentRecord.state) == expected],
+        values={"state": state, "updated_at": now},
     )
-    moved = bool(getattr(result, "rowcount", 0))
-    if moved:
-        set_committed_value(incident, "state", state)
-    else:
-        session.refresh(incident)  # what the tool said meanwhile
-    return moved
 
 
 def adopt_external_id(*, session: Session, incident: IncidentRecord, reference: str) -> bool:
     """Take `reference` (a trigger call's answer) as the tool's id for the incident, unless one is
     known by now: the tool's webhook may have named its own incident while the call was in flight.
-    True when taken; otherwise the incident shows the id the webhook gave (and nothing else reread)."""
-    session.flush()  # the caller's own changes first: they are not lost to the refresh below
-    result = session.execute(
-        update(IncidentRecord)
-        .where(col(IncidentRecord.id) == incident.id, col(IncidentRecord.external_id).is_(None))
-        .values(external_id=reference)
-        .execution_options(synchronize_session=False)  # (in memory, it may look unknown still)
+    True when taken; otherwise the incident shows the id the webhook gave (nothing else reread)."""
+    return update_if(
+        session=session,
+        record=incident,
+        when=[col(IncidentRecord.external_id).is_(None)],
+        values={"external_id": reference},
+        reread=["external_id"],
     )
-    taken = bool(getattr(result, "rowcount", 0))
-    if taken:
-        set_committed_value(incident, "external_id", reference)
-    else:
-        session.refresh(incident, ["external_id"])
-    return taken
 
 
 def by_dedup_key(*, session: Session, dedup_key: str, kind: str) -> IncidentRecord | None:

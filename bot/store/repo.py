@@ -156,6 +156,35 @@ def commit_without_flush_wait(*, session: Session) -> None:
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
+def update_if(
+    *,
+    session: Session,
+    record: Any,
+    when: Sequence[Any],
+    values: Mapping[str, Any],
+    reread: Sequence[str] = (),
+) -> bool:
+    """Write `values` to the stored row of `record` only while the conditions `when` hold: for a row
+    that another transaction (a webhook, a person's click) may have changed since the caller read it.
+    One statement, so the check and the write are one step on both databases (PostgreSQL re-reads a
+    row a concurrent transaction changed). True when written; otherwise `record` shows what was
+    committed meanwhile (the attributes `reread`, all of them when none are named)."""
+    session.flush()  # the caller's own changes first: they are not lost to the refresh below
+    kind = type(record)
+    result = session.execute(
+        update(kind)
+        .where(col(kind.id) == record.id, *when)
+        .values(**values)
+        .execution_options(synchronize_session=False)  # (in memory, `record` may be stale)
+    )
+    if getattr(result, "rowcount", 0):
+        for name, value in values.items():
+            set_committed_value(record, name, value)
+        return True
+    session.refresh(record, list(reread) or None)
+    return False
+
+
 def set_coverages(*, session: Session, rows: Sequence[tuple[int, datetime, datetime]]) -> None:
     """Record what has been fetched for each SLO, (slo_id, covered_from, covered_to): one batch of
     Core updates (cheaper than the ORM's unit of work)."""
