@@ -5,8 +5,8 @@ Functions over a caller-owned session, like `bot.store.repo`; the caller commits
 
 from __future__ import annotations
 
-import functools
 import itertools
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -167,13 +167,19 @@ def _recompute(session: Session, asks: Sequence[tuple[int, int]]) -> None:
 # Probes find one row per (slo_id, x) by primary-key index: the last bucket that starts before x, or
 # the first that starts at or after it. On PostgreSQL arrays unnested and joined LATERAL (a plain
 # join is planned as a hash join over the whole table; arrays keep the statement one short text,
-# which the driver converts once and the server prepares once, however many probes it carries), on
-# SQLite a UNION ALL of one-row selects.
+# which the driver converts once and the server prepares once, however many probes it carries).
+# On SQLite the points go in as one JSON parameter and the rows come out as one text value, written
+# with printf: CPython's sqlite3 releases the interpreter lock around every step of a statement (a
+# row read) and then waits for it behind the fetch threads, up to a switch interval (5 ms) a row. A
+# tick's ~10,000 probe rows read one at a time took it ~1 s of such waiting for 0.15 s of work;
+# with two busy threads beside it, 25 s against 0.2 s as one value. The numbers are written with 17
+# significant digits ('%!.17g'), which read back as the same doubles (SQLite's JSON functions write
+# 15, which do not): of 600,000 random doubles, every one between 1e-100 and 1e100 read back exactly.
+# (JSON and row values: SQLite 3.38 or later, or an older one built with JSON1.)
 Point = tuple[int, int]  # (slo_id, x)
 
 
-def _probe_one(slo: str, x: str, earlier: bool) -> str:
-    columns = ", ".join(("start_s", "resolution_s", *_SUMMED, *_CUMS))
+def _probe_one(slo: str, x: str, earlier: bool, columns: str) -> str:
     where, order = ("<", "DESC") if earlier else (">=", "ASC")
     return (
         f"SELECT {columns} FROM bucket WHERE slo_id = {slo} AND start_s {where} {x} "
@@ -181,26 +187,27 @@ def _probe_one(slo: str, x: str, earlier: bool) -> str:
     )
 
 
+_ROW_COLUMNS = ("start_s", "resolution_s", *_SUMMED, *_CUMS)
+
 # rows (kind 0 or 1, slo, x, the bucket's columns) for arrays of (slo, x) to look before, then after
 _PROBE_POSTGRESQL = " UNION ALL ".join(
     f"SELECT {kind}, v.slo, v.x, b.* FROM unnest(%s::bigint[], %s::bigint[]) AS v(slo, x) "
-    f"CROSS JOIN LATERAL ({_probe_one('v.slo', 'v.x', kind == 0)}) b"
+    f"CROSS JOIN LATERAL ({_probe_one('v.slo', 'v.x', kind == 0, ', '.join(_ROW_COLUMNS))}) b"
     for kind in (0, 1)
 )
 
-
-@functools.lru_cache(maxsize=16)
-def _probe_sqlite(before: int, after: int) -> str:
-    """`before` probes of the last bucket before x, then `after` of the first at or after x."""
-    columns = [_probe_one("?", "?", k == 0).removeprefix("SELECT ") for k in (0, 1)]
-    parts = [f"SELECT * FROM (SELECT {k} AS k, ? AS slo, ? AS x, {columns[k]})" for k in (0, 1)]
-    return " UNION ALL ".join([parts[0]] * before + [parts[1]] * after)
-
-
-# On SQLite a statement's probes are padded with ones that find nothing (no SLO has id 0) to one of
-# a few sizes, so its statement cache holds a few statements, not one for every count; 450 at most
-# (a compound select has at most 500 terms)
-SQLITE_SIZES = (0, 8, 32, 128, 450)
+# a JSON array of [kind, slo, x, the bucket's columns] for JSON arrays of [slo, x] to look before,
+# then after
+_PROBE_SQLITE = " UNION ALL ".join(
+    f"SELECT printf('[{kind},%d,%d,%d,%d{',%!.17g' * (len(_ROW_COLUMNS) - 2)}]', "
+    f"p.slo, p.x, {', '.join(f'b.{c}' for c in _ROW_COLUMNS)}) AS found "
+    "FROM (SELECT json_extract(value, '$[0]') AS slo, json_extract(value, '$[1]') AS x "
+    "FROM json_each(?)) AS p "
+    "JOIN bucket AS b ON b.slo_id = p.slo "
+    f"AND (b.start_s, b.resolution_s) = ({_probe_one('p.slo', 'p.x', kind == 0, 'start_s, resolution_s')})"
+    for kind in (0, 1)
+)
+_PROBE_SQLITE = f"SELECT '[' || group_concat(found, ',') || ']' FROM ({_PROBE_SQLITE})"
 
 
 def _probe(
@@ -211,33 +218,22 @@ def _probe(
     lists = [list(dict.fromkeys(before)), list(dict.fromkeys(after))]
     found: tuple[dict[Point, _Row], dict[Point, _Row]] = ({}, {})
     width = len(_SUMMED)
+    own, cum = slice(5, 5 + width), slice(5 + width, None)
     if connection.dialect.name == "postgresql":
         arrays = tuple([p[i] for p in points] for points in lists for i in (0, 1))
-        statements: list[tuple[str, tuple[object, ...]]] = [(_PROBE_POSTGRESQL, arrays)]
-    else:
-        statements = []
-        while lists[0] or lists[1]:
-            room, counts = SQLITE_SIZES[-1], []
-            for points in lists:
-                take = min(len(points), max(s for s in SQLITE_SIZES if s <= room))
-                padded = next(s for s in SQLITE_SIZES if s >= take)
-                counts.append((take, padded))
-                room -= padded
-            flat: list[int] = []
-            for points, (take, padded) in zip(lists, counts, strict=True):
-                for slo, x in itertools.chain(points[:take], itertools.repeat((0, 0), padded - take)):
-                    flat += (slo, x, slo, x)
-            statements.append((_probe_sqlite(counts[0][1], counts[1][1]), tuple(flat)))
-            lists = [points[take:] for points, (take, _) in zip(lists, counts, strict=True)]
-    own, cum = slice(5, 5 + width), slice(5 + width, None)
-    for sql, values in statements:
-        result = connection.exec_driver_sql(sql, values)
+        result = connection.exec_driver_sql(_PROBE_POSTGRESQL, arrays)
         try:
             # the driver's plain tuples, not a result row object each (a tick reads ~10 an SLO)
-            for row in result.cursor.fetchall():
-                found[row[0]][(row[1], row[2])] = _Row(row[3], row[4], row[own], row[cum])
+            rows = result.cursor.fetchall()
         finally:
             result.close()
+    else:
+        text = connection.exec_driver_sql(
+            _PROBE_SQLITE, tuple(json.dumps(points) for points in lists)
+        ).scalar()
+        rows = json.loads(text) if text is not None else []
+    for row in rows:
+        found[row[0]][(row[1], row[2])] = _Row(row[3], row[4], row[own], row[cum])
     return found
 
 
