@@ -11,13 +11,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, delete, func, select
 from sqlmodel import Session
 
 from bot.buckets import EPOCH
 from bot.budget import WindowCounts
 from bot.domain import Bucket
-from bot.store.repo import BUCKETS, epoch
+from bot.store.repo import BUCKETS, epoch, ids_by
 
 
 def replace_buckets(
@@ -31,16 +31,18 @@ Write = tuple[int, datetime, datetime, Sequence[Bucket]]  # (slo_id, start, end,
 
 
 def replace_many(*, session: Session, writes: Sequence[Write]) -> None:
-    """`replace_buckets` of many ranges (of one SLO or many): one batch of deletes, one insert, and
+    """`replace_buckets` of many ranges (of one SLO or many): a delete per distinct range, one insert, and
     the running sums of each SLO's rows from its first written one on (see `_Row`)."""
     if not writes:
         return
+    # a statement per distinct range (a steady tick writes the same newest minutes for most SLOs)
+    for (lo, hi), ids in ids_by(
+        (slo_id, (epoch(start), epoch(end))) for slo_id, start, end, _ in writes
+    ).items():
+        session.execute(
+            delete(BUCKETS).where(BUCKETS.c.slo_id.in_(ids), BUCKETS.c.start_s >= lo, BUCKETS.c.start_s < hi)
+        )
     connection = session.connection()
-    mark = "%s" if connection.dialect.name == "postgresql" else "?"
-    connection.exec_driver_sql(
-        f"DELETE FROM bucket WHERE slo_id = {mark} AND start_s >= {mark} AND start_s < {mark}",
-        [(slo_id, epoch(start), epoch(end)) for slo_id, start, end, _ in writes],
-    )
     by_slo: dict[int, list[Write]] = {}
     froms: dict[int, int] = {}  # where each SLO's writes begin
     for write in writes:
@@ -432,15 +434,17 @@ def trim_buckets(*, session: Session, slo_id: int, before: datetime) -> None:
 
 
 def trim_many(*, session: Session, asks: Sequence[tuple[int, datetime]]) -> None:
-    """`trim_buckets` of many SLOs, (slo_id, before) each: one batch of deletes."""
+    """`trim_buckets` of many SLOs, (slo_id, before) each: a delete per distinct `before`."""
     if not asks:
         return
-    connection = session.connection()
-    mark = "%s" if connection.dialect.name == "postgresql" else "?"
-    connection.exec_driver_sql(
-        f"DELETE FROM bucket WHERE slo_id = {mark} AND start_s + resolution_s <= {mark}",
-        [(slo_id, epoch(before)) for slo_id, before in asks],
-    )
+    for before, ids in ids_by((slo_id, epoch(before)) for slo_id, before in asks).items():
+        session.execute(
+            delete(BUCKETS).where(
+                BUCKETS.c.slo_id.in_(ids),
+                BUCKETS.c.start_s < before,  # (an index range, not all of each SLO's rows)
+                BUCKETS.c.start_s + BUCKETS.c.resolution_s <= before,
+            )
+        )
 
 
 def count_buckets(*, session: Session, slo_id: int | None = None) -> int:

@@ -10,9 +10,9 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, func, insert, inspect, select, text, update
+from sqlalchemy import delete, func, insert, inspect, select, text, update
 from sqlalchemy.orm import defer
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
@@ -26,6 +26,7 @@ from bot.store.models import BucketRecord, SLORecord, SnapshotRecord
 BUCKETS = BucketRecord.__table__  # type: ignore[attr-defined]
 SNAPSHOTS = SnapshotRecord.__table__  # type: ignore[attr-defined]
 SLOS = SLORecord.__table__  # type: ignore[attr-defined]
+K = TypeVar("K")
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -185,16 +186,23 @@ def update_if(
     return False
 
 
+def ids_by(pairs: Iterable[tuple[int, K]]) -> dict[K, list[int]]:
+    """The ids of (id, value) pairs, by value: a batch's rows written with a statement per distinct
+    value (`WHERE id IN (...)`), not one per row. A tick's SLOs mostly share their values (they
+    were fetched up to the same minute), and each row of an executemany is a statement of its own
+    on PostgreSQL (psycopg pipelines them: the server still runs, and the driver still handles,
+    each one) and a step of its own on SQLite."""
+    found: dict[K, list[int]] = {}
+    for slo_id, value in pairs:
+        found.setdefault(value, []).append(slo_id)
+    return found
+
+
 def set_coverages(*, session: Session, rows: Sequence[tuple[int, datetime, datetime]]) -> None:
-    """Record what has been fetched for each SLO, (slo_id, covered_from, covered_to): one batch of
-    Core updates (cheaper than the ORM's unit of work)."""
-    if rows:
-        session.execute(
-            update(SLOS)
-            .where(SLOS.c.id == bindparam("slo"))
-            .values(covered_from=bindparam("since"), covered_to=bindparam("until")),
-            [{"slo": slo_id, "since": since, "until": until} for slo_id, since, until in rows],
-        )
+    """Record what has been fetched for each SLO, (slo_id, covered_from, covered_to): a Core update
+    (cheaper than the ORM's unit of work) per distinct range."""
+    for (since, until), ids in ids_by((slo_id, (since, until)) for slo_id, since, until in rows).items():
+        session.execute(update(SLOS).where(SLOS.c.id.in_(ids)).values(covered_from=since, covered_to=until))
 
 
 def record_failure(*, session: Session, slo_id: int, at: datetime, kind: str, why: str) -> None:

@@ -385,3 +385,51 @@ def test_rolled_up_buckets_hold_what_the_pure_rollup_merges(engine: Engine) -> N
         for got, expected in zip(loaded[i], want[i], strict=True):
             for field in ("good", "total", "good_slices", "slices", "ratio_sum"):
                 assert getattr(got, field) == pytest.approx(getattr(expected, field)), (i, got.start, field)
+
+
+def test_a_batch_of_slos_written_over_the_same_minutes_costs_a_statement_per_range(engine: Engine) -> None:
+    """A steady tick writes the same newest minute for most of its SLOs: clearing that range,
+    trimming and recording coverage each run once for all of them (executemany runs a statement per
+    row), and each SLO still ends with exactly its own buckets and coverage."""
+    from sqlalchemy import event
+
+    ran: list[str] = []
+
+    def count(
+        _conn: object, _cursor: object, statement: str, parameters: object, _ctx: object, many: bool
+    ) -> None:
+        ran.extend([statement.split()[0]] * (len(parameters) if many else 1))  # type: ignore[arg-type]
+
+    with Session(engine) as session:
+        ids = []
+        for index in range(40):
+            _slo(session, name=f"s{index:02}")
+            session.flush()
+            record = repo.get_slo(session=session, name=f"s{index:02}")
+            assert record is not None and record.id is not None
+            ids.append(record.id)
+        old = [
+            Bucket(NOW - HOUR + i * MINUTE, MINUTE, good=1.0, total=1.0, covered=MINUTE) for i in range(60)
+        ]
+        history.replace_many(session=session, writes=[(i, NOW - HOUR, NOW, old) for i in ids])
+        newest = [Bucket(NOW, MINUTE, good=float(i), total=float(i + 1), covered=MINUTE) for i in range(40)]
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            history.replace_many(
+                session=session,
+                writes=[(i, NOW, NOW + MINUTE, [b]) for i, b in zip(ids, newest, strict=True)]
+                + [(ids[0], NOW - 2 * MINUTE, NOW, old[-2:])],  # one SLO also asks two minutes again
+            )
+            history.trim_many(session=session, asks=[(i, NOW - HOUR + 10 * MINUTE) for i in ids])
+            repo.set_coverages(
+                session=session, rows=[(i, NOW - HOUR + 10 * MINUTE, NOW + MINUTE) for i in ids]
+            )
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert ran.count("DELETE") == 3, ran  # two distinct ranges cleared, one trim
+        assert ran.count("UPDATE") == 1  # the coverage (the running sums are summed again by a WITH)
+        for slo_id, bucket in zip(ids, newest, strict=True):
+            stored = history.load_buckets(session=session, slo_id=slo_id, since=NOW - 2 * HOUR)
+            assert len(stored) == 51 and stored[-1] == bucket
+            record = session.get(repo.SLORecord, slo_id)
+            assert record is not None and repo.utc(record.covered_to) == NOW + MINUTE
