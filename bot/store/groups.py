@@ -88,7 +88,7 @@ def newest_data(buckets: Iterable[Sequence[Bucket]]) -> datetime | None:
 def set_last_data(*, session: Session, seen: Mapping[int, datetime]) -> None:
     """Each member's `last_data_at` moved forward to its newest data, `seen` by id: a statement per
     distinct time (a group's members are usually all seen up to the same minute), not per member."""
-    for at, ids in repo.ids_by(seen.items()).items():
+    for at, ids in repo.ids_by(seen.items()):
         session.execute(
             update(SLOS)
             .where(SLOS.c.id.in_(ids), (SLOS.c.last_data_at.is_(None)) | (SLOS.c.last_data_at < at))

@@ -36,9 +36,7 @@ def replace_many(*, session: Session, writes: Sequence[Write]) -> None:
     if not writes:
         return
     # a statement per distinct range (a steady tick writes the same newest minutes for most SLOs)
-    for (lo, hi), ids in ids_by(
-        (slo_id, (epoch(start), epoch(end))) for slo_id, start, end, _ in writes
-    ).items():
+    for (lo, hi), ids in ids_by((slo_id, (epoch(start), epoch(end))) for slo_id, start, end, _ in writes):
         session.execute(
             delete(BUCKETS).where(BUCKETS.c.slo_id.in_(ids), BUCKETS.c.start_s >= lo, BUCKETS.c.start_s < hi)
         )
@@ -437,7 +435,7 @@ def trim_many(*, session: Session, asks: Sequence[tuple[int, datetime]]) -> None
     """`trim_buckets` of many SLOs, (slo_id, before) each: a delete per distinct `before`."""
     if not asks:
         return
-    for before, ids in ids_by((slo_id, epoch(before)) for slo_id, before in asks).items():
+    for before, ids in ids_by((slo_id, epoch(before)) for slo_id, before in asks):
         session.execute(
             delete(BUCKETS).where(
                 BUCKETS.c.slo_id.in_(ids),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -186,22 +186,27 @@ def update_if(
     return False
 
 
-def ids_by(pairs: Iterable[tuple[int, K]]) -> dict[K, list[int]]:
-    """The ids of (id, value) pairs, by value: a batch's rows written with a statement per distinct
-    value (`WHERE id IN (...)`), not one per row. A tick's SLOs mostly share their values (they
-    were fetched up to the same minute), and each row of an executemany is a statement of its own
-    on PostgreSQL (psycopg pipelines them: the server still runs, and the driver still handles,
-    each one) and a step of its own on SQLite."""
+IN_MOST = 900  # ids in one IN list (SQLite before 3.32 takes at most 999 parameters a statement)
+
+
+def ids_by(pairs: Iterable[tuple[int, K]]) -> Iterator[tuple[K, list[int]]]:
+    """The ids of (id, value) pairs, by value (`IN_MOST` at a time): a batch's rows written with a
+    statement per distinct value (`WHERE id IN (...)`), not one per row. A tick's SLOs mostly share
+    their values (they were fetched up to the same minute), and each row of an executemany is a
+    statement of its own on PostgreSQL (psycopg pipelines them: the server still runs, and the
+    driver still handles, each one) and a step of its own on SQLite."""
     found: dict[K, list[int]] = {}
     for slo_id, value in pairs:
         found.setdefault(value, []).append(slo_id)
-    return found
+    for value, ids in found.items():
+        for at in range(0, len(ids), IN_MOST):
+            yield value, ids[at : at + IN_MOST]
 
 
 def set_coverages(*, session: Session, rows: Sequence[tuple[int, datetime, datetime]]) -> None:
     """Record what has been fetched for each SLO, (slo_id, covered_from, covered_to): a Core update
     (cheaper than the ORM's unit of work) per distinct range."""
-    for (since, until), ids in ids_by((slo_id, (since, until)) for slo_id, since, until in rows).items():
+    for (since, until), ids in ids_by((slo_id, (since, until)) for slo_id, since, until in rows):
         session.execute(update(SLOS).where(SLOS.c.id.in_(ids)).values(covered_from=since, covered_to=until))
 
 

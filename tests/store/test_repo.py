@@ -86,3 +86,13 @@ def test_latest_snapshot_per_slo_and_prune(engine: Engine) -> None:
         assert repo.delete_slos_except(session=session, keep=["b"]) == ["a"]
         session.commit()
         assert [r.name for r in repo.list_slos(session=session)] == ["b"]
+
+
+def test_ids_by_value_come_in_in_lists_an_old_sqlite_takes() -> None:
+    pairs = [(i, "same" if i % 3 else "other") for i in range(2_500)]
+    found = list(repo.ids_by(pairs))
+    assert all(len(ids) <= repo.IN_MOST <= 999 for _, ids in found)
+    assert sorted(i for value, ids in found if value == "same" for i in ids) == [
+        i for i in range(2_500) if i % 3
+    ]
+    assert sorted(i for value, ids in found if value == "other" for i in ids) == list(range(0, 2_500, 3))
