@@ -12,6 +12,18 @@ from bot.store import history, repo
 from tests.store.test_repo import NOW, _slo
 
 
+def _slos(session: Session, count: int) -> list[int]:
+    """`count` stored SLOs (s00, s01, ...): their ids."""
+    ids = []
+    for index in range(count):
+        _slo(session, name=f"s{index:02}")
+        session.flush()
+        record = repo.get_slo(session=session, name=f"s{index:02}")
+        assert record is not None and record.id is not None
+        ids.append(record.id)
+    return ids
+
+
 def test_buckets_round_trip_rollup_and_trim(engine: Engine) -> None:
     with Session(engine) as session:
         _slo(session)
@@ -287,13 +299,7 @@ def test_window_sums_of_many_slos_equal_each_ones_own(engine: Engine) -> None:
     every SLO gets its own sums."""
     windows = [MINUTE * 5, MINUTE * 30, HOUR, HOUR * 6, HOUR * 24, HOUR * 72]
     with Session(engine) as session:
-        ids = []
-        for index in range(80):
-            _slo(session, name=f"s{index:02}")
-            session.flush()
-            record = repo.get_slo(session=session, name=f"s{index:02}")
-            assert record is not None and record.id is not None
-            ids.append(record.id)
+        ids = _slos(session, 80)
         history.replace_many(
             session=session,
             writes=[
@@ -401,13 +407,7 @@ def test_a_batch_of_slos_written_over_the_same_minutes_costs_a_statement_per_ran
         ran.extend([statement.split()[0]] * (len(parameters) if many else 1))  # type: ignore[arg-type]
 
     with Session(engine) as session:
-        ids = []
-        for index in range(40):
-            _slo(session, name=f"s{index:02}")
-            session.flush()
-            record = repo.get_slo(session=session, name=f"s{index:02}")
-            assert record is not None and record.id is not None
-            ids.append(record.id)
+        ids = _slos(session, 40)
         old = [
             Bucket(NOW - HOUR + i * MINUTE, MINUTE, good=1.0, total=1.0, covered=MINUTE) for i in range(60)
         ]
