@@ -170,11 +170,12 @@ def _recompute(session: Session, asks: Sequence[tuple[int, int]]) -> None:
 # which the driver converts once and the server prepares once, however many probes it carries).
 # On SQLite the points go in as one JSON parameter and the rows come out as one text value, written
 # with printf: CPython's sqlite3 releases the interpreter lock around every step of a statement (a
-# row read) and then waits for it behind the fetch threads, up to a switch interval (5 ms) a row. A
-# tick's ~10,000 probe rows read one at a time took it ~1 s of such waiting for 0.15 s of work;
-# with two busy threads beside it, 25 s against 0.2 s as one value. The numbers are written with 17
-# significant digits ('%!.17g'), which read back as the same doubles (SQLite's JSON functions write
-# 15, which do not): of 600,000 random doubles, every one between 1e-100 and 1e100 read back exactly.
+# row read) and then waits for it behind the fetch threads, up to a switch interval (5 ms) a row.
+# A steady tick's ~10,000 probe rows (0.15 s of work alone) took 0.83-1.15 s of it read as rows,
+# 0.51-0.89 s as one value; with two busy threads beside it, 14-25 s against 0.3 s. Numbers are
+# written with 17 significant digits ('%!.17g'), which read back as the same doubles (SQLite's JSON
+# functions write 15, which do not): of 600,000 random doubles, every one between 1e-100 and 1e100
+# read back exactly.
 # (JSON and row values: SQLite 3.38 or later, or an older one built with JSON1.)
 Point = tuple[int, int]  # (slo_id, x)
 
@@ -198,7 +199,7 @@ _PROBE_POSTGRESQL = " UNION ALL ".join(
 
 # a JSON array of [kind, slo, x, the bucket's columns] for JSON arrays of [slo, x] to look before,
 # then after
-_PROBE_SQLITE = " UNION ALL ".join(
+_PROBE_SQLITE_ROWS = " UNION ALL ".join(
     f"SELECT printf('[{kind},%d,%d,%d,%d{',%!.17g' * (len(_ROW_COLUMNS) - 2)}]', "
     f"p.slo, p.x, {', '.join(f'b.{c}' for c in _ROW_COLUMNS)}) AS found "
     "FROM (SELECT json_extract(value, '$[0]') AS slo, json_extract(value, '$[1]') AS x "
@@ -207,7 +208,7 @@ _PROBE_SQLITE = " UNION ALL ".join(
     f"AND (b.start_s, b.resolution_s) = ({_probe_one('p.slo', 'p.x', kind == 0, 'start_s, resolution_s')})"
     for kind in (0, 1)
 )
-_PROBE_SQLITE = f"SELECT '[' || group_concat(found, ',') || ']' FROM ({_PROBE_SQLITE})"
+_PROBE_SQLITE = f"SELECT '[' || group_concat(found, ',') || ']' FROM ({_PROBE_SQLITE_ROWS})"
 
 
 def _probe(
