@@ -575,8 +575,8 @@ def _evaluate(
     for change, breach in done:
         if change.event == breaches.RESOLVED and breach.id is not None:
             spent[breach.id] = episodes.record_cost(session, plan.slo, breach, plan.now).cost_ratio
-    # most SLOs have no breach, and most breaches did not change: no need to read again what was read
-    now_open = tuple(breach_store.open_breaches(session=session, slo_id=fresh.id)) if done else tuple(opened)
+    # what was read and what changed: no need to read them again
+    now_open = tuple(breach_store.still_open(opened, (b for _, b in done)))
     tick = Tick(fresh, plan.slo, assessment, plan.now, tuple(done), now_open, by_key, plan.exclusions)
     for hook in hooks:
         hook(session, tick)

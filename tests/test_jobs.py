@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -461,3 +462,50 @@ def test_console_charts_waiting_to_be_drawn_hold_no_data_and_are_all_drawn(
     charts = sorted((tmp_path / "charts").glob("*.png"))
     assert len(charts) == 6 and all(p.read_bytes()[:4] == b"\x89PNG" for p in charts)
     assert out.getvalue().count("📈 burn-down chart:") == 6
+
+
+def test_an_outage_that_opens_a_breach_for_every_slo_reads_the_subscriptions_once_a_transaction(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    """A shared dependency goes down and 30 SLOs of one service open their breaches in one stored
+    batch: the service's subscribed channels are read once for all of them (not once a breach), the
+    breaches are not read back after they open,
+    every breach's message still goes to the channel subscribed then (not the default, the
+    fallback), and one subscribed later in the same session is seen at once."""
+    from sqlalchemy import event
+
+    from bot.conversation import Conversation
+    from bot.slack.notify import SlackDestination
+    from bot.store import slack as slack_store
+    from bot.store.models import OutboxRecord
+
+    _apply_many(tmp_path, database_url, monkeypatch, 30, error_ratio=0.05)  # all burning
+    with Session(engine) as session:
+        slack_store.subscribe(session=session, service="api", channel="C0API", by="U1", now=NOW)
+        session.commit()
+    hooks = [Conversation([SlackDestination("C0DEFAULT")])]
+    sources = SourcePool()
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    try:
+        opening = _fetched(engine, sources, NOW)
+        statements.clear()
+        outcomes = jobs._store_batch(engine, opening, hooks=hooks, breached=set())
+    finally:
+        sources.close()
+    assert all(o.status is not None and o.alerts for o in outcomes) and len(outcomes) == 30
+    assert sum("FROM subscription" in s for s in statements) == 1, "one read for the 30 breaches"
+    # nor is any breach read back to show it: the evaluation has those it opened
+    read_back = [s for s in statements if re.search(r"\bFROM breach\s+WHERE", s)]
+    assert not read_back, read_back
+    with Session(engine) as session:
+        posts = session.exec(select(OutboxRecord).where(OutboxRecord.kind == "alert_message")).all()
+        assert sorted(p.breach_id for p in posts) == sorted({p.breach_id for p in posts})
+        assert {p.channel for p in posts} == {"C0API"} and len(posts) == 30
+        # read, then a subscription in the same session's next transaction: seen
+        assert slack_store.subscribed_channels(session=session, service="api") == ["C0API"]
+        session.commit()
+        slack_store.subscribe(session=session, service="api", channel="C0MORE", by="U1", now=NOW)
+        assert slack_store.subscribed_channels(session=session, service="api") == ["C0API", "C0MORE"]
+        session.commit()
+        assert slack_store.subscribed_channels(session=session, service="api") == ["C0API", "C0MORE"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlmodel import Session, col, or_, select
 
 from bot import breaches
@@ -25,7 +25,7 @@ from bot.notes import thread_note
 from bot.slack.blocks import slack_time
 from bot.slack.uploads import queue_chart
 from bot.store import breaches as breach_store
-from bot.store import outbox
+from bot.store import outbox, repo
 from bot.store import slack as slack_store
 from bot.store.models import BreachRecord, OutboxRecord, SLORecord
 from bot.store.repo import utc
@@ -83,19 +83,7 @@ def queue_message(session: Session, breach: BreachRecord, channels: Sequence[str
 
 def _queued_in(session: Session) -> set[tuple[int | None, str]]:
     """The (breach, channel) messages queued in the session's open transaction."""
-    queued: set[tuple[int | None, str]] | None = session.info.get(_QUEUED)
-    if queued is None:
-        queued = session.info[_QUEUED] = set()
-
-        def forget(_session: Session, *_: object) -> None:
-            queued.clear()
-
-        event.listen(session, "after_commit", forget)
-        event.listen(session, "after_rollback", forget)
-    return queued
-
-
-_QUEUED = "slo_bot_messages_queued"
+    return repo.per_transaction(session, "messages_queued", set)
 
 
 def queue_update(session: Session, breach: BreachRecord, now: datetime) -> None:

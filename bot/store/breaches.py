@@ -6,7 +6,7 @@ Functions over a caller-owned session; the caller commits (with the tick's bucke
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -39,6 +39,14 @@ def open_breaches_many(*, session: Session, slo_ids: Sequence[int]) -> dict[int,
 def slos_with_open_breaches(*, session: Session) -> set[int]:
     rows = session.exec(select(BreachRecord.slo_id).where(BreachRecord.state == FIRING).distinct())
     return set(rows)
+
+
+def still_open(*groups: Iterable[BreachRecord]) -> list[BreachRecord]:
+    """The firing breaches among `groups`, each once, oldest first (as `open_breaches` orders them):
+    after an evaluation moved its SLO's breaches, those it read and those it changed or opened are
+    all there are (breaches open and close only in their SLO's evaluation, one at a time)."""
+    found = {id(r): r for records in groups for r in records}
+    return sorted((r for r in found.values() if r.state == FIRING), key=lambda r: r.id or 0)
 
 
 def current(records: Sequence[BreachRecord]) -> dict[str, BreachRecord]:

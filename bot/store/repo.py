@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, inspect, select, text, update
+from sqlalchemy import delete, event, func, insert, inspect, select, text, update
 from sqlalchemy.orm import defer
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
@@ -27,6 +27,8 @@ BUCKETS = BucketRecord.__table__  # type: ignore[attr-defined]
 SNAPSHOTS = SnapshotRecord.__table__  # type: ignore[attr-defined]
 SLOS = SLORecord.__table__  # type: ignore[attr-defined]
 K = TypeVar("K")
+V = TypeVar("V")
+_TRANSACTION = "slo_bot_per_transaction"
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -42,6 +44,29 @@ def checksum(value: Any) -> str:
 
 def epoch(at: datetime) -> int:
     return int((at - EPOCH).total_seconds())
+
+
+def per_transaction(session: Session, key: str, make: Callable[[], V]) -> V:
+    """A value kept in the session for its open transaction: made at first use, dropped when the
+    transaction commits or rolls back (e.g. what a batch of SLOs' hooks would each read again)."""
+    kept: dict[str, Any] | None = session.info.get(_TRANSACTION)
+    if kept is None:
+        kept = session.info[_TRANSACTION] = {}
+
+        def forget(_session: Session, *_: object) -> None:
+            kept.clear()
+
+        event.listen(session, "after_commit", forget)
+        event.listen(session, "after_rollback", forget)
+    if key not in kept:
+        kept[key] = make()
+    value: V = kept[key]
+    return value
+
+
+def forget(session: Session, key: str) -> None:
+    """Drop a `per_transaction` value: what it was made from changed in the transaction."""
+    session.info.get(_TRANSACTION, {}).pop(key, None)
 
 
 # --- SLO records -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from bot.store.models import (
     SLORecord,
     SubscriptionRecord,
 )
-from bot.store.repo import utc
+from bot.store.repo import forget, per_transaction, utc
 
 # --- silences ------------------------------------------------------------------------------------
 
@@ -81,12 +81,28 @@ def subscribe(*, session: Session, service: str, channel: str, by: str, now: dat
     if exists is not None:
         return False
     session.add(SubscriptionRecord(service=service, channel=channel, created_by=by, created_at=now))
+    forget(session, _SUBSCRIBED)  # read again, with this one, if the transaction asks
     return True
 
 
 def subscribed_channels(*, session: Session, service: str) -> list[str]:
-    rows = session.exec(select(SubscriptionRecord).where(SubscriptionRecord.service == service))
-    return [r.channel for r in rows]
+    """The channels subscribed to the service, oldest first. Read once a transaction for every
+    service (a few rows each): an outage that opens a breach for each of hundreds of SLOs in one
+    stored batch asks once, not once a breach."""
+    return list(per_transaction(session, _SUBSCRIBED, lambda: _subscriptions(session)).get(service, ()))
+
+
+def _subscriptions(session: Session) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    rows = session.execute(
+        select(SubscriptionRecord.service, SubscriptionRecord.channel).order_by(col(SubscriptionRecord.id))
+    )
+    for service, channel in rows:
+        found.setdefault(service, []).append(channel)
+    return found
+
+
+_SUBSCRIBED = "subscribed_channels"
 
 
 def services_of_user(*, session: Session, user: str) -> list[str]:
