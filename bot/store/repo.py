@@ -53,11 +53,11 @@ def per_transaction(session: Session, key: str, make: Callable[[], V]) -> V:
     if kept is None:
         kept = session.info[_TRANSACTION] = {}
 
-        def forget(_session: Session, *_: object) -> None:
+        def drop_all(_session: Session, *_: object) -> None:
             kept.clear()
 
-        event.listen(session, "after_commit", forget)
-        event.listen(session, "after_rollback", forget)
+        event.listen(session, "after_commit", drop_all)
+        event.listen(session, "after_rollback", drop_all)
     if key not in kept:
         kept[key] = make()
     value: V = kept[key]
