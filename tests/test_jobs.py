@@ -508,3 +508,39 @@ def test_an_outage_that_opens_a_breach_for_every_slo_reads_the_subscriptions_onc
         assert slack_store.subscribed_channels(session=session, service="api") == ["C0API", "C0MORE"]
         session.commit()
         assert slack_store.subscribed_channels(session=session, service="api") == ["C0API", "C0MORE"]
+
+
+def test_the_alerts_an_outage_moves_are_written_with_one_flush_an_slo(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    """Every SLO of a batch starts burning at once, each moving several alerts: each SLO's new alerts
+    are flushed together (one flush gives them their ids for their events), not one flush an alert,
+    and every transition is still recorded as an event of its own alert."""
+    from sqlalchemy import event
+
+    from bot.store.models import AlertEventRecord, AlertRecord
+
+    _apply_many(tmp_path, database_url, monkeypatch, 12, error_ratio=0.05)
+    sources = SourcePool()
+    flushes: list[int] = []  # how many new alerts each flush that wrote some wrote
+
+    def count(session: Session, _: object) -> None:
+        new = sum(isinstance(o, AlertRecord) for o in session.new)  # (still as before the flush)
+        if new:
+            flushes.append(new)
+
+    event.listen(Session, "after_flush", count)
+    try:
+        opening = _fetched(engine, sources, NOW)
+        outcomes = jobs._store_batch(engine, opening, hooks=[], breached=set())
+    finally:
+        event.remove(Session, "after_flush", count)
+        sources.close()
+    transitions = sum(len(o.transitions) for o in outcomes)
+    assert len(outcomes) == 12 and transitions > 12, "several alerts an SLO move"
+    assert len(flushes) == 12 and sum(flushes) == transitions, flushes
+    with Session(engine) as session:
+        alerts = session.exec(select(AlertRecord)).all()
+        events = session.exec(select(AlertEventRecord)).all()
+    assert len(alerts) == transitions
+    assert sorted(e.alert_id for e in events) == sorted(a.id for a in alerts)

@@ -76,7 +76,9 @@ def record_step(
     transition: Transition | None,
     at: datetime,
 ) -> AlertRecord | None:
-    """Persist what `bot.alerting.step` decided; returns the alert the transition belongs to."""
+    """Persist what `bot.alerting.step` decided; returns the alert the transition belongs to. The
+    caller records the transition (`add_event`, once the alert has an id: one flush for all of an
+    SLO's alerts, not one each)."""
     if after is None and current is None:
         return None
     if after is None:
@@ -99,17 +101,6 @@ def record_step(
         current.burn_rates = json.dumps(dict(transition.burn_rates))
         current.reason = transition.reason
     session.add(current)
-    if transition is not None:
-        session.flush()
-        assert current.id is not None
-        add_event(
-            session=session,
-            alert_id=current.id,
-            at=at,
-            event=transition.event,
-            burn_rates=transition.burn_rates,
-            detail=transition.reason,
-        )
     return current
 
 
