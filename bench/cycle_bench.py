@@ -126,7 +126,14 @@ def main() -> int:
         # what `slo-bot run` adds to each SLO's transaction
         conversation = Conversation([SlackDestination("C0BENCH"), IncidentDestination()])
         hooks = [] if args.without_hooks else [conversation]
-        runner = Runner(engine, sources, concurrency=args.concurrency, clock=lambda: clock_at[0], hooks=hooks)
+        runner = Runner(
+            engine,
+            sources,
+            concurrency=args.concurrency,
+            clock=lambda: clock_at[0],
+            hooks=hooks,
+            freeze_after_first_tick=True,  # as `slo-bot run`
+        )
         gc.collect()  # as `slo-bot run` does before its first tick (bot/service.py)
         gc.freeze()
         started = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -36,6 +37,9 @@ class Runner:
     interval: timedelta = timedelta(minutes=1)
     replica: str = field(default_factory=replica_name)
     ticks: int = 0
+    # `slo-bot run`: what the first tick built to keep (each SLO's definition, plan shapes, compiled
+    # statements) is frozen after it (`_keep_for_good`)
+    freeze_after_first_tick: bool = False
     heartbeat: Heartbeat = field(default_factory=Heartbeat)  # what /healthz judges
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -77,6 +81,8 @@ class Runner:
                         )
                 METRICS.evaluation_took(time.monotonic() - started)
                 self.ticks += 1
+                if self.ticks == 1 and self.freeze_after_first_tick:
+                    _keep_for_good()
                 self.heartbeat.ended()
                 try:
                     refresh_failing(self.engine)
@@ -90,3 +96,16 @@ class Runner:
         """SIGTERM: the running tick takes no more SLOs, hands back those not started and finishes
         the rest (another replica takes what it handed back); no tick starts after this."""
         self._stopping.set()
+
+
+def _keep_for_good() -> None:
+    """Leave what is alive now out of the garbage collector's passes from here on, once what is
+    garbage has gone (as `slo-bot run` does with the program's own objects before its first tick).
+
+    After a first tick, that is what a process keeps from tick to tick: 35,000 objects at 1,000 SLOs,
+    walked by every full pass and most young ones while it stays. Frozen, a steady tick's own thread
+    took 0.12-0.16 s less CPU (0.95 s against 1.07-1.11 s, two runs each, alternated, on the same
+    minutes). Done once, not after every tick: a frozen object that later becomes part of a reference
+    cycle is never collected, and what one tick kept is a bounded amount."""
+    gc.collect()
+    gc.freeze()

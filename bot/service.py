@@ -130,6 +130,7 @@ def run(settings: Settings, engine: Engine, port: int) -> int:
         after_tick=wake,
         interval=interval,
         replica=replica_name(),
+        freeze_after_first_tick=True,
     )
     deliver = digests.printer(sys.stdout, Path(settings.chart_dir)) if mode == "console" else digests.queue
 

@@ -544,3 +544,33 @@ def test_the_alerts_an_outage_moves_are_written_with_one_flush_an_slo(
         events = session.exec(select(AlertEventRecord)).all()
     assert len(alerts) == transitions
     assert sorted(e.alert_id for e in events) == sorted(a.id for a in alerts)
+
+
+def test_run_freezes_what_its_first_tick_kept_once_and_only_once(
+    tmp_path: Path, database_url: str, engine: Engine, monkeypatch: Any
+) -> None:
+    """`slo-bot run` leaves what its first tick kept (each SLO's definition, plan shapes, compiled
+    statements) out of the garbage collector's passes; later ticks freeze nothing more (a frozen
+    object is never collected as part of a cycle)."""
+    import gc
+
+    from bot.runner import Runner
+
+    _apply_many(tmp_path, database_url, monkeypatch, 3)
+    sources = SourcePool()
+    clock = [NOW]
+    runner = Runner(engine, sources, concurrency=2, clock=lambda: clock[0], freeze_after_first_tick=True)
+    before = gc.get_freeze_count()
+    try:
+        assert len(runner.tick()) == 3
+        frozen = gc.get_freeze_count()
+        assert frozen > before
+        clock[0] += timedelta(minutes=1)
+        # (frozen objects still go when nothing refers to them: the count may shrink, never grow)
+        assert len(runner.tick()) == 3
+        assert gc.get_freeze_count() <= frozen
+        plain = Runner(engine, sources, concurrency=2, clock=lambda: clock[0] + timedelta(minutes=1))
+        assert len(plain.tick()) == 3 and gc.get_freeze_count() <= frozen  # (others, as `check`: never)
+    finally:
+        gc.unfreeze()
+        sources.close()
