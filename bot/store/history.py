@@ -302,8 +302,9 @@ def window_sums_many(*, session: Session, asks: Sequence[Ask]) -> dict[int, dict
         ordered = sorted(set(windows))
         sums = out[slo_id]
         for w in ordered:
-            found = empty.get(w)
-            sums[w] = found if found is not None else empty.setdefault(w, WindowCounts(span=w))
+            if w not in empty:
+                empty[w] = WindowCounts(span=w)
+            sums[w] = empty[w]
         shapes.append((slo_id, epoch(end), ordered))
     if not shapes:
         return out
